@@ -1,0 +1,159 @@
+/*
+ * detach.h - the one public header of libdetach.
+ *
+ * libdetach lets a FastCGI request trigger a long job: a trigger route is
+ * acknowledged with an empty 200 at once and its job runs on, whatever the
+ * client does next; an attached route streams the job's output as the
+ * response and watches the connection while it runs.  Every job carries a
+ * connection status with PHP's semantics (NORMAL 0, ABORTED 1, TIMEOUT 2,
+ * bits), ignore_user_abort, set_time_limit and shutdown callbacks.
+ *
+ * Conventions: every name starts with detach_; types are opaque; functions
+ * that can fail return 0 (or a handle) on success and -1 (or NULL) on
+ * failure with errno set and a message in detach_last_error().
+ */
+#ifndef DETACH_H
+#define DETACH_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DETACH_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define DETACH_API __attribute__((visibility("default")))
+#else
+#define DETACH_API
+#endif
+
+/* Connection status bits, as PHP's connection_status(). */
+enum { DETACH_NORMAL = 0, DETACH_ABORTED = 1, DETACH_TIMEOUT = 2 };
+
+typedef enum {
+    DETACH_TRIGGER,  /* 200 at once, the job runs detached from the client */
+    DETACH_ATTACHED  /* the job's output is the response */
+} detach_mode;
+
+typedef struct detach_server detach_server;
+typedef struct detach_job detach_job;
+
+typedef void (*detach_handler)(detach_job *job, void *arg);
+typedef void (*detach_shutdown_fn)(detach_job *job, void *arg);
+
+/*
+ * Server options.  Start from detach_options_init(), which fills in every
+ * default, then change what you need; NULL means all defaults.
+ */
+typedef struct detach_options {
+    unsigned workers;          /* threads reading requests: 4 */
+    unsigned max_jobs;         /* jobs running at once: 64 */
+    unsigned queue;            /* jobs waiting beyond max_jobs: 1024; 0 none */
+    size_t max_body;           /* largest request body in bytes: 1 MiB */
+    unsigned read_timeout_ms;  /* whole-request read deadline: 10000 */
+    unsigned idle_timeout_ms;  /* idle kept-alive connection: 75000 */
+    unsigned drain_timeout;    /* seconds jobs get to finish on stop: 30 */
+    unsigned socket_mode;      /* unix socket permissions: 0660 */
+    int log_level;             /* 0 events, 1 also debug, -1 errors only */
+} detach_options;
+
+DETACH_API void detach_options_init(detach_options *options);
+
+/*
+ * listen: "unix:/path", "127.0.0.1:9000", "[::1]:9000", or NULL for a
+ * listening socket inherited on fd 0 (spawn-fcgi, systemd).
+ */
+DETACH_API detach_server *detach_server_new(const char *listen, const detach_options *opts);
+
+/*
+ * Routes are matched on the request path: "/jobs/report" exactly, or
+ * "/jobs/" followed by "*" for every path under "/jobs/".  A trigger route defaults to
+ * ignore_user_abort on, an attached one to off.
+ */
+DETACH_API int detach_route(detach_server *server, const char *path, detach_mode mode,
+                 detach_handler handler, void *arg);
+
+/* Serves until detach_server_stop(); 0 after a clean stop and drain. */
+DETACH_API int detach_serve(detach_server *server);
+
+/* Async-signal-safe: call it from a SIGTERM handler. */
+DETACH_API void detach_server_stop(detach_server *server);
+DETACH_API void detach_server_free(detach_server *server);
+
+/* The request, as the job sees it.  NULL when absent. */
+DETACH_API const char *detach_param(detach_job *job, const char *name);
+DETACH_API const void *detach_body(detach_job *job, size_t *len);
+DETACH_API const char *detach_job_id(detach_job *job);
+DETACH_API const char *detach_job_route(detach_job *job);
+DETACH_API detach_mode detach_job_mode(detach_job *job);
+
+/* The connection-status tracker. */
+DETACH_API int detach_connection_status(detach_job *job);
+DETACH_API int detach_connection_aborted(detach_job *job);
+/* on: 1 or 0 sets it, -1 only queries; returns the previous setting. */
+DETACH_API int detach_ignore_user_abort(detach_job *job, int on);
+/* Seconds from now; 0 means no limit.  A second call restarts the clock. */
+DETACH_API void detach_set_time_limit(detach_job *job, unsigned seconds);
+/* True once the job was asked to stop (timeout, or abort not ignored). */
+DETACH_API int detach_should_stop(detach_job *job);
+/*
+ * Runs once after the handler returns, however the job ends, in the order
+ * registered; a callback may register another, which then runs too.
+ */
+DETACH_API int detach_register_shutdown(detach_job *job, detach_shutdown_fn fn, void *arg);
+
+/*
+ * Attached mode output.  detach_header() adds a CGI header line
+ * ("Status: 404 Not Found", "Content-Type: text/html") before the first
+ * detach_write(); without one the response is 200 text/plain.  A failed
+ * write marks the job ABORTED.  In trigger mode, or after
+ * detach_finish_request(), both fail with ENOTCONN.
+ */
+DETACH_API int detach_header(detach_job *job, const char *line);
+DETACH_API int detach_write(detach_job *job, const void *data, size_t len);
+/* Ends the response now and lets the job run on, like fastcgi_finish_request(). */
+DETACH_API int detach_finish_request(detach_job *job);
+
+/* Progress for the logs and the status page; percent is clamped to 0..100. */
+DETACH_API void detach_progress(detach_job *job, int percent, const char *message);
+
+/* The message of the last failure in this thread. */
+DETACH_API const char *detach_last_error(void);
+
+/*
+ * The trigger client, the C counterpart of PHP's old
+ * triggerRequest($url, $post_data, $cookie).
+ */
+typedef struct detach_trigger_options {
+    const char *method;           /* NULL: GET, or POST when fields given */
+    const char *const *fields;    /* "name=value" form fields, url-encoded */
+    size_t field_count;
+    const char *const *cookies;   /* "name=value" */
+    size_t cookie_count;
+    const char *const *headers;   /* "Name: value" */
+    size_t header_count;
+    const char *fcgi;             /* NULL: HTTP; else "unix:/path" or host:port */
+    int no_wait;                  /* return once the request is sent */
+    unsigned timeout_ms;          /* connect + answer; 0: 10000 */
+} detach_trigger_options;
+
+typedef struct detach_trigger_result {
+    int status;          /* HTTP status; 0 with no_wait */
+    char job_id[64];     /* X-Detach-Job, "" when absent */
+} detach_trigger_result;
+
+/*
+ * url: "http://host[:port]/path?query" in HTTP mode, "/path?query" with
+ * opts->fcgi.  Returns 0 once a status line was read (or the request was
+ * sent, with no_wait), -1 on a usage or connection error.
+ */
+DETACH_API int detach_trigger(const char *url, const detach_trigger_options *opts,
+                   detach_trigger_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DETACH_H */

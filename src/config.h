@@ -1,0 +1,74 @@
+/*
+ * config.h - detachd's INI configuration file: one [detachd] section and
+ * one [route PATH] section per route.
+ *
+ * Every error is one line, "FILE:LINE: message" (or "FILE: message" when
+ * the file cannot be read at all), ready to print as it is, so a user can
+ * go straight to the line at fault.
+ *
+ * Values end at an inline "; comment", which inih recognises only after
+ * whitespace: "a;b" is one value, "a ;b" is "a".  A command therefore cannot
+ * hold " ;", even inside quotes.
+ */
+#ifndef DETACH_CONFIG_H
+#define DETACH_CONFIG_H
+
+#include <stddef.h>
+#include "detach.h"
+
+/* Longest line accepted, newline excluded; longer ones are errors. */
+#define CONFIG_MAX_LINE 4095
+
+struct config_route {
+    char *path;              /* "/jobs/report"; ending in "/" "*": a prefix */
+    char **argv;             /* NULL-terminated; argv[0] is absolute */
+    char **on_shutdown_argv; /* NULL when unset; else like argv */
+    detach_mode mode;        /* DETACH_TRIGGER unless configured */
+    int ignore_user_abort;   /* 0/1; defaults from mode once loaded */
+    unsigned time_limit;     /* seconds, 0 = none */
+    unsigned kill_grace;     /* seconds between SIGTERM and SIGKILL */
+    char *user;              /* NULL when unset; existed when loaded */
+    int line;                /* of the [route ...] header, for messages */
+};
+
+struct config {
+    char *path;              /* the file it came from; NULL for defaults */
+    char *listen;            /* NULL: inherited socket */
+    unsigned workers;
+    unsigned max_jobs;
+    unsigned queue;          /* 0 is valid: no waiting, 503 at once */
+    size_t max_body;         /* bytes */
+    unsigned drain_timeout;  /* seconds, 0 = stop jobs at once */
+    unsigned socket_mode;    /* permissions of a unix socket */
+    char *spool;             /* NULL when unset */
+    char *status_path;       /* NULL when unset; starts with '/' */
+    char *log_dir;           /* NULL when unset; jobs log to <id>.log there */
+    unsigned read_timeout;   /* seconds */
+    struct config_route *routes;
+    size_t route_count;
+};
+
+/* Fills in every default; owns nothing yet, so config_free is optional. */
+void config_init_defaults(struct config *config);
+
+/*
+ * Reads path into *config, starting from the defaults.  0 on success: the
+ * previous contents of *config are overwritten, not freed.  -1 on error with
+ * the message in errbuf; *config is then untouched, so a reload (SIGHUP)
+ * can keep running on the old one.
+ *
+ * Not thread-safe: it sets inih's global options.
+ */
+int config_load(struct config *config, const char *path, char *errbuf, size_t errbuf_size);
+
+/*
+ * Checks that every route's command and on_shutdown program is an
+ * executable regular file (config_load does not, so that a config can be
+ * read on another host).  -1 with "FILE:LINE: ..." naming the route's line.
+ */
+int config_check_commands(const struct config *config, char *errbuf, size_t errbuf_size);
+
+/* Frees everything and leaves the defaults, so freeing twice is harmless. */
+void config_free(struct config *config);
+
+#endif

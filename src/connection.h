@@ -1,0 +1,61 @@
+/*
+ * connection.h - a FastCGI connection's life between its owners.
+ *
+ * At any moment exactly one party owns a connection: the watcher while it
+ * waits for a request (idle), a worker while it reads and answers one, or
+ * an attached job while the job's output is the response.  Each hand-over
+ * is one call here.
+ */
+#ifndef DETACH_CONNECTION_H
+#define DETACH_CONNECTION_H
+
+#include "detach.h"
+#include "timer_heap.h"
+#include "watcher.h"
+
+struct server_core;
+struct fcgi_connection;
+
+enum connection_state { CONNECTION_IDLE, CONNECTION_READING, CONNECTION_RESPONDING };
+
+struct connection {
+    struct server_core *core;
+    struct fcgi_connection *fcgi;
+    struct watch watch;
+    struct timer deadline;       /* idle timeout, or the request read deadline */
+    enum connection_state state;
+    detach_job *job;             /* the attached job it answers; watcher lock */
+    struct connection *next_idle, *previous_idle;
+    struct connection *next_ready;   /* the worker queue */
+};
+
+/* From the listener, on the watcher thread (lock held): a new connection. */
+void connection_accepted_locked(struct server_core *core, int fd);
+
+/*
+ * A worker is done with the request: the connection goes back to waiting
+ * when the web server keeps it alive, else it is closed and freed.
+ */
+void connection_release(struct connection *connection);
+void connection_close(struct connection *connection);
+
+/* The worker's read of one request is bounded by the read deadline. */
+void connection_reading_done(struct connection *connection);
+
+/*
+ * Attached jobs: watch the connection for the peer leaving while the job
+ * runs (within milliseconds, writes or not), and stop watching at the end.
+ */
+int connection_watch_for_abort(struct connection *connection, detach_job *job);
+void connection_unwatch_abort(struct connection *connection);
+
+struct fcgi_connection *connection_fcgi(struct connection *connection);
+void connection_forbid_keepalive(struct connection *connection);
+/* A short text/plain answer: status is "404 Not Found"; extra is more
+ * header lines, each ending in CRLF, or NULL. */
+void connection_respond(struct connection *connection, const char *status, const char *extra);
+
+/* Closes every idle connection; on stop, after the listener is closed. */
+void connection_close_idle(struct server_core *core);
+
+#endif

@@ -1,0 +1,454 @@
+/*
+ * job.c - one job's life on its job thread, and the public calls a
+ * handler makes about it.
+ *
+ * The handler runs, then the shutdown callbacks, then an attached
+ * response is finished: one place where a job ends, however it ends, so
+ * callbacks run exactly once.  Events from outside (the time limit, the
+ * peer leaving, a stop at shutdown) arrive on the watcher thread under its
+ * lock; they set status bits and, when the job must stop, signal a script's
+ * process group.  A C handler sees detach_should_stop().
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "connection.h"
+#include "connection_status.h"
+#include "error.h"
+#include "fcgi_connection.h"
+#include "job.h"
+#include "log.h"
+#include "route.h"
+#include "server_core.h"
+#include "shutdown.h"
+#include "timer_heap.h"
+#include "watcher.h"
+
+#define container_of(pointer, type, member) \
+    ((type *)((char *)(pointer) - offsetof(type, member)))
+
+struct detach_job {
+    struct server_core *core;
+    const struct route *route;
+    char id[24];
+    char **params;
+    char *body;
+    size_t body_length;
+
+    struct connection *connection;   /* attached, until the response ends */
+    char *headers;                   /* attached: lines not sent yet */
+    size_t headers_length;
+    int headers_sent;
+
+    struct connection_status status;
+    struct shutdown_list shutdown;
+    struct timer time_limit;
+    struct timer kill_escalation;
+    pid_t process_group;             /* watcher lock */
+    unsigned kill_grace;
+
+    uint64_t accepted_ms, started_ms;
+    int exit_code, exit_signal;      /* -1: none */
+
+    pthread_mutex_t progress_lock;
+    int progress_percent;            /* -1: none reported */
+    char progress_message[160];
+};
+
+static void time_limit_expired(struct timer *timer);
+static void kill_escalation_due(struct timer *timer);
+
+detach_job *job_new(struct server_core *core, const struct route *route,
+                    char **params, char *body, size_t body_length,
+                    struct connection *connection)
+{
+    detach_job *job = calloc(1, sizeof(*job));
+    uint32_t number;
+
+    if (!job) {
+        free(params);
+        free(body);
+        error_set("job: out of memory");
+        return NULL;
+    }
+    job->core = core;
+    job->route = route;
+    job->params = params;
+    job->body = body;
+    job->body_length = body_length;
+    job->connection = connection;
+    /* Seconds first, so ids sort by time and differ across restarts. */
+    number = atomic_fetch_add(&core->next_job_number, 1);
+    snprintf(job->id, sizeof(job->id), "%08lx%08x", (unsigned long)time(NULL) & 0xffffffffUL,
+             number);
+    connection_status_init(&job->status, route->mode == DETACH_TRIGGER);
+    shutdown_list_init(&job->shutdown);
+    timer_init(&job->time_limit, time_limit_expired);
+    timer_init(&job->kill_escalation, kill_escalation_due);
+    job->accepted_ms = monotonic_ms();
+    job->exit_code = job->exit_signal = -1;
+    pthread_mutex_init(&job->progress_lock, NULL);
+    job->progress_percent = -1;
+    return job;
+}
+
+void job_free(detach_job *job)
+{
+    if (!job)
+        return;
+    shutdown_list_destroy(&job->shutdown);
+    pthread_mutex_destroy(&job->progress_lock);
+    free(job->headers);
+    free(job->params);
+    free(job->body);
+    free(job);
+}
+
+/* Stops what can be stopped from outside: a script's process group.  A C
+ * handler polls detach_should_stop().  Watcher lock held. */
+static void stop_locked(detach_job *job, const char *reason)
+{
+    log_line(LOG_INFO, "stopping", "job=%s reason=%s", job->id, reason);
+    if (job->process_group > 0) {
+        kill(-job->process_group, SIGTERM);
+        watcher_arm_locked(job->core->watcher, &job->kill_escalation,
+                           (uint64_t)job->kill_grace * 1000);
+    }
+}
+
+static void time_limit_expired(struct timer *timer)
+{
+    detach_job *job = container_of(timer, detach_job, time_limit);
+
+    log_line(LOG_INFO, "timeout", "job=%s", job->id);
+    if (connection_status_timeout(&job->status))
+        stop_locked(job, "timeout");
+}
+
+static void kill_escalation_due(struct timer *timer)
+{
+    detach_job *job = container_of(timer, detach_job, kill_escalation);
+
+    if (job->process_group > 0) {
+        log_line(LOG_INFO, "killing", "job=%s group=%d", job->id, (int)job->process_group);
+        kill(-job->process_group, SIGKILL);
+    }
+}
+
+void job_abort_locked(detach_job *job)
+{
+    log_line(LOG_INFO, "aborted", "job=%s ignored=%d", job->id,
+             connection_status_ignore_user_abort(&job->status, -1, &(int){0}));
+    if (connection_status_abort(&job->status))
+        stop_locked(job, "aborted");
+}
+
+void job_request_stop(detach_job *job)
+{
+    watcher_lock(job->core->watcher);
+    if (connection_status_request_stop(&job->status))
+        stop_locked(job, "server_stopping");
+    watcher_unlock(job->core->watcher);
+}
+
+int job_set_process_group(detach_job *job, pid_t group, unsigned kill_grace)
+{
+    int stopping;
+
+    watcher_lock(job->core->watcher);
+    job->process_group = group;
+    job->kill_grace = kill_grace;
+    stopping = connection_status_should_stop(&job->status);
+    if (stopping) {
+        /* The stop came before the process did. */
+        kill(-group, SIGTERM);
+        watcher_arm_locked(job->core->watcher, &job->kill_escalation, (uint64_t)kill_grace * 1000);
+    }
+    watcher_unlock(job->core->watcher);
+    return stopping;
+}
+
+void job_clear_process_group(detach_job *job)
+{
+    watcher_lock(job->core->watcher);
+    /* A stopped job's leader is gone but not reaped yet, so the group id is
+     * still ours: sweep whatever it left behind. */
+    if (job->process_group > 0 && connection_status_should_stop(&job->status))
+        kill(-job->process_group, SIGKILL);
+    job->process_group = 0;
+    watcher_disarm_locked(job->core->watcher, &job->kill_escalation);
+    watcher_unlock(job->core->watcher);
+}
+
+char *const *job_params(detach_job *job)
+{
+    return job->params;
+}
+
+uint64_t job_elapsed_ms(detach_job *job)
+{
+    return job->started_ms ? monotonic_ms() - job->started_ms : 0;
+}
+
+void job_set_exit(detach_job *job, int exit_code, int exit_signal)
+{
+    job->exit_code = exit_code;
+    job->exit_signal = exit_signal;
+}
+
+int job_progress(detach_job *job, char *message, size_t size)
+{
+    int percent;
+
+    pthread_mutex_lock(&job->progress_lock);
+    percent = job->progress_percent;
+    if (message && size)
+        snprintf(message, size, "%s", job->progress_message);
+    pthread_mutex_unlock(&job->progress_lock);
+    return percent;
+}
+
+/* Attached output: the CGI head goes out with the first byte of body. */
+static int send_headers(detach_job *job)
+{
+    static const char default_type[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    int has_type = 0;
+    int rc = 0;
+
+    if (job->headers_sent)
+        return 0;
+    job->headers_sent = 1;
+    for (const char *line = job->headers; line && *line; line = strchr(line, '\n') + 1)
+        if (strncasecmp(line, "Content-Type:", 13) == 0)
+            has_type = 1;
+    if (job->headers_length)
+        rc = fcgi_connection_write(connection_fcgi(job->connection), job->headers,
+                                   job->headers_length);
+    if (rc == 0 && !has_type)
+        rc = fcgi_connection_write(connection_fcgi(job->connection), default_type,
+                                   sizeof(default_type) - 1);
+    if (rc == 0)
+        rc = fcgi_connection_write(connection_fcgi(job->connection), "\r\n", 2);
+    return rc;
+}
+
+static void output_failed(detach_job *job)
+{
+    watcher_lock(job->core->watcher);
+    job_abort_locked(job);
+    watcher_unlock(job->core->watcher);
+}
+
+/* Ends an attached response and hands the connection back. */
+static void end_response(detach_job *job)
+{
+    struct connection *connection = job->connection;
+
+    if (!connection)
+        return;
+    connection_unwatch_abort(connection);
+    job->connection = NULL;
+    if (connection_status_bits(&job->status) & DETACH_ABORTED) {
+        connection_forbid_keepalive(connection);
+    } else {
+        job->connection = connection;   /* send_headers writes through it */
+        if (send_headers(job) < 0)
+            connection_forbid_keepalive(connection);
+        job->connection = NULL;
+    }
+    connection_release(connection);
+}
+
+void job_discard(detach_job *job)
+{
+    struct connection *connection = job->connection;
+
+    if (connection) {
+        connection_unwatch_abort(connection);
+        connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
+        connection_release(connection);
+    }
+    job_free(job);
+}
+
+static void log_end(detach_job *job)
+{
+    char exit_field[48] = "";
+
+    if (job->exit_signal >= 0)
+        snprintf(exit_field, sizeof(exit_field), " exit_signal=%d", job->exit_signal);
+    else if (job->exit_code >= 0)
+        snprintf(exit_field, sizeof(exit_field), " exit_code=%d", job->exit_code);
+    log_line(LOG_INFO, "ended", "job=%s route=%s connection_status=%d elapsed_ms=%llu%s",
+             job->id, job->route->path, connection_status_bits(&job->status),
+             (unsigned long long)job_elapsed_ms(job), exit_field);
+}
+
+void job_run(detach_job *job)
+{
+    job->started_ms = monotonic_ms();
+    log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu", job->id, job->route->path,
+             (unsigned long long)(job->started_ms - job->accepted_ms));
+    job->route->handler(job, job->route->arg);
+    shutdown_list_run(&job->shutdown, job);
+    watcher_lock(job->core->watcher);
+    watcher_disarm_locked(job->core->watcher, &job->time_limit);
+    watcher_disarm_locked(job->core->watcher, &job->kill_escalation);
+    job->process_group = 0;
+    watcher_unlock(job->core->watcher);
+    end_response(job);
+    log_end(job);
+}
+
+/* ---- the public API a handler calls ---- */
+
+const char *detach_param(detach_job *job, const char *name)
+{
+    size_t length = strlen(name);
+
+    for (char **p = job->params; *p; p++)
+        if (strncmp(*p, name, length) == 0 && (*p)[length] == '=')
+            return *p + length + 1;
+    return NULL;
+}
+
+const void *detach_body(detach_job *job, size_t *length)
+{
+    if (length)
+        *length = job->body_length;
+    return job->body;
+}
+
+const char *detach_job_id(detach_job *job)
+{
+    return job->id;
+}
+
+const char *detach_job_route(detach_job *job)
+{
+    return job->route->path;
+}
+
+detach_mode detach_job_mode(detach_job *job)
+{
+    return job->route->mode;
+}
+
+int detach_connection_status(detach_job *job)
+{
+    return connection_status_bits(&job->status);
+}
+
+int detach_connection_aborted(detach_job *job)
+{
+    return (connection_status_bits(&job->status) & DETACH_ABORTED) != 0;
+}
+
+int detach_ignore_user_abort(detach_job *job, int on)
+{
+    int stop_now;
+    int previous = connection_status_ignore_user_abort(&job->status, on, &stop_now);
+
+    if (stop_now) {
+        watcher_lock(job->core->watcher);
+        stop_locked(job, "aborted");
+        watcher_unlock(job->core->watcher);
+    }
+    return previous;
+}
+
+void detach_set_time_limit(detach_job *job, unsigned seconds)
+{
+    if (seconds == 0)
+        watcher_disarm(job->core->watcher, &job->time_limit);
+    else
+        watcher_arm(job->core->watcher, &job->time_limit, (uint64_t)seconds * 1000);
+}
+
+int detach_should_stop(detach_job *job)
+{
+    return connection_status_should_stop(&job->status);
+}
+
+int detach_register_shutdown(detach_job *job, detach_shutdown_fn fn, void *arg)
+{
+    return shutdown_list_add(&job->shutdown, fn, arg);
+}
+
+int detach_header(detach_job *job, const char *line)
+{
+    size_t length = strlen(line);
+    char *grown;
+
+    if (!job->connection) {
+        errno = ENOTCONN;
+        return error_set("detach_header: job %s has no response to write to", job->id);
+    }
+    if (job->headers_sent) {
+        errno = EALREADY;
+        return error_set("detach_header: the response head was already sent");
+    }
+    if (!strchr(line, ':') || strpbrk(line, "\r\n") || line[0] == ':') {
+        errno = EINVAL;
+        return error_set("detach_header: \"%s\" is not one \"Name: value\" line", line);
+    }
+    grown = realloc(job->headers, job->headers_length + length + 3);
+    if (!grown)
+        return error_set("detach_header: out of memory");
+    job->headers = grown;
+    memcpy(job->headers + job->headers_length, line, length);
+    memcpy(job->headers + job->headers_length + length, "\r\n", 3);
+    job->headers_length += length + 2;
+    return 0;
+}
+
+int detach_write(detach_job *job, const void *data, size_t length)
+{
+    struct fcgi_connection *fcgi;
+
+    if (!job->connection) {
+        errno = ENOTCONN;
+        return error_set("detach_write: job %s has no response to write to", job->id);
+    }
+    if (connection_status_bits(&job->status) & DETACH_ABORTED) {
+        errno = EPIPE;
+        return error_set("detach_write: the client of job %s went away", job->id);
+    }
+    fcgi = connection_fcgi(job->connection);
+    /* Flushed at once: an attached client sees output as it is made. */
+    if (send_headers(job) < 0 || fcgi_connection_write(fcgi, data, length) < 0 ||
+        fcgi_connection_flush(fcgi) < 0) {
+        int saved = errno;
+        output_failed(job);
+        errno = saved;
+        return error_set("detach_write: job %s: %s", job->id, strerror(saved));
+    }
+    return 0;
+}
+
+int detach_finish_request(detach_job *job)
+{
+    end_response(job);
+    return 0;
+}
+
+void detach_progress(detach_job *job, int percent, const char *message)
+{
+    char quoted[200];
+
+    if (percent < 0)
+        percent = 0;
+    if (percent > 100)
+        percent = 100;
+    pthread_mutex_lock(&job->progress_lock);
+    job->progress_percent = percent;
+    snprintf(job->progress_message, sizeof(job->progress_message), "%s", message ? message : "");
+    log_quote(quoted, sizeof(quoted), job->progress_message);
+    pthread_mutex_unlock(&job->progress_lock);
+    log_line(LOG_INFO, "progress", "job=%s percent=%d message=%s", job->id, percent, quoted);
+}

@@ -1,0 +1,66 @@
+/*
+ * job.h - one job: its request, connection status, time limit, stop
+ * request and shutdown callbacks.  The struct body lives in job.c.
+ *
+ * A job is created by a worker from a request, queued by the executor, run
+ * on a job thread (job_run), and freed there once its shutdown callbacks
+ * ran.  The watcher touches it only through its timers and, in attached
+ * mode, its connection's watch, always under the watcher lock.
+ */
+#ifndef DETACH_JOB_H
+#define DETACH_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "detach.h"
+
+struct connection;
+struct server_core;
+struct route;
+
+/*
+ * params: "NAME=value" strings, owned by the job from now on (one block,
+ * freed with free(params)); body likewise.  conn: the connection an attached
+ * job answers on, NULL for a trigger job.
+ */
+detach_job *job_new(struct server_core *core, const struct route *route,
+                    char **params, char *body, size_t body_len,
+                    struct connection *conn);
+void job_free(detach_job *job);
+/* A job that will never run (dropped at stop): answers an attached job's
+ * client with 503 and frees. */
+void job_discard(detach_job *job);
+
+/* On a job thread: the handler, then shutdown callbacks, then the end. */
+void job_run(detach_job *job);
+
+/* Called with the watcher lock held: the peer went away. */
+void job_abort_locked(detach_job *job);
+
+/* Asks the job to stop (the server is stopping): as a timeout would,
+ * without setting a status bit. */
+void job_request_stop(detach_job *job);
+
+/*
+ * A script job's process group: from now on a stop request signals the
+ * group (SIGTERM, then SIGKILL after kill_grace seconds).  Clearing it must
+ * come before the process is reaped, so a stale group id is never
+ * signalled.  Returns 1 when a stop was already requested.
+ */
+int job_set_process_group(detach_job *job, pid_t group, unsigned kill_grace);
+void job_clear_process_group(detach_job *job);
+
+/* The request's params, "NAME=value", NULL-terminated (no HTTP_PROXY). */
+char *const *job_params(detach_job *job);
+
+/* Monotonic milliseconds since the job started running. */
+uint64_t job_elapsed_ms(detach_job *job);
+
+/* Progress as last reported (percent -1 when none). */
+int job_progress(detach_job *job, char *message, size_t size);
+
+/* For script jobs: record how the process ended, for the end-of-job log. */
+void job_set_exit(detach_job *job, int exit_code, int exit_signal);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * listener.h - the listening socket: unix, IPv4, IPv6 or inherited.
+ */
+#ifndef DETACH_LISTENER_H
+#define DETACH_LISTENER_H
+
+#include "watcher.h"
+
+struct server_core;
+
+struct listener {
+    int fd;
+    char *unix_path;        /* set when we created the socket file */
+    struct server_core *core;
+    struct watch watch;
+    struct timer pause;     /* out of descriptors: accept again later */
+};
+
+/*
+ * address: "unix:/path", "1.2.3.4:9000", "[::1]:9000", or NULL for a
+ * listening socket inherited on fd 0 (spawn-fcgi) or from systemd
+ * (LISTEN_FDS).  A stale unix socket file is replaced; a live one is not.
+ */
+int listener_open(struct listener *listener, const char *address, unsigned socket_mode);
+/* Starts accepting on the watcher thread. */
+int listener_start(struct listener *listener, struct server_core *core);
+void listener_close(struct listener *listener);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * log.c - logfmt event lines on stderr.
+ *
+ * One event, one line, one write(2): lines from job threads, workers and
+ * the watcher never interleave, and a reader can grep or parse them.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int log_threshold = LOG_INFO;
+
+void log_set_level(int level)
+{
+    log_threshold = level;
+}
+
+static const char *level_name(int level)
+{
+    switch (level) {
+    case LOG_ERROR: return "error";
+    case LOG_DEBUG: return "debug";
+    default:        return "info";
+    }
+}
+
+void log_line(int level, const char *event, const char *fields, ...)
+{
+    char line[2048];
+    struct timespec now;
+    struct tm utc;
+    size_t used;
+    va_list args;
+    int n;
+
+    if (level > log_threshold)
+        return;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &utc);
+    used = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &utc);
+    n = snprintf(line + used, sizeof(line) - used, ".%03ldZ level=%s event=%s ",
+                 now.tv_nsec / 1000000, level_name(level), event);
+    used += (size_t)n;
+    va_start(args, fields);
+    n = vsnprintf(line + used, sizeof(line) - used, fields, args);
+    va_end(args);
+    if (n < 0)
+        n = 0;
+    used += (size_t)n;
+    if (used > sizeof(line) - 2)
+        used = sizeof(line) - 2;   /* truncated: still one whole line */
+    line[used++] = '\n';
+    /* A failed log write has nowhere better to be reported. */
+    if (write(STDERR_FILENO, line, used) < 0)
+        return;
+}
+
+const char *log_quote(char *buf, size_t size, const char *s)
+{
+    size_t out = 0;
+    int needs_quotes = (*s == '\0');
+
+    for (const char *p = s; *p; p++)
+        if (*p == ' ' || *p == '"' || *p == '=' || *p == '\\' || (unsigned char)*p < 0x20)
+            needs_quotes = 1;
+    if (!needs_quotes) {
+        snprintf(buf, size, "%s", s);
+        return buf;
+    }
+    if (size < 3)
+        return "\"\"";
+    buf[out++] = '"';
+    for (const char *p = s; *p && out + 3 < size; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            buf[out++] = '\\';
+            buf[out++] = (char)c;
+        } else if (c == '\n') {
+            buf[out++] = '\\';
+            buf[out++] = 'n';
+        } else if (c < 0x20) {
+            buf[out++] = '?';
+        } else {
+            buf[out++] = (char)c;
+        }
+    }
+    buf[out++] = '"';
+    buf[out] = '\0';
+    return buf;
+}

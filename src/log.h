@@ -1,0 +1,24 @@
+/*
+ * log.h - one logfmt line per event on stderr.
+ *
+ * Lines look like "ts=2026-11-25T10:00:00.123Z level=info event=started
+ * job=... route=/x".  Each line is one write(2), so lines from several
+ * threads never interleave.
+ */
+#ifndef DETACH_LOG_H
+#define DETACH_LOG_H
+
+enum log_level { LOG_ERROR = -1, LOG_INFO = 0, LOG_DEBUG = 1 };
+
+/* Lines above this level are dropped; set once at start. */
+void log_set_level(int level);
+
+/* fields: printf-style "key=value key2=value2"; the caller quotes values
+ * that may hold spaces with log_quote(). */
+void log_line(int level, const char *event, const char *fields, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Copies s into buf as a logfmt value: bare when safe, else quoted. */
+const char *log_quote(char *buf, size_t size, const char *s);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * route.h - the route table: which handler answers which path.
+ *
+ * "/a/b" matches that path only; "/a/" plus "*" matches every path under "/a/".
+ * An exact route wins over a prefix one, and a longer prefix over a
+ * shorter one.  Nothing in a request can name what runs: only the routes
+ * configured here can.
+ */
+#ifndef DETACH_ROUTE_H
+#define DETACH_ROUTE_H
+
+#include <stddef.h>
+#include "detach.h"
+
+struct route {
+    char *path;           /* as configured, with any trailing "*" */
+    size_t match_length;  /* prefix routes: length without the '*' */
+    int is_prefix;
+    detach_mode mode;
+    detach_handler handler;
+    void *arg;
+};
+
+struct route_table {
+    struct route *routes;
+    size_t count;
+};
+
+void route_table_init(struct route_table *table);
+void route_table_destroy(struct route_table *table);
+/* -1 with a message for a path that does not start with '/' or a duplicate. */
+int route_table_add(struct route_table *table, const char *path, detach_mode mode,
+                    detach_handler handler, void *arg);
+const struct route *route_table_match(const struct route_table *table, const char *path);
+
+#endif

@@ -1,0 +1,537 @@
+/*
+ * script.c - running a configured command as a job.
+ *
+ * The job thread spawns the command and then sleeps in poll() on three
+ * things at once: the process's pidfd (it exited), its stdout (attached
+ * output to relay) and fd 3 (progress lines).  Stopping is not this
+ * thread's business: the watcher signals the process group when a time
+ * limit runs out or the client leaves, and the pidfd wakes us when the
+ * process is gone.  The group is cleared before the process is reaped, so
+ * a recycled process id is never signalled.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "log.h"
+#include "script.h"
+
+#define DEFAULT_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
+#define HEAD_LIMIT 8192
+#define PROGRESS_LINE_LIMIT 512
+
+/* What the shutdown hook needs once the process is gone. */
+struct script_run {
+    const struct script_route *route;
+    int exit_code, exit_signal;
+};
+
+struct output_relay {
+    char head[HEAD_LIMIT];
+    size_t head_length;
+    int decided;          /* the head question is settled */
+};
+
+struct progress_reader {
+    char line[PROGRESS_LINE_LIMIT];
+    size_t length;
+};
+
+/* ---- environment ---- */
+
+static char **build_environment(detach_job *job, char *const *extra, size_t extra_count)
+{
+    char *const *params = job_params(job);
+    size_t count = 0, used = 0;
+    int has_path = 0;
+    char **environment;
+
+    while (params[count])
+        count++;
+    environment = calloc(count + extra_count + 4, sizeof(char *));
+    if (!environment)
+        return NULL;
+    for (size_t i = 0; i < count; i++) {
+        if (strncmp(params[i], "PATH=", 5) == 0)
+            has_path = 1;
+        environment[used++] = params[i];
+    }
+    /* A command run without a shell still expects a sane PATH. */
+    if (!has_path)
+        environment[used++] = (char *)DEFAULT_PATH;
+    for (size_t i = 0; i < extra_count; i++)
+        environment[used++] = extra[i];
+    environment[used] = NULL;
+    return environment;
+}
+
+/* ---- descriptors ---- */
+
+static int open_job_log(const struct script_route *route, detach_job *job)
+{
+    char path[4096];
+    int fd;
+
+    if (!route->log_dir)
+        return fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    snprintf(path, sizeof(path), "%s/%s.log", route->log_dir, detach_job_id(job));
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        log_line(LOG_ERROR, "job_log", "job=%s path=%s error=\"%s\"", detach_job_id(job), path,
+                 strerror(errno));
+    return fd;
+}
+
+/* The body as a seekable file: the child reads it at its own pace and we
+ * never juggle a pipe writer beside the output reader. */
+static int body_descriptor(detach_job *job)
+{
+    size_t length;
+    const char *body = detach_body(job, &length);
+    int fd = memfd_create("detach-body", MFD_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    while (length > 0) {
+        ssize_t n = write(fd, body, length);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            close(fd);
+            return -1;
+        }
+        body += n;
+        length -= (size_t)n;
+    }
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- spawning ---- */
+
+/* Dropping privileges needs code between fork and exec, which posix_spawn
+ * has no room for; only then do we fork.  Each call is checked: a job
+ * must never run as root by accident. */
+static pid_t spawn_as_user(const struct script_route *route, char *const argv[],
+                           char *const environment[], const int fds[4])
+{
+    int report[2];
+    pid_t pid;
+    int child_errno = 0;
+    ssize_t n;
+
+    if (pipe2(report, O_CLOEXEC) < 0)
+        return -1;
+    pid = fork();
+    if (pid < 0) {
+        close(report[0]);
+        close(report[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        for (int signal_number = 1; signal_number < NSIG; signal_number++)
+            signal(signal_number, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (setpgid(0, 0) < 0)
+            goto child_fail;
+        for (int target = 0; target < 4; target++)
+            if (dup2(fds[target], target) < 0)
+                goto child_fail;
+        if (setgid(route->gid) < 0 || initgroups(route->user, route->gid) < 0 ||
+            setuid(route->uid) < 0)
+            goto child_fail;
+        execve(argv[0], argv, environment);
+child_fail:
+        child_errno = errno;
+        n = write(report[1], &child_errno, sizeof(child_errno));
+        (void)n;
+        _exit(127);
+    }
+    close(report[1]);
+    do
+        n = read(report[0], &child_errno, sizeof(child_errno));
+    while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == sizeof(child_errno)) {
+        waitpid(pid, NULL, 0);
+        errno = child_errno;
+        return -1;
+    }
+    return pid;
+}
+
+static pid_t spawn(const struct script_route *route, char *const argv[],
+                   char *const environment[], const int fds[4])
+{
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    sigset_t none, all;
+    pid_t pid = -1;
+    int rc;
+
+    if (route->user && geteuid() == 0)
+        return spawn_as_user(route, argv, environment, fds);
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attributes);
+    for (int target = 0; target < 4; target++)
+        posix_spawn_file_actions_adddup2(&actions, fds[target], target);
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    /* Its own process group, so a stop reaches whatever it starts. */
+    posix_spawnattr_setpgroup(&attributes, 0);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                              POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawn(&pid, argv[0], &actions, &attributes, argv, environment);
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return pid;
+}
+
+/* ---- attached output ---- */
+
+static int is_header_line(const char *line, size_t length)
+{
+    size_t i = 0;
+
+    while (i < length && (isalnum((unsigned char)line[i]) || line[i] == '-' || line[i] == '_'))
+        i++;
+    return i > 0 && i < length && line[i] == ':';
+}
+
+int script_output_head(const char *data, size_t length, size_t *body_start)
+{
+    size_t position = 0;
+
+    while (position < length) {
+        const char *newline = memchr(data + position, '\n', length - position);
+        size_t line_length;
+
+        if (!newline)
+            /* An unfinished line: a header if it can still become one. */
+            return is_header_line(data + position, length - position) ||
+                   memchr(data + position, ':', length - position) == NULL
+                       ? -1 : 0;
+        line_length = (size_t)(newline - (data + position));
+        if (line_length > 0 && data[position + line_length - 1] == '\r')
+            line_length--;
+        if (line_length == 0) {
+            if (position == 0)
+                return 0;   /* an empty first line is body, not a head */
+            *body_start = (size_t)(newline - data) + 1;
+            return 1;
+        }
+        if (!is_header_line(data + position, line_length))
+            return 0;
+        position = (size_t)(newline - data) + 1;
+    }
+    return -1;
+}
+
+static void send_head(detach_job *job, const char *data, size_t length)
+{
+    size_t position = 0;
+
+    while (position < length) {
+        const char *newline = memchr(data + position, '\n', length - position);
+        size_t line_length = (size_t)(newline - (data + position));
+        char line[HEAD_LIMIT];
+
+        if (line_length > 0 && data[position + line_length - 1] == '\r')
+            line_length--;
+        if (line_length > 0) {
+            memcpy(line, data + position, line_length);
+            line[line_length] = '\0';
+            if (detach_header(job, line) < 0)
+                log_line(LOG_INFO, "bad_header", "job=%s", detach_job_id(job));
+        }
+        position = (size_t)(newline - data) + 1;
+    }
+}
+
+/* Collects the first bytes until they show whether a CGI head leads. */
+static void relay_output(detach_job *job, struct output_relay *relay, const char *data,
+                         size_t length, int at_end)
+{
+    size_t body_start = 0;
+    int verdict;
+
+    if (relay->decided) {
+        if (length)
+            detach_write(job, data, length);
+        return;
+    }
+    size_t room = sizeof(relay->head) - relay->head_length;
+    size_t taken = length < room ? length : room;
+    memcpy(relay->head + relay->head_length, data, taken);
+    relay->head_length += taken;
+    verdict = script_output_head(relay->head, relay->head_length, &body_start);
+    if (verdict < 0 && !at_end && relay->head_length < sizeof(relay->head) && taken == length)
+        return;
+    relay->decided = 1;
+    if (verdict == 1) {
+        send_head(job, relay->head, body_start);
+    } else {
+        body_start = 0;
+    }
+    if (relay->head_length > body_start)
+        detach_write(job, relay->head + body_start, relay->head_length - body_start);
+    if (taken < length)
+        detach_write(job, data + taken, length - taken);
+}
+
+/* ---- progress on fd 3: "PERCENT [message]" lines ---- */
+
+static void progress_line(detach_job *job, char *line)
+{
+    char *end;
+    long percent = strtol(line, &end, 10);
+
+    if (end == line || (*end && *end != ' ' && *end != '\t'))
+        return;   /* not a progress line; ignore rather than guess */
+    while (*end == ' ' || *end == '\t')
+        end++;
+    detach_progress(job, percent < 0 ? 0 : percent > 100 ? 100 : (int)percent, end);
+}
+
+static void progress_bytes(detach_job *job, struct progress_reader *reader, const char *data,
+                           size_t length)
+{
+    for (size_t i = 0; i < length; i++) {
+        if (data[i] == '\n') {
+            reader->line[reader->length] = '\0';
+            if (reader->length && reader->line[reader->length - 1] == '\r')
+                reader->line[reader->length - 1] = '\0';
+            progress_line(job, reader->line);
+            reader->length = 0;
+        } else if (reader->length + 1 < sizeof(reader->line)) {
+            reader->line[reader->length++] = data[i];
+        }
+    }
+}
+
+/* ---- the job ---- */
+
+static int pidfd_for(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Reads what is there; returns 0 at EOF, 1 while open. */
+static int read_available(int fd, detach_job *job, struct output_relay *relay,
+                          struct progress_reader *reader)
+{
+    char buffer[16384];
+    ssize_t n = read(fd, buffer, sizeof(buffer));
+
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 1 : 0;
+    if (n == 0)
+        return 0;
+    if (relay)
+        relay_output(job, relay, buffer, (size_t)n, 0);
+    else
+        progress_bytes(job, reader, buffer, (size_t)n);
+    return 1;
+}
+
+/* Until the process exits: relay output and progress as they come. */
+static void supervise(detach_job *job, int pidfd, int output_fd, int progress_fd,
+                      struct output_relay *relay, struct progress_reader *reader)
+{
+    struct pollfd fds[3] = {
+        { .fd = pidfd, .events = POLLIN },
+        { .fd = output_fd, .events = POLLIN },
+        { .fd = progress_fd, .events = POLLIN },
+    };
+
+    for (;;) {
+        if (poll(fds, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_line(LOG_ERROR, "poll", "job=%s error=\"%s\"", detach_job_id(job), strerror(errno));
+            return;
+        }
+        if (fds[1].revents && !read_available(fds[1].fd, job, relay, reader))
+            fds[1].fd = -1;
+        if (fds[2].revents && !read_available(fds[2].fd, job, NULL, reader))
+            fds[2].fd = -1;
+        if (fds[0].revents)
+            break;
+    }
+    /* Exited: take what is already written.  A background child still
+     * holding the pipes must not keep the job open (fcgiwrap's bug). */
+    for (int i = 1; i < 3; i++) {
+        if (fds[i].fd < 0)
+            continue;
+        fcntl(fds[i].fd, F_SETFL, O_NONBLOCK);
+        while (read_available(fds[i].fd, job, i == 1 ? relay : NULL, reader)) {
+            struct pollfd probe = { .fd = fds[i].fd, .events = POLLIN };
+            if (poll(&probe, 1, 0) <= 0)
+                break;
+        }
+    }
+}
+
+static void run_on_shutdown(detach_job *job, void *arg)
+{
+    struct script_run *run = arg;
+    const struct script_route *route = run->route;
+    char status[48], exit_info[48], elapsed[48];
+    char *extra[3] = { status, exit_info, elapsed };
+    char **environment = NULL;
+    int fds[4] = { -1, -1, -1, -1 };
+    pid_t pid;
+
+    if (!route->on_shutdown_argv)
+        goto out;
+    snprintf(status, sizeof(status), "DETACH_CONNECTION_STATUS=%d", detach_connection_status(job));
+    if (run->exit_signal >= 0)
+        snprintf(exit_info, sizeof(exit_info), "DETACH_EXIT_SIGNAL=%d", run->exit_signal);
+    else
+        snprintf(exit_info, sizeof(exit_info), "DETACH_EXIT_CODE=%d", run->exit_code);
+    snprintf(elapsed, sizeof(elapsed), "DETACH_ELAPSED_MS=%llu",
+             (unsigned long long)job_elapsed_ms(job));
+    environment = build_environment(job, extra, 3);
+    fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    fds[1] = open_job_log(route, job);
+    fds[3] = fds[1];
+    if (!environment || fds[0] < 0 || fds[1] < 0)
+        goto out;
+    fds[2] = fds[1];
+    pid = spawn(route, route->on_shutdown_argv, environment, fds);
+    if (pid < 0) {
+        log_line(LOG_ERROR, "on_shutdown", "job=%s error=\"%s: %s\"", detach_job_id(job),
+                 route->on_shutdown_argv[0], strerror(errno));
+        goto out;
+    }
+    int wait_status;
+    while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR)
+        ;
+    log_line(LOG_INFO, "on_shutdown_done", "job=%s exit_code=%d", detach_job_id(job),
+             WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status));
+out:
+    if (fds[0] >= 0)
+        close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    free(environment);
+    free(run);
+}
+
+void script_run_job(detach_job *job, void *arg)
+{
+    const struct script_route *route = arg;
+    struct script_run *run = calloc(1, sizeof(*run));
+    struct output_relay *relay = NULL;
+    struct progress_reader reader = { .length = 0 };
+    char job_variable[64], route_variable[4200];
+    char *extra[2] = { job_variable, route_variable };
+    char **environment = NULL;
+    int output_pipe[2] = { -1, -1 }, progress_pipe[2] = { -1, -1 };
+    int body_fd = -1, log_fd = -1, pidfd = -1, wait_status = 0;
+    int attached = detach_job_mode(job) == DETACH_ATTACHED;
+    pid_t pid;
+
+    if (!run) {
+        log_line(LOG_ERROR, "script", "job=%s error=\"out of memory\"", detach_job_id(job));
+        return;
+    }
+    run->route = route;
+    run->exit_code = 127;
+    run->exit_signal = -1;
+    /* Registered first: the hook runs however the rest of this ends. */
+    if (detach_register_shutdown(job, run_on_shutdown, run) < 0) {
+        free(run);
+        return;
+    }
+    detach_ignore_user_abort(job, route->ignore_user_abort);
+    if (route->time_limit)
+        detach_set_time_limit(job, route->time_limit);
+    if (detach_should_stop(job))
+        goto out;   /* aborted while queued, or the server is stopping */
+
+    snprintf(job_variable, sizeof(job_variable), "DETACH_JOB_ID=%s", detach_job_id(job));
+    snprintf(route_variable, sizeof(route_variable), "DETACH_ROUTE=%s", detach_job_route(job));
+    environment = build_environment(job, extra, 2);
+    body_fd = body_descriptor(job);
+    log_fd = open_job_log(route, job);
+    if (!environment || body_fd < 0 || log_fd < 0 || pipe2(progress_pipe, O_CLOEXEC) < 0 ||
+        (attached && pipe2(output_pipe, O_CLOEXEC) < 0)) {
+        log_line(LOG_ERROR, "script", "job=%s error=\"setting up: %s\"", detach_job_id(job),
+                 strerror(errno));
+        goto out;
+    }
+    if (attached && !(relay = calloc(1, sizeof(*relay))))
+        goto out;
+    int fds[4] = { body_fd, attached ? output_pipe[1] : log_fd, log_fd, progress_pipe[1] };
+    pid = spawn(route, route->argv, environment, fds);
+    if (pid < 0) {
+        log_line(LOG_ERROR, "spawn", "job=%s command=%s error=\"%s\"", detach_job_id(job),
+                 route->argv[0], strerror(errno));
+        goto out;
+    }
+    /* Our copies of the child's ends go, so EOF means the child closed them. */
+    close(progress_pipe[1]);
+    progress_pipe[1] = -1;
+    if (attached) {
+        close(output_pipe[1]);
+        output_pipe[1] = -1;
+    }
+    job_set_process_group(job, pid, route->kill_grace);
+    pidfd = pidfd_for(pid);
+    if (pidfd >= 0)
+        supervise(job, pidfd, attached ? output_pipe[0] : -1, progress_pipe[0], relay, &reader);
+    else
+        log_line(LOG_ERROR, "pidfd_open", "job=%s error=\"%s\"", detach_job_id(job), strerror(errno));
+    job_clear_process_group(job);
+    while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFSIGNALED(wait_status)) {
+        run->exit_signal = WTERMSIG(wait_status);
+        run->exit_code = -1;
+    } else {
+        run->exit_code = WEXITSTATUS(wait_status);
+    }
+    job_set_exit(job, run->exit_code, run->exit_signal);
+    if (relay && !relay->decided)
+        relay_output(job, relay, "", 0, 1);
+out:
+    if (pidfd >= 0)
+        close(pidfd);
+    for (int i = 0; i < 2; i++) {
+        if (output_pipe[i] >= 0)
+            close(output_pipe[i]);
+        if (progress_pipe[i] >= 0)
+            close(progress_pipe[i]);
+    }
+    if (body_fd >= 0)
+        close(body_fd);
+    if (log_fd >= 0)
+        close(log_fd);
+    free(relay);
+    free(environment);
+}

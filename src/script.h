@@ -1,0 +1,37 @@
+/*
+ * script.h - detachd's handler: a configured command run as a job.
+ *
+ * The command is spawned without a shell in its own process group, with
+ * the request's CGI/1.1 variables as its environment, the body on stdin,
+ * progress lines on fd 3, and its output in the job log (trigger) or as
+ * the response (attached).  Stopping it signals the whole group.
+ */
+#ifndef DETACH_SCRIPT_H
+#define DETACH_SCRIPT_H
+
+#include <sys/types.h>
+#include "detach.h"
+
+struct script_route {
+    char *const *argv;
+    char *const *on_shutdown_argv;   /* NULL: none */
+    int ignore_user_abort;
+    unsigned time_limit;             /* seconds, 0: none */
+    unsigned kill_grace;             /* seconds from SIGTERM to SIGKILL */
+    const char *log_dir;             /* NULL: detachd's own stderr */
+    const char *user;                /* NULL: run as detachd runs */
+    uid_t uid;
+    gid_t gid;
+};
+
+/* The detach_handler for script routes; arg is a struct script_route. */
+void script_run_job(detach_job *job, void *arg);
+
+/*
+ * Splits a script's first output into a CGI head and the body: 1 when
+ * bytes [0, *body_start) are header lines ending in an empty line, 0 when
+ * the output has no head, -1 when more bytes are needed to tell.
+ */
+int script_output_head(const char *data, size_t length, size_t *body_start);
+
+#endif

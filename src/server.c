@@ -1,0 +1,191 @@
+/*
+ * server.c - detach_server: builds the parts, serves, and takes them down
+ * in the order that loses nothing.
+ *
+ * Stop order: stop accepting; let workers finish the requests in hand;
+ * close idle connections; drain jobs (up to drain_timeout, then ask them
+ * to stop and wait for their shutdown callbacks); only then free.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "connection.h"
+#include "error.h"
+#include "executor.h"
+#include "fcgi_connection.h"
+#include "listener.h"
+#include "log.h"
+#include "server_core.h"
+#include "watcher.h"
+#include "worker.h"
+
+struct detach_server {
+    struct server_core core;
+    struct listener listener;
+    int stop_pipe[2];     /* detach_server_stop() writes; detach_serve() reads */
+    int served;
+};
+
+void detach_options_init(detach_options *options)
+{
+    memset(options, 0, sizeof(*options));
+    options->workers = 4;
+    options->max_jobs = 64;
+    options->queue = 1024;
+    options->max_body = 1024 * 1024;
+    options->read_timeout_ms = 10000;
+    options->idle_timeout_ms = 75000;
+    options->drain_timeout = 30;
+    options->socket_mode = 0660;
+}
+
+/* queue and drain_timeout may be 0; the rest may not, and 0 there means
+ * the caller forgot detach_options_init(): take the default. */
+static void resolve_options(detach_options *options, const detach_options *given)
+{
+    detach_options defaults;
+
+    detach_options_init(&defaults);
+    if (!given) {
+        *options = defaults;
+        return;
+    }
+    *options = *given;
+    if (!options->workers)
+        options->workers = defaults.workers;
+    if (!options->max_jobs)
+        options->max_jobs = defaults.max_jobs;
+    if (!options->max_body)
+        options->max_body = defaults.max_body;
+    if (!options->read_timeout_ms)
+        options->read_timeout_ms = defaults.read_timeout_ms;
+    if (!options->idle_timeout_ms)
+        options->idle_timeout_ms = defaults.idle_timeout_ms;
+    if (!options->socket_mode)
+        options->socket_mode = defaults.socket_mode;
+}
+
+detach_server *detach_server_new(const char *listen_address, const detach_options *options)
+{
+    detach_server *server = calloc(1, sizeof(*server));
+    uint32_t seed = 0;
+
+    if (!server) {
+        error_set("out of memory");
+        return NULL;
+    }
+    server->stop_pipe[0] = server->stop_pipe[1] = -1;
+    server->listener.fd = -1;
+    resolve_options(&server->core.options, options);
+    log_set_level(server->core.options.log_level);
+    route_table_init(&server->core.routes);
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+        seed = (uint32_t)getpid() * 2654435761u;
+    atomic_init(&server->core.next_job_number, seed);
+    if (fcgi_library_init() < 0)
+        goto fail;
+    if (pipe2(server->stop_pipe, O_CLOEXEC) < 0) {
+        error_set("pipe: %s", strerror(errno));
+        goto fail;
+    }
+    /* A second stop request must never block a signal handler. */
+    fcntl(server->stop_pipe[1], F_SETFL, O_NONBLOCK);
+    if (listener_open(&server->listener, listen_address, server->core.options.socket_mode) < 0)
+        goto fail;
+    server->core.watcher = watcher_new();
+    if (!server->core.watcher)
+        goto fail;
+    server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue);
+    if (!server->core.executor)
+        goto fail;
+    return server;
+fail:
+    detach_server_free(server);
+    return NULL;
+}
+
+int detach_route(detach_server *server, const char *path, detach_mode mode,
+                 detach_handler handler, void *arg)
+{
+    if (server->served) {
+        errno = EBUSY;
+        return error_set("detach_route: routes are fixed once detach_serve() started");
+    }
+    return route_table_add(&server->core.routes, path, mode, handler, arg);
+}
+
+static void wait_for_stop(detach_server *server)
+{
+    char byte;
+
+    while (read(server->stop_pipe[0], &byte, 1) < 0 && errno == EINTR)
+        ;
+}
+
+int detach_serve(detach_server *server)
+{
+    struct server_core *core = &server->core;
+
+    if (server->served) {
+        errno = EBUSY;
+        return error_set("detach_serve: a server serves once");
+    }
+    server->served = 1;
+    if (watcher_start(core->watcher) < 0)
+        return -1;
+    core->workers = worker_pool_new(core, core->options.workers);
+    if (!core->workers)
+        return -1;
+    if (listener_start(&server->listener, core) < 0)
+        return -1;
+    log_line(LOG_INFO, "serving", "workers=%u max_jobs=%u queue=%u routes=%zu",
+             core->options.workers, core->options.max_jobs, core->options.queue,
+             core->routes.count);
+
+    wait_for_stop(server);
+
+    log_line(LOG_INFO, "stopping_server", "drain_timeout=%u", core->options.drain_timeout);
+    atomic_store(&core->stopping, 1);
+    listener_close(&server->listener);
+    worker_pool_free(core->workers);
+    core->workers = NULL;
+    connection_close_idle(core);
+    executor_drain(core->executor, core->options.drain_timeout);
+    connection_close_idle(core);
+    log_line(LOG_INFO, "stopped", "server=%s", "detach");
+    return 0;
+}
+
+void detach_server_stop(detach_server *server)
+{
+    int saved = errno;   /* may run in a signal handler */
+    char byte = 1;
+
+    if (write(server->stop_pipe[1], &byte, 1) < 0) {
+        /* EAGAIN: a stop is already pending. */
+    }
+    errno = saved;
+}
+
+void detach_server_free(detach_server *server)
+{
+    if (!server)
+        return;
+    atomic_store(&server->core.stopping, 1);
+    listener_close(&server->listener);
+    worker_pool_free(server->core.workers);
+    if (server->core.watcher && server->core.executor)
+        connection_close_idle(&server->core);
+    executor_free(server->core.executor);
+    watcher_free(server->core.watcher);
+    route_table_destroy(&server->core.routes);
+    if (server->stop_pipe[0] >= 0)
+        close(server->stop_pipe[0]);
+    if (server->stop_pipe[1] >= 0)
+        close(server->stop_pipe[1]);
+    free(server);
+}

@@ -1,0 +1,34 @@
+/*
+ * server_core.h - what the modules of one server share.
+ *
+ * detach_server (server.c) owns every part; the others get this context
+ * so that no module reaches for global state.
+ */
+#ifndef DETACH_SERVER_CORE_H
+#define DETACH_SERVER_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include "detach.h"
+#include "route.h"
+
+struct watcher;
+struct worker_pool;
+struct executor;
+struct connection;
+
+struct server_core {
+    detach_options options;           /* every default resolved */
+    struct watcher *watcher;
+    struct worker_pool *workers;
+    struct executor *executor;
+    struct route_table routes;
+    _Atomic uint32_t next_job_number; /* job ids; seeded at random per start */
+    _Atomic int stopping;             /* no new requests, no keep-alive */
+    /* Connections waiting for their next request, so a stop can close
+     * them; guarded by the watcher lock. */
+    struct connection *idle_connections;
+};
+
+#endif

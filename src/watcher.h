@@ -1,0 +1,51 @@
+/*
+ * watcher.h - the one thread that owns every deadline and watched socket.
+ *
+ * epoll for descriptors, a timer heap for deadlines, so no other thread
+ * ever polls or sleeps to notice anything.  Callbacks run on the watcher
+ * thread with the watcher's lock held: they must be short, never block,
+ * and use the *_locked calls.  Holding the lock during dispatch is what
+ * makes watcher_unwatch() and watcher_disarm() final: once they return,
+ * the callback is not running and never will, so the owner may free it.
+ */
+#ifndef DETACH_WATCHER_H
+#define DETACH_WATCHER_H
+
+#include <stdint.h>
+#include "timer_heap.h"
+
+struct watcher;
+struct watch;
+typedef void (*watch_fn)(struct watch *watch, uint32_t events);
+
+struct watch {
+    int fd;
+    uint32_t generation;   /* 0 while not registered */
+    watch_fn ready;
+};
+
+struct watcher *watcher_new(void);
+/* Starts the thread. */
+int watcher_start(struct watcher *watcher);
+/* Stops and joins the thread; nothing may be watched or armed any more. */
+void watcher_free(struct watcher *watcher);
+
+void watch_init(struct watch *watch, int fd, watch_fn ready);
+
+/* events: EPOLLIN, EPOLLRDHUP, EPOLLONESHOT...; re-arms one registered. */
+int watcher_watch(struct watcher *watcher, struct watch *watch, uint32_t events);
+int watcher_watch_locked(struct watcher *watcher, struct watch *watch, uint32_t events);
+void watcher_unwatch(struct watcher *watcher, struct watch *watch);
+void watcher_unwatch_locked(struct watcher *watcher, struct watch *watch);
+
+/* Fires after_ms from now; re-arming moves the deadline. */
+void watcher_arm(struct watcher *watcher, struct timer *timer, uint64_t after_ms);
+void watcher_arm_locked(struct watcher *watcher, struct timer *timer, uint64_t after_ms);
+void watcher_disarm(struct watcher *watcher, struct timer *timer);
+void watcher_disarm_locked(struct watcher *watcher, struct timer *timer);
+
+/* For state that callbacks share with other threads. */
+void watcher_lock(struct watcher *watcher);
+void watcher_unlock(struct watcher *watcher);
+
+#endif

@@ -1,0 +1,579 @@
+/*
+ * test_config.c - detachd's config file: defaults, a full valid file, and
+ * every kind of error with the exact "FILE:LINE: message" a user sees.
+ *
+ * Each test gets its own mkdtemp directory, removed afterwards.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+struct fixture {
+    char dir[64];
+    char path[128]; /* the config file */
+};
+
+static int setup(void **state)
+{
+    struct fixture *fixture = calloc(1, sizeof(*fixture));
+
+    if (!fixture)
+        return -1;
+    snprintf(fixture->dir, sizeof(fixture->dir), "/tmp/test_config.XXXXXX");
+    if (!mkdtemp(fixture->dir)) {
+        free(fixture);
+        return -1;
+    }
+    snprintf(fixture->path, sizeof(fixture->path), "%s/detachd.conf", fixture->dir);
+    *state = fixture;
+    return 0;
+}
+
+/* The directory is flat: files, and at most empty directories. */
+static int teardown(void **state)
+{
+    struct fixture *fixture = *state;
+    DIR *dir = opendir(fixture->dir);
+    struct dirent *entry;
+    char path[512];
+
+    while (dir && (entry = readdir(dir))) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", fixture->dir, entry->d_name);
+        if (unlink(path) < 0 && errno == EISDIR)
+            rmdir(path);
+    }
+    if (dir)
+        closedir(dir);
+    rmdir(fixture->dir);
+    free(fixture);
+    return 0;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *file = fopen(path, "w");
+
+    assert_non_null(file);
+    assert_int_equal(fputs(text, file) >= 0, 1);
+    assert_int_equal(fclose(file), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static void load_ok(struct fixture *fixture, const char *text, struct config *config)
+{
+    char error[1024] = "";
+
+    write_file(fixture->path, text, 0644);
+    config_init_defaults(config);
+    if (config_load(config, fixture->path, error, sizeof(error)) != 0)
+        fail_msg("unexpected error: %s", error);
+}
+
+static void expect_error(struct fixture *fixture, const char *text, int line, const char *message)
+{
+    struct config config;
+    char error[1024], expected[1024];
+
+    write_file(fixture->path, text, 0644);
+    config_init_defaults(&config);
+    assert_int_equal(config_load(&config, fixture->path, error, sizeof(error)), -1);
+    snprintf(expected, sizeof(expected), "%s:%d: %s", fixture->path, line, message);
+    assert_string_equal(error, expected);
+    /* A failed load leaves the config as it was. */
+    assert_null(config.path);
+    assert_int_equal(config.route_count, 0);
+    config_free(&config);
+}
+
+static void test_defaults(void **state)
+{
+    struct config config;
+
+    config_init_defaults(&config);
+    assert_null(config.path);
+    assert_null(config.listen);
+    assert_int_equal(config.workers, 4);
+    assert_int_equal(config.max_jobs, 64);
+    assert_int_equal(config.queue, 1024);
+    assert_int_equal(config.max_body, 1024 * 1024);
+    assert_int_equal(config.drain_timeout, 30);
+    assert_int_equal(config.socket_mode, 0660);
+    assert_null(config.spool);
+    assert_null(config.status_path);
+    assert_null(config.log_dir);
+    assert_int_equal(config.read_timeout, 10);
+    assert_null(config.routes);
+    assert_int_equal(config.route_count, 0);
+    config_free(&config);
+    config_free(&config);
+}
+
+static void test_empty_file_gives_defaults(void **state)
+{
+    struct config config;
+
+    load_ok(*state, "; nothing but a comment\n# and another\n\n", &config);
+    assert_string_equal(config.path, ((struct fixture *)*state)->path);
+    assert_int_equal(config.workers, 4);
+    assert_int_equal(config.route_count, 0);
+    config_free(&config);
+}
+
+static const char full_config[] =
+    "[detachd]\n"
+    "listen = unix:/run/detach/detachd.sock\n"
+    "workers = 8                  ; threads accepting FastCGI requests\n"
+    "max_jobs = 100               ; jobs running at once\n"
+    "queue = 0                    ; jobs waiting beyond that; past it: 503\n"
+    "spool = /var/spool/detach    ; optional\n"
+    "status_path = /detach-status ; optional\n"
+    "max_body = 2M\n"
+    "drain_timeout = 45\n"
+    "socket_mode = 0600\n"
+    "log_dir = /var/log/detach\n"
+    "read_timeout = 20\n"
+    "\n"
+    "[route /jobs/report]         ; exact path; \"/jobs/*\" matches a prefix\n"
+    "command = /usr/local/bin/report --monthly  ; argv, run without a shell\n"
+    "mode = trigger               ; trigger (default) | attached\n"
+    "ignore_user_abort = off\n"
+    "time_limit = 300             ; seconds, 0 = none\n"
+    "kill_grace = 7\n"
+    "on_shutdown = /usr/local/bin/notify-done --job   ; runs once\n"
+    "user = nobody                ; optional\n"
+    "\n"
+    "[route /jobs/*]\n"
+    "command = /usr/local/bin/any\n"
+    "mode = attached\n";
+
+static void test_full_config(void **state)
+{
+    struct config config;
+    struct config_route *route;
+
+    load_ok(*state, full_config, &config);
+    assert_string_equal(config.listen, "unix:/run/detach/detachd.sock");
+    assert_int_equal(config.workers, 8);
+    assert_int_equal(config.max_jobs, 100);
+    assert_int_equal(config.queue, 0);
+    assert_string_equal(config.spool, "/var/spool/detach");
+    assert_string_equal(config.status_path, "/detach-status");
+    assert_int_equal(config.max_body, 2 * 1024 * 1024);
+    assert_int_equal(config.drain_timeout, 45);
+    assert_int_equal(config.socket_mode, 0600);
+    assert_string_equal(config.log_dir, "/var/log/detach");
+    assert_int_equal(config.read_timeout, 20);
+    assert_int_equal(config.route_count, 2);
+
+    route = &config.routes[0];
+    assert_string_equal(route->path, "/jobs/report");
+    assert_int_equal(route->line, 14);
+    assert_string_equal(route->argv[0], "/usr/local/bin/report");
+    assert_string_equal(route->argv[1], "--monthly");
+    assert_null(route->argv[2]);
+    assert_int_equal(route->mode, DETACH_TRIGGER);
+    assert_int_equal(route->ignore_user_abort, 0);
+    assert_int_equal(route->time_limit, 300);
+    assert_int_equal(route->kill_grace, 7);
+    assert_string_equal(route->on_shutdown_argv[0], "/usr/local/bin/notify-done");
+    assert_string_equal(route->on_shutdown_argv[1], "--job");
+    assert_null(route->on_shutdown_argv[2]);
+    assert_string_equal(route->user, "nobody");
+
+    route = &config.routes[1];
+    assert_string_equal(route->path, "/jobs/*");
+    assert_int_equal(route->line, 23);
+    assert_int_equal(route->mode, DETACH_ATTACHED);
+    assert_int_equal(route->ignore_user_abort, 0);
+    assert_int_equal(route->time_limit, 0);
+    assert_int_equal(route->kill_grace, 5);
+    assert_null(route->on_shutdown_argv);
+    assert_null(route->user);
+    config_free(&config);
+    assert_null(config.routes);
+    config_free(&config);
+}
+
+static void test_route_defaults_follow_mode(void **state)
+{
+    struct config config;
+
+    load_ok(*state,
+            "[route /t]\ncommand = /bin/true\n"
+            "[route /a]\ncommand = /bin/true\nmode = attached\n"
+            "[route /a2]\nmode = ATTACHED\nignore_user_abort = yes\ncommand = /bin/true\n",
+            &config);
+    assert_int_equal(config.route_count, 3);
+    assert_int_equal(config.routes[0].ignore_user_abort, 1);
+    assert_int_equal(config.routes[1].ignore_user_abort, 0);
+    assert_int_equal(config.routes[2].ignore_user_abort, 1);
+    config_free(&config);
+}
+
+static void test_values(void **state)
+{
+    struct config config;
+
+    load_ok(*state,
+            "\xEF\xBB\xBF[detachd]\r\n"
+            "listen = 127.0.0.1:9000\r\n"
+            "max_body = 512k\r\n"
+            "socket_mode = 660\r\n"
+            "   workers=1024\r\n"
+            "max_jobs = 100000\r\n"
+            "queue = 1000000\r\n"
+            "drain_timeout = 0\r\n",
+            &config);
+    assert_string_equal(config.listen, "127.0.0.1:9000");
+    assert_int_equal(config.max_body, 512 * 1024);
+    assert_int_equal(config.socket_mode, 0660);
+    assert_int_equal(config.workers, 1024);
+    assert_int_equal(config.max_jobs, 100000);
+    assert_int_equal(config.queue, 1000000);
+    assert_int_equal(config.drain_timeout, 0);
+    config_free(&config);
+
+    load_ok(*state, "[detachd]\nlisten = [::1]:9000\nmax_body = 1G\n", &config);
+    assert_string_equal(config.listen, "[::1]:9000");
+    assert_int_equal(config.max_body, 1024 * 1024 * 1024);
+    config_free(&config);
+}
+
+static void test_long_route_path_kept_whole(void **state)
+{
+    static const char path[] =
+        "/a/route/path/well/over/the/fifty/bytes/inih/keeps/of/a/section/name";
+    char text[512];
+    struct config config;
+
+    snprintf(text, sizeof(text), "[route %s]\ncommand = /bin/true\n", path);
+    load_ok(*state, text, &config);
+    assert_string_equal(config.routes[0].path, path);
+    config_free(&config);
+}
+
+static void test_command_quoting(void **state)
+{
+    struct config config;
+    char **argv;
+
+    load_ok(*state,
+            "[route /q]\n"
+            "command = /bin/echo \"hello world\" 'it''s' a\\ b \"q\\\"x\\\\\" '' 'a;b' x;y"
+            " \"sin'gle\" 'back\\slash'\n",
+            &config);
+    argv = config.routes[0].argv;
+    assert_string_equal(argv[0], "/bin/echo");
+    assert_string_equal(argv[1], "hello world");
+    assert_string_equal(argv[2], "its");
+    assert_string_equal(argv[3], "a b");
+    assert_string_equal(argv[4], "q\"x\\");
+    assert_string_equal(argv[5], "");
+    assert_string_equal(argv[6], "a;b");
+    assert_string_equal(argv[7], "x;y");
+    assert_string_equal(argv[8], "sin'gle");
+    assert_string_equal(argv[9], "back\\slash");
+    assert_null(argv[10]);
+    config_free(&config);
+
+    load_ok(*state, "[route /q]\ncommand = \"/opt/my tools/run\"\n", &config);
+    assert_string_equal(config.routes[0].argv[0], "/opt/my tools/run");
+    assert_null(config.routes[0].argv[1]);
+    config_free(&config);
+
+    expect_error(*state, "[route /q]\ncommand = /bin/echo \"open\n", 2,
+                 "bad command: unterminated \" quote");
+    expect_error(*state, "[route /q]\ncommand = /bin/echo 'open\n", 2,
+                 "bad command: unterminated ' quote");
+    expect_error(*state, "[route /q]\ncommand = /bin/echo \\\n", 2,
+                 "bad command: backslash at the end");
+}
+
+static void test_longest_line_accepted(void **state)
+{
+    char *text = malloc(CONFIG_MAX_LINE + 64);
+    struct config config;
+    int prefix;
+
+    assert_non_null(text);
+    prefix = sprintf(text, "[route /x]\n");
+    /* exactly CONFIG_MAX_LINE characters on line 2 */
+    memcpy(text + prefix, "command = /", 11);
+    memset(text + prefix + 11, 'a', CONFIG_MAX_LINE - 11);
+    strcpy(text + prefix + CONFIG_MAX_LINE, "\n");
+    load_ok(*state, text, &config);
+    assert_int_equal(strlen(config.routes[0].argv[0]), CONFIG_MAX_LINE - 10);
+    config_free(&config);
+    free(text);
+}
+
+static void test_too_long_line(void **state)
+{
+    char *text = malloc(CONFIG_MAX_LINE + 64);
+    char message[128];
+    int prefix;
+
+    assert_non_null(text);
+    prefix = sprintf(text, "[route /x]\ncommand = /bin/true\n");
+    memcpy(text + prefix, "user = ", 7);
+    memset(text + prefix + 7, 'u', CONFIG_MAX_LINE + 1 - 7);
+    strcpy(text + prefix + CONFIG_MAX_LINE + 1, "\nbad line\n");
+    snprintf(message, sizeof(message), "the line is too long (at most %d characters)",
+             CONFIG_MAX_LINE);
+    expect_error(*state, text, 3, message);
+    free(text);
+}
+
+static void test_unknown_key(void **state)
+{
+    expect_error(*state, "[detachd]\nworkers = 2\n\nwokers = 4\n", 4,
+                 "unknown key \"wokers\" in [detachd]");
+    expect_error(*state, "[route /jobs/report]\ncommand = /bin/true\ntimelimit = 3\n", 3,
+                 "unknown key \"timelimit\" in [route /jobs/report]");
+    expect_error(*state, "; top\nworkers = 4\n", 2,
+                 "key \"workers\" comes before any section ([detachd] or [route PATH])");
+}
+
+static void test_unknown_section(void **state)
+{
+    expect_error(*state, "[detachd]\nworkers = 2\n[server]\n", 3, "unknown section [server]");
+    expect_error(*state, "[routes /x]\n", 1, "unknown section [routes /x]");
+    expect_error(*state, "[detachd]\n[route]\n", 2,
+                 "[route] needs a path, as in [route /jobs/report]");
+    expect_error(*state, "[route jobs]\n", 1, "route path \"jobs\" must start with '/'");
+    expect_error(*state, "[route /a b]\n", 1, "route path \"/a b\" contains whitespace");
+    expect_error(*state, "[route /a*]\n", 1,
+                 "route path \"/a*\": '*' may only end it, as in \"/jobs/*\"");
+    expect_error(*state, "[route /a?b]\n", 1, "route path \"/a?b\" must not contain '?' or '#'");
+    expect_error(*state, "[detachd] junk\n", 1, "unexpected text after the section header");
+    expect_error(*state, "[detachd]\n[detachd]\n", 2, "duplicate section [detachd]");
+}
+
+static void test_bad_number(void **state)
+{
+    expect_error(*state, "[detachd]\nworkers = 4x\n", 2, "bad number \"4x\" for workers");
+    expect_error(*state, "[detachd]\nworkers = -1\n", 2, "bad number \"-1\" for workers");
+    expect_error(*state, "[detachd]\nqueue = +5\n", 2, "bad number \"+5\" for queue");
+    expect_error(*state, "[detachd]\n\nmax_jobs = 1.5\n", 3, "bad number \"1.5\" for max_jobs");
+    expect_error(*state, "[route /x]\ncommand = /bin/true\ntime_limit = 5 s\n", 3,
+                 "bad number \"5 s\" for time_limit");
+    expect_error(*state, "[detachd]\nmax_body = 1MB\n", 2,
+                 "bad size \"1MB\" for max_body (a number with an optional K, M or G)");
+    expect_error(*state, "[detachd]\nsocket_mode = 0680\n", 2,
+                 "bad socket_mode \"0680\" (octal permissions, as in 0660)");
+    expect_error(*state, "[detachd]\nsocket_mode = 01777\n", 2,
+                 "bad socket_mode \"01777\" (octal permissions, as in 0660)");
+    expect_error(*state, "[detachd]\nworkers =\n", 2, "key \"workers\" has no value");
+}
+
+static void test_out_of_range(void **state)
+{
+    expect_error(*state, "[detachd]\nworkers = 0\n", 2, "workers = 0 is out of range (1..1024)");
+    expect_error(*state, "[detachd]\nworkers = 1025\n", 2,
+                 "workers = 1025 is out of range (1..1024)");
+    expect_error(*state, "[detachd]\nmax_jobs = 100001\n", 2,
+                 "max_jobs = 100001 is out of range (1..100000)");
+    expect_error(*state, "[detachd]\nqueue = 1000001\n", 2,
+                 "queue = 1000001 is out of range (0..1000000)");
+    expect_error(*state, "[detachd]\ndrain_timeout = 99999999999999999999999\n", 2,
+                 "drain_timeout = 99999999999999999999999 is out of range (0..31536000)");
+    expect_error(*state, "[route /x]\nkill_grace = 31536001\n", 2,
+                 "kill_grace = 31536001 is out of range (0..31536000)");
+    expect_error(*state, "[detachd]\nmax_body = 2G\n", 2,
+                 "max_body = 2G is out of range (1..1073741824)");
+    expect_error(*state, "[detachd]\nmax_body = 0\n", 2, "max_body = 0 is out of range (1..1073741824)");
+}
+
+static void test_bad_boolean_and_mode(void **state)
+{
+    expect_error(*state, "[route /x]\ncommand = /bin/true\nignore_user_abort = maybe\n", 3,
+                 "bad boolean \"maybe\" for ignore_user_abort (on/off, true/false, yes/no, 1/0)");
+    expect_error(*state, "[route /x]\nmode = detached\n", 2,
+                 "bad mode \"detached\" (trigger or attached)");
+}
+
+static void test_duplicates(void **state)
+{
+    expect_error(*state, "[detachd]\nworkers = 2\nqueue = 3\nworkers = 2\n", 4,
+                 "duplicate key \"workers\" in [detachd] (first at line 2)");
+    expect_error(*state, "[route /x]\ncommand = /bin/true\ncommand = /bin/false\n", 3,
+                 "duplicate key \"command\" in [route /x] (first at line 2)");
+    expect_error(*state,
+                 "[route /x]\ncommand = /bin/true\n\n[route /y]\ncommand = /bin/true\n"
+                 "[route /x]   ; again\ncommand = /bin/true\n",
+                 6, "duplicate route \"/x\" (first at line 1)");
+}
+
+static void test_missing_command(void **state)
+{
+    expect_error(*state, "[detachd]\n\n[route /x]\nmode = attached\n\n[route /y]\ncommand = /bin/true\n",
+                 3, "[route /x] has no command");
+    /* the last section is checked at the end of the file */
+    expect_error(*state, "[route /y]\ncommand = /bin/true\n[route /z]\n", 3,
+                 "[route /z] has no command");
+}
+
+static void test_relative_command(void **state)
+{
+    expect_error(*state, "[route /x]\ncommand = report --monthly\n", 2,
+                 "command \"report\" must be an absolute path");
+    expect_error(*state, "[route /x]\ncommand = /bin/true\non_shutdown = ./notify\n", 3,
+                 "on_shutdown \"./notify\" must be an absolute path");
+}
+
+static void test_bad_listen(void **state)
+{
+    static const struct {
+        const char *value, *message;
+    } cases[] = {
+        { "localhost:9000", "bad IPv4 address (IPv6 goes in brackets, as in [::1]:9000)" },
+        { "::1:9000", "bad IPv4 address (IPv6 goes in brackets, as in [::1]:9000)" },
+        { "127.0.0.1:0", "the port must be a number from 1 to 65535" },
+        { "127.0.0.1:65536", "the port must be a number from 1 to 65535" },
+        { "127.0.0.1:", "the port must be a number from 1 to 65535" },
+        { "127.0.0.1", "expected unix:/path, IPv4:port or [IPv6]:port" },
+        { "[::1]9000", "expected [IPv6]:port" },
+        { "[::g]:9000", "bad IPv6 address" },
+        { "unix:run/x.sock", "the socket path must be absolute" },
+    };
+    char text[256], message[256];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text), "[detachd]\nworkers = 1\nlisten = %s\n", cases[i].value);
+        snprintf(message, sizeof(message), "bad listen address \"%s\": %s", cases[i].value,
+                 cases[i].message);
+        expect_error(*state, text, 3, message);
+    }
+    expect_error(*state, "[detachd]\nstatus_path = status\n", 2,
+                 "status_path \"status\" must start with '/'");
+}
+
+static void test_unknown_user(void **state)
+{
+    expect_error(*state, "[route /x]\ncommand = /bin/true\n\nuser = no_such_user_for_detach\n", 4,
+                 "unknown user \"no_such_user_for_detach\"");
+}
+
+static void test_syntax_error(void **state)
+{
+    expect_error(*state, "[detachd]\nworkers = 2\njust some words\nqueue = 1\n", 3,
+                 "syntax error");
+    /* no continuation lines: an indented stray line is an error at its line */
+    expect_error(*state, "[route /x]\ncommand = /bin/echo\n    --more\n", 3, "syntax error");
+    expect_error(*state, "[detachd]\n\n[route /x\n", 3, "syntax error");
+    expect_error(*state, "[detachd]\n[route /x ; comment]\n", 2, "syntax error");
+}
+
+static void test_missing_file(void **state)
+{
+    struct fixture *fixture = *state;
+    struct config config;
+    char error[512], expected[512];
+
+    config_init_defaults(&config);
+    assert_int_equal(config_load(&config, fixture->path, error, sizeof(error)), -1);
+    snprintf(expected, sizeof(expected), "%s: No such file or directory", fixture->path);
+    assert_string_equal(error, expected);
+    config_free(&config);
+}
+
+static void test_failed_load_keeps_old_config(void **state)
+{
+    struct fixture *fixture = *state;
+    struct config config;
+    char error[512];
+
+    load_ok(fixture, "[detachd]\nworkers = 9\n", &config);
+    write_file(fixture->path, "[detachd]\nworkers = nine\n", 0644);
+    assert_int_equal(config_load(&config, fixture->path, error, sizeof(error)), -1);
+    assert_int_equal(config.workers, 9);
+    assert_string_equal(config.path, fixture->path);
+    config_free(&config);
+}
+
+static void expect_check_error(struct fixture *fixture, const char *key, const char *program,
+                               const char *reason)
+{
+    struct config config;
+    char text[512], error[512], expected[512];
+    const char *command = strcmp(key, "command") == 0 ? program : "/bin/true";
+
+    snprintf(text, sizeof(text), "[detachd]\n\n[route /x]\ncommand = %s\n%s%s\n", command,
+             strcmp(key, "on_shutdown") == 0 ? "on_shutdown = " : "; ",
+             strcmp(key, "on_shutdown") == 0 ? program : "");
+    load_ok(fixture, text, &config);
+    assert_int_equal(config_check_commands(&config, error, sizeof(error)), -1);
+    snprintf(expected, sizeof(expected), "%s:3: %s \"%s\" is not executable: %s", fixture->path,
+             key, program, reason);
+    assert_string_equal(error, expected);
+    config_free(&config);
+}
+
+static void test_check_commands(void **state)
+{
+    struct fixture *fixture = *state;
+    char program[256], missing[256], text[1024], error[512] = "";
+    struct config config;
+
+    snprintf(program, sizeof(program), "%s/job.sh", fixture->dir);
+    snprintf(missing, sizeof(missing), "%s/missing", fixture->dir);
+    /* no execute bit at all, so even root is refused */
+    write_file(program, "#!/bin/sh\nexit 0\n", 0644);
+
+    expect_check_error(fixture, "command", program, "Permission denied");
+    expect_check_error(fixture, "on_shutdown", program, "Permission denied");
+    expect_check_error(fixture, "command", missing, "No such file or directory");
+    expect_check_error(fixture, "command", fixture->dir, "Is a directory");
+
+    assert_int_equal(chmod(program, 0755), 0);
+    snprintf(text, sizeof(text), "[route /x]\ncommand = %s --flag\non_shutdown = %s\n", program,
+             program);
+    load_ok(fixture, text, &config);
+    assert_int_equal(config_check_commands(&config, error, sizeof(error)), 0);
+    config_free(&config);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test_setup_teardown(test_empty_file_gives_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_defaults_follow_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_route_path_kept_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_quoting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_longest_line_accepted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_long_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_section, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_number, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_boolean_and_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relative_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_listen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_load_keeps_old_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_commands, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
