@@ -222,6 +222,16 @@ static int is_header_line(const char *line, size_t length)
     return i > 0 && i < length && line[i] == ':';
 }
 
+/* A line still arriving: header-like so far ("Name" or "Name: ...")? */
+static int unfinished_line_may_be_header(const char *line, size_t length)
+{
+    size_t i = 0;
+
+    while (i < length && (isalnum((unsigned char)line[i]) || line[i] == '-' || line[i] == '_'))
+        i++;
+    return i == length || (i > 0 && line[i] == ':');
+}
+
 int script_output_head(const char *data, size_t length, size_t *body_start)
 {
     size_t position = 0;
@@ -231,10 +241,7 @@ int script_output_head(const char *data, size_t length, size_t *body_start)
         size_t line_length;
 
         if (!newline)
-            /* An unfinished line: a header if it can still become one. */
-            return is_header_line(data + position, length - position) ||
-                   memchr(data + position, ':', length - position) == NULL
-                       ? -1 : 0;
+            return unfinished_line_may_be_header(data + position, length - position) ? -1 : 0;
         line_length = (size_t)(newline - (data + position));
         if (line_length > 0 && data[position + line_length - 1] == '\r')
             line_length--;

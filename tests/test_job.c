@@ -1,0 +1,277 @@
+/*
+ * test_job.c - a job's public API against a real watcher thread: time
+ * limits (restarted, cancelled), shutdown callbacks with the final status,
+ * exactly once when an abort and a timeout race, and the request accessors.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "job.h"
+#include "route.h"
+#include "server_core.h"
+#include "timer_heap.h"
+#include "watcher.h"
+
+static struct server_core *new_core(void)
+{
+    struct server_core *core = calloc(1, sizeof(*core));
+
+    assert_non_null(core);
+    core->watcher = watcher_new();
+    assert_non_null(core->watcher);
+    assert_int_equal(watcher_start(core->watcher), 0);
+    return core;
+}
+
+static int setup(void **state)
+{
+    *state = new_core();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct server_core *core = *state;
+
+    watcher_free(core->watcher);
+    free(core);
+    return 0;
+}
+
+/* Params as a request brings them: one block, freed with one free(). */
+static char **make_params(const char *const *pairs, size_t count)
+{
+    size_t bytes = 0;
+    char **params, *text;
+
+    for (size_t i = 0; i < count; i++)
+        bytes += strlen(pairs[i]) + 1;
+    params = malloc((count + 1) * sizeof(char *) + bytes);
+    text = (char *)(params + count + 1);
+    for (size_t i = 0; i < count; i++) {
+        strcpy(text, pairs[i]);
+        params[i] = text;
+        text += strlen(pairs[i]) + 1;
+    }
+    params[count] = NULL;
+    return params;
+}
+
+static detach_job *new_job(struct server_core *core, const struct route *route)
+{
+    static const char *const pairs[] = { "REQUEST_METHOD=POST", "QUERY_STRING=a=1&b=2" };
+    char *body = strdup("payload");
+    detach_job *job = job_new(core, route, make_params(pairs, 2), body, 7, NULL);
+
+    assert_non_null(job);
+    return job;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec pause = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&pause, NULL);
+}
+
+static void wait_for_status_bit(detach_job *job, int bit, long limit_ms)
+{
+    for (long waited = 0; !(detach_connection_status(job) & bit); waited += 5) {
+        assert_true(waited < limit_ms);
+        sleep_ms(5);
+    }
+}
+
+static void no_op_handler(detach_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+}
+
+static void accessors(void **state)
+{
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+    size_t length = 0;
+
+    assert_string_equal(detach_param(job, "REQUEST_METHOD"), "POST");
+    assert_string_equal(detach_param(job, "QUERY_STRING"), "a=1&b=2");
+    assert_null(detach_param(job, "REQUEST"));
+    assert_memory_equal(detach_body(job, &length), "payload", 7);
+    assert_int_equal(length, 7);
+    assert_int_equal(strlen(detach_job_id(job)), 16);
+    assert_string_equal(detach_job_route(job), "/t");
+    assert_int_equal(detach_job_mode(job), DETACH_TRIGGER);
+    /* Trigger jobs ignore aborts by default, attached ones don't. */
+    assert_int_equal(detach_ignore_user_abort(job, -1), 1);
+    job_free(job);
+
+    route.mode = DETACH_ATTACHED;
+    job = new_job(*state, &route);
+    assert_int_equal(detach_ignore_user_abort(job, -1), 0);
+    job_free(job);
+}
+
+static void trigger_job_has_no_response(void **state)
+{
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+
+    assert_int_equal(detach_write(job, "x", 1), -1);
+    assert_int_equal(errno, ENOTCONN);
+    assert_int_equal(detach_header(job, "X-A: 1"), -1);
+    assert_int_equal(detach_finish_request(job), 0);
+    /* Writing nowhere is not the client leaving. */
+    assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
+    job_free(job);
+}
+
+static void time_limit_sets_timeout_and_stop(void **state)
+{
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+
+    detach_set_time_limit(job, 1);
+    wait_for_status_bit(job, DETACH_TIMEOUT, 3000);
+    assert_int_equal(detach_connection_status(job), DETACH_TIMEOUT);
+    assert_true(detach_should_stop(job));
+    job_free(job);
+}
+
+static void second_call_restarts_the_clock(void **state)
+{
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+    uint64_t start = monotonic_ms();
+
+    detach_set_time_limit(job, 1);
+    sleep_ms(600);
+    detach_set_time_limit(job, 1);      /* now due at ~1600 ms, not 1000 */
+    sleep_ms(700);                      /* ~1300 ms: past the first deadline */
+    assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
+    wait_for_status_bit(job, DETACH_TIMEOUT, 2000);
+    assert_true(monotonic_ms() - start >= 1550);
+    job_free(job);
+}
+
+static void zero_cancels_the_limit(void **state)
+{
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+
+    detach_set_time_limit(job, 1);
+    detach_set_time_limit(job, 0);
+    sleep_ms(1200);
+    assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
+    assert_false(detach_should_stop(job));
+    job_free(job);
+}
+
+/* A handler that times out; callbacks see the final status, in order. */
+struct observed {
+    int statuses[4];
+    int count;
+};
+
+static void observe(detach_job *job, void *arg)
+{
+    struct observed *observed = arg;
+    observed->statuses[observed->count++] = detach_connection_status(job);
+}
+
+static void observe_and_register(detach_job *job, void *arg)
+{
+    observe(job, arg);
+    detach_register_shutdown(job, observe, arg);
+}
+
+static void handler_until_stopped(detach_job *job, void *arg)
+{
+    detach_register_shutdown(job, observe, arg);
+    detach_register_shutdown(job, observe_and_register, arg);
+    detach_set_time_limit(job, 1);
+    while (!detach_should_stop(job))
+        sleep_ms(5);
+}
+
+static void callbacks_see_the_final_status(void **state)
+{
+    struct observed observed = { { 0 }, 0 };
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = handler_until_stopped,
+                           .arg = &observed };
+    detach_job *job = new_job(*state, &route);
+
+    job_run(job);
+    assert_int_equal(observed.count, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(observed.statuses[i], DETACH_TIMEOUT);
+    job_free(job);
+}
+
+/* The peer leaving while the time limit runs out: 3, and one run each. */
+struct racing_job {
+    struct server_core *core;
+    detach_job *job;
+    struct observed observed;
+};
+
+static void *abort_job(void *arg)
+{
+    struct racing_job *racing = arg;
+
+    /* What the watcher does when the connection reports EOF. */
+    watcher_lock(racing->core->watcher);
+    job_abort_locked(racing->job);
+    watcher_unlock(racing->core->watcher);
+    return NULL;
+}
+
+static void handler_racing(detach_job *job, void *arg)
+{
+    struct racing_job *racing = arg;
+    pthread_t thread;
+
+    detach_ignore_user_abort(job, 1);
+    detach_register_shutdown(job, observe, &racing->observed);
+    detach_set_time_limit(job, 1);
+    /* Fire the abort as close to the deadline as a test can. */
+    sleep_ms(995);
+    pthread_create(&thread, NULL, abort_job, racing);
+    pthread_join(thread, NULL);
+    while (!detach_should_stop(job))
+        sleep_ms(1);
+}
+
+static void abort_and_timeout_race_run_callbacks_once(void **state)
+{
+    struct racing_job racing = { *state, NULL, { { 0 }, 0 } };
+    struct route route = { .path = "/t", .mode = DETACH_ATTACHED, .handler = handler_racing,
+                           .arg = &racing };
+
+    racing.job = new_job(*state, &route);
+    job_run(racing.job);
+    assert_int_equal(racing.observed.count, 1);
+    assert_int_equal(racing.observed.statuses[0], DETACH_ABORTED | DETACH_TIMEOUT);
+    job_free(racing.job);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(accessors, setup, teardown),
+        cmocka_unit_test_setup_teardown(trigger_job_has_no_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(time_limit_sets_timeout_and_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_call_restarts_the_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(zero_cancels_the_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(callbacks_see_the_final_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(abort_and_timeout_race_run_callbacks_once, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
