@@ -202,11 +202,12 @@ static int connect_unix(const char *path, uint64_t deadline_ms)
 {
     struct sockaddr_un address = {.sun_family = AF_UNIX};
 
-    if (path[0] == '\0' || strlen(path) >= sizeof address.sun_path) {
+    size_t path_length = strlen(path);
+    if (path_length == 0 || path_length >= sizeof address.sun_path) {
         errno = EINVAL;
         return error_set("bad unix socket path '%s'", path);
     }
-    strcpy(address.sun_path, path);
+    memcpy(address.sun_path, path, path_length + 1);
     int fd = connect_address((const struct sockaddr *)&address, sizeof address, deadline_ms);
     if (fd < 0)
         return error_set("cannot connect to unix:%s: %s", path, strerror(errno));
@@ -770,8 +771,6 @@ static int prepare(const char *url, const detach_trigger_options *opts,
                                                      : url_parse(url, &request->url);
     if (parsed < 0)
         return -1;
-    if (opts->fcgi != NULL && url[0] == '/')
-        request->url.port = 0;
 
     if (opts->field_count > 0) {
         request->body = url_form_encode(opts->fields, opts->field_count);
