@@ -52,19 +52,33 @@ struct progress_reader {
 
 /* ---- environment ---- */
 
+/* What a script (and its on_shutdown) sees: the request's CGI variables,
+ * DETACH_JOB_ID, DETACH_ROUTE, and extra.  One allocation: the pointer
+ * array, then the two DETACH_ strings. */
 static char **build_environment(detach_job *job, char *const *extra, size_t extra_count)
 {
     char *const *params = job_params(job);
-    size_t count = 0, used = 0;
+    size_t count = 0, used = 0, slots;
     int has_path = 0;
     char **environment;
+    char *text;
+    size_t text_size = 2 * 32 + strlen(detach_job_id(job)) + strlen(detach_job_route(job));
 
     while (params[count])
         count++;
-    environment = calloc(count + extra_count + 4, sizeof(char *));
+    slots = count + extra_count + 4;
+    environment = calloc(1, slots * sizeof(char *) + text_size);
     if (!environment)
         return NULL;
+    text = (char *)(environment + slots);
+    environment[used++] = text;
+    text += sprintf(text, "DETACH_JOB_ID=%s", detach_job_id(job)) + 1;
+    environment[used++] = text;
+    sprintf(text, "DETACH_ROUTE=%s", detach_job_route(job));
     for (size_t i = 0; i < count; i++) {
+        /* Ours win: a request cannot pose as another job. */
+        if (strncmp(params[i], "DETACH_", 7) == 0)
+            continue;
         if (strncmp(params[i], "PATH=", 5) == 0)
             has_path = 1;
         environment[used++] = params[i];
@@ -455,8 +469,6 @@ void script_run_job(detach_job *job, void *arg)
     struct script_run *run = calloc(1, sizeof(*run));
     struct output_relay *relay = NULL;
     struct progress_reader reader = { .length = 0 };
-    char job_variable[64], route_variable[4200];
-    char *extra[2] = { job_variable, route_variable };
     char **environment = NULL;
     int output_pipe[2] = { -1, -1 }, progress_pipe[2] = { -1, -1 };
     int body_fd = -1, log_fd = -1, pidfd = -1, wait_status = 0;
@@ -481,9 +493,7 @@ void script_run_job(detach_job *job, void *arg)
     if (detach_should_stop(job))
         goto out;   /* aborted while queued, or the server is stopping */
 
-    snprintf(job_variable, sizeof(job_variable), "DETACH_JOB_ID=%s", detach_job_id(job));
-    snprintf(route_variable, sizeof(route_variable), "DETACH_ROUTE=%s", detach_job_route(job));
-    environment = build_environment(job, extra, 2);
+    environment = build_environment(job, NULL, 0);
     body_fd = body_descriptor(job);
     log_fd = open_job_log(route, job);
     if (!environment || body_fd < 0 || log_fd < 0 || pipe2(progress_pipe, O_CLOEXEC) < 0 ||
