@@ -57,6 +57,7 @@ typedef struct detach_options {
     unsigned drain_timeout;    /* seconds jobs get to finish on stop: 30 */
     unsigned socket_mode;      /* unix socket permissions: 0660 */
     int log_level;             /* 0 events, 1 also debug, -1 errors only */
+    const char *spool;         /* directory: triggers survive a crash; NULL */
 } detach_options;
 
 DETACH_API void detach_options_init(detach_options *options);
@@ -88,6 +89,9 @@ DETACH_API const void *detach_body(detach_job *job, size_t *len);
 DETACH_API const char *detach_job_id(detach_job *job);
 DETACH_API const char *detach_job_route(detach_job *job);
 DETACH_API detach_mode detach_job_mode(detach_job *job);
+/* 1 when this run is a retry: the job was spooled and detach restarted
+ * before it ended (delivery is at least once). */
+DETACH_API int detach_job_is_retry(detach_job *job);
 
 /* The connection-status tracker. */
 DETACH_API int detach_connection_status(detach_job *job);

@@ -43,6 +43,8 @@ static const char usage_text[] =
     "  -w, --workers N       threads reading requests\n"
     "  -j, --max-jobs N      jobs running at once\n"
     "  -q, --queue N         jobs waiting beyond that; past it: 503\n"
+    "  -s, --spool DIR       keep accepted triggers on disk until they ran, so a\n"
+    "                        crash or restart loses none\n"
     "      --check-config    check the configuration and the commands, then exit\n"
     "  -V, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
@@ -53,6 +55,7 @@ static const char usage_text[] =
 
 struct overrides {
     const char *listen;
+    const char *spool;
     long workers, max_jobs, queue;   /* -1: not given */
 };
 
@@ -125,12 +128,13 @@ int main(int argc, char **argv)
         { "workers", required_argument, NULL, 'w' },
         { "max-jobs", required_argument, NULL, 'j' },
         { "queue", required_argument, NULL, 'q' },
+        { "spool", required_argument, NULL, 's' },
         { "check-config", no_argument, NULL, 'C' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct overrides given = { NULL, -1, -1, -1 };
+    struct overrides given = { NULL, NULL, -1, -1, -1 };
     const char *config_path = DEFAULT_CONFIG;
     struct config config;
     struct script_route *script_routes = NULL;
@@ -139,13 +143,14 @@ int main(int argc, char **argv)
     char message[1024];
     int check_only = 0, option, status = EXIT_RUNTIME;
 
-    while ((option = getopt_long(argc, argv, "c:l:w:j:q:Vh", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "c:l:w:j:q:s:Vh", options, NULL)) != -1) {
         switch (option) {
         case 'c': config_path = optarg; break;
         case 'l': given.listen = optarg; break;
         case 'w': given.workers = parse_count("--workers", optarg, 1, 1024); break;
         case 'j': given.max_jobs = parse_count("--max-jobs", optarg, 1, 100000); break;
         case 'q': given.queue = parse_count("--queue", optarg, 0, 1000000); break;
+        case 's': given.spool = optarg; break;
         case 'C': check_only = 1; break;
         case 'V': printf("detachd %s\n", DETACH_VERSION); return 0;
         case 'h': fputs(usage_text, stdout); return 0;
@@ -168,17 +173,16 @@ int main(int argc, char **argv)
         free(config.listen);
         config.listen = strdup(given.listen);
     }
+    if (given.spool) {
+        free(config.spool);
+        config.spool = strdup(given.spool);
+    }
     if (given.workers > 0)
         config.workers = (unsigned)given.workers;
     if (given.max_jobs > 0)
         config.max_jobs = (unsigned)given.max_jobs;
     if (given.queue >= 0)
         config.queue = (unsigned)given.queue;
-    if (config.spool) {
-        fprintf(stderr, "%s: spool: this build of detachd has no spool support\n", config.path);
-        status = EXIT_USAGE;
-        goto out;
-    }
     if (check_only) {
         if (config_check_commands(&config, message, sizeof(message)) < 0) {
             fprintf(stderr, "%s\n", message);
@@ -213,6 +217,7 @@ int main(int argc, char **argv)
     server_options.drain_timeout = config.drain_timeout;
     server_options.socket_mode = config.socket_mode;
     server_options.read_timeout_ms = config.read_timeout * 1000;
+    server_options.spool = config.spool;
     server = detach_server_new(config.listen, &server_options);
     if (!server) {
         fprintf(stderr, "detachd: %s\n", detach_last_error());

@@ -147,15 +147,48 @@ static void ensure_thread_locked(struct executor *executor)
     executor->threads++;
 }
 
-int executor_submit(struct executor *executor, detach_job *job)
+static int is_full_locked(struct executor *executor)
+{
+    return executor->running + executor->queued >= (size_t)executor->max_jobs + executor->queue_limit;
+}
+
+int executor_has_room(struct executor *executor)
+{
+    int room;
+
+    pthread_mutex_lock(&executor->lock);
+    room = !executor->closed && !is_full_locked(executor);
+    pthread_mutex_unlock(&executor->lock);
+    return room;
+}
+
+/* Doubles the ring, unrolling it so the head is at 0. */
+static int grow_queue_locked(struct executor *executor)
+{
+    size_t capacity = executor->queue_capacity * 2;
+    detach_job **queue = calloc(capacity, sizeof(*queue));
+
+    if (!queue)
+        return -1;
+    for (size_t i = 0; i < executor->queued; i++)
+        queue[i] = executor->queue[(executor->queue_head + i) % executor->queue_capacity];
+    free(executor->queue);
+    executor->queue = queue;
+    executor->queue_capacity = capacity;
+    executor->queue_head = 0;
+    return 0;
+}
+
+static int enqueue_locked(struct executor *executor, detach_job *job, int forced)
 {
     size_t tail;
 
-    pthread_mutex_lock(&executor->lock);
-    if (executor->closed ||
-        executor->running + executor->queued >= (size_t)executor->max_jobs + executor->queue_limit) {
-        pthread_mutex_unlock(&executor->lock);
+    if (executor->closed || (!forced && is_full_locked(executor))) {
         errno = EAGAIN;
+        return -1;
+    }
+    if (executor->queued == executor->queue_capacity && grow_queue_locked(executor) < 0) {
+        errno = ENOMEM;
         return -1;
     }
     tail = (executor->queue_head + executor->queued) % executor->queue_capacity;
@@ -165,13 +198,31 @@ int executor_submit(struct executor *executor, detach_job *job)
     if (executor->threads == 0) {
         /* Not one job thread could be started: refuse rather than strand. */
         executor->queued--;
-        pthread_mutex_unlock(&executor->lock);
         errno = EAGAIN;
         return -1;
     }
     pthread_cond_signal(&executor->work);
-    pthread_mutex_unlock(&executor->lock);
     return 0;
+}
+
+int executor_submit(struct executor *executor, detach_job *job)
+{
+    int rc;
+
+    pthread_mutex_lock(&executor->lock);
+    rc = enqueue_locked(executor, job, 0);
+    pthread_mutex_unlock(&executor->lock);
+    return rc;
+}
+
+int executor_submit_recovered(struct executor *executor, detach_job *job)
+{
+    int rc;
+
+    pthread_mutex_lock(&executor->lock);
+    rc = enqueue_locked(executor, job, 1);
+    pthread_mutex_unlock(&executor->lock);
+    return rc;
 }
 
 static int wait_until_locked(struct executor *executor, const struct timespec *deadline)
@@ -183,7 +234,7 @@ static int wait_until_locked(struct executor *executor, const struct timespec *d
     return 0;
 }
 
-void executor_drain(struct executor *executor, unsigned timeout_seconds)
+void executor_drain(struct executor *executor, unsigned timeout_seconds, int keep_queued)
 {
     struct timespec deadline;
     detach_job *job;
@@ -192,13 +243,14 @@ void executor_drain(struct executor *executor, unsigned timeout_seconds)
     deadline.tv_sec += timeout_seconds;
     pthread_mutex_lock(&executor->lock);
     executor->closed = 1;
+    if (keep_queued)
+        while ((job = queue_pop_locked(executor)))
+            job_discard(job);
     if (wait_until_locked(executor, &deadline) < 0) {
         log_line(LOG_INFO, "drain_timeout", "running=%u queued=%zu", executor->running,
                  executor->queued);
-        while ((job = queue_pop_locked(executor))) {
-            log_line(LOG_ERROR, "dropped", "job=%s reason=stopping", detach_job_id(job));
+        while ((job = queue_pop_locked(executor)))
             job_discard(job);
-        }
         for (unsigned i = 0; i < executor->threads; i++)
             if (executor->slots[i].job)
                 job_request_stop(executor->slots[i].job);

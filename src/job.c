@@ -26,6 +26,7 @@
 #include "route.h"
 #include "server_core.h"
 #include "shutdown.h"
+#include "spool.h"
 #include "timer_heap.h"
 #include "watcher.h"
 
@@ -35,7 +36,7 @@
 struct detach_job {
     struct server_core *core;
     const struct route *route;
-    char id[24];
+    char id[64];
     char **params;
     char *body;
     size_t body_length;
@@ -52,6 +53,8 @@ struct detach_job {
     pid_t process_group;             /* watcher lock */
     unsigned kill_grace;
 
+    int spooled;                     /* a spool file to remove at the end */
+    int retry;                       /* recovered from the spool */
     uint64_t accepted_ms, started_ms;
     int exit_code, exit_signal;      /* -1: none */
 
@@ -190,6 +193,29 @@ char *const *job_params(detach_job *job)
     return job->params;
 }
 
+int job_spool(detach_job *job)
+{
+    struct spool_record record = {
+        .route = job->route->path,
+        .params = job->params,
+        .body = job->body,
+        .body_length = job->body_length,
+    };
+
+    snprintf(record.id, sizeof(record.id), "%s", job->id);
+    if (spool_write(job->core->spool, &record) < 0)
+        return -1;
+    job->spooled = 1;
+    return 0;
+}
+
+void job_restore(detach_job *job, const char *id)
+{
+    snprintf(job->id, sizeof(job->id), "%s", id);
+    job->spooled = 1;
+    job->retry = 1;
+}
+
 uint64_t job_elapsed_ms(detach_job *job)
 {
     return job->started_ms ? monotonic_ms() - job->started_ms : 0;
@@ -268,6 +294,10 @@ void job_discard(detach_job *job)
 {
     struct connection *connection = job->connection;
 
+    if (job->spooled)
+        log_line(LOG_INFO, "kept_in_spool", "job=%s", job->id);
+    else
+        log_line(LOG_ERROR, "dropped", "job=%s reason=stopping", job->id);
     if (connection) {
         connection_unwatch_abort(connection);
         connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
@@ -292,8 +322,8 @@ static void log_end(detach_job *job)
 void job_run(detach_job *job)
 {
     job->started_ms = monotonic_ms();
-    log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu", job->id, job->route->path,
-             (unsigned long long)(job->started_ms - job->accepted_ms));
+    log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu%s", job->id, job->route->path,
+             (unsigned long long)(job->started_ms - job->accepted_ms), job->retry ? " retry=1" : "");
     job->route->handler(job, job->route->arg);
     shutdown_list_run(&job->shutdown, job);
     watcher_lock(job->core->watcher);
@@ -302,6 +332,9 @@ void job_run(detach_job *job)
     job->process_group = 0;
     watcher_unlock(job->core->watcher);
     end_response(job);
+    /* Only now is the promise kept: the callbacks ran. */
+    if (job->spooled && spool_remove(job->core->spool, job->id) < 0)
+        log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job->id, detach_last_error());
     log_end(job);
 }
 
@@ -337,6 +370,11 @@ const char *detach_job_route(detach_job *job)
 detach_mode detach_job_mode(detach_job *job)
 {
     return job->route->mode;
+}
+
+int detach_job_is_retry(detach_job *job)
+{
+    return job->retry;
 }
 
 int detach_connection_status(detach_job *job)

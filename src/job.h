@@ -35,6 +35,14 @@ void job_discard(detach_job *job);
 /* On a job thread: the handler, then shutdown callbacks, then the end. */
 void job_run(detach_job *job);
 
+/*
+ * Spool: job_spool() writes the job durably (before its 200); a job found
+ * in the spool at start gets its old id back with job_restore().  Either
+ * way the spool file goes once the shutdown callbacks ran.
+ */
+int job_spool(detach_job *job);
+void job_restore(detach_job *job, const char *id);
+
 /* Called with the watcher lock held: the peer went away. */
 void job_abort_locked(detach_job *job);
 

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "route.h"
 #include "server_core.h"
+#include "spool.h"
 #include "worker.h"
 
 #define MAX_PATH_LENGTH 4096
@@ -161,7 +162,24 @@ void request_serve(struct server_core *core, struct connection *connection)
         log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, route->path);
         return;   /* the job answers on this connection and releases it */
     }
+    /* With a spool the 200 promises durability: on disk first. */
+    if (core->spool) {
+        if (!executor_has_room(core->executor)) {
+            job_free(job);
+            log_rejected(path, "queue_full");
+            connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
+            goto release;
+        }
+        if (job_spool(job) < 0) {
+            log_line(LOG_ERROR, "spool_write", "job=%s error=\"%s\"", job_id, detach_last_error());
+            job_free(job);
+            connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
+            goto release;
+        }
+    }
     if (executor_submit(core->executor, job) < 0) {
+        if (core->spool && spool_remove(core->spool, job_id) < 0)
+            log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
         job_free(job);
         log_rejected(path, "queue_full");
         connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");

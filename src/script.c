@@ -66,7 +66,7 @@ static char **build_environment(detach_job *job, char *const *extra, size_t extr
 
     while (params[count])
         count++;
-    slots = count + extra_count + 4;
+    slots = count + extra_count + 5;
     environment = calloc(1, slots * sizeof(char *) + text_size);
     if (!environment)
         return NULL;
@@ -86,6 +86,8 @@ static char **build_environment(detach_job *job, char *const *extra, size_t extr
     /* A command run without a shell still expects a sane PATH. */
     if (!has_path)
         environment[used++] = (char *)DEFAULT_PATH;
+    if (detach_job_is_retry(job))
+        environment[used++] = (char *)"DETACH_RETRY=1";
     for (size_t i = 0; i < extra_count; i++)
         environment[used++] = extra[i];
     environment[used] = NULL;

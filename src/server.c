@@ -20,6 +20,8 @@
 #include "listener.h"
 #include "log.h"
 #include "server_core.h"
+#include "spool.h"
+#include "job.h"
 #include "watcher.h"
 #include "worker.h"
 
@@ -102,6 +104,11 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue);
     if (!server->core.executor)
         goto fail;
+    if (server->core.options.spool) {
+        server->core.spool = spool_open(server->core.options.spool);
+        if (!server->core.spool)
+            goto fail;
+    }
     return server;
 fail:
     detach_server_free(server);
@@ -116,6 +123,37 @@ int detach_route(detach_server *server, const char *path, detach_mode mode,
         return error_set("detach_route: routes are fixed once detach_serve() started");
     }
     return route_table_add(&server->core.routes, path, mode, handler, arg);
+}
+
+/* A job the last run acknowledged but did not finish: run it again. */
+static void recovered(void *context, struct spool_record *record)
+{
+    struct server_core *core = context;
+    const struct route *route = NULL;
+    detach_job *job;
+
+    for (size_t i = 0; i < core->routes.count; i++)
+        if (strcmp(core->routes.routes[i].path, record->route) == 0)
+            route = &core->routes.routes[i];
+    if (!route) {
+        log_line(LOG_ERROR, "spool_orphan", "job=%s route=%s reason=\"no such route now; left in the spool\"",
+                 record->id, record->route);
+        spool_record_free(record);
+        return;
+    }
+    job = job_new(core, route, record->params, record->body, record->body_length, NULL);
+    record->params = NULL;
+    record->body = NULL;
+    spool_record_free(record);
+    if (!job)
+        return;
+    job_restore(job, record->id);
+    if (executor_submit_recovered(core->executor, job) < 0) {
+        log_line(LOG_ERROR, "spool_recover", "job=%s error=\"%s\"", record->id, strerror(errno));
+        job_discard(job);
+        return;
+    }
+    log_line(LOG_INFO, "recovered", "job=%s route=%s", record->id, route->path);
 }
 
 static void wait_for_stop(detach_server *server)
@@ -140,6 +178,8 @@ int detach_serve(detach_server *server)
     core->workers = worker_pool_new(core, core->options.workers);
     if (!core->workers)
         return -1;
+    if (core->spool && spool_recover(core->spool, recovered, core) < 0)
+        log_line(LOG_ERROR, "spool_recover", "error=\"%s\"", detach_last_error());
     if (listener_start(&server->listener, core) < 0)
         return -1;
     log_line(LOG_INFO, "serving", "workers=%u max_jobs=%u queue=%u routes=%zu",
@@ -154,7 +194,7 @@ int detach_serve(detach_server *server)
     worker_pool_free(core->workers);
     core->workers = NULL;
     connection_close_idle(core);
-    executor_drain(core->executor, core->options.drain_timeout);
+    executor_drain(core->executor, core->options.drain_timeout, core->spool != NULL);
     connection_close_idle(core);
     log_line(LOG_INFO, "stopped", "server=%s", "detach");
     return 0;
@@ -181,6 +221,7 @@ void detach_server_free(detach_server *server)
     if (server->core.watcher && server->core.executor)
         connection_close_idle(&server->core);
     executor_free(server->core.executor);
+    spool_close(server->core.spool);
     watcher_free(server->core.watcher);
     route_table_destroy(&server->core.routes);
     if (server->stop_pipe[0] >= 0)

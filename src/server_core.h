@@ -17,6 +17,7 @@ struct watcher;
 struct worker_pool;
 struct executor;
 struct connection;
+struct spool;
 
 struct server_core {
     detach_options options;           /* every default resolved */
@@ -24,6 +25,7 @@ struct server_core {
     struct worker_pool *workers;
     struct executor *executor;
     struct route_table routes;
+    struct spool *spool;              /* NULL: no durability promised */
     _Atomic uint32_t next_job_number; /* job ids; seeded at random per start */
     _Atomic int stopping;             /* no new requests, no keep-alive */
     /* Connections waiting for their next request, so a stop can close

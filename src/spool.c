@@ -1,0 +1,412 @@
+/*
+ * spool.c - writing, removing and recovering spooled jobs.
+ *
+ * The file format is length-prefixed and ends with a checksum, so a torn
+ * write (a crash mid-file, a disk that lied) is recognised rather than
+ * half-read: "DSPOOL1\n", then id, route, the params, the body, each as a
+ * 32-bit little-endian length and its bytes (params as a count, then
+ * each), then an FNV-1a checksum of everything before it.
+ *
+ * Durability order: write tmp/<id>, fsync it, rename to <id>.job, fsync
+ * the directory.  Only then is the trigger acknowledged.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "spool.h"
+
+#define MAGIC "DSPOOL1\n"
+#define MAGIC_LENGTH 8
+#define SUFFIX ".job"
+#define MAX_FIELD (64u * 1024 * 1024)
+
+struct spool {
+    char *directory;
+    int directory_fd;
+};
+
+/* ---- the format ---- */
+
+static uint32_t fnv1a(const uint8_t *data, size_t length)
+{
+    uint32_t hash = 2166136261u;
+
+    for (size_t i = 0; i < length; i++) {
+        hash ^= data[i];
+        hash *= 16777619u;
+    }
+    return hash;
+}
+
+static void put_u32(uint8_t **out, uint32_t value)
+{
+    for (int i = 0; i < 4; i++)
+        *(*out)++ = (uint8_t)(value >> (8 * i));
+}
+
+static void put_field(uint8_t **out, const void *data, size_t length)
+{
+    put_u32(out, (uint32_t)length);
+    memcpy(*out, data, length);
+    *out += length;
+}
+
+int spool_encode(const struct spool_record *record, uint8_t **data, size_t *length)
+{
+    size_t id_length = strlen(record->id), route_length = strlen(record->route);
+    size_t count = 0, size = MAGIC_LENGTH + 4 + id_length + 4 + route_length + 4 + 4 +
+                             record->body_length + 4;
+    uint8_t *buffer, *out;
+
+    for (char **p = record->params; *p; p++) {
+        size += 4 + strlen(*p);
+        count++;
+    }
+    if (record->body_length > MAX_FIELD) {
+        errno = EFBIG;
+        return -1;
+    }
+    buffer = malloc(size);
+    if (!buffer)
+        return -1;
+    out = buffer;
+    memcpy(out, MAGIC, MAGIC_LENGTH);
+    out += MAGIC_LENGTH;
+    put_field(&out, record->id, id_length);
+    put_field(&out, record->route, route_length);
+    put_u32(&out, (uint32_t)count);
+    for (char **p = record->params; *p; p++)
+        put_field(&out, *p, strlen(*p));
+    put_field(&out, record->body ? record->body : "", record->body_length);
+    put_u32(&out, fnv1a(buffer, (size_t)(out - buffer)));
+    *data = buffer;
+    *length = size;
+    return 0;
+}
+
+struct reader {
+    const uint8_t *data;
+    size_t length, position;
+};
+
+static int get_u32(struct reader *reader, uint32_t *value)
+{
+    if (reader->length - reader->position < 4)
+        return -1;
+    *value = 0;
+    for (int i = 0; i < 4; i++)
+        *value |= (uint32_t)reader->data[reader->position++] << (8 * i);
+    return 0;
+}
+
+/* A field as a fresh NUL-terminated string; embedded NULs are refused
+ * where the field is text. */
+static char *get_field(struct reader *reader, size_t *length, int text)
+{
+    uint32_t size;
+    char *copy;
+
+    if (get_u32(reader, &size) < 0 || size > MAX_FIELD || reader->length - reader->position < size)
+        return NULL;
+    if (text && memchr(reader->data + reader->position, '\0', size))
+        return NULL;
+    copy = malloc((size_t)size + 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, reader->data + reader->position, size);
+    copy[size] = '\0';
+    reader->position += size;
+    if (length)
+        *length = size;
+    return copy;
+}
+
+void spool_record_free(struct spool_record *record)
+{
+    free(record->route);
+    free(record->params);
+    free(record->body);
+    record->route = NULL;
+    record->params = NULL;
+    record->body = NULL;
+}
+
+int spool_decode(const uint8_t *data, size_t length, struct spool_record *record)
+{
+    struct reader reader = { data, length, MAGIC_LENGTH };
+    uint32_t count, checksum;
+    char *id = NULL;
+    char **strings = NULL;
+    size_t bytes = 0;
+
+    memset(record, 0, sizeof(*record));
+    if (length < MAGIC_LENGTH + 4 || memcmp(data, MAGIC, MAGIC_LENGTH) != 0)
+        return -1;
+    reader.length = length - 4;   /* the checksum is not payload */
+    checksum = (uint32_t)data[length - 4] | (uint32_t)data[length - 3] << 8 |
+               (uint32_t)data[length - 2] << 16 | (uint32_t)data[length - 1] << 24;
+    if (fnv1a(data, length - 4) != checksum)
+        return -1;
+    id = get_field(&reader, NULL, 1);
+    if (!id || !*id || strlen(id) >= sizeof(record->id) || strchr(id, '/'))
+        goto fail;
+    strcpy(record->id, id);
+    record->route = get_field(&reader, NULL, 1);
+    if (!record->route || get_u32(&reader, &count) < 0 || count > reader.length / 4)
+        goto fail;
+    strings = calloc((size_t)count + 1, sizeof(char *));
+    if (!strings)
+        goto fail;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t size;
+        if (!(strings[i] = get_field(&reader, &size, 1)))
+            goto fail;
+        bytes += size + 1;
+    }
+    record->body = get_field(&reader, &record->body_length, 0);
+    if (!record->body || reader.position != reader.length)
+        goto fail;
+    /* Params as jobs own them: pointers and strings in one block. */
+    record->params = malloc(((size_t)count + 1) * sizeof(char *) + bytes);
+    if (!record->params)
+        goto fail;
+    char *text = (char *)(record->params + count + 1);
+    for (uint32_t i = 0; i < count; i++) {
+        size_t size = strlen(strings[i]) + 1;
+        memcpy(text, strings[i], size);
+        record->params[i] = text;
+        text += size;
+    }
+    record->params[count] = NULL;
+    for (uint32_t i = 0; i < count; i++)
+        free(strings[i]);
+    free(strings);
+    free(id);
+    return 0;
+fail:
+    if (strings)
+        for (uint32_t i = 0; strings[i]; i++)
+            free(strings[i]);
+    free(strings);
+    free(id);
+    spool_record_free(record);
+    return -1;
+}
+
+/* ---- the directory ---- */
+
+static int make_directory(const char *path)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return error_set("spool %s: mkdir: %s", path, strerror(errno));
+    return 0;
+}
+
+struct spool *spool_open(const char *directory)
+{
+    struct spool *spool = calloc(1, sizeof(*spool));
+    char path[4096];
+
+    if (!spool) {
+        error_set("spool: out of memory");
+        return NULL;
+    }
+    spool->directory_fd = -1;
+    spool->directory = strdup(directory);
+    if (!spool->directory || make_directory(directory) < 0)
+        goto fail;
+    snprintf(path, sizeof(path), "%s/tmp", directory);
+    if (make_directory(path) < 0)
+        goto fail;
+    snprintf(path, sizeof(path), "%s/corrupt", directory);
+    if (make_directory(path) < 0)
+        goto fail;
+    spool->directory_fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (spool->directory_fd < 0) {
+        error_set("spool %s: %s", directory, strerror(errno));
+        goto fail;
+    }
+    return spool;
+fail:
+    spool_close(spool);
+    return NULL;
+}
+
+void spool_close(struct spool *spool)
+{
+    if (!spool)
+        return;
+    if (spool->directory_fd >= 0)
+        close(spool->directory_fd);
+    free(spool->directory);
+    free(spool);
+}
+
+static int write_all(int fd, const uint8_t *data, size_t length)
+{
+    while (length > 0) {
+        ssize_t n = write(fd, data, length);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+
+int spool_write(struct spool *spool, const struct spool_record *record)
+{
+    char temporary[128], final[128];
+    uint8_t *data = NULL;
+    size_t length;
+    int fd;
+
+    if (spool_encode(record, &data, &length) < 0)
+        return error_set("spool: encoding job %s: %s", record->id, strerror(errno));
+    snprintf(temporary, sizeof(temporary), "tmp/%s", record->id);
+    snprintf(final, sizeof(final), "%s" SUFFIX, record->id);
+    fd = openat(spool->directory_fd, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        error_set("spool %s/%s: %s", spool->directory, temporary, strerror(errno));
+        goto fail;
+    }
+    if (write_all(fd, data, length) < 0 || fdatasync(fd) < 0) {
+        error_set("spool %s/%s: %s", spool->directory, temporary, strerror(errno));
+        close(fd);
+        unlinkat(spool->directory_fd, temporary, 0);
+        goto fail;
+    }
+    close(fd);
+    if (renameat(spool->directory_fd, temporary, spool->directory_fd, final) < 0 ||
+        fsync(spool->directory_fd) < 0) {
+        error_set("spool %s/%s: %s", spool->directory, final, strerror(errno));
+        unlinkat(spool->directory_fd, temporary, 0);
+        goto fail;
+    }
+    free(data);
+    return 0;
+fail:
+    free(data);
+    return -1;
+}
+
+int spool_remove(struct spool *spool, const char *id)
+{
+    char name[128];
+
+    snprintf(name, sizeof(name), "%s" SUFFIX, id);
+    if (unlinkat(spool->directory_fd, name, 0) < 0 && errno != ENOENT)
+        return error_set("spool %s/%s: %s", spool->directory, name, strerror(errno));
+    /* No fsync: a removal lost in a crash only runs the job again, which
+     * the at-least-once promise allows. */
+    return 0;
+}
+
+static int read_file(int directory_fd, const char *name, uint8_t **data, size_t *length)
+{
+    struct stat info;
+    int fd = openat(directory_fd, name, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &info) < 0 || info.st_size > (off_t)(4 * (size_t)MAX_FIELD) ||
+        !(*data = malloc((size_t)info.st_size + 1))) {
+        close(fd);
+        return -1;
+    }
+    *length = 0;
+    while (*length < (size_t)info.st_size &&
+           (n = read(fd, *data + *length, (size_t)info.st_size - *length)) > 0)
+        *length += (size_t)n;
+    close(fd);
+    return 0;
+}
+
+static void move_aside(struct spool *spool, const char *name, const char *why)
+{
+    char target[300];
+
+    snprintf(target, sizeof(target), "corrupt/%s", name);
+    if (renameat(spool->directory_fd, name, spool->directory_fd, target) < 0)
+        log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s error=\"%s\"",
+                 spool->directory, name, why, strerror(errno));
+    else
+        log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s moved_to=%s/%s",
+                 spool->directory, name, why, spool->directory, target);
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int is_job_file(const struct dirent *entry)
+{
+    size_t length = strlen(entry->d_name);
+
+    return length > strlen(SUFFIX) && strcmp(entry->d_name + length - strlen(SUFFIX), SUFFIX) == 0;
+}
+
+/* Files in tmp/ were never renamed into place, so never acknowledged. */
+static void clear_temporary(struct spool *spool)
+{
+    char path[4096];
+    DIR *directory;
+    struct dirent *entry;
+
+    snprintf(path, sizeof(path), "%s/tmp", spool->directory);
+    directory = opendir(path);
+    if (!directory)
+        return;
+    while ((entry = readdir(directory)))
+        if (entry->d_name[0] != '.')
+            unlinkat(dirfd(directory), entry->d_name, 0);
+    closedir(directory);
+}
+
+int spool_recover(struct spool *spool, void (*found)(void *context, struct spool_record *record),
+                  void *context)
+{
+    struct dirent **entries;
+    int count, recovered = 0;
+
+    clear_temporary(spool);
+    count = scandir(spool->directory, &entries, is_job_file, by_name);
+
+    if (count < 0)
+        return error_set("spool %s: %s", spool->directory, strerror(errno));
+    for (int i = 0; i < count; i++) {
+        const char *name = entries[i]->d_name;
+        struct spool_record record;
+        uint8_t *data = NULL;
+        size_t length = 0;
+
+        if (read_file(spool->directory_fd, name, &data, &length) < 0) {
+            move_aside(spool, name, "unreadable");
+        } else if (spool_decode(data, length, &record) < 0 ||
+                   strncmp(name, record.id, strlen(record.id)) != 0) {
+            if (record.route)
+                spool_record_free(&record);
+            move_aside(spool, name, "malformed");
+        } else {
+            found(context, &record);
+            recovered++;
+        }
+        free(data);
+        free(entries[i]);
+    }
+    free(entries);
+    return recovered;
+}

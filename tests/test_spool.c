@@ -1,0 +1,131 @@
+/*
+ * test_spool.c - the spool file format and directory: round trips, torn
+ * and corrupted files, recovery order, and corrupt files moved aside.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "spool.h"
+
+static char *params_block[] = { "REQUEST_METHOD=POST", "QUERY_STRING=a=1", NULL };
+
+static struct spool_record sample(const char *id)
+{
+    struct spool_record record = { .route = "/jobs/report", .params = params_block,
+                                   .body = "x=1\0binary", .body_length = 10 };
+    snprintf(record.id, sizeof(record.id), "%s", id);
+    return record;
+}
+
+static void round_trip(void **state)
+{
+    struct spool_record record = sample("00000001aaaa0001"), decoded;
+    uint8_t *data;
+    size_t length;
+
+    assert_int_equal(spool_encode(&record, &data, &length), 0);
+    assert_int_equal(spool_decode(data, length, &decoded), 0);
+    assert_string_equal(decoded.id, record.id);
+    assert_string_equal(decoded.route, "/jobs/report");
+    assert_string_equal(decoded.params[0], "REQUEST_METHOD=POST");
+    assert_string_equal(decoded.params[1], "QUERY_STRING=a=1");
+    assert_null(decoded.params[2]);
+    assert_int_equal(decoded.body_length, 10);
+    assert_memory_equal(decoded.body, "x=1\0binary", 10);
+    spool_record_free(&decoded);
+    free(data);
+}
+
+static void every_truncation_and_flip_is_refused(void **state)
+{
+    struct spool_record record = sample("00000001aaaa0002"), decoded;
+    uint8_t *data;
+    size_t length;
+
+    assert_int_equal(spool_encode(&record, &data, &length), 0);
+    for (size_t cut = 0; cut < length; cut++)
+        assert_int_equal(spool_decode(data, cut, &decoded), -1);
+    for (size_t i = 0; i < length; i++) {
+        data[i] ^= 0x20;
+        assert_int_equal(spool_decode(data, length, &decoded), -1);
+        data[i] ^= 0x20;
+    }
+    free(data);
+}
+
+static int write_file(const char *path, const void *data, size_t length)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ssize_t n = write(fd, data, length);
+    close(fd);
+    return n == (ssize_t)length ? 0 : -1;
+}
+
+struct found {
+    char ids[8][64];
+    int count;
+};
+
+static void collect(void *context, struct spool_record *record)
+{
+    struct found *found = context;
+    snprintf(found->ids[found->count++], 64, "%s", record->id);
+    spool_record_free(record);
+}
+
+static void write_remove_recover(void **state)
+{
+    char directory[] = "/tmp/detach-spool-test-XXXXXX", path[512];
+    struct spool *spool;
+    struct found found = { .count = 0 };
+    struct spool_record second = sample("00000002bbbb0001"), first = sample("00000001bbbb0001"),
+                        gone = sample("00000003bbbb0001");
+    struct stat info;
+
+    assert_non_null(mkdtemp(directory));
+    spool = spool_open(directory);
+    assert_non_null(spool);
+    assert_int_equal(spool_write(spool, &second), 0);
+    assert_int_equal(spool_write(spool, &first), 0);
+    assert_int_equal(spool_write(spool, &gone), 0);
+    assert_int_equal(spool_remove(spool, gone.id), 0);
+    assert_int_equal(spool_remove(spool, gone.id), 0);   /* twice is fine */
+    /* A torn file, and a leftover temporary that was never acknowledged. */
+    snprintf(path, sizeof(path), "%s/00000009torn0001.job", directory);
+    assert_int_equal(write_file(path, "DSPOOL1\n\x10\0\0\0", 12), 0);
+    snprintf(path, sizeof(path), "%s/tmp/00000008temp0001", directory);
+    assert_int_equal(write_file(path, "partial", 7), 0);
+
+    assert_int_equal(spool_recover(spool, collect, &found), 2);
+    assert_int_equal(found.count, 2);
+    assert_string_equal(found.ids[0], first.id);   /* oldest id first */
+    assert_string_equal(found.ids[1], second.id);
+    snprintf(path, sizeof(path), "%s/corrupt/00000009torn0001.job", directory);
+    assert_int_equal(stat(path, &info), 0);
+    snprintf(path, sizeof(path), "%s/tmp/00000008temp0001", directory);
+    assert_int_equal(stat(path, &info), -1);
+    spool_close(spool);
+
+    snprintf(path, sizeof(path), "rm -rf '%s'", directory);
+    assert_int_equal(system(path), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(round_trip),
+        cmocka_unit_test(every_truncation_and_flip_is_refused),
+        cmocka_unit_test(write_remove_recover),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
