@@ -76,6 +76,20 @@ DETACH_API detach_server *detach_server_new(const char *listen, const detach_opt
 DETACH_API int detach_route(detach_server *server, const char *path, detach_mode mode,
                  detach_handler handler, void *arg);
 
+/*
+ * Replaces every route at once, also while serving (detachd's SIGHUP): a
+ * request sees the old table or the new one, never a mix; running and
+ * queued jobs keep the route they were admitted with.
+ */
+typedef struct detach_route_spec {
+    const char *path;
+    detach_mode mode;
+    detach_handler handler;
+    void *arg;
+} detach_route_spec;
+DETACH_API int detach_server_replace_routes(detach_server *server, const detach_route_spec *routes,
+                                            size_t count);
+
 /* Serves until detach_server_stop(); 0 after a clean stop and drain. */
 DETACH_API int detach_serve(detach_server *server);
 

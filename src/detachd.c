@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,16 +22,6 @@
 #define DEFAULT_CONFIG "/etc/detach/detachd.conf"
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
-
-/* The one server a signal handler may stop. */
-static detach_server *running_server;
-
-static void on_stop_signal(int signal_number)
-{
-    (void)signal_number;
-    if (running_server)
-        detach_server_stop(running_server);
-}
 
 static const char usage_text[] =
     "Usage: detachd [OPTION]...\n"
@@ -50,7 +41,8 @@ static const char usage_text[] =
     "  -h, --help            print this help and exit\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop accepting and drain running jobs for up to\n"
-    "drain_timeout seconds.  Exit status: 0 clean stop, 1 runtime failure,\n"
+    "drain_timeout seconds; queued jobs stay in the spool.  SIGHUP reloads the\n"
+    "routes; running jobs are untouched.  Exit status: 0 clean stop, 1 runtime failure,\n"
     "2 usage or configuration error.\n";
 
 struct overrides {
@@ -74,13 +66,51 @@ static long parse_count(const char *option, const char *text, long minimum, long
     return value;
 }
 
-static int build_script_routes(const struct config *config, struct script_route *routes)
+/*
+ * One loaded configuration and the routes built from it.  Jobs admitted
+ * under it point into it, so a reload keeps the older ones until exit.
+ */
+struct generation {
+    struct config config;
+    struct script_route *script_routes;
+    detach_route_spec *specs;
+    struct generation *older;
+};
+
+struct daemon {
+    const char *config_path;
+    struct overrides given;
+    detach_server *server;
+    struct generation *current;
+    sigset_t signals;   /* handled by the signal thread, blocked everywhere */
+};
+
+static void generation_free(struct generation *generation)
 {
+    while (generation) {
+        struct generation *older = generation->older;
+        free(generation->script_routes);
+        free(generation->specs);
+        config_free(&generation->config);
+        free(generation);
+        generation = older;
+    }
+}
+
+static int build_script_routes(struct generation *generation)
+{
+    const struct config *config = &generation->config;
+
+    generation->script_routes = calloc(config->route_count, sizeof(*generation->script_routes));
+    generation->specs = calloc(config->route_count, sizeof(*generation->specs));
+    if (!generation->script_routes || !generation->specs) {
+        fprintf(stderr, "detachd: out of memory\n");
+        return -1;
+    }
     for (size_t i = 0; i < config->route_count; i++) {
         const struct config_route *from = &config->routes[i];
-        struct script_route *to = &routes[i];
+        struct script_route *to = &generation->script_routes[i];
 
-        memset(to, 0, sizeof(*to));
         to->argv = from->argv;
         to->on_shutdown_argv = from->on_shutdown_argv;
         to->ignore_user_abort = from->ignore_user_abort;
@@ -101,23 +131,101 @@ static int build_script_routes(const struct config *config, struct script_route 
             to->uid = entry->pw_uid;
             to->gid = entry->pw_gid;
         }
+        generation->specs[i] = (detach_route_spec){ from->path, from->mode, script_run_job, to };
     }
     return 0;
 }
 
-static int install_signals(void)
+static int replace_string(char **field, const char *value)
 {
-    struct sigaction stop = { .sa_handler = on_stop_signal };
-    struct sigaction ignore = { .sa_handler = SIG_IGN };
+    char *copy;
 
-    sigemptyset(&stop.sa_mask);
-    sigemptyset(&ignore.sa_mask);
-    if (sigaction(SIGTERM, &stop, NULL) < 0 || sigaction(SIGINT, &stop, NULL) < 0 ||
-        sigaction(SIGPIPE, &ignore, NULL) < 0 || sigaction(SIGHUP, &ignore, NULL) < 0) {
-        fprintf(stderr, "detachd: sigaction: %s\n", strerror(errno));
+    if (!value)
+        return 0;
+    copy = strdup(value);
+    if (!copy)
         return -1;
-    }
+    free(*field);
+    *field = copy;
     return 0;
+}
+
+/* Reads the config, applies the command line over it, builds the routes.
+ * NULL after printing why. */
+static struct generation *load_generation(const char *path, const struct overrides *given)
+{
+    struct generation *generation = calloc(1, sizeof(*generation));
+    char message[1024];
+
+    if (!generation) {
+        fprintf(stderr, "detachd: out of memory\n");
+        return NULL;
+    }
+    config_init_defaults(&generation->config);
+    if (config_load(&generation->config, path, message, sizeof(message)) < 0) {
+        fprintf(stderr, "%s\n", message);
+        free(generation);
+        return NULL;
+    }
+    if (replace_string(&generation->config.listen, given->listen) < 0 ||
+        replace_string(&generation->config.spool, given->spool) < 0) {
+        fprintf(stderr, "detachd: out of memory\n");
+        goto fail;
+    }
+    if (given->workers > 0)
+        generation->config.workers = (unsigned)given->workers;
+    if (given->max_jobs > 0)
+        generation->config.max_jobs = (unsigned)given->max_jobs;
+    if (given->queue >= 0)
+        generation->config.queue = (unsigned)given->queue;
+    if (build_script_routes(generation) < 0)
+        goto fail;
+    return generation;
+fail:
+    generation_free(generation);
+    return NULL;
+}
+
+/* SIGHUP: new routes for new requests; running jobs keep theirs.  A broken
+ * file changes nothing. */
+static void reload(struct daemon *daemon)
+{
+    struct generation *fresh = load_generation(daemon->config_path, &daemon->given);
+
+    if (!fresh) {
+        fprintf(stderr, "detachd: reload failed; still serving the previous routes\n");
+        return;
+    }
+    if (detach_server_replace_routes(daemon->server, fresh->specs, fresh->config.route_count) < 0) {
+        fprintf(stderr, "detachd: reload failed: %s\n", detach_last_error());
+        generation_free(fresh);
+        return;
+    }
+    fresh->older = daemon->current;
+    daemon->current = fresh;
+}
+
+/* Signals arrive here as plain events, never in a handler: stopping and
+ * reloading are ordinary code. */
+static void *signal_thread(void *arg)
+{
+    struct daemon *daemon = arg;
+
+    for (;;) {
+        int signal_number;
+
+        if (sigwait(&daemon->signals, &signal_number) != 0)
+            continue;
+        if (signal_number == SIGHUP) {
+            int previous;
+            /* Exit cancels this thread: never in the middle of a reload. */
+            pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &previous);
+            reload(daemon);
+            pthread_setcancelstate(previous, NULL);
+        } else
+            detach_server_stop(daemon->server);
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -134,23 +242,22 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct overrides given = { NULL, NULL, -1, -1, -1 };
-    const char *config_path = DEFAULT_CONFIG;
-    struct config config;
-    struct script_route *script_routes = NULL;
+    struct daemon daemon = { .config_path = DEFAULT_CONFIG,
+                             .given = { NULL, NULL, -1, -1, -1 } };
+    struct config *config;
     detach_options server_options;
-    detach_server *server = NULL;
     char message[1024];
-    int check_only = 0, option, status = EXIT_RUNTIME;
+    pthread_t signals;
+    int check_only = 0, option, status = EXIT_RUNTIME, signals_started = 0;
 
     while ((option = getopt_long(argc, argv, "c:l:w:j:q:s:Vh", options, NULL)) != -1) {
         switch (option) {
-        case 'c': config_path = optarg; break;
-        case 'l': given.listen = optarg; break;
-        case 'w': given.workers = parse_count("--workers", optarg, 1, 1024); break;
-        case 'j': given.max_jobs = parse_count("--max-jobs", optarg, 1, 100000); break;
-        case 'q': given.queue = parse_count("--queue", optarg, 0, 1000000); break;
-        case 's': given.spool = optarg; break;
+        case 'c': daemon.config_path = optarg; break;
+        case 'l': daemon.given.listen = optarg; break;
+        case 'w': daemon.given.workers = parse_count("--workers", optarg, 1, 1024); break;
+        case 'j': daemon.given.max_jobs = parse_count("--max-jobs", optarg, 1, 100000); break;
+        case 'q': daemon.given.queue = parse_count("--queue", optarg, 0, 1000000); break;
+        case 's': daemon.given.spool = optarg; break;
         case 'C': check_only = 1; break;
         case 'V': printf("detachd %s\n", DETACH_VERSION); return 0;
         case 'h': fputs(usage_text, stdout); return 0;
@@ -164,85 +271,71 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    config_init_defaults(&config);
-    if (config_load(&config, config_path, message, sizeof(message)) < 0) {
-        fprintf(stderr, "%s\n", message);
+    daemon.current = load_generation(daemon.config_path, &daemon.given);
+    if (!daemon.current)
         return EXIT_USAGE;
-    }
-    if (given.listen) {
-        free(config.listen);
-        config.listen = strdup(given.listen);
-    }
-    if (given.spool) {
-        free(config.spool);
-        config.spool = strdup(given.spool);
-    }
-    if (given.workers > 0)
-        config.workers = (unsigned)given.workers;
-    if (given.max_jobs > 0)
-        config.max_jobs = (unsigned)given.max_jobs;
-    if (given.queue >= 0)
-        config.queue = (unsigned)given.queue;
+    config = &daemon.current->config;
     if (check_only) {
-        if (config_check_commands(&config, message, sizeof(message)) < 0) {
+        if (config_check_commands(config, message, sizeof(message)) < 0) {
             fprintf(stderr, "%s\n", message);
             status = EXIT_USAGE;
             goto out;
         }
-        printf("%s: ok, %zu route%s\n", config.path, config.route_count,
-               config.route_count == 1 ? "" : "s");
+        printf("%s: ok, %zu route%s\n", config->path, config->route_count,
+               config->route_count == 1 ? "" : "s");
         status = 0;
         goto out;
     }
-    if (config.route_count == 0) {
-        fprintf(stderr, "%s: no [route ...] section: nothing to serve\n", config.path);
-        status = EXIT_USAGE;
-        goto out;
-    }
-    script_routes = calloc(config.route_count, sizeof(*script_routes));
-    if (!script_routes) {
-        fprintf(stderr, "detachd: out of memory\n");
-        goto out;
-    }
-    if (build_script_routes(&config, script_routes) < 0) {
+    if (config->route_count == 0) {
+        fprintf(stderr, "%s: no [route ...] section: nothing to serve\n", config->path);
         status = EXIT_USAGE;
         goto out;
     }
 
+    /* Blocked before any thread exists, so every thread inherits it and
+     * only sigwait() ever sees these. */
+    sigemptyset(&daemon.signals);
+    sigaddset(&daemon.signals, SIGTERM);
+    sigaddset(&daemon.signals, SIGINT);
+    sigaddset(&daemon.signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &daemon.signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     detach_options_init(&server_options);
-    server_options.workers = config.workers;
-    server_options.max_jobs = config.max_jobs;
-    server_options.queue = config.queue;
-    server_options.max_body = config.max_body;
-    server_options.drain_timeout = config.drain_timeout;
-    server_options.socket_mode = config.socket_mode;
-    server_options.read_timeout_ms = config.read_timeout * 1000;
-    server_options.spool = config.spool;
-    server = detach_server_new(config.listen, &server_options);
-    if (!server) {
+    server_options.workers = config->workers;
+    server_options.max_jobs = config->max_jobs;
+    server_options.queue = config->queue;
+    server_options.max_body = config->max_body;
+    server_options.drain_timeout = config->drain_timeout;
+    server_options.socket_mode = config->socket_mode;
+    server_options.read_timeout_ms = config->read_timeout * 1000;
+    server_options.spool = config->spool;
+    daemon.server = detach_server_new(config->listen, &server_options);
+    if (!daemon.server) {
         fprintf(stderr, "detachd: %s\n", detach_last_error());
         goto out;
     }
-    for (size_t i = 0; i < config.route_count; i++) {
-        if (detach_route(server, config.routes[i].path, config.routes[i].mode, script_run_job,
-                         &script_routes[i]) < 0) {
-            fprintf(stderr, "%s:%d: %s\n", config.path, config.routes[i].line, detach_last_error());
-            status = EXIT_USAGE;
-            goto out;
-        }
-    }
-    running_server = server;
-    if (install_signals() < 0)
+    if (detach_server_replace_routes(daemon.server, daemon.current->specs, config->route_count) < 0) {
+        fprintf(stderr, "%s: %s\n", config->path, detach_last_error());
+        status = EXIT_USAGE;
         goto out;
-    if (detach_serve(server) < 0) {
+    }
+    if (pthread_create(&signals, NULL, signal_thread, &daemon) != 0) {
+        fprintf(stderr, "detachd: cannot start the signal thread\n");
+        goto out;
+    }
+    signals_started = 1;
+    if (detach_serve(daemon.server) < 0) {
         fprintf(stderr, "detachd: %s\n", detach_last_error());
         goto out;
     }
     status = 0;
 out:
-    running_server = NULL;
-    detach_server_free(server);
-    free(script_routes);
-    config_free(&config);
+    if (signals_started) {
+        pthread_cancel(signals);
+        pthread_join(signals, NULL);
+    }
+    detach_server_free(daemon.server);
+    generation_free(daemon.current);
     return status;
 }

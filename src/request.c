@@ -125,7 +125,7 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_respond(connection, "413 Payload Too Large", NULL);
         goto release;
     }
-    route = route_table_match(&core->routes, path);
+    route = route_table_match(atomic_load(&core->routes), path);
     if (!route) {
         log_rejected(path, "no_route");
         connection_respond(connection, "404 Not Found", NULL);

@@ -16,6 +16,7 @@ void route_table_init(struct route_table *table)
 {
     table->routes = NULL;
     table->count = 0;
+    table->retired = NULL;
 }
 
 void route_table_destroy(struct route_table *table)

@@ -24,6 +24,7 @@ struct route {
 struct route_table {
     struct route *routes;
     size_t count;
+    struct route_table *retired;   /* older tables, kept while jobs may use them */
 };
 
 void route_table_init(struct route_table *table);

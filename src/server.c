@@ -7,6 +7,7 @@
  * to stop and wait for their shutdown callbacks); only then free.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 
 struct detach_server {
     struct server_core core;
+    pthread_mutex_t reload_lock;
     struct listener listener;
     int stop_pipe[2];     /* detach_server_stop() writes; detach_serve() reads */
     int served;
@@ -84,7 +86,15 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->listener.fd = -1;
     resolve_options(&server->core.options, options);
     log_set_level(server->core.options.log_level);
-    route_table_init(&server->core.routes);
+    pthread_mutex_init(&server->reload_lock, NULL);
+    struct route_table *routes = malloc(sizeof(*routes));
+    if (!routes) {
+        free(server);
+        error_set("out of memory");
+        return NULL;
+    }
+    route_table_init(routes);
+    atomic_init(&server->core.routes, routes);
     if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
         seed = (uint32_t)getpid() * 2654435761u;
     atomic_init(&server->core.next_job_number, seed);
@@ -122,19 +132,46 @@ int detach_route(detach_server *server, const char *path, detach_mode mode,
         errno = EBUSY;
         return error_set("detach_route: routes are fixed once detach_serve() started");
     }
-    return route_table_add(&server->core.routes, path, mode, handler, arg);
+    return route_table_add(atomic_load(&server->core.routes), path, mode, handler, arg);
+}
+
+int detach_server_replace_routes(detach_server *server, const detach_route_spec *routes,
+                                 size_t count)
+{
+    struct route_table *fresh = malloc(sizeof(*fresh)), *old;
+
+    if (!fresh)
+        return error_set("replacing routes: out of memory");
+    route_table_init(fresh);
+    for (size_t i = 0; i < count; i++) {
+        if (route_table_add(fresh, routes[i].path, routes[i].mode, routes[i].handler,
+                            routes[i].arg) < 0) {
+            route_table_destroy(fresh);
+            free(fresh);
+            return -1;
+        }
+    }
+    pthread_mutex_lock(&server->reload_lock);
+    old = atomic_exchange(&server->core.routes, fresh);
+    /* Running and queued jobs point into the old table: it lives on until
+     * the server is freed.  A reload costs its few hundred bytes. */
+    fresh->retired = old;
+    pthread_mutex_unlock(&server->reload_lock);
+    log_line(LOG_INFO, "routes_replaced", "routes=%zu", count);
+    return 0;
 }
 
 /* A job the last run acknowledged but did not finish: run it again. */
 static void recovered(void *context, struct spool_record *record)
 {
     struct server_core *core = context;
+    const struct route_table *routes = atomic_load(&core->routes);
     const struct route *route = NULL;
     detach_job *job;
 
-    for (size_t i = 0; i < core->routes.count; i++)
-        if (strcmp(core->routes.routes[i].path, record->route) == 0)
-            route = &core->routes.routes[i];
+    for (size_t i = 0; i < routes->count; i++)
+        if (strcmp(routes->routes[i].path, record->route) == 0)
+            route = &routes->routes[i];
     if (!route) {
         log_line(LOG_ERROR, "spool_orphan", "job=%s route=%s reason=\"no such route now; left in the spool\"",
                  record->id, record->route);
@@ -184,7 +221,7 @@ int detach_serve(detach_server *server)
         return -1;
     log_line(LOG_INFO, "serving", "workers=%u max_jobs=%u queue=%u routes=%zu",
              core->options.workers, core->options.max_jobs, core->options.queue,
-             core->routes.count);
+             atomic_load(&core->routes)->count);
 
     wait_for_stop(server);
 
@@ -223,7 +260,12 @@ void detach_server_free(detach_server *server)
     executor_free(server->core.executor);
     spool_close(server->core.spool);
     watcher_free(server->core.watcher);
-    route_table_destroy(&server->core.routes);
+    for (struct route_table *table = atomic_load(&server->core.routes), *older; table; table = older) {
+        older = table->retired;
+        route_table_destroy(table);
+        free(table);
+    }
+    pthread_mutex_destroy(&server->reload_lock);
     if (server->stop_pipe[0] >= 0)
         close(server->stop_pipe[0]);
     if (server->stop_pipe[1] >= 0)

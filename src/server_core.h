@@ -24,7 +24,8 @@ struct server_core {
     struct watcher *watcher;
     struct worker_pool *workers;
     struct executor *executor;
-    struct route_table routes;
+    /* Swapped whole on reload; a request matches against one table. */
+    _Atomic(struct route_table *) routes;
     struct spool *spool;              /* NULL: no durability promised */
     _Atomic uint32_t next_job_number; /* job ids; seeded at random per start */
     _Atomic int stopping;             /* no new requests, no keep-alive */
