@@ -213,6 +213,11 @@ struct fcgi_connection *connection_fcgi(struct connection *connection)
     return connection->fcgi;
 }
 
+int connection_fd(const struct connection *connection)
+{
+    return connection->watch.fd;
+}
+
 void connection_forbid_keepalive(struct connection *connection)
 {
     fcgi_connection_forbid_keepalive(connection->fcgi);

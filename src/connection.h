@@ -50,6 +50,7 @@ int connection_watch_for_abort(struct connection *connection, detach_job *job);
 void connection_unwatch_abort(struct connection *connection);
 
 struct fcgi_connection *connection_fcgi(struct connection *connection);
+int connection_fd(const struct connection *connection);
 void connection_forbid_keepalive(struct connection *connection);
 /* A short text/plain answer: status is "404 Not Found"; extra is more
  * header lines, each ending in CRLF, or NULL. */

@@ -7,6 +7,10 @@
  * connection goes to the job.  Nothing here waits for a job.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,7 @@
 #include "fcgi_connection.h"
 #include "job.h"
 #include "log.h"
+#include "request_head.h"
 #include "route.h"
 #include "server_core.h"
 #include "spool.h"
@@ -92,6 +97,92 @@ static void log_rejected(const char *path, const char *reason)
              log_quote(quoted, sizeof(quoted), path), reason);
 }
 
+/* A params phase split into records this small is an attack, not nginx. */
+#define MAX_HEAD_BYTES (2 * REQUEST_HEAD_MAX_PARAMS_BYTES + 4096)
+
+/*
+ * Waits for bytes beyond those already in the socket buffer.  A peek
+ * leaves the buffer readable, so level-triggered readiness would return at
+ * once; an edge-triggered epoll set wakes on each new arrival.  Only
+ * requests that arrive in pieces come here.
+ */
+static int wait_for_more(int fd, int *epoll_fd)
+{
+    struct epoll_event event = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET };
+
+    if (*epoll_fd < 0) {
+        *epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (*epoll_fd < 0 || epoll_ctl(*epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0)
+            return -1;
+    }
+    /* Unbounded here: the read deadline shuts the socket down (HUP). */
+    while (epoll_wait(*epoll_fd, &event, 1, -1) < 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
+/*
+ * Peeks (never consumes) until the request's params phase is all in the
+ * socket buffer, and checks it.  Bounded by the read deadline, which shuts
+ * the socket down.  0: libfcgi may parse; -1: drop the connection.
+ */
+static int check_request_head(struct connection *connection)
+{
+    uint8_t first[4096], *buffer = first;
+    size_t capacity = sizeof(first), needed = 0, seen = 0;
+    int fd = connection_fd(connection), epoll_fd = -1, rc = -1;
+    const char *why = NULL;
+
+    for (;;) {
+        ssize_t n = recv(fd, buffer, capacity, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            n = 0;
+        else if (n <= 0)
+            goto out;   /* closed, reset, or the read deadline passed */
+        if ((size_t)n <= seen) {
+            /* Nothing new since the last look: wait for an arrival. */
+            if (n > 0 && (size_t)n < seen)
+                goto out;
+            if (wait_for_more(fd, &epoll_fd) < 0)
+                goto out;
+            continue;
+        }
+        seen = (size_t)n;
+        switch (request_head_check(buffer, (size_t)n, REQUEST_HEAD_MAX_PARAMS_BYTES, &needed, &why)) {
+        case REQUEST_HEAD_COMPLETE:
+            rc = 0;
+            goto out;
+        case REQUEST_HEAD_INVALID:
+            log_line(LOG_INFO, "bad_request", "reason=\"%s\"", why);
+            goto out;
+        case REQUEST_HEAD_INCOMPLETE:
+            break;
+        }
+        if (needed > MAX_HEAD_BYTES) {
+            log_line(LOG_INFO, "bad_request", "reason=\"the params phase is too large\"");
+            goto out;
+        }
+        if (needed > capacity) {
+            uint8_t *grown = malloc(needed);
+            if (!grown)
+                goto out;
+            if (buffer != first)
+                free(buffer);
+            buffer = grown;
+            capacity = needed;
+        }
+    }
+out:
+    if (epoll_fd >= 0)
+        close(epoll_fd);
+    if (buffer != first)
+        free(buffer);
+    return rc;
+}
+
 void request_serve(struct server_core *core, struct connection *connection)
 {
     char path[MAX_PATH_LENGTH], job_id[64];
@@ -101,7 +192,7 @@ void request_serve(struct server_core *core, struct connection *connection)
     detach_job *job;
     int rc;
 
-    if (fcgi_connection_accept(connection->fcgi) < 0) {
+    if (check_request_head(connection) < 0 || fcgi_connection_accept(connection->fcgi) < 0) {
         /* EOF between requests, garbage, a timeout: this connection only. */
         connection_reading_done(connection);
         connection_close(connection);
