@@ -81,11 +81,20 @@ DETACH_API int detach_route(detach_server *server, const char *path, detach_mode
  * request sees the old table or the new one, never a mix; running and
  * queued jobs keep the route they were admitted with.
  */
+typedef enum {
+    DETACH_ABORT_DEFAULT,   /* trigger: ignore; attached: stop */
+    DETACH_ABORT_IGNORE,    /* ignore_user_abort on from admission */
+    DETACH_ABORT_STOP       /* ignore_user_abort off from admission */
+} detach_abort_policy;
+
 typedef struct detach_route_spec {
     const char *path;
     detach_mode mode;
     detach_handler handler;
     void *arg;
+    /* From the moment a job is admitted: a client that leaves while the
+     * job still waits in the queue is judged by it too. */
+    detach_abort_policy on_abort;
 } detach_route_spec;
 DETACH_API int detach_server_replace_routes(detach_server *server, const detach_route_spec *routes,
                                             size_t count);

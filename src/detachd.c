@@ -131,7 +131,13 @@ static int build_script_routes(struct generation *generation)
             to->uid = entry->pw_uid;
             to->gid = entry->pw_gid;
         }
-        generation->specs[i] = (detach_route_spec){ from->path, from->mode, script_run_job, to };
+        generation->specs[i] = (detach_route_spec){
+            .path = from->path,
+            .mode = from->mode,
+            .handler = script_run_job,
+            .arg = to,
+            .on_abort = from->ignore_user_abort ? DETACH_ABORT_IGNORE : DETACH_ABORT_STOP,
+        };
     }
     return 0;
 }
@@ -194,6 +200,12 @@ static void reload(struct daemon *daemon)
 
     if (!fresh) {
         fprintf(stderr, "detachd: reload failed; still serving the previous routes\n");
+        return;
+    }
+    if (fresh->config.route_count == 0) {
+        fprintf(stderr, "%s: no [route ...] section; still serving the previous routes\n",
+                fresh->config.path);
+        generation_free(fresh);
         return;
     }
     if (detach_server_replace_routes(daemon->server, fresh->specs, fresh->config.route_count) < 0) {
@@ -313,6 +325,8 @@ int main(int argc, char **argv)
     daemon.server = detach_server_new(config->listen, &server_options);
     if (!daemon.server) {
         fprintf(stderr, "detachd: %s\n", detach_last_error());
+        if (errno == EINVAL)
+            status = EXIT_USAGE;   /* a malformed --listen address */
         goto out;
     }
     if (detach_server_replace_routes(daemon.server, daemon.current->specs, config->route_count) < 0) {

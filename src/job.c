@@ -89,7 +89,7 @@ detach_job *job_new(struct server_core *core, const struct route *route,
     number = atomic_fetch_add(&core->next_job_number, 1);
     snprintf(job->id, sizeof(job->id), "%08lx%08x", (unsigned long)time(NULL) & 0xffffffffUL,
              number);
-    connection_status_init(&job->status, route->mode == DETACH_TRIGGER);
+    connection_status_init(&job->status, route->ignore_user_abort);
     shutdown_list_init(&job->shutdown);
     timer_init(&job->time_limit, time_limit_expired);
     timer_init(&job->kill_escalation, kill_escalation_due);

@@ -28,7 +28,7 @@ void route_table_destroy(struct route_table *table)
 }
 
 int route_table_add(struct route_table *table, const char *path, detach_mode mode,
-                    detach_handler handler, void *arg)
+                    detach_abort_policy on_abort, detach_handler handler, void *arg)
 {
     struct route *routes, *route;
     size_t length;
@@ -60,6 +60,8 @@ int route_table_add(struct route_table *table, const char *path, detach_mode mod
     route->is_prefix = length >= 2 && path[length - 1] == '*' && path[length - 2] == '/';
     route->match_length = route->is_prefix ? length - 1 : length;
     route->mode = mode;
+    route->ignore_user_abort = on_abort == DETACH_ABORT_DEFAULT ? mode == DETACH_TRIGGER
+                                                                : on_abort == DETACH_ABORT_IGNORE;
     route->handler = handler;
     route->arg = arg;
     table->count++;

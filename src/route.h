@@ -17,6 +17,7 @@ struct route {
     size_t match_length;  /* prefix routes: length without the '*' */
     int is_prefix;
     detach_mode mode;
+    int ignore_user_abort;  /* a new job's setting */
     detach_handler handler;
     void *arg;
 };
@@ -31,7 +32,7 @@ void route_table_init(struct route_table *table);
 void route_table_destroy(struct route_table *table);
 /* -1 with a message for a path that does not start with '/' or a duplicate. */
 int route_table_add(struct route_table *table, const char *path, detach_mode mode,
-                    detach_handler handler, void *arg);
+                    detach_abort_policy on_abort, detach_handler handler, void *arg);
 const struct route *route_table_match(const struct route_table *table, const char *path);
 
 #endif

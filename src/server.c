@@ -132,7 +132,8 @@ int detach_route(detach_server *server, const char *path, detach_mode mode,
         errno = EBUSY;
         return error_set("detach_route: routes are fixed once detach_serve() started");
     }
-    return route_table_add(atomic_load(&server->core.routes), path, mode, handler, arg);
+    return route_table_add(atomic_load(&server->core.routes), path, mode, DETACH_ABORT_DEFAULT,
+                           handler, arg);
 }
 
 int detach_server_replace_routes(detach_server *server, const detach_route_spec *routes,
@@ -144,8 +145,8 @@ int detach_server_replace_routes(detach_server *server, const detach_route_spec 
         return error_set("replacing routes: out of memory");
     route_table_init(fresh);
     for (size_t i = 0; i < count; i++) {
-        if (route_table_add(fresh, routes[i].path, routes[i].mode, routes[i].handler,
-                            routes[i].arg) < 0) {
+        if (route_table_add(fresh, routes[i].path, routes[i].mode, routes[i].on_abort,
+                            routes[i].handler, routes[i].arg) < 0) {
             route_table_destroy(fresh);
             free(fresh);
             return -1;

@@ -97,7 +97,7 @@ static void no_op_handler(detach_job *job, void *arg)
 
 static void accessors(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
     size_t length = 0;
 
@@ -114,6 +114,7 @@ static void accessors(void **state)
     job_free(job);
 
     route.mode = DETACH_ATTACHED;
+    route.ignore_user_abort = 0;
     job = new_job(*state, &route);
     assert_int_equal(detach_ignore_user_abort(job, -1), 0);
     job_free(job);
@@ -121,7 +122,7 @@ static void accessors(void **state)
 
 static void trigger_job_has_no_response(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
 
     assert_int_equal(detach_write(job, "x", 1), -1);
@@ -135,7 +136,7 @@ static void trigger_job_has_no_response(void **state)
 
 static void time_limit_sets_timeout_and_stop(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
 
     detach_set_time_limit(job, 1);
@@ -147,7 +148,7 @@ static void time_limit_sets_timeout_and_stop(void **state)
 
 static void second_call_restarts_the_clock(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
     uint64_t start = monotonic_ms();
 
@@ -163,7 +164,7 @@ static void second_call_restarts_the_clock(void **state)
 
 static void zero_cancels_the_limit(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
 
     detach_set_time_limit(job, 1);
@@ -204,7 +205,7 @@ static void handler_until_stopped(detach_job *job, void *arg)
 static void callbacks_see_the_final_status(void **state)
 {
     struct observed observed = { { 0 }, 0 };
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = handler_until_stopped,
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = handler_until_stopped,
                            .arg = &observed };
     detach_job *job = new_job(*state, &route);
 

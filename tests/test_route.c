@@ -21,9 +21,9 @@ static void matches(void **state)
     const struct route *route;
 
     route_table_init(&table);
-    assert_int_equal(route_table_add(&table, "/jobs/*", DETACH_TRIGGER, handler, NULL), 0);
-    assert_int_equal(route_table_add(&table, "/jobs/report", DETACH_ATTACHED, handler, NULL), 0);
-    assert_int_equal(route_table_add(&table, "/jobs/big/*", DETACH_TRIGGER, handler, NULL), 0);
+    assert_int_equal(route_table_add(&table, "/jobs/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
+    assert_int_equal(route_table_add(&table, "/jobs/report", DETACH_ATTACHED, DETACH_ABORT_DEFAULT, handler, NULL), 0);
+    assert_int_equal(route_table_add(&table, "/jobs/big/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
 
     route = route_table_match(&table, "/jobs/report");
     assert_non_null(route);
@@ -44,11 +44,11 @@ static void rejects_bad_routes(void **state)
     struct route_table table;
 
     route_table_init(&table);
-    assert_int_equal(route_table_add(&table, "jobs", DETACH_TRIGGER, handler, NULL), -1);
-    assert_int_equal(route_table_add(&table, "/a", DETACH_TRIGGER, NULL, NULL), -1);
-    assert_int_equal(route_table_add(&table, "/a", (detach_mode)7, handler, NULL), -1);
-    assert_int_equal(route_table_add(&table, "/a", DETACH_TRIGGER, handler, NULL), 0);
-    assert_int_equal(route_table_add(&table, "/a", DETACH_ATTACHED, handler, NULL), -1);
+    assert_int_equal(route_table_add(&table, "jobs", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), -1);
+    assert_int_equal(route_table_add(&table, "/a", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, NULL, NULL), -1);
+    assert_int_equal(route_table_add(&table, "/a", (detach_mode)7, DETACH_ABORT_DEFAULT, handler, NULL), -1);
+    assert_int_equal(route_table_add(&table, "/a", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
+    assert_int_equal(route_table_add(&table, "/a", DETACH_ATTACHED, DETACH_ABORT_DEFAULT, handler, NULL), -1);
     assert_int_equal(table.count, 1);
     route_table_destroy(&table);
 }
