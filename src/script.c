@@ -328,16 +328,29 @@ static void relay_output(detach_job *job, struct output_relay *relay, const char
 
 /* ---- progress on fd 3: "PERCENT [message]" lines ---- */
 
-static void progress_line(detach_job *job, char *line)
+int script_progress_parse(const char *line, int *percent, const char **message)
 {
     char *end;
-    long percent = strtol(line, &end, 10);
+    long value;
 
-    if (end == line || (*end && *end != ' ' && *end != '\t'))
-        return;   /* not a progress line; ignore rather than guess */
+    errno = 0;
+    value = strtol(line, &end, 10);
+    if (end == line || errno || (*end && *end != ' ' && *end != '\t'))
+        return -1;   /* not a progress line; ignore rather than guess */
     while (*end == ' ' || *end == '\t')
         end++;
-    detach_progress(job, percent < 0 ? 0 : percent > 100 ? 100 : (int)percent, end);
+    *percent = value < 0 ? 0 : value > 100 ? 100 : (int)value;
+    *message = end;
+    return 0;
+}
+
+static void progress_line(detach_job *job, char *line)
+{
+    const char *message;
+    int percent;
+
+    if (script_progress_parse(line, &percent, &message) == 0)
+        detach_progress(job, percent, message);
 }
 
 static void progress_bytes(detach_job *job, struct progress_reader *reader, const char *data,

@@ -34,4 +34,7 @@ void script_run_job(detach_job *job, void *arg);
  */
 int script_output_head(const char *data, size_t length, size_t *body_start);
 
+/* "PERCENT [message]" from fd 3: 0 with percent clamped to 0..100, or -1. */
+int script_progress_parse(const char *line, int *percent, const char **message);
+
 #endif
