@@ -58,6 +58,9 @@ typedef struct detach_options {
     unsigned socket_mode;      /* unix socket permissions: 0660 */
     int log_level;             /* 0 events, 1 also debug, -1 errors only */
     const char *spool;         /* directory: triggers survive a crash; NULL */
+    const char *status_path;   /* e.g. "/detach-status"; NULL: no status page */
+    const char *status_allow;  /* REMOTE_ADDRs allowed, space-separated,
+                                  "10.0.0.0/8" ranges too: "127.0.0.1 ::1" */
 } detach_options;
 
 DETACH_API void detach_options_init(detach_options *options);

@@ -322,6 +322,7 @@ int main(int argc, char **argv)
     server_options.socket_mode = config->socket_mode;
     server_options.read_timeout_ms = config->read_timeout * 1000;
     server_options.spool = config->spool;
+    server_options.status_path = config->status_path;
     daemon.server = detach_server_new(config->listen, &server_options);
     if (!daemon.server) {
         fprintf(stderr, "detachd: %s\n", detach_last_error());

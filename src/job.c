@@ -23,6 +23,7 @@
 #include "fcgi_connection.h"
 #include "job.h"
 #include "log.h"
+#include "registry.h"
 #include "route.h"
 #include "server_core.h"
 #include "shutdown.h"
@@ -53,6 +54,10 @@ struct detach_job {
     pid_t process_group;             /* watcher lock */
     unsigned kill_grace;
 
+    struct registry_entry listing;   /* on the status page while live */
+    int listed;
+    _Atomic int state;               /* enum job_state */
+    uint64_t accepted_unix_ms, started_unix_ms;
     int spooled;                     /* a spool file to remove at the end */
     int retry;                       /* recovered from the spool */
     uint64_t accepted_ms, started_ms;
@@ -64,6 +69,14 @@ struct detach_job {
 };
 
 static void time_limit_expired(struct timer *timer);
+
+static uint64_t wall_clock_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
 static void kill_escalation_due(struct timer *timer);
 
 detach_job *job_new(struct server_core *core, const struct route *route,
@@ -94,6 +107,8 @@ detach_job *job_new(struct server_core *core, const struct route *route,
     timer_init(&job->time_limit, time_limit_expired);
     timer_init(&job->kill_escalation, kill_escalation_due);
     job->accepted_ms = monotonic_ms();
+    job->accepted_unix_ms = wall_clock_ms();
+    atomic_init(&job->state, JOB_QUEUED);
     job->exit_code = job->exit_signal = -1;
     pthread_mutex_init(&job->progress_lock, NULL);
     job->progress_percent = -1;
@@ -191,6 +206,35 @@ void job_clear_process_group(detach_job *job)
 char *const *job_params(detach_job *job)
 {
     return job->params;
+}
+
+void job_list(detach_job *job)
+{
+    registry_add(&job->core->registry, &job->listing, job);
+    job->listed = 1;
+}
+
+void job_unlist(detach_job *job, int rejected)
+{
+    if (job->listed)
+        registry_remove(&job->core->registry, &job->listing, rejected);
+    job->listed = 0;
+}
+
+void job_snapshot(detach_job *job, struct job_snapshot *snapshot)
+{
+    memset(snapshot, 0, sizeof(*snapshot));
+    snprintf(snapshot->id, sizeof(snapshot->id), "%s", job->id);
+    snprintf(snapshot->route, sizeof(snapshot->route), "%s", job->route->path);
+    snapshot->mode = job->route->mode;
+    snapshot->state = atomic_load(&job->state);
+    snapshot->connection_status = connection_status_bits(&job->status);
+    snapshot->exit_code = job->exit_code;
+    snapshot->exit_signal = job->exit_signal;
+    snapshot->progress = job_progress(job, snapshot->message, sizeof(snapshot->message));
+    snapshot->accepted_unix_ms = job->accepted_unix_ms;
+    snapshot->started_unix_ms = job->started_unix_ms;
+    snapshot->retry = job->retry;
 }
 
 int job_spool(detach_job *job)
@@ -294,6 +338,7 @@ void job_discard(detach_job *job)
 {
     struct connection *connection = job->connection;
 
+    job_unlist(job, 0);
     if (job->spooled)
         log_line(LOG_INFO, "kept_in_spool", "job=%s", job->id);
     else
@@ -306,6 +351,26 @@ void job_discard(detach_job *job)
     job_free(job);
 }
 
+static int job_failed(detach_job *job)
+{
+    return job->exit_signal >= 0 || job->exit_code > 0;
+}
+
+/* Leaves the status page's live list with a last snapshot. */
+static void unlist_ended(detach_job *job)
+{
+    struct job_snapshot final;
+
+    if (!job->listed)
+        return;
+    atomic_store(&job->state, JOB_ENDED);
+    job_snapshot(job, &final);
+    final.ended_unix_ms = wall_clock_ms();
+    registry_ended(&job->core->registry, &job->listing, &final,
+                   (double)job_elapsed_ms(job) / 1000.0, job_failed(job));
+    job->listed = 0;
+}
+
 static void log_end(detach_job *job)
 {
     char exit_field[48] = "";
@@ -314,14 +379,19 @@ static void log_end(detach_job *job)
         snprintf(exit_field, sizeof(exit_field), " exit_signal=%d", job->exit_signal);
     else if (job->exit_code >= 0)
         snprintf(exit_field, sizeof(exit_field), " exit_code=%d", job->exit_code);
-    log_line(LOG_INFO, "ended", "job=%s route=%s connection_status=%d elapsed_ms=%llu%s",
-             job->id, job->route->path, connection_status_bits(&job->status),
-             (unsigned long long)job_elapsed_ms(job), exit_field);
+    log_line(LOG_INFO, "ended", "job=%s route=%s result=%s connection_status=%d elapsed_ms=%llu%s",
+             job->id, job->route->path, job_failed(job) ? "failed" : "ok",
+             connection_status_bits(&job->status), (unsigned long long)job_elapsed_ms(job),
+             exit_field);
 }
 
 void job_run(detach_job *job)
 {
     job->started_ms = monotonic_ms();
+    job->started_unix_ms = wall_clock_ms();
+    atomic_store(&job->state, JOB_RUNNING);
+    if (job->listed)
+        registry_started(&job->core->registry);
     log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu%s", job->id, job->route->path,
              (unsigned long long)(job->started_ms - job->accepted_ms), job->retry ? " retry=1" : "");
     job->route->handler(job, job->route->arg);
@@ -336,6 +406,7 @@ void job_run(detach_job *job)
     if (job->spooled && spool_remove(job->core->spool, job->id) < 0)
         log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job->id, detach_last_error());
     log_end(job);
+    unlist_ended(job);
 }
 
 /* ---- the public API a handler calls ---- */

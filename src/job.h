@@ -59,6 +59,14 @@ void job_request_stop(detach_job *job);
 int job_set_process_group(detach_job *job, pid_t group, unsigned kill_grace);
 void job_clear_process_group(detach_job *job);
 
+struct job_snapshot;
+/* Admission: the job is listed as queued on the status page.  Undone with
+ * job_unlist() when the executor refuses it after all. */
+void job_list(detach_job *job);
+void job_unlist(detach_job *job, int rejected);
+/* Copies what the status page shows; safe from any thread while listed. */
+void job_snapshot(detach_job *job, struct job_snapshot *snapshot);
+
 /* The request's params, "NAME=value", NULL-terminated (no HTTP_PROXY). */
 char *const *job_params(detach_job *job);
 

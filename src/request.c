@@ -19,7 +19,9 @@
 #include "executor.h"
 #include "fcgi_connection.h"
 #include "job.h"
+#include "access.h"
 #include "log.h"
+#include "status_page.h"
 #include "request_head.h"
 #include "route.h"
 #include "server_core.h"
@@ -183,6 +185,43 @@ out:
     return rc;
 }
 
+/* "<status_path>" or "<status_path>/jobs/<id>": *subpath is the rest. */
+static int is_status_request(const char *status_path, const char *path, const char **subpath)
+{
+    size_t length;
+
+    if (!status_path)
+        return 0;
+    length = strlen(status_path);
+    if (strncmp(path, status_path, length) != 0)
+        return 0;
+    if (path[length] == '\0' || strncmp(path + length, "/jobs/", 6) == 0) {
+        *subpath = path + length;
+        return 1;
+    }
+    return 0;
+}
+
+static void serve_status(struct server_core *core, struct connection *connection,
+                         const char *subpath)
+{
+    const char *remote = fcgi_connection_param(connection->fcgi, "REMOTE_ADDR");
+    const char *query = fcgi_connection_param(connection->fcgi, "QUERY_STRING");
+    struct status_response response = { NULL, 0 };
+
+    if (!access_allowed(core->options.status_allow, remote)) {
+        connection_respond(connection, "403 Forbidden", NULL);
+        return;
+    }
+    if (status_page_render(&core->registry, subpath, query ? query : "", &response) < 0) {
+        connection_respond(connection, "500 Internal Server Error", NULL);
+        return;
+    }
+    if (fcgi_connection_write(connection->fcgi, response.text, response.length) < 0)
+        connection_forbid_keepalive(connection);
+    free(response.text);
+}
+
 void request_serve(struct server_core *core, struct connection *connection)
 {
     char path[MAX_PATH_LENGTH], job_id[64];
@@ -216,6 +255,11 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_respond(connection, "413 Payload Too Large", NULL);
         goto release;
     }
+    const char *subpath;
+    if (is_status_request(core->options.status_path, path, &subpath)) {
+        serve_status(core, connection, subpath);
+        goto release;
+    }
     route = route_table_match(atomic_load(&core->routes), path);
     if (!route) {
         log_rejected(path, "no_route");
@@ -243,8 +287,10 @@ void request_serve(struct server_core *core, struct connection *connection)
     /* Once submitted the job may run and end before we answer: keep its id. */
     snprintf(job_id, sizeof(job_id), "%s", detach_job_id(job));
     if (route->mode == DETACH_ATTACHED) {
+        job_list(job);
         if (connection_watch_for_abort(connection, job) < 0 || executor_submit(core->executor, job) < 0) {
             connection_unwatch_abort(connection);
+            job_unlist(job, 1);
             job_free(job);
             log_rejected(path, "queue_full");
             connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
@@ -256,6 +302,7 @@ void request_serve(struct server_core *core, struct connection *connection)
     /* With a spool the 200 promises durability: on disk first. */
     if (core->spool) {
         if (!executor_has_room(core->executor)) {
+            registry_rejected(&core->registry);
             job_free(job);
             log_rejected(path, "queue_full");
             connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
@@ -268,7 +315,9 @@ void request_serve(struct server_core *core, struct connection *connection)
             goto release;
         }
     }
+    job_list(job);
     if (executor_submit(core->executor, job) < 0) {
+        job_unlist(job, 1);
         if (core->spool && spool_remove(core->spool, job_id) < 0)
             log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
         job_free(job);

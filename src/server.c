@@ -45,6 +45,7 @@ void detach_options_init(detach_options *options)
     options->idle_timeout_ms = 75000;
     options->drain_timeout = 30;
     options->socket_mode = 0660;
+    options->status_allow = "127.0.0.1 ::1";
 }
 
 /* queue and drain_timeout may be 0; the rest may not, and 0 there means
@@ -71,6 +72,8 @@ static void resolve_options(detach_options *options, const detach_options *given
         options->idle_timeout_ms = defaults.idle_timeout_ms;
     if (!options->socket_mode)
         options->socket_mode = defaults.socket_mode;
+    if (!options->status_allow)
+        options->status_allow = defaults.status_allow;
 }
 
 detach_server *detach_server_new(const char *listen_address, const detach_options *options)
@@ -87,6 +90,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     resolve_options(&server->core.options, options);
     log_set_level(server->core.options.log_level);
     pthread_mutex_init(&server->reload_lock, NULL);
+    registry_init(&server->core.registry);
     struct route_table *routes = malloc(sizeof(*routes));
     if (!routes) {
         free(server);
@@ -186,6 +190,7 @@ static void recovered(void *context, struct spool_record *record)
     if (!job)
         return;
     job_restore(job, record->id);
+    job_list(job);
     if (executor_submit_recovered(core->executor, job) < 0) {
         log_line(LOG_ERROR, "spool_recover", "job=%s error=\"%s\"", record->id, strerror(errno));
         job_discard(job);
@@ -267,6 +272,7 @@ void detach_server_free(detach_server *server)
         free(table);
     }
     pthread_mutex_destroy(&server->reload_lock);
+    registry_destroy(&server->core.registry);
     if (server->stop_pipe[0] >= 0)
         close(server->stop_pipe[0]);
     if (server->stop_pipe[1] >= 0)

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include "detach.h"
+#include "registry.h"
 #include "route.h"
 
 struct watcher;
@@ -27,6 +28,7 @@ struct server_core {
     /* Swapped whole on reload; a request matches against one table. */
     _Atomic(struct route_table *) routes;
     struct spool *spool;              /* NULL: no durability promised */
+    struct registry registry;         /* for the status page */
     _Atomic uint32_t next_job_number; /* job ids; seeded at random per start */
     _Atomic int stopping;             /* no new requests, no keep-alive */
     /* Connections waiting for their next request, so a stop can close

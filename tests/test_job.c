@@ -25,6 +25,7 @@ static struct server_core *new_core(void)
     struct server_core *core = calloc(1, sizeof(*core));
 
     assert_non_null(core);
+    registry_init(&core->registry);
     core->watcher = watcher_new();
     assert_non_null(core->watcher);
     assert_int_equal(watcher_start(core->watcher), 0);
@@ -42,6 +43,7 @@ static int teardown(void **state)
     struct server_core *core = *state;
 
     watcher_free(core->watcher);
+    registry_destroy(&core->registry);
     free(core);
     return 0;
 }
