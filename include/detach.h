@@ -56,6 +56,7 @@ typedef struct detach_options {
     unsigned idle_timeout_ms;  /* idle kept-alive connection: 75000 */
     unsigned drain_timeout;    /* seconds jobs get to finish on stop: 30 */
     unsigned socket_mode;      /* unix socket permissions: 0660 */
+    const char *socket_owner;  /* unix socket "user" or "user:group"; NULL */
     int log_level;             /* 0 events, 1 also debug, -1 errors only */
     const char *spool;         /* directory: triggers survive a crash; NULL */
     const char *status_path;   /* e.g. "/detach-status"; NULL: no status page */

@@ -7,6 +7,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -105,7 +107,42 @@ static int remove_stale_socket(const char *path, const struct sockaddr_un *addre
     return 0;
 }
 
-static int open_unix(struct listener *listener, const char *path, unsigned socket_mode)
+/* "user" or "user:group" (the user's group when none is named). */
+static int set_owner(const char *path, const char *owner)
+{
+    char user[256];
+    const char *colon = strchr(owner, ':');
+    size_t length = colon ? (size_t)(colon - owner) : strlen(owner);
+    struct passwd *entry;
+    gid_t group;
+
+    if (length >= sizeof(user)) {
+        errno = EINVAL;
+        return error_set("unix:%s: socket owner \"%s\" is too long", path, owner);
+    }
+    memcpy(user, owner, length);
+    user[length] = '\0';
+    entry = getpwnam(user);
+    if (!entry) {
+        errno = ENOENT;
+        return error_set("unix:%s: socket owner: no user \"%s\"", path, user);
+    }
+    group = entry->pw_gid;
+    if (colon) {
+        struct group *named = getgrnam(colon + 1);
+        if (!named) {
+            errno = ENOENT;
+            return error_set("unix:%s: socket owner: no group \"%s\"", path, colon + 1);
+        }
+        group = named->gr_gid;
+    }
+    if (chown(path, entry->pw_uid, group) < 0)
+        return error_set("unix:%s: chown %s: %s", path, owner, strerror(errno));
+    return 0;
+}
+
+static int open_unix(struct listener *listener, const char *path, unsigned socket_mode,
+                     const char *socket_owner)
 {
     struct sockaddr_un address = { .sun_family = AF_UNIX };
     int fd;
@@ -134,6 +171,8 @@ static int open_unix(struct listener *listener, const char *path, unsigned socke
         error_set("unix:%s: chmod %o: %s", path, socket_mode, strerror(errno));
         goto fail_unlink;
     }
+    if (socket_owner && set_owner(path, socket_owner) < 0)
+        goto fail_unlink;
     if (listen(fd, BACKLOG) < 0) {
         error_set("unix:%s: listen: %s", path, strerror(errno));
         goto fail_unlink;
@@ -216,14 +255,15 @@ bad:
                      address);
 }
 
-int listener_open(struct listener *listener, const char *address, unsigned socket_mode)
+int listener_open(struct listener *listener, const char *address, unsigned socket_mode,
+                  const char *socket_owner)
 {
     memset(listener, 0, sizeof(*listener));
     listener->fd = -1;
     if (!address)
         return open_inherited(listener);
     if (strncmp(address, "unix:", 5) == 0)
-        return open_unix(listener, address + 5, socket_mode);
+        return open_unix(listener, address + 5, socket_mode, socket_owner);
     return open_inet(listener, address);
 }
 

@@ -21,7 +21,8 @@ struct listener {
  * listening socket inherited on fd 0 (spawn-fcgi) or from systemd
  * (LISTEN_FDS).  A stale unix socket file is replaced; a live one is not.
  */
-int listener_open(struct listener *listener, const char *address, unsigned socket_mode);
+int listener_open(struct listener *listener, const char *address, unsigned socket_mode,
+                  const char *socket_owner);
 /* Starts accepting on the watcher thread. */
 int listener_start(struct listener *listener, struct server_core *core);
 void listener_close(struct listener *listener);

@@ -31,6 +31,7 @@ struct detach_server {
     pthread_mutex_t reload_lock;
     struct listener listener;
     int stop_pipe[2];     /* detach_server_stop() writes; detach_serve() reads */
+    char *option_strings[4];  /* our copies: the caller's may go */
     int served;
 };
 
@@ -76,6 +77,24 @@ static void resolve_options(detach_options *options, const detach_options *given
         options->status_allow = defaults.status_allow;
 }
 
+static int copy_option_strings(detach_server *server)
+{
+    const char **fields[] = {
+        &server->core.options.spool, &server->core.options.status_path,
+        &server->core.options.status_allow, &server->core.options.socket_owner,
+    };
+
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (!*fields[i])
+            continue;
+        server->option_strings[i] = strdup(*fields[i]);
+        if (!server->option_strings[i])
+            return error_set("out of memory");
+        *fields[i] = server->option_strings[i];
+    }
+    return 0;
+}
+
 detach_server *detach_server_new(const char *listen_address, const detach_options *options)
 {
     detach_server *server = calloc(1, sizeof(*server));
@@ -88,6 +107,8 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->stop_pipe[0] = server->stop_pipe[1] = -1;
     server->listener.fd = -1;
     resolve_options(&server->core.options, options);
+    if (copy_option_strings(server) < 0)
+        goto fail;
     log_set_level(server->core.options.log_level);
     pthread_mutex_init(&server->reload_lock, NULL);
     registry_init(&server->core.registry);
@@ -110,7 +131,8 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     }
     /* A second stop request must never block a signal handler. */
     fcntl(server->stop_pipe[1], F_SETFL, O_NONBLOCK);
-    if (listener_open(&server->listener, listen_address, server->core.options.socket_mode) < 0)
+    if (listener_open(&server->listener, listen_address, server->core.options.socket_mode,
+                      server->core.options.socket_owner) < 0)
         goto fail;
     server->core.watcher = watcher_new();
     if (!server->core.watcher)
@@ -273,6 +295,8 @@ void detach_server_free(detach_server *server)
     }
     pthread_mutex_destroy(&server->reload_lock);
     registry_destroy(&server->core.registry);
+    for (size_t i = 0; i < sizeof(server->option_strings) / sizeof(server->option_strings[0]); i++)
+        free(server->option_strings[i]);
     if (server->stop_pipe[0] >= 0)
         close(server->stop_pipe[0]);
     if (server->stop_pipe[1] >= 0)
