@@ -121,6 +121,10 @@ static int wait_for_more(int fd, int *epoll_fd)
     while (epoll_wait(*epoll_fd, &event, 1, -1) < 0)
         if (errno != EINTR)
             return -1;
+    /* Shut down (the deadline) or half-closed by the peer: the bytes still
+     * buffered can never complete the request, and no new edge will come. */
+    if (event.events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))
+        return -1;
     return 0;
 }
 
