@@ -61,10 +61,11 @@ struct detach_job {
     int spooled;                     /* a spool file to remove at the end */
     int retry;                       /* recovered from the spool */
     uint64_t accepted_ms, started_ms;
-    int exit_code, exit_signal;      /* -1: none */
 
-    pthread_mutex_t progress_lock;
+    /* What the status page reads from other threads. */
+    pthread_mutex_t report_lock;
     int progress_percent;            /* -1: none reported */
+    int exit_code, exit_signal;      /* -1: none */
     char progress_message[160];
 };
 
@@ -110,7 +111,7 @@ detach_job *job_new(struct server_core *core, const struct route *route,
     job->accepted_unix_ms = wall_clock_ms();
     atomic_init(&job->state, JOB_QUEUED);
     job->exit_code = job->exit_signal = -1;
-    pthread_mutex_init(&job->progress_lock, NULL);
+    pthread_mutex_init(&job->report_lock, NULL);
     job->progress_percent = -1;
     return job;
 }
@@ -120,7 +121,7 @@ void job_free(detach_job *job)
     if (!job)
         return;
     shutdown_list_destroy(&job->shutdown);
-    pthread_mutex_destroy(&job->progress_lock);
+    pthread_mutex_destroy(&job->report_lock);
     free(job->headers);
     free(job->params);
     free(job->body);
@@ -229,8 +230,10 @@ void job_snapshot(detach_job *job, struct job_snapshot *snapshot)
     snapshot->mode = job->route->mode;
     snapshot->state = atomic_load(&job->state);
     snapshot->connection_status = connection_status_bits(&job->status);
+    pthread_mutex_lock(&job->report_lock);
     snapshot->exit_code = job->exit_code;
     snapshot->exit_signal = job->exit_signal;
+    pthread_mutex_unlock(&job->report_lock);
     snapshot->progress = job_progress(job, snapshot->message, sizeof(snapshot->message));
     snapshot->accepted_unix_ms = job->accepted_unix_ms;
     snapshot->started_unix_ms = job->started_unix_ms;
@@ -267,19 +270,21 @@ uint64_t job_elapsed_ms(detach_job *job)
 
 void job_set_exit(detach_job *job, int exit_code, int exit_signal)
 {
+    pthread_mutex_lock(&job->report_lock);
     job->exit_code = exit_code;
     job->exit_signal = exit_signal;
+    pthread_mutex_unlock(&job->report_lock);
 }
 
 int job_progress(detach_job *job, char *message, size_t size)
 {
     int percent;
 
-    pthread_mutex_lock(&job->progress_lock);
+    pthread_mutex_lock(&job->report_lock);
     percent = job->progress_percent;
     if (message && size)
         snprintf(message, size, "%s", job->progress_message);
-    pthread_mutex_unlock(&job->progress_lock);
+    pthread_mutex_unlock(&job->report_lock);
     return percent;
 }
 
@@ -554,10 +559,10 @@ void detach_progress(detach_job *job, int percent, const char *message)
         percent = 0;
     if (percent > 100)
         percent = 100;
-    pthread_mutex_lock(&job->progress_lock);
+    pthread_mutex_lock(&job->report_lock);
     job->progress_percent = percent;
     snprintf(job->progress_message, sizeof(job->progress_message), "%s", message ? message : "");
     log_quote(quoted, sizeof(quoted), job->progress_message);
-    pthread_mutex_unlock(&job->progress_lock);
+    pthread_mutex_unlock(&job->report_lock);
     log_line(LOG_INFO, "progress", "job=%s percent=%d message=%s", job->id, percent, quoted);
 }

@@ -261,7 +261,7 @@ int detach_serve(detach_server *server)
     connection_close_idle(core);
     executor_drain(core->executor, core->options.drain_timeout, core->spool != NULL);
     connection_close_idle(core);
-    log_line(LOG_INFO, "stopped", "server=%s", "detach");
+    log_line(LOG_INFO, "stopped", "jobs_running=%d", 0);
     return 0;
 }
 
