@@ -200,6 +200,17 @@ void connection_unwatch_abort(struct connection *connection)
     watcher_unlock(watcher);
 }
 
+void connection_report_abort(struct connection *connection)
+{
+    struct watcher *watcher = connection->core->watcher;
+
+    watcher_lock(watcher);
+    watcher_unwatch_locked(watcher, &connection->watch);
+    if (connection->job)
+        job_abort_locked(connection->job);
+    watcher_unlock(watcher);
+}
+
 void connection_close_idle(struct server_core *core)
 {
     watcher_lock(core->watcher);

@@ -48,6 +48,9 @@ void connection_reading_done(struct connection *connection);
  */
 int connection_watch_for_abort(struct connection *connection, detach_job *job);
 void connection_unwatch_abort(struct connection *connection);
+/* The peer spoke after its request (we read it along with the request):
+ * for an attached job that is the peer leaving, as if the watcher saw it. */
+void connection_report_abort(struct connection *connection);
 
 struct fcgi_connection *connection_fcgi(struct connection *connection);
 int connection_fd(const struct connection *connection);

@@ -1,17 +1,20 @@
 /*
  * fcgi_connection.c - the libfcgi wrapper.
  *
- * Two libfcgi behaviours are worked around here, and only here:
- *  - FCGX_Accept_r() accepts on its own listening socket.  We hand it a
- *    connection we accepted ourselves by setting ipcFd with keepConnection
- *    on (so its opening FCGX_Finish_r() keeps it), and give it no
- *    listening socket (-1), so that after a broken request it fails at
- *    once instead of blocking in accept().
- *  - Its close path shuts down the write side and then reads until the
- *    peer closes, for up to 2 s.  FCGX_Detach() before every request makes
- *    every close immediate: a peer that sends garbage and stays silent
- *    cannot hold a worker.  We have read the whole request by then, so the
- *    lingering close protects nothing of ours.
+ * libfcgi reads and writes through one descriptor, request.ipcFd, looked
+ * up at each read and write.  We point it at a memfd holding the checked
+ * head while FCGX_Accept_r() parses, then at the socket for the answer.
+ * So libfcgi parses nothing we have not checked (its management-record
+ * handling overflows a stack buffer in 2.4.2), and it never blocks on,
+ * or times out on, a client.
+ *
+ * Two more behaviours are worked around here, and only here:
+ *  - FCGX_Accept_r() accepts on its own listening socket when ipcFd is
+ *    closed; we give it no listening socket (-1), so it fails at once
+ *    instead of blocking in accept(), and keepConnection on, so its
+ *    opening FCGX_Finish_r() keeps our descriptor.
+ *  - Its close lingers up to 2 s reading until the peer closes;
+ *    FCGX_Detach() before every close makes it immediate.
  * The fields set directly are below libfcgi's "don't use" line in
  * fcgiapp.h; they have had this layout since 2.4.0 and this file is the one
  * place that depends on it.
@@ -21,6 +24,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -30,6 +34,8 @@
 
 struct fcgi_connection {
     FCGX_Request request;
+    int socket_fd;  /* ours to answer on; -1 once libfcgi closed it */
+    int head_fd;    /* memfd the head is parsed from */
     int accepted;   /* a request is open: streams exist */
 };
 
@@ -70,28 +76,50 @@ struct fcgi_connection *fcgi_connection_new(int fd)
         return NULL;
     }
     FCGX_InitRequest(&connection->request, -1, 0);
+    connection->socket_fd = fd;
+    connection->head_fd = -1;
     connection->request.ipcFd = fd;
     connection->request.keepConnection = 1;
     return connection;
 }
 
-int fcgi_connection_accept(struct fcgi_connection *connection)
+static int load_head(struct fcgi_connection *connection, const void *head, size_t length)
+{
+    if (connection->head_fd < 0) {
+        connection->head_fd = memfd_create("detach-request-head", MFD_CLOEXEC);
+        if (connection->head_fd < 0)
+            return error_set("memfd_create: %s", strerror(errno));
+    }
+    if (ftruncate(connection->head_fd, 0) < 0 ||
+        pwrite(connection->head_fd, head, length, 0) != (ssize_t)length ||
+        lseek(connection->head_fd, 0, SEEK_SET) < 0)
+        return error_set("request head: %s", strerror(errno));
+    return 0;
+}
+
+int fcgi_connection_accept(struct fcgi_connection *connection, const void *head, size_t length)
 {
     int rc;
 
-    if (connection->request.ipcFd < 0) {
+    if (connection->socket_fd < 0) {
         errno = ENOTCONN;
         return -1;
     }
+    if (load_head(connection, head, length) < 0)
+        return -1;
+    connection->request.ipcFd = connection->head_fd;
     FCGX_Detach(&connection->request);
     rc = FCGX_Accept_r(&connection->request);
     if (rc < 0) {
-        /* libfcgi closed the descriptor on its way out. */
-        connection->request.ipcFd = -1;
+        /* It closed what it read from, the memfd, on its way out. */
+        connection->head_fd = -1;
+        connection->request.ipcFd = connection->socket_fd;
         connection->accepted = 0;
         errno = rc == -1 ? EIO : -rc;
-        return -1;
+        return error_set("libfcgi refused a checked request head (%d)", rc);
     }
+    /* From here on it writes: to the socket. */
+    connection->request.ipcFd = connection->socket_fd;
     connection->accepted = 1;
     return 0;
 }
@@ -104,53 +132,6 @@ char **fcgi_connection_params(struct fcgi_connection *connection)
 const char *fcgi_connection_param(struct fcgi_connection *connection, const char *name)
 {
     return connection->accepted ? FCGX_GetParam(name, connection->request.envp) : NULL;
-}
-
-int fcgi_connection_read_body(struct fcgi_connection *connection, size_t max_body,
-                              char **body, size_t *length)
-{
-    size_t capacity = 4096, used = 0;
-    char *buffer = malloc(capacity + 1);
-
-    *body = NULL;
-    *length = 0;
-    if (!buffer)
-        return error_set("request body: out of memory");
-    for (;;) {
-        int n;
-        if (used == capacity) {
-            size_t grown = capacity * 2;
-            char *bigger;
-            if (capacity > max_body) {
-                free(buffer);
-                return 1;
-            }
-            bigger = realloc(buffer, grown + 1);
-            if (!bigger) {
-                free(buffer);
-                return error_set("request body: out of memory");
-            }
-            buffer = bigger;
-            capacity = grown;
-        }
-        n = FCGX_GetStr(buffer + used, (int)(capacity - used), connection->request.in);
-        if (n <= 0)
-            break;
-        used += (size_t)n;
-        if (used > max_body) {
-            free(buffer);
-            return 1;
-        }
-    }
-    if (FCGX_GetError(connection->request.in) != 0) {
-        free(buffer);
-        errno = EIO;
-        return error_set("request body: read failed");
-    }
-    buffer[used] = '\0';
-    *body = buffer;
-    *length = used;
-    return 0;
 }
 
 static int stream_error(FCGX_Stream *stream)
@@ -202,7 +183,9 @@ int fcgi_connection_finish(struct fcgi_connection *connection)
         FCGX_Detach(&connection->request);
     FCGX_Finish_r(&connection->request);
     connection->accepted = 0;
-    return connection->request.ipcFd >= 0;
+    if (connection->request.ipcFd < 0)
+        connection->socket_fd = -1;   /* closed: not kept alive */
+    return connection->socket_fd >= 0;
 }
 
 void fcgi_connection_free(struct fcgi_connection *connection)
@@ -213,5 +196,7 @@ void fcgi_connection_free(struct fcgi_connection *connection)
         FCGX_Detach(&connection->request);
     /* Free with close: the streams, the params and the descriptor. */
     FCGX_Free(&connection->request, 1);
+    if (connection->head_fd >= 0)
+        close(connection->head_fd);
     free(connection);
 }

@@ -277,7 +277,8 @@ int fcgi_record_append(struct fcgi_buffer *buffer, uint8_t type, uint16_t reques
         fcgi_buffer_append(buffer, header, sizeof header);
         fcgi_buffer_append(buffer, cursor, chunk);
         fcgi_buffer_append(buffer, zeros, padding);
-        cursor += chunk;
+        if (chunk) /* an empty closing record may come with no content at all */
+            cursor += chunk;
         length -= chunk;
     } while (length > 0);
     return 0;

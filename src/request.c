@@ -8,8 +8,6 @@
  */
 #include <errno.h>
 #include <stdint.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +20,7 @@
 #include "access.h"
 #include "log.h"
 #include "status_page.h"
-#include "request_head.h"
+#include "request_reader.h"
 #include "route.h"
 #include "server_core.h"
 #include "spool.h"
@@ -99,94 +97,36 @@ static void log_rejected(const char *path, const char *reason)
              log_quote(quoted, sizeof(quoted), path), reason);
 }
 
-/* A params phase split into records this small is an attack, not nginx. */
-#define MAX_HEAD_BYTES (2 * REQUEST_HEAD_MAX_PARAMS_BYTES + 4096)
-
 /*
- * Waits for bytes beyond those already in the socket buffer.  A peek
- * leaves the buffer readable, so level-triggered readiness would return at
- * once; an edge-triggered epoll set wakes on each new arrival.  Only
- * requests that arrive in pieces come here.
+ * Reads one request off the socket, every record checked as it arrives.
+ * Blocking reads, bounded by the read deadline (the watcher shuts the
+ * socket down when it passes).  -1: drop the connection.
  */
-static int wait_for_more(int fd, int *epoll_fd)
+static int read_request(struct connection *connection, struct request_reader *reader,
+                        enum request_verdict *verdict)
 {
-    struct epoll_event event = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET };
-
-    if (*epoll_fd < 0) {
-        *epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-        if (*epoll_fd < 0 || epoll_ctl(*epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0)
-            return -1;
-    }
-    /* Unbounded here: the read deadline shuts the socket down (HUP). */
-    while (epoll_wait(*epoll_fd, &event, 1, -1) < 0)
-        if (errno != EINTR)
-            return -1;
-    /* Shut down (the deadline) or half-closed by the peer: the bytes still
-     * buffered can never complete the request, and no new edge will come. */
-    if (event.events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))
-        return -1;
-    return 0;
-}
-
-/*
- * Peeks (never consumes) until the request's params phase is all in the
- * socket buffer, and checks it.  Bounded by the read deadline, which shuts
- * the socket down.  0: libfcgi may parse; -1: drop the connection.
- */
-static int check_request_head(struct connection *connection)
-{
-    uint8_t first[4096], *buffer = first;
-    size_t capacity = sizeof(first), needed = 0, seen = 0;
-    int fd = connection_fd(connection), epoll_fd = -1, rc = -1;
-    const char *why = NULL;
+    int fd = connection_fd(connection);
 
     for (;;) {
-        ssize_t n = recv(fd, buffer, capacity, MSG_PEEK | MSG_DONTWAIT);
+        ssize_t n;
+
+        *verdict = request_reader_parse(reader);
+        if (*verdict != REQUEST_NEED_MORE)
+            break;
+        if (request_reader_room(reader, 4096) < 0)
+            return -1;
+        n = read(fd, reader->data + reader->length, reader->capacity - reader->length);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
-            n = 0;
-        else if (n <= 0)
-            goto out;   /* closed, reset, or the read deadline passed */
-        if ((size_t)n <= seen) {
-            /* Nothing new since the last look: wait for an arrival. */
-            if (n > 0 && (size_t)n < seen)
-                goto out;
-            if (wait_for_more(fd, &epoll_fd) < 0)
-                goto out;
-            continue;
-        }
-        seen = (size_t)n;
-        switch (request_head_check(buffer, (size_t)n, REQUEST_HEAD_MAX_PARAMS_BYTES, &needed, &why)) {
-        case REQUEST_HEAD_COMPLETE:
-            rc = 0;
-            goto out;
-        case REQUEST_HEAD_INVALID:
-            log_line(LOG_INFO, "bad_request", "reason=\"%s\"", why);
-            goto out;
-        case REQUEST_HEAD_INCOMPLETE:
-            break;
-        }
-        if (needed > MAX_HEAD_BYTES) {
-            log_line(LOG_INFO, "bad_request", "reason=\"the params phase is too large\"");
-            goto out;
-        }
-        if (needed > capacity) {
-            uint8_t *grown = malloc(needed);
-            if (!grown)
-                goto out;
-            if (buffer != first)
-                free(buffer);
-            buffer = grown;
-            capacity = needed;
-        }
+        if (n <= 0)
+            return -1;   /* closed between requests, reset, or the deadline passed */
+        reader->length += (size_t)n;
     }
-out:
-    if (epoll_fd >= 0)
-        close(epoll_fd);
-    if (buffer != first)
-        free(buffer);
-    return rc;
+    if (*verdict == REQUEST_INVALID) {
+        log_line(LOG_INFO, "bad_request", "reason=\"%s\"", reader->why);
+        return -1;
+    }
+    return 0;
 }
 
 /* "<status_path>" or "<status_path>/jobs/<id>": *subpath is the rest. */
@@ -229,29 +169,37 @@ static void serve_status(struct server_core *core, struct connection *connection
 void request_serve(struct server_core *core, struct connection *connection)
 {
     char path[MAX_PATH_LENGTH], job_id[64];
+    struct request_reader reader;
+    enum request_verdict verdict;
+    int excess;
     const struct route *route;
     char **params = NULL, *body = NULL;
     size_t body_length = 0;
     detach_job *job;
     int rc;
 
-    if (check_request_head(connection) < 0 || fcgi_connection_accept(connection->fcgi) < 0) {
+    request_reader_init(&reader, core->options.max_body);
+    rc = read_request(connection, &reader, &verdict);
+    connection_reading_done(connection);
+    if (rc < 0 || fcgi_connection_accept(connection->fcgi, reader.data, reader.head_length) < 0) {
         /* EOF between requests, garbage, a timeout: this connection only. */
-        connection_reading_done(connection);
+        request_reader_free(&reader);
         connection_close(connection);
         return;
     }
-    rc = fcgi_connection_read_body(connection->fcgi, core->options.max_body, &body, &body_length);
-    connection_reading_done(connection);
-    if (rc < 0) {
+    /* Bytes past the request: a client that does not wait for our answer
+     * (pipelining, an abort sent at once).  No keep-alive for it, and an
+     * attached job learns it at once from the watcher. */
+    excess = verdict == REQUEST_COMPLETE && reader.length > reader.request_length;
+    if (excess)
         fcgi_connection_forbid_keepalive(connection->fcgi);
-        goto release;
-    }
+    body = request_reader_take_body(&reader, &body_length);
+    request_reader_free(&reader);
     if (request_path(connection->fcgi, path, sizeof(path)) < 0) {
         connection_respond(connection, "400 Bad Request", NULL);
         goto release;
     }
-    if (rc == 1) {
+    if (verdict == REQUEST_TOO_LARGE) {
         /* The rest of the body is still on the wire: the connection cannot
          * carry another request. */
         log_rejected(path, "body_too_large");
@@ -301,6 +249,8 @@ void request_serve(struct server_core *core, struct connection *connection)
             goto release;
         }
         log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, route->path);
+        if (excess)
+            connection_report_abort(connection);
         return;   /* the job answers on this connection and releases it */
     }
     /* With a spool the 200 promises durability: on disk first. */

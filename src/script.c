@@ -3,7 +3,8 @@
  *
  * The job thread spawns the command and then sleeps in poll() on three
  * things at once: the process's pidfd (it exited), its stdout (attached
- * output to relay) and fd 3 (progress lines).  Stopping is not this
+ * output to relay, or a trigger job's output to copy into its capped log)
+ * and fd 3 (progress lines).  Stopping is not this
  * thread's business: the watcher signals the process group when a time
  * limit runs out or the client leaves, and the pidfd wakes us when the
  * process is gone.  The group is cleared before the process is reaped, so
@@ -48,6 +49,15 @@ struct output_relay {
 struct progress_reader {
     char line[PROGRESS_LINE_LIMIT];
     size_t length;
+};
+
+/* A trigger job's log with job_log_max: stdout and stderr come through a
+ * pipe, and at most max bytes of them reach the file. */
+struct log_relay {
+    int fd;               /* the log file */
+    size_t max, written;
+    int truncated;        /* the marker line is out; the rest is dropped */
+    char last;            /* the last byte written */
 };
 
 /* ---- environment ---- */
@@ -256,8 +266,12 @@ int script_output_head(const char *data, size_t length, size_t *body_start)
         const char *newline = memchr(data + position, '\n', length - position);
         size_t line_length;
 
-        if (!newline)
+        if (!newline) {
+            /* A lone CR after header lines may be the start of the blank line. */
+            if (position > 0 && length - position == 1 && data[position] == '\r')
+                return -1;
             return unfinished_line_may_be_header(data + position, length - position) ? -1 : 0;
+        }
         line_length = (size_t)(newline - (data + position));
         if (line_length > 0 && data[position + line_length - 1] == '\r')
             line_length--;
@@ -369,6 +383,49 @@ static void progress_bytes(detach_job *job, struct progress_reader *reader, cons
     }
 }
 
+/* ---- capped job log ---- */
+
+static void write_all(int fd, const char *data, size_t length)
+{
+    while (length > 0) {
+        ssize_t n = write(fd, data, length);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;   /* a full disk: the job goes on, its log does not */
+        }
+        data += n;
+        length -= (size_t)n;
+    }
+}
+
+/* Copies up to the cap, then one marker line; later bytes are read (so
+ * the job never blocks on a full pipe) and dropped. */
+static void log_relay_bytes(detach_job *job, struct log_relay *log, const char *data,
+                            size_t length)
+{
+    size_t room, taken;
+    char marker[96];
+    int n;
+
+    if (log->truncated)
+        return;
+    room = log->max - log->written;
+    taken = length < room ? length : room;
+    if (taken) {
+        write_all(log->fd, data, taken);
+        log->written += taken;
+        log->last = data[taken - 1];
+    }
+    if (taken == length)
+        return;
+    n = snprintf(marker, sizeof(marker), "%s[detach: log truncated at %zu bytes]\n",
+                 log->written && log->last != '\n' ? "\n" : "", log->max);
+    write_all(log->fd, marker, (size_t)n);
+    log->truncated = 1;
+    log_line(LOG_INFO, "job_log_truncated", "job=%s bytes=%zu", detach_job_id(job), log->max);
+}
+
 /* ---- the job ---- */
 
 static int pidfd_for(pid_t pid)
@@ -376,9 +433,10 @@ static int pidfd_for(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* Reads what is there; returns 0 at EOF, 1 while open. */
+/* Reads what is there into the attached relay, the capped log, or (both
+ * NULL) the progress reader; returns 0 at EOF, 1 while open. */
 static int read_available(int fd, detach_job *job, struct output_relay *relay,
-                          struct progress_reader *reader)
+                          struct log_relay *log, struct progress_reader *reader)
 {
     char buffer[16384];
     ssize_t n = read(fd, buffer, sizeof(buffer));
@@ -389,14 +447,18 @@ static int read_available(int fd, detach_job *job, struct output_relay *relay,
         return 0;
     if (relay)
         relay_output(job, relay, buffer, (size_t)n, 0);
+    else if (log)
+        log_relay_bytes(job, log, buffer, (size_t)n);
     else
         progress_bytes(job, reader, buffer, (size_t)n);
     return 1;
 }
 
-/* Until the process exits: relay output and progress as they come. */
+/* Until the process exits: relay output and progress as they come.
+ * output_fd is the attached output (relay) or the capped log's pipe (log). */
 static void supervise(detach_job *job, int pidfd, int output_fd, int progress_fd,
-                      struct output_relay *relay, struct progress_reader *reader)
+                      struct output_relay *relay, struct log_relay *log,
+                      struct progress_reader *reader)
 {
     struct pollfd fds[3] = {
         { .fd = pidfd, .events = POLLIN },
@@ -411,20 +473,25 @@ static void supervise(detach_job *job, int pidfd, int output_fd, int progress_fd
             log_line(LOG_ERROR, "poll", "job=%s error=\"%s\"", detach_job_id(job), strerror(errno));
             return;
         }
-        if (fds[1].revents && !read_available(fds[1].fd, job, relay, reader))
+        if (fds[1].revents && !read_available(fds[1].fd, job, relay, log, reader))
             fds[1].fd = -1;
-        if (fds[2].revents && !read_available(fds[2].fd, job, NULL, reader))
+        if (fds[2].revents && !read_available(fds[2].fd, job, NULL, NULL, reader))
             fds[2].fd = -1;
         if (fds[0].revents)
             break;
     }
     /* Exited: take what is already written.  A background child still
-     * holding the pipes must not keep the job open (fcgiwrap's bug). */
+     * holding the pipes must not keep the job open (fcgiwrap's bug); what
+     * it writes to a capped log's pipe later is lost. */
     for (int i = 1; i < 3; i++) {
         if (fds[i].fd < 0)
             continue;
         fcntl(fds[i].fd, F_SETFL, O_NONBLOCK);
-        while (read_available(fds[i].fd, job, i == 1 ? relay : NULL, reader)) {
+        /* A pipe holds 64 KiB; past 1 MiB it is a background writer that
+         * would keep this thread forever. */
+        for (int reads = 0; reads < 64 && read_available(fds[i].fd, job, i == 1 ? relay : NULL,
+                                                         i == 1 ? log : NULL, reader);
+             reads++) {
             struct pollfd probe = { .fd = fds[i].fd, .events = POLLIN };
             if (poll(&probe, 1, 0) <= 0)
                 break;
@@ -485,9 +552,12 @@ void script_run_job(detach_job *job, void *arg)
     struct output_relay *relay = NULL;
     struct progress_reader reader = { .length = 0 };
     char **environment = NULL;
-    int output_pipe[2] = { -1, -1 }, progress_pipe[2] = { -1, -1 };
+    int output_pipe[2] = { -1, -1 }, progress_pipe[2] = { -1, -1 }, log_pipe[2] = { -1, -1 };
     int body_fd = -1, log_fd = -1, pidfd = -1, wait_status = 0;
     int attached = detach_job_mode(job) == DETACH_ATTACHED;
+    /* The cap is for a job's own log file; detachd's stderr is shared. */
+    int capped = !attached && route->log_dir && route->job_log_max > 0;
+    struct log_relay log_relay = { .fd = -1, .max = route->job_log_max };
     pid_t pid;
 
     if (!run) {
@@ -512,14 +582,17 @@ void script_run_job(detach_job *job, void *arg)
     body_fd = body_descriptor(job);
     log_fd = open_job_log(route, job);
     if (!environment || body_fd < 0 || log_fd < 0 || pipe2(progress_pipe, O_CLOEXEC) < 0 ||
-        (attached && pipe2(output_pipe, O_CLOEXEC) < 0)) {
+        (attached && pipe2(output_pipe, O_CLOEXEC) < 0) ||
+        (capped && pipe2(log_pipe, O_CLOEXEC) < 0)) {
         log_line(LOG_ERROR, "script", "job=%s error=\"setting up: %s\"", detach_job_id(job),
                  strerror(errno));
         goto out;
     }
     if (attached && !(relay = calloc(1, sizeof(*relay))))
         goto out;
-    int fds[4] = { body_fd, attached ? output_pipe[1] : log_fd, log_fd, progress_pipe[1] };
+    log_relay.fd = log_fd;
+    int fds[4] = { body_fd, attached ? output_pipe[1] : capped ? log_pipe[1] : log_fd,
+                   capped ? log_pipe[1] : log_fd, progress_pipe[1] };
     pid = spawn(route, route->argv, environment, fds);
     if (pid < 0) {
         log_line(LOG_ERROR, "spawn", "job=%s command=%s error=\"%s\"", detach_job_id(job),
@@ -533,10 +606,15 @@ void script_run_job(detach_job *job, void *arg)
         close(output_pipe[1]);
         output_pipe[1] = -1;
     }
+    if (capped) {
+        close(log_pipe[1]);
+        log_pipe[1] = -1;
+    }
     job_set_process_group(job, pid, route->kill_grace);
     pidfd = pidfd_for(pid);
     if (pidfd >= 0)
-        supervise(job, pidfd, attached ? output_pipe[0] : -1, progress_pipe[0], relay, &reader);
+        supervise(job, pidfd, attached ? output_pipe[0] : capped ? log_pipe[0] : -1,
+                  progress_pipe[0], relay, capped ? &log_relay : NULL, &reader);
     else
         log_line(LOG_ERROR, "pidfd_open", "job=%s error=\"%s\"", detach_job_id(job), strerror(errno));
     job_clear_process_group(job);
@@ -559,6 +637,8 @@ out:
             close(output_pipe[i]);
         if (progress_pipe[i] >= 0)
             close(progress_pipe[i]);
+        if (log_pipe[i] >= 0)
+            close(log_pipe[i]);
     }
     if (body_fd >= 0)
         close(body_fd);

@@ -46,6 +46,9 @@ static void needs_more_bytes(void **state)
     assert_int_equal(head("Content-Type: text/html\r\n", &start), -1);
     assert_int_equal(head("Content-Ty", &start), -1);
     assert_int_equal(head("", &start), -1);
+    /* Split between the blank line's CR and LF. */
+    assert_int_equal(head("A:\n\r", &start), -1);
+    assert_int_equal(head("A:\n\r\nxyz", &start), 1);
 }
 
 int main(void)

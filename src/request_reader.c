@@ -1,0 +1,185 @@
+/*
+ * request_reader.c - the record-by-record check of one request.
+ *
+ * Incremental: each call parses the complete records that arrived since the
+ * last one, so a large body costs one pass.  A name-value pair may span
+ * PARAMS records, so the params stream is gathered (it is bounded) and its
+ * pairs decoded once it ends.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fcgi_record.h"
+#include "request_reader.h"
+
+enum { EXPECT_BEGIN, IN_PARAMS, IN_STDIN, DONE };
+
+void request_reader_init(struct request_reader *reader, size_t max_body)
+{
+    memset(reader, 0, sizeof(*reader));
+    reader->max_body = max_body;
+    reader->state = EXPECT_BEGIN;
+}
+
+void request_reader_free(struct request_reader *reader)
+{
+    free(reader->data);
+    free(reader->params);
+    free(reader->body);
+    request_reader_init(reader, reader->max_body);
+}
+
+int request_reader_room(struct request_reader *reader, size_t at_least)
+{
+    size_t capacity = reader->capacity ? reader->capacity : 4096;
+    uint8_t *grown;
+
+    if (reader->capacity - reader->length >= at_least)
+        return 0;
+    while (capacity - reader->length < at_least)
+        capacity *= 2;
+    grown = realloc(reader->data, capacity);
+    if (!grown)
+        return -1;
+    reader->data = grown;
+    reader->capacity = capacity;
+    return 0;
+}
+
+static enum request_verdict invalid(struct request_reader *reader, const char *why)
+{
+    reader->why = why;
+    return REQUEST_INVALID;
+}
+
+static enum request_verdict check_pairs(struct request_reader *reader)
+{
+    size_t position = 0, count = 0;
+
+    while (position < reader->params_length) {
+        const uint8_t *name, *value;
+        size_t consumed, name_length, value_length;
+
+        if (fcgi_param_decode(reader->params + position, reader->params_length - position,
+                              &consumed, &name, &name_length, &value, &value_length) < 0)
+            return invalid(reader, "a param's lengths run past the params stream");
+        if (name_length == 0)
+            return invalid(reader, "a param with an empty name");
+        if (memchr(name, '\0', name_length) || memchr(name, '=', name_length))
+            return invalid(reader, "a param name with '=' or NUL");
+        if (memchr(value, '\0', value_length))
+            return invalid(reader, "a param value with NUL");
+        if (++count > REQUEST_MAX_PARAMS)
+            return invalid(reader, "too many params");
+        position += consumed;
+    }
+    return REQUEST_NEED_MORE;
+}
+
+static int append(uint8_t **buffer, size_t *length, const uint8_t *data, size_t size, int text)
+{
+    uint8_t *grown = realloc(*buffer, *length + size + (text ? 1 : 0));
+
+    if (!grown)
+        return -1;
+    memcpy(grown + *length, data, size);
+    *length += size;
+    if (text)
+        grown[*length] = '\0';
+    *buffer = grown;
+    return 0;
+}
+
+/* One complete record; NEED_MORE means "fine, go on". */
+static enum request_verdict take_record(struct request_reader *reader,
+                                        const struct fcgi_header *header, const uint8_t *content,
+                                        size_t record_end)
+{
+    uint16_t role;
+    uint8_t flags;
+
+    if (header->request_id == FCGI_RECORD_MANAGEMENT_ID)
+        return invalid(reader, "a management record (libfcgi mishandles them)");
+    switch (reader->state) {
+    case EXPECT_BEGIN:
+        if (header->type != FCGI_TYPE_BEGIN_REQUEST ||
+            fcgi_begin_request_decode(content, header->content_length, &role, &flags) < 0)
+            return invalid(reader, "a request must open with BEGIN_REQUEST");
+        if (role != FCGI_ROLE_RESPONDER)
+            return invalid(reader, "only the responder role is served");
+        reader->request_id = header->request_id;
+        reader->state = IN_PARAMS;
+        return REQUEST_NEED_MORE;
+    case IN_PARAMS:
+        if (header->request_id != reader->request_id)
+            return invalid(reader, "a second request id on one connection (multiplexing)");
+        if (header->type != FCGI_TYPE_PARAMS)
+            return invalid(reader, "a record other than PARAMS before the params ended");
+        if (header->content_length == 0) {
+            reader->head_length = record_end;
+            reader->state = IN_STDIN;
+            return check_pairs(reader);
+        }
+        if (reader->params_length + header->content_length > REQUEST_MAX_PARAMS_BYTES)
+            return invalid(reader, "the params are larger than allowed");
+        if (append(&reader->params, &reader->params_length, content, header->content_length, 0) < 0)
+            return invalid(reader, "out of memory");
+        return REQUEST_NEED_MORE;
+    case IN_STDIN:
+        if (header->request_id != reader->request_id)
+            return invalid(reader, "a second request id on one connection (multiplexing)");
+        if (header->type != FCGI_TYPE_STDIN)
+            return invalid(reader, "a record other than STDIN in the body");
+        if (header->content_length == 0) {
+            reader->request_length = record_end;
+            reader->state = DONE;
+            if (!reader->body && append((uint8_t **)&reader->body, &reader->body_length,
+                                        (const uint8_t *)"", 0, 1) < 0)
+                return invalid(reader, "out of memory");
+            return REQUEST_COMPLETE;
+        }
+        if (reader->body_length + header->content_length > reader->max_body)
+            return REQUEST_TOO_LARGE;
+        if (append((uint8_t **)&reader->body, &reader->body_length, content,
+                   header->content_length, 1) < 0)
+            return invalid(reader, "out of memory");
+        return REQUEST_NEED_MORE;
+    default:
+        return REQUEST_COMPLETE;
+    }
+}
+
+enum request_verdict request_reader_parse(struct request_reader *reader)
+{
+    for (;;) {
+        struct fcgi_header header;
+        size_t available = reader->length - reader->position, record_length;
+        enum request_verdict verdict;
+
+        if (reader->state == DONE)
+            return REQUEST_COMPLETE;
+        if (available < FCGI_RECORD_HEADER_SIZE)
+            return REQUEST_NEED_MORE;
+        if (fcgi_header_decode(reader->data + reader->position, available, &header) < 0)
+            return invalid(reader, "not a FastCGI version 1 record");
+        record_length = FCGI_RECORD_HEADER_SIZE + header.content_length + header.padding_length;
+        if (available < record_length)
+            return REQUEST_NEED_MORE;
+        verdict = take_record(reader, &header,
+                              reader->data + reader->position + FCGI_RECORD_HEADER_SIZE,
+                              reader->position + record_length);
+        reader->position += record_length;
+        if (verdict != REQUEST_NEED_MORE)
+            return verdict;
+    }
+}
+
+char *request_reader_take_body(struct request_reader *reader, size_t *length)
+{
+    char *body = reader->body;
+
+    *length = reader->body_length;
+    reader->body = NULL;
+    reader->body_length = 0;
+    return body;
+}

@@ -1,0 +1,60 @@
+/*
+ * request_reader.h - reading one FastCGI request off the socket, checked
+ * record by record, before libfcgi sees any of it.
+ *
+ * libfcgi trusts what it reads: Debian 12's 2.4.2 overflows a stack
+ * buffer answering FCGI_GET_VALUES, leaks on other management records, and
+ * takes a params length near 2^31 at its word.  So a worker reads the
+ * whole request itself -- BEGIN_REQUEST, the params, the body up to the
+ * empty STDIN record -- and this pure, fuzzed parser checks every record:
+ * version 1, one request id, the responder role, no management or abort
+ * records, every name-value length inside the params stream, bounded
+ * params and body.  libfcgi then parses only the checked head.
+ */
+#ifndef DETACH_REQUEST_READER_H
+#define DETACH_REQUEST_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define REQUEST_MAX_PARAMS_BYTES (64u * 1024)
+#define REQUEST_MAX_PARAMS 1024
+
+enum request_verdict {
+    REQUEST_NEED_MORE,   /* sound so far; read more */
+    REQUEST_COMPLETE,    /* the whole request, through the empty STDIN */
+    REQUEST_TOO_LARGE,   /* the head is complete and sound, the body too big */
+    REQUEST_INVALID      /* drop the connection; why says why */
+};
+
+struct request_reader {
+    /* The bytes read so far; the caller appends to it (request_reader_room). */
+    uint8_t *data;
+    size_t length, capacity;
+    size_t max_body;
+
+    /* Parsing state: everything below is the parser's. */
+    size_t position;          /* start of the first record not yet parsed */
+    int state;
+    uint16_t request_id;
+    uint8_t *params;          /* the params stream, gathered to check pairs */
+    size_t params_length;
+
+    /* Results. */
+    size_t head_length;       /* BEGIN_REQUEST through the empty PARAMS */
+    size_t request_length;    /* through the empty STDIN */
+    char *body;               /* the STDIN content, NUL-terminated */
+    size_t body_length;
+    const char *why;          /* for REQUEST_INVALID */
+};
+
+void request_reader_init(struct request_reader *reader, size_t max_body);
+void request_reader_free(struct request_reader *reader);
+/* Makes room to read at least `at_least` more bytes; -1 when out of memory. */
+int request_reader_room(struct request_reader *reader, size_t at_least);
+/* Parses what arrived since the last call. */
+enum request_verdict request_reader_parse(struct request_reader *reader);
+/* The body, now the caller's (freed by it); the reader forgets it. */
+char *request_reader_take_body(struct request_reader *reader, size_t *length);
+
+#endif

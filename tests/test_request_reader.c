@@ -1,0 +1,180 @@
+/*
+ * test_request_reader.c - the record-by-record check of a request: whole
+ * requests, requests arriving a byte at a time, the body bound, and every
+ * kind of hostile record that must never reach libfcgi.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fcgi_record.h"
+#include "request_reader.h"
+
+/* A request as nginx sends it, built with our own encoder. */
+static struct fcgi_buffer request(const char *body, uint16_t role)
+{
+    static const char *const params[] = { "SCRIPT_NAME=/x", "REQUEST_METHOD=POST" };
+    struct fcgi_buffer out = { 0 };
+
+    assert_int_equal(fcgi_request_build(&out, 1, 0, params, 2, body, body ? strlen(body) : 0), 0);
+    if (role != FCGI_ROLE_RESPONDER)
+        out.data[FCGI_RECORD_HEADER_SIZE + 1] = (uint8_t)role;   /* BEGIN body: role low byte */
+    return out;
+}
+
+static enum request_verdict feed(struct request_reader *reader, const void *data, size_t length)
+{
+    assert_int_equal(request_reader_room(reader, length), 0);
+    memcpy(reader->data + reader->length, data, length);
+    reader->length += length;
+    return request_reader_parse(reader);
+}
+
+static void whole_request(void **state)
+{
+    struct fcgi_buffer bytes = request("a=1&b=2", FCGI_ROLE_RESPONDER);
+    struct request_reader reader;
+    size_t length;
+    char *body;
+
+    request_reader_init(&reader, 1024);
+    assert_int_equal(feed(&reader, bytes.data, bytes.length), REQUEST_COMPLETE);
+    assert_int_equal(reader.request_length, bytes.length);
+    assert_true(reader.head_length > 16 && reader.head_length < bytes.length);
+    body = request_reader_take_body(&reader, &length);
+    assert_int_equal(length, 7);
+    assert_string_equal(body, "a=1&b=2");
+    free(body);
+    request_reader_free(&reader);
+    fcgi_buffer_free(&bytes);
+}
+
+static void one_byte_at_a_time(void **state)
+{
+    struct fcgi_buffer bytes = request("payload", FCGI_ROLE_RESPONDER);
+    struct request_reader reader;
+
+    request_reader_init(&reader, 1024);
+    for (size_t i = 0; i + 1 < bytes.length; i++)
+        assert_int_equal(feed(&reader, bytes.data + i, 1), REQUEST_NEED_MORE);
+    assert_int_equal(feed(&reader, bytes.data + bytes.length - 1, 1), REQUEST_COMPLETE);
+    assert_int_equal(reader.body_length, 7);
+    request_reader_free(&reader);
+    fcgi_buffer_free(&bytes);
+}
+
+static void body_over_the_bound(void **state)
+{
+    char big[2048];
+    struct fcgi_buffer bytes;
+    struct request_reader reader;
+
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    bytes = request(big, FCGI_ROLE_RESPONDER);
+    request_reader_init(&reader, 1024);
+    assert_int_equal(feed(&reader, bytes.data, bytes.length), REQUEST_TOO_LARGE);
+    assert_true(reader.head_length > 0);   /* the head is whole: a 413 can be answered */
+    request_reader_free(&reader);
+    fcgi_buffer_free(&bytes);
+}
+
+static void expect_invalid(const uint8_t *data, size_t length)
+{
+    struct request_reader reader;
+
+    request_reader_init(&reader, 1 << 20);
+    assert_int_equal(feed(&reader, data, length), REQUEST_INVALID);
+    assert_non_null(reader.why);
+    request_reader_free(&reader);
+}
+
+static size_t begin(uint8_t *out, uint16_t role)
+{
+    fcgi_begin_request_encode(out, 1, role, 0);
+    return 16;
+}
+
+static size_t record(uint8_t *out, uint8_t type, uint16_t id, const void *content, uint16_t length)
+{
+    fcgi_header_encode(out, type, id, length, 0);
+    if (length)
+        memcpy(out + 8, content, length);
+    return 8u + length;
+}
+
+static void hostile_records_never_pass(void **state)
+{
+    static uint8_t data[200000];
+    uint8_t pairs[64];
+    size_t used;
+
+    /* FCGI_GET_VALUES: libfcgi 2.4.2 overflows a stack buffer answering it. */
+    used = record(data, FCGI_TYPE_GET_VALUES, 0, "\x0e\x00" "FCGI_MAX_CONNS", 16);
+    expect_invalid(data, used);
+    /* ... also once the request began, in the body. */
+    used = begin(data, FCGI_ROLE_RESPONDER);
+    used += record(data + used, FCGI_TYPE_PARAMS, 1, NULL, 0);
+    used += record(data + used, FCGI_TYPE_GET_VALUES, 0, "\x0e\x00" "FCGI_MAX_CONNS", 16);
+    expect_invalid(data, used);
+    /* A value length near 2^31 in a tiny stream (the CVE-2025-23016 shape). */
+    used = begin(data, FCGI_ROLE_RESPONDER);
+    used += record(data + used, FCGI_TYPE_PARAMS, 1, "\x01\xff\xff\xff\xf0" "a", 6);
+    used += record(data + used, FCGI_TYPE_PARAMS, 1, NULL, 0);
+    expect_invalid(data, used);
+    /* Roles, versions, order, multiplexing, aborts. */
+    used = begin(data, FCGI_ROLE_AUTHORIZER);
+    expect_invalid(data, used);
+    used = begin(data, FCGI_ROLE_RESPONDER);
+    data[0] = 2;
+    expect_invalid(data, used);
+    used = record(data, FCGI_TYPE_STDIN, 1, "x", 1);
+    expect_invalid(data, used);
+    used = begin(data, FCGI_ROLE_RESPONDER);
+    used += record(data + used, FCGI_TYPE_STDIN, 1, NULL, 0);
+    expect_invalid(data, used);
+    used = begin(data, FCGI_ROLE_RESPONDER);
+    used += record(data + used, FCGI_TYPE_PARAMS, 2, NULL, 0);
+    expect_invalid(data, used);
+    used = begin(data, FCGI_ROLE_RESPONDER);
+    used += record(data + used, FCGI_TYPE_PARAMS, 1, NULL, 0);
+    used += record(data + used, FCGI_TYPE_ABORT_REQUEST, 1, NULL, 0);
+    expect_invalid(data, used);
+    /* An empty name, and a flood of tiny params. */
+    used = begin(data, FCGI_ROLE_RESPONDER);
+    used += record(data + used, FCGI_TYPE_PARAMS, 1, "\x00\x01v", 3);
+    used += record(data + used, FCGI_TYPE_PARAMS, 1, NULL, 0);
+    expect_invalid(data, used);
+    used = begin(data, FCGI_ROLE_RESPONDER);
+    for (int i = 0; i < 1025; i++)
+        used += record(data + used, FCGI_TYPE_PARAMS, 1, "\x01\x00" "A", 3);
+    used += record(data + used, FCGI_TYPE_PARAMS, 1, NULL, 0);
+    expect_invalid(data, used);
+    /* Params over 64 KiB, spread across records. */
+    used = begin(data, FCGI_ROLE_RESPONDER);
+    for (int i = 0; i < 3; i++) {
+        memset(pairs, 'x', sizeof(pairs));
+        fcgi_header_encode(data + used, FCGI_TYPE_PARAMS, 1, 30000, 0);
+        memset(data + used + 8, 'x', 30000);
+        used += 8 + 30000;
+    }
+    expect_invalid(data, used);
+    /* Garbage. */
+    memset(data, 'G', 64);
+    expect_invalid(data, 64);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(whole_request),
+        cmocka_unit_test(one_byte_at_a_time),
+        cmocka_unit_test(body_over_the_bound),
+        cmocka_unit_test(hostile_records_never_pass),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
