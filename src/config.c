@@ -27,6 +27,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "config.h"
 
 #define DEFAULT_WORKERS 4
@@ -37,9 +38,11 @@
 #define DEFAULT_SOCKET_MODE 0660
 #define DEFAULT_READ_TIMEOUT 10
 #define DEFAULT_KILL_GRACE 5
+#define DEFAULT_JOB_LOG_MAX (10ULL * 1024 * 1024)
 
 #define MAX_SECONDS 31536000ULL /* a year: anything longer is a typo */
 #define MAX_BODY_LIMIT (1ULL << 30)
+#define MAX_JOB_LOG (1ULL << 40) /* a terabyte of one job's output: a typo */
 #define UTF8_BOM "\xEF\xBB\xBF"
 
 enum section_kind { SECTION_NONE, SECTION_DAEMON, SECTION_ROUTE };
@@ -55,6 +58,8 @@ enum value_kind {
     VALUE_MODE,
     VALUE_BOOLEAN,
     VALUE_USER,
+    VALUE_ACCESS_LIST,
+    VALUE_LOG_TARGET,
 };
 
 struct key_spec {
@@ -81,6 +86,9 @@ static const struct key_spec daemon_keys[] = {
     DAEMON_KEY("status_path", VALUE_URL_PATH, status_path, 0, 0),
     DAEMON_KEY("log_dir", VALUE_STRING, log_dir, 0, 0),
     DAEMON_KEY("read_timeout", VALUE_UNSIGNED, read_timeout, 1, 86400),
+    DAEMON_KEY("status_allow", VALUE_ACCESS_LIST, status_allow, 0, 0),
+    DAEMON_KEY("job_log_max", VALUE_SIZE, job_log_max, 0, MAX_JOB_LOG),
+    DAEMON_KEY("log", VALUE_LOG_TARGET, log_target, 0, 0),
 };
 
 static const struct key_spec route_keys[] = {
@@ -510,6 +518,35 @@ static int set_boolean(struct parser *parser, const struct key_spec *key, const 
                    text, key->name);
 }
 
+/* "127.0.0.1 ::1 10.0.0.0/8": each entry an address or a CIDR range. */
+static int set_access_list(struct parser *parser, const struct key_spec *key, const char *text,
+                           char **field)
+{
+    const char *bad = NULL;
+    int bad_length = 0;
+
+    if (access_list_valid(text, &bad, &bad_length) < 0)
+        return fail_at(parser, parser->line_number,
+                       "bad address \"%.*s\" in %s (IPv4 or IPv6 addresses and ranges, "
+                       "as in 127.0.0.1 ::1 10.0.0.0/8)", bad_length, bad, key->name);
+    if (text[strspn(text, " \t,")] == '\0')
+        return fail_at(parser, parser->line_number, "%s lists no address", key->name);
+    return set_string(parser, text, field);
+}
+
+static int set_log_target(struct parser *parser, const struct key_spec *key, const char *text,
+                          enum config_log_target *field)
+{
+    if (strcmp(text, "stderr") == 0)
+        *field = CONFIG_LOG_STDERR;
+    else if (strcmp(text, "syslog") == 0)
+        *field = CONFIG_LOG_SYSLOG;
+    else
+        return fail_at(parser, parser->line_number, "bad %s \"%s\" (stderr or syslog)",
+                       key->name, text);
+    return 0;
+}
+
 /* 1: the user exists, 0: it does not, -1: the lookup failed (errno). */
 static int user_exists(const char *name)
 {
@@ -566,6 +603,8 @@ static int set_value(struct parser *parser, const struct key_spec *key, const ch
     case VALUE_MODE: return set_mode(parser, text, field);
     case VALUE_BOOLEAN: return set_boolean(parser, key, text, field);
     case VALUE_USER: return set_user(parser, text, field);
+    case VALUE_ACCESS_LIST: return set_access_list(parser, key, text, field);
+    case VALUE_LOG_TARGET: return set_log_target(parser, key, text, field);
     }
     return fail_at(parser, parser->line_number, "internal error: key %s", key->name);
 }
@@ -834,6 +873,8 @@ void config_init_defaults(struct config *config)
         .drain_timeout = DEFAULT_DRAIN_TIMEOUT,
         .socket_mode = DEFAULT_SOCKET_MODE,
         .read_timeout = DEFAULT_READ_TIMEOUT,
+        .job_log_max = DEFAULT_JOB_LOG_MAX,
+        .log_target = CONFIG_LOG_STDERR,
     };
 }
 
@@ -929,5 +970,6 @@ void config_free(struct config *config)
     free(config->spool);
     free(config->status_path);
     free(config->log_dir);
+    free(config->status_allow);
     config_init_defaults(config);
 }

@@ -31,6 +31,21 @@ struct config_route {
     int line;                /* of the [route ...] header, for messages */
 };
 
+enum config_log_target { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG };
+
+/*
+ * The [detachd] keys, beside the ones the product page lists:
+ *
+ *   status_allow = 127.0.0.1 ::1 10.0.0.0/8   who may read status_path: the
+ *                  REMOTE_ADDRs (addresses and CIDR ranges, separated by
+ *                  spaces) allowed; others get 403.  Unset: 127.0.0.1 ::1.
+ *   job_log_max  = 10M    the most a trigger job writes to its log in
+ *                  log_dir (K, M or G suffix); past it the rest is dropped
+ *                  after one "[detach: log truncated at N bytes]" line.
+ *                  0: no limit, the job writes the file itself.
+ *   log          = stderr | syslog   where detachd's event lines go;
+ *                  syslog: ident "detachd", facility daemon, same text.
+ */
 struct config {
     char *path;              /* the file it came from; NULL for defaults */
     char *listen;            /* NULL: inherited socket */
@@ -44,6 +59,9 @@ struct config {
     char *status_path;       /* NULL when unset; starts with '/' */
     char *log_dir;           /* NULL when unset; jobs log to <id>.log there */
     unsigned read_timeout;   /* seconds */
+    char *status_allow;      /* NULL when unset: the library's default */
+    size_t job_log_max;      /* bytes; 0: unlimited */
+    enum config_log_target log_target;
     struct config_route *routes;
     size_t route_count;
 };

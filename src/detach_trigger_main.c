@@ -3,23 +3,40 @@
  * detach_trigger() that turns flags into options and the result into an
  * exit status a script can branch on (0 on 2xx, 1 on another status, 2 on
  * a usage or connection error).
+ *
+ * With --wait-done it then follows the job on the status page
+ * (<status>/jobs/<id>, every 200 ms) until it ends, drawing its progress,
+ * and exits 0 only when the job succeeded.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "detach.h"
+#include "url.h"
 
 #define PROGRAM "detach-trigger"
 #define EXIT_OK 0
 #define EXIT_HTTP_STATUS 1
+#define EXIT_JOB_FAILED 1
 #define EXIT_USAGE 2
+#define DEFAULT_STATUS_PATH "/detach-status"
+#define POLL_INTERVAL_MS 200
+#define POLL_REQUEST_TIMEOUT_MS 10000u
+#define STATUS_BODY_MAX 65536
+#define BAR_WIDTH 20
 /* detach_trigger_options.timeout_ms is unsigned milliseconds. */
 #define MAX_TIMEOUT_SECONDS 4000000.0
 
-enum { OPTION_NO_WAIT = 256, OPTION_TIMEOUT, OPTION_FCGI, OPTION_HELP, OPTION_VERSION };
+enum { OPTION_NO_WAIT = 256, OPTION_TIMEOUT, OPTION_FCGI, OPTION_WAIT_DONE, OPTION_STATUS,
+       OPTION_HELP, OPTION_VERSION };
 
 static const struct option long_options[] = {
     {"request", required_argument, NULL, 'X'},
@@ -29,6 +46,8 @@ static const struct option long_options[] = {
     {"no-wait", no_argument, NULL, OPTION_NO_WAIT},
     {"timeout", required_argument, NULL, OPTION_TIMEOUT},
     {"fcgi", required_argument, NULL, OPTION_FCGI},
+    {"wait-done", no_argument, NULL, OPTION_WAIT_DONE},
+    {"status", required_argument, NULL, OPTION_STATUS},
     {"help", no_argument, NULL, OPTION_HELP},
     {"version", no_argument, NULL, OPTION_VERSION},
     {NULL, 0, NULL, 0},
@@ -46,8 +65,13 @@ static const char usage_text[] =
     "  -b, --cookie NAME=VALUE     cookie to send (repeatable)\n"
     "  -H, --header 'NAME: VALUE'  extra request header (repeatable)\n"
     "      --no-wait               return as soon as the request is sent\n"
-    "      --timeout SECONDS       limit for connecting and the answer (default 10)\n"
+    "      --timeout SECONDS       limit for connecting and the answer (default 10);\n"
+    "                              with --wait-done, for the whole wait too\n"
     "      --fcgi ADDR             speak FastCGI to ADDR (unix:/path, HOST:PORT, [v6]:PORT)\n"
+    "      --wait-done             wait until the job ends, showing its progress; exit 0\n"
+    "                              if it succeeded, 1 if it failed\n"
+    "      --status URL            the status page to follow (default: /detach-status on\n"
+    "                              the same server or FastCGI address)\n"
     "      --help                  show this help and exit\n"
     "      --version               show the version and exit\n";
 
@@ -99,12 +123,209 @@ static const char *offending_option(char **argv, char short_name[3])
     return argv[optind - 1];
 }
 
+/* ---- --wait-done ---- */
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+/* Where the job's JSON is: the URL (or, with fcgi, the path) to GET. */
+static char *job_status_url(const char *trigger_url, const char *fcgi, const char *status,
+                            const char *job_id)
+{
+    const char *base = status != NULL ? status : DEFAULT_STATUS_PATH;
+    char *url = NULL;
+    int n;
+
+    if (strchr(base, '?') != NULL || strchr(base, '#') != NULL) {
+        report_error("--status takes a URL or path without a query: ", base);
+        return NULL;
+    }
+    size_t length = strlen(base);
+    while (length > 1 && base[length - 1] == '/')
+        length--;
+    if (base[0] == '/' && fcgi == NULL) {
+        /* A path on the server the trigger went to. */
+        struct url where;
+        if (url_parse(trigger_url, &where) < 0) {
+            report_error(detach_last_error(), NULL);
+            return NULL;
+        }
+        n = asprintf(&url, where.host_is_ipv6 ? "http://[%s]:%u%.*s/jobs/%s"
+                                              : "http://%s:%u%.*s/jobs/%s",
+                     where.host, (unsigned)where.port, (int)length, base, job_id);
+    } else if (base[0] == '/' || strncmp(base, "http://", 7) == 0) {
+        n = asprintf(&url, "%.*s/jobs/%s", (int)length, base, job_id);
+    } else {
+        report_error("--status wants an http:// URL or a path starting with '/': ", base);
+        return NULL;
+    }
+    if (n < 0) {
+        report_error("out of memory", NULL);
+        return NULL;
+    }
+    return url;
+}
+
+/* A message from the job, made safe for a terminal: no escape sequences. */
+static void printable(char *text)
+{
+    for (unsigned char *p = (unsigned char *)text; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+}
+
+static int terminal_columns(void)
+{
+    struct winsize size;
+
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col >= 20)
+        return size.ws_col;
+    return 80;
+}
+
+/* "[#####-----]  50% message": redrawn in place on a terminal, one line
+ * per change otherwise. */
+static void show_progress(const struct job_status *job, int tty)
+{
+    char bar[BAR_WIDTH + 1];
+    char line[512];
+    int percent = job->progress < 0 ? 0 : job->progress;
+    int filled = percent * BAR_WIDTH / 100;
+    char message[JOB_STATUS_MESSAGE_SIZE];
+
+    snprintf(message, sizeof message, "%s", job->message);
+    printable(message);
+    if (!tty) {
+        fprintf(stderr, "%d%%%s%s\n", percent, message[0] ? " " : "", message);
+        return;
+    }
+    memset(bar, '#', (size_t)filled);
+    memset(bar + filled, '-', (size_t)(BAR_WIDTH - filled));
+    bar[BAR_WIDTH] = '\0';
+    snprintf(line, sizeof line, "[%s] %3d%%%s%s%s", bar, percent,
+             job->state[0] == 'q' ? " (queued)" : "", message[0] ? " " : "", message);
+    /* A line that wraps could not be redrawn with \r: cut it to the width. */
+    int columns = terminal_columns() - 1;
+    if ((int)strlen(line) > columns)
+        line[columns] = '\0';
+    fprintf(stderr, "\r%s\033[K", line);
+    fflush(stderr);
+}
+
+static int job_succeeded(const char *job_id, const struct job_status *job)
+{
+    static const char *const status_names[] = { "normal", "aborted", "timeout",
+                                                "aborted and timeout" };
+
+    if (job->exit_signal >= 0) {
+        fprintf(stderr, PROGRAM ": job %s failed: killed by signal %d", job_id, job->exit_signal);
+    } else if (job->exit_code > 0) {
+        fprintf(stderr, PROGRAM ": job %s failed: exit code %d", job_id, job->exit_code);
+    } else if (job->connection_status != 0) {
+        fprintf(stderr, PROGRAM ": job %s failed", job_id);
+    } else {
+        return 1;
+    }
+    if (job->connection_status > 0)
+        fprintf(stderr, " (connection status %d, %s)", job->connection_status,
+                status_names[job->connection_status & 3]);
+    fputc('\n', stderr);
+    return 0;
+}
+
+/*
+ * Polls the job until it ends.  timeout_ms: 0 for no bound, else the
+ * whole wait's, from started_ms.
+ */
+static int wait_done(const char *status_url, const char *fcgi, const char *job_id,
+                     unsigned timeout_ms, uint64_t started_ms)
+{
+    struct job_status last = { .progress = -2 };
+    int tty = isatty(STDERR_FILENO), drawn = 0, polls = 0;
+    /* In FastCGI mode an http:// --status is fetched over HTTP. */
+    const char *via = status_url[0] == '/' ? fcgi : NULL;
+
+    for (;; polls++) {
+        struct job_status job;
+        char *body = NULL;
+        size_t body_length;
+        int status;
+        unsigned request_timeout = POLL_REQUEST_TIMEOUT_MS;
+
+        if (timeout_ms) {
+            uint64_t spent = monotonic_ms() - started_ms;
+            if (spent >= timeout_ms) {
+                if (drawn)
+                    fputc('\n', stderr);
+                fprintf(stderr, PROGRAM ": job %s has not ended after --timeout\n", job_id);
+                return EXIT_JOB_FAILED;
+            }
+            if (timeout_ms - spent < request_timeout)
+                request_timeout = (unsigned)(timeout_ms - spent);
+        }
+        if (trigger_fetch(status_url, via, request_timeout, STATUS_BODY_MAX, &status, &body,
+                          &body_length) < 0) {
+            if (drawn)
+                fputc('\n', stderr);
+            if (errno == ETIMEDOUT && timeout_ms && monotonic_ms() - started_ms >= timeout_ms) {
+                fprintf(stderr, PROGRAM ": job %s has not ended after --timeout\n", job_id);
+                return EXIT_JOB_FAILED;
+            }
+            fprintf(stderr, PROGRAM ": %s: %s\n", status_url, detach_last_error());
+            return EXIT_USAGE;
+        }
+        if (status != 200) {
+            if (drawn)
+                fputc('\n', stderr);
+            if (status == 404 && polls > 0) {
+                fprintf(stderr, PROGRAM ": job %s is no longer on the status page\n", job_id);
+                free(body);
+                return EXIT_JOB_FAILED;
+            }
+            fprintf(stderr, PROGRAM ": %s: HTTP %d%s\n", status_url, status,
+                    status == 403 ? " (not in status_allow?)"
+                    : status == 404 ? " (is status_path set? see --status)" : "");
+            free(body);
+            return EXIT_USAGE;
+        }
+        if (job_status_parse(body, body_length, &job) < 0) {
+            if (drawn)
+                fputc('\n', stderr);
+            fprintf(stderr, PROGRAM ": %s: %s\n", status_url, detach_last_error());
+            free(body);
+            return EXIT_USAGE;
+        }
+        free(body);
+        int ended = strcmp(job.state, "ended") == 0;
+        int changed = job.progress != last.progress || strcmp(job.message, last.message) != 0;
+        /* A terminal gets the bar redrawn; a log gets a line per change. */
+        if (tty ? (job.progress >= 0 || !ended) : (changed && job.progress >= 0)) {
+            show_progress(&job, tty);
+            drawn = tty;
+        }
+        if (ended) {
+            if (drawn)
+                fputc('\n', stderr);
+            return job_succeeded(job_id, &job) ? EXIT_OK : EXIT_JOB_FAILED;
+        }
+        last = job;
+        poll(NULL, 0, POLL_INTERVAL_MS);
+    }
+}
+
 int main(int argc, char **argv)
 {
     char short_name[3];
     detach_trigger_options opts = {0};
     detach_trigger_result result;
-    int status = EXIT_USAGE;
+    int status = EXIT_USAGE, wait_for_end = 0, timeout_given = 0;
+    const char *status_base = NULL;
+    uint64_t started_ms = monotonic_ms();
 
     /* No option can repeat more than argc times, so these never grow. */
     const char **fields = calloc((size_t)argc, sizeof *fields);
@@ -149,6 +370,13 @@ int main(int argc, char **argv)
                 status = report_error("--timeout wants a positive number of seconds: ", optarg);
                 goto done;
             }
+            timeout_given = 1;
+            break;
+        case OPTION_WAIT_DONE:
+            wait_for_end = 1;
+            break;
+        case OPTION_STATUS:
+            status_base = optarg;
             break;
         case OPTION_FCGI:
             opts.fcgi = optarg;
@@ -175,6 +403,14 @@ int main(int argc, char **argv)
         status = report_error("more than one URL: ", argv[optind + 1]);
         goto done;
     }
+    if (wait_for_end && opts.no_wait) {
+        status = report_error("--wait-done needs the job id: it cannot go with --no-wait", NULL);
+        goto done;
+    }
+    if (status_base != NULL && !wait_for_end) {
+        status = report_error("--status goes with --wait-done", NULL);
+        goto done;
+    }
     opts.fields = fields;
     opts.cookies = cookies;
     opts.headers = headers;
@@ -194,6 +430,20 @@ int main(int argc, char **argv)
     }
     if (result.job_id[0] != '\0' && (printf("%s\n", result.job_id) < 0 || fflush(stdout) == EOF)) {
         status = report_error("cannot write to stdout: ", strerror(errno));
+        goto done;
+    }
+    if (wait_for_end) {
+        char *url;
+        if (result.job_id[0] == '\0') {
+            status = report_error("no X-Detach-Job in the answer: nothing to wait for", NULL);
+            goto done;
+        }
+        url = job_status_url(argv[optind], opts.fcgi, status_base, result.job_id);
+        if (url == NULL)
+            goto done;   /* status is EXIT_USAGE; the message is out */
+        status = wait_done(url, opts.fcgi, result.job_id, timeout_given ? opts.timeout_ms : 0,
+                           started_ms);
+        free(url);
         goto done;
     }
     status = EXIT_OK;

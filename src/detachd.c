@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "detach.h"
+#include "log.h"
 #include "script.h"
 
 #define DEFAULT_CONFIG "/etc/detach/detachd.conf"
@@ -117,6 +118,7 @@ static int build_script_routes(struct generation *generation)
         to->time_limit = from->time_limit;
         to->kill_grace = from->kill_grace;
         to->log_dir = config->log_dir;
+        to->job_log_max = config->job_log_max;
         if (from->user) {
             struct passwd *entry = getpwnam(from->user);
             if (!entry) {
@@ -323,6 +325,10 @@ int main(int argc, char **argv)
     server_options.read_timeout_ms = config->read_timeout * 1000;
     server_options.spool = config->spool;
     server_options.status_path = config->status_path;
+    if (config->status_allow)
+        server_options.status_allow = config->status_allow;
+    /* Before the server starts any thread that logs. */
+    log_set_syslog(config->log_target == CONFIG_LOG_SYSLOG);
     daemon.server = detach_server_new(config->listen, &server_options);
     if (!daemon.server) {
         fprintf(stderr, "detachd: %s\n", detach_last_error());

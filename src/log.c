@@ -1,18 +1,49 @@
 /*
- * log.c - logfmt event lines on stderr.
+ * log.c - logfmt event lines on stderr or to syslog.
  *
- * One event, one line, one write(2): lines from job threads, workers and
- * the watcher never interleave, and a reader can grep or parse them.
+ * One event, one line, one write(2) (or one syslog() call): lines from job
+ * threads, workers and the watcher never interleave, and a reader can grep
+ * or parse them.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+/* <syslog.h> spells two of its priorities like our levels in log.h: keep
+ * its values, then let log.h have the names. */
+enum {
+    SYSLOG_ERR = LOG_ERR,
+    SYSLOG_INFO = LOG_INFO,
+    SYSLOG_DEBUG = LOG_DEBUG,
+};
+#undef LOG_INFO
+#undef LOG_DEBUG
 
 #include "log.h"
 
 static int log_threshold = LOG_INFO;
+static int log_to_syslog;
+
+void log_set_syslog(int on)
+{
+    if (on && !log_to_syslog)
+        openlog("detachd", LOG_PID, LOG_DAEMON);
+    else if (!on && log_to_syslog)
+        closelog();
+    log_to_syslog = on;
+}
+
+static int syslog_priority(int level)
+{
+    switch (level) {
+    case LOG_ERROR: return SYSLOG_ERR;
+    case LOG_DEBUG: return SYSLOG_DEBUG;
+    default:        return SYSLOG_INFO;
+    }
+}
 
 void log_set_level(int level)
 {
@@ -53,6 +84,13 @@ void log_line(int level, const char *event, const char *fields, ...)
     used += (size_t)n;
     if (used > sizeof(line) - 2)
         used = sizeof(line) - 2;   /* truncated: still one whole line */
+    if (log_to_syslog) {
+        /* Past the "ts=... " field: syslog puts its own time on the line. */
+        const char *text = strchr(line, ' ');
+        line[used] = '\0';
+        syslog(syslog_priority(level), "%s", text ? text + 1 : line);
+        return;
+    }
     line[used++] = '\n';
     /* A failed log write has nowhere better to be reported. */
     if (write(STDERR_FILENO, line, used) < 0)

@@ -1,9 +1,11 @@
 /*
- * log.h - one logfmt line per event on stderr.
+ * log.h - one logfmt line per event on stderr, or to syslog.
  *
  * Lines look like "ts=2026-11-25T10:00:00.123Z level=info event=started
  * job=... route=/x".  Each line is one write(2), so lines from several
- * threads never interleave.
+ * threads never interleave.  With syslog the same text goes to syslog(3)
+ * without the ts= field (syslog stamps its own), at LOG_ERR, LOG_INFO or
+ * LOG_DEBUG.
  */
 #ifndef DETACH_LOG_H
 #define DETACH_LOG_H
@@ -12,6 +14,11 @@ enum log_level { LOG_ERROR = -1, LOG_INFO = 0, LOG_DEBUG = 1 };
 
 /* Lines above this level are dropped; set once at start. */
 void log_set_level(int level);
+
+/* on: openlog("detachd", LOG_PID, LOG_DAEMON) and every later line goes
+ * to syslog instead of stderr; off: back to stderr.  Set once at start,
+ * before any thread logs. */
+void log_set_syslog(int on);
 
 /* fields: printf-style "key=value key2=value2"; the caller quotes values
  * that may hold spaces with log_quote(). */

@@ -4,7 +4,8 @@
  * The command is spawned without a shell in its own process group, with
  * the request's CGI/1.1 variables as its environment, the body on stdin,
  * progress lines on fd 3, and its output in the job log (trigger) or as
- * the response (attached).  Stopping it signals the whole group.
+ * the response (attached).  With job_log_max a trigger job's output comes
+ * through a pipe that the job thread copies into the log, up to the cap.  Stopping it signals the whole group.
  */
 #ifndef DETACH_SCRIPT_H
 #define DETACH_SCRIPT_H
@@ -19,6 +20,9 @@ struct script_route {
     unsigned time_limit;             /* seconds, 0: none */
     unsigned kill_grace;             /* seconds from SIGTERM to SIGKILL */
     const char *log_dir;             /* NULL: detachd's own stderr */
+    size_t job_log_max;              /* bytes of a trigger job's log file in
+                                        log_dir; 0: no limit (the child
+                                        writes the file itself) */
     const char *user;                /* NULL: run as detachd runs */
     uid_t uid;
     gid_t gid;

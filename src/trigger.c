@@ -839,3 +839,223 @@ fail:
     }
     return -1;
 }
+
+/* --- fetching a whole answer: detach-trigger --wait-done --- */
+
+/* The body of an HTTP answer whose head is input[0, head_length). */
+static int read_http_body(int fd, uint64_t deadline_ms, struct fcgi_buffer *input,
+                          size_t head_length, const struct http_response *head, size_t max_body,
+                          char **body, size_t *body_length)
+{
+    size_t have;
+
+    for (;;) {
+        const char *raw = (const char *)input->data + head_length;
+
+        have = input->length - head_length;
+        if (head->chunked) {
+            char *decoded = malloc(have + 1);
+            size_t decoded_length = 0;
+            int done;
+            if (decoded == NULL)
+                return error_set("out of memory reading the response");
+            done = http_chunked_decode(raw, have, decoded, &decoded_length);
+            if (done < 0) {
+                free(decoded);
+                errno = EPROTO;
+                return error_set("malformed chunked body");
+            }
+            if (done > 0) {
+                decoded[decoded_length] = '\0';
+                *body = decoded;
+                *body_length = decoded_length;
+                return 0;
+            }
+            free(decoded);
+        } else if (head->content_length >= 0 && have >= (size_t)head->content_length) {
+            have = (size_t)head->content_length;
+            break;
+        }
+        if (have > max_body) {
+            errno = EMSGSIZE;
+            return error_set("the response is larger than %zu bytes", max_body);
+        }
+        ssize_t received = receive_some(fd, input, deadline_ms);
+        if (received < 0)
+            return -1;
+        if (received == 0) {
+            if (head->chunked || head->content_length >= 0) {
+                errno = ECONNRESET;
+                return error_set("the server closed the connection inside the response");
+            }
+            have = input->length - head_length;
+            break;   /* no length given: the body runs to the end */
+        }
+    }
+    if (have > max_body) {
+        errno = EMSGSIZE;
+        return error_set("the response is larger than %zu bytes", max_body);
+    }
+    *body = malloc(have + 1);
+    if (*body == NULL)
+        return error_set("out of memory reading the response");
+    memcpy(*body, input->data + head_length, have);
+    (*body)[have] = '\0';
+    *body_length = have;
+    return 0;
+}
+
+static int fetch_http(int fd, uint64_t deadline_ms, size_t max_body, int *status, char **body,
+                      size_t *body_length)
+{
+    struct fcgi_buffer input = {0};
+    struct http_response head = {0};
+    int head_length;
+
+    for (;;) {
+        ssize_t received = receive_some(fd, &input, deadline_ms);
+        if (received < 0)
+            goto fail;
+        head_length = http_response_parse((const char *)input.data, input.length, &head);
+        if (head_length > 0)
+            break;
+        if (head_length < 0) {
+            errno = EPROTO;
+            error_set("malformed HTTP response");
+            goto fail;
+        }
+        if (received == 0) {
+            errno = ECONNRESET;
+            error_set("the server closed the connection before a response");
+            goto fail;
+        }
+    }
+    if (read_http_body(fd, deadline_ms, &input, (size_t)head_length, &head, max_body, body,
+                       body_length) < 0)
+        goto fail;
+    *status = head.status;
+    fcgi_buffer_free(&input);
+    return 0;
+fail:
+    fcgi_buffer_free(&input);
+    return -1;
+}
+
+/* Collects the app's stdout until FCGI_END_REQUEST, then splits the CGI head off. */
+static int fetch_fcgi(int fd, uint64_t deadline_ms, size_t max_body, int *status, char **body,
+                      size_t *body_length)
+{
+    struct fcgi_buffer input = {0}, output = {0};
+    struct http_response head = {0};
+    size_t offset = 0;
+    int ended = 0, head_length;
+
+    while (!ended) {
+        struct fcgi_header header;
+        size_t available = input.length - offset;
+
+        if (available >= FCGI_RECORD_HEADER_SIZE) {
+            if (fcgi_header_decode(input.data + offset, available, &header) < 0) {
+                errno = EPROTO;
+                error_set("malformed FastCGI record from the app");
+                goto fail;
+            }
+            size_t record_length =
+                FCGI_RECORD_HEADER_SIZE + header.content_length + header.padding_length;
+            if (available >= record_length) {
+                const uint8_t *content = input.data + offset + FCGI_RECORD_HEADER_SIZE;
+                if (header.request_id == TRIGGER_REQUEST_ID && header.type == FCGI_TYPE_STDOUT) {
+                    if (output.length + header.content_length > max_body + HTTP_HEAD_MAX) {
+                        errno = EMSGSIZE;
+                        error_set("the response is larger than %zu bytes", max_body);
+                        goto fail;
+                    }
+                    if (fcgi_buffer_append(&output, content, header.content_length) < 0) {
+                        error_set("out of memory reading the response");
+                        goto fail;
+                    }
+                } else if (header.request_id == TRIGGER_REQUEST_ID &&
+                           header.type == FCGI_TYPE_END_REQUEST) {
+                    ended = 1;
+                }
+                offset += record_length;
+                continue;
+            }
+        }
+        fcgi_buffer_consume(&input, offset);
+        offset = 0;
+        ssize_t received = receive_some(fd, &input, deadline_ms);
+        if (received < 0)
+            goto fail;
+        if (received == 0) {
+            errno = ECONNRESET;
+            error_set("the FastCGI app closed the connection before the end of its response");
+            goto fail;
+        }
+    }
+    head_length = cgi_response_parse((const char *)output.data, output.length, &head);
+    if (head_length <= 0) {
+        errno = EPROTO;
+        error_set("malformed CGI response from the FastCGI app");
+        goto fail;
+    }
+    *body_length = output.length - (size_t)head_length;
+    if (*body_length > max_body) {
+        errno = EMSGSIZE;
+        error_set("the response is larger than %zu bytes", max_body);
+        goto fail;
+    }
+    *body = malloc(*body_length + 1);
+    if (*body == NULL) {
+        error_set("out of memory reading the response");
+        goto fail;
+    }
+    memcpy(*body, output.data + head_length, *body_length);
+    (*body)[*body_length] = '\0';
+    *status = head.status;
+    fcgi_buffer_free(&input);
+    fcgi_buffer_free(&output);
+    return 0;
+fail:
+    fcgi_buffer_free(&input);
+    fcgi_buffer_free(&output);
+    return -1;
+}
+
+int trigger_fetch(const char *url, const char *fcgi, unsigned timeout_ms, size_t max_body,
+                  int *status, char **body, size_t *body_length)
+{
+    detach_trigger_options opts = {.method = "GET", .fcgi = fcgi};
+    struct trigger_request request = {0};
+    struct fcgi_buffer message = {0};
+    int fd = -1, rc = -1;
+
+    *body = NULL;
+    *body_length = 0;
+    request.deadline_ms = now_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
+    if (prepare(url, &opts, &request) < 0)
+        goto out;
+    if (fcgi != NULL) {
+        if (build_fcgi_request(&request, &message) < 0)
+            goto out;
+        fd = connect_fcgi(fcgi, request.deadline_ms);
+    } else {
+        if (build_http_request(&request, &message) < 0)
+            goto out;
+        fd = connect_tcp(&request.url, request.deadline_ms);
+    }
+    if (fd < 0 || send_all(fd, message.data, message.length, request.deadline_ms) < 0)
+        goto out;
+    rc = fcgi != NULL ? fetch_fcgi(fd, request.deadline_ms, max_body, status, body, body_length)
+                      : fetch_http(fd, request.deadline_ms, max_body, status, body, body_length);
+out:
+    {
+        int saved_errno = errno;
+        if (fd >= 0)
+            close(fd);
+        fcgi_buffer_free(&message);
+        free(request.body);
+        errno = saved_errno;
+    }
+    return rc;
+}

@@ -292,6 +292,8 @@ struct head_state {
     int saw_location;
     int saw_job_id;
     char job_id[HTTP_JOB_ID_SIZE];
+    long long content_length;   /* -1: none seen */
+    int chunked;
 };
 
 static int header_name_is(const char *line, size_t name_length, const char *name)
@@ -371,6 +373,35 @@ static int parse_header_line(const char *line, size_t length, enum head_kind kin
 
     if (header_name_is(line, name_length, "X-Detach-Job"))
         return store_job_id(value, value_length, state);
+    /*
+     * Framing, for a caller that reads the body too (trigger_fetch).  A
+     * trigger reads only the head, so nothing here refuses a response: a
+     * length that is not a number, or two that differ, count as none
+     * (read to the end), and a coding other than chunked is left alone.
+     */
+    if (header_name_is(line, name_length, "Content-Length")) {
+        long long declared = 0;
+        int valid = value_length > 0 && value_length <= 15;
+        for (size_t i = 0; valid && i < value_length; i++) {
+            valid = is_digit((unsigned char)value[i]);
+            declared = declared * 10 + (value[i] - '0');
+        }
+        if (!valid || state->content_length == -2 ||
+            (state->content_length >= 0 && state->content_length != declared))
+            state->content_length = -2;
+        else
+            state->content_length = declared;
+        return 0;
+    }
+    if (header_name_is(line, name_length, "Transfer-Encoding")) {
+        static const char chunked[] = "chunked";
+        size_t n = sizeof chunked - 1;
+        state->chunked = value_length >= n &&
+                         strncasecmp(value + value_length - n, chunked, n) == 0 &&
+                         (value_length == n || value[value_length - n - 1] == ' ' ||
+                          value[value_length - n - 1] == ',');
+        return 0;
+    }
     if (kind == HEAD_CGI && header_name_is(line, name_length, "Status")) {
         if (state->status != 0)
             return 0;
@@ -403,7 +434,7 @@ static int is_interim(int status)
  */
 static int parse_head(const char *buf, size_t len, enum head_kind kind, struct http_response *out)
 {
-    struct head_state state = {0};
+    struct head_state state = {.content_length = -1};
     size_t offset = 0, line_number = 0;
 
     if (buf == NULL)
@@ -434,6 +465,7 @@ static int parse_head(const char *buf, size_t len, enum head_kind kind, struct h
                 return -1;
             if (kind == HEAD_HTTP && is_interim(state.status)) {
                 memset(&state, 0, sizeof state);
+                state.content_length = -1;
                 line_number = 0;
                 continue;
             }
@@ -443,6 +475,8 @@ static int parse_head(const char *buf, size_t len, enum head_kind kind, struct h
                 return -1;
             out->status = state.status;
             memcpy(out->job_id, state.job_id, sizeof out->job_id);
+            out->content_length = state.content_length < 0 ? -1 : state.content_length;
+            out->chunked = state.chunked;
             return (int)offset;
         }
 
@@ -467,4 +501,378 @@ int http_response_parse(const char *buf, size_t len, struct http_response *out)
 int cgi_response_parse(const char *buf, size_t len, struct http_response *out)
 {
     return parse_head(buf, len, HEAD_CGI, out);
+}
+
+/* --- chunked bodies --- */
+
+static int hex_digit(unsigned char c)
+{
+    if (is_digit(c))
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int http_chunked_decode(const char *buf, size_t len, char *out, size_t *out_len)
+{
+    size_t offset = 0, used = 0;
+
+    for (;;) {
+        size_t size = 0, digits = 0;
+        int digit;
+
+        while (offset < len && (digit = hex_digit((unsigned char)buf[offset])) >= 0) {
+            if (++digits > 8)
+                return -1;   /* 4 GiB chunks: not from a status page */
+            size = size * 16 + (size_t)digit;
+            offset++;
+        }
+        if (offset == len)
+            return 0;
+        if (digits == 0)
+            return -1;
+        /* Chunk extensions (";name=value") mean nothing to us. */
+        const char *newline = memchr(buf + offset, '\n', len - offset);
+        if (newline == NULL)
+            return len - offset > 4096 ? -1 : 0;
+        if (strchr(";\r\n \t", buf[offset]) == NULL || buf[offset] == '\0')
+            return -1;
+        offset = (size_t)(newline - buf) + 1;
+        if (size == 0) {
+            *out_len = used;
+            return 1;
+        }
+        if (len - offset < size)
+            return 0;
+        memcpy(out + used, buf + offset, size);
+        used += size;
+        offset += size;
+        /* The chunk's data ends in CRLF (or, leniently, LF). */
+        if (offset < len && buf[offset] == '\r')
+            offset++;
+        if (offset == len)
+            return 0;
+        if (buf[offset] != '\n')
+            return -1;
+        offset++;
+    }
+}
+
+/* --- the status page's job JSON --- */
+
+#define JSON_MAX_DEPTH 16
+
+struct json {
+    const char *at, *end;
+};
+
+static void json_space(struct json *j)
+{
+    while (j->at < j->end && (*j->at == ' ' || *j->at == '\t' || *j->at == '\n' || *j->at == '\r'))
+        j->at++;
+}
+
+/* Consumes c (after whitespace) if it is next. */
+static int json_take(struct json *j, char c)
+{
+    json_space(j);
+    if (j->at < j->end && *j->at == c) {
+        j->at++;
+        return 1;
+    }
+    return 0;
+}
+
+static int json_word(struct json *j, const char *word)
+{
+    size_t n = strlen(word);
+
+    json_space(j);
+    if ((size_t)(j->end - j->at) < n || memcmp(j->at, word, n) != 0)
+        return -1;
+    j->at += n;
+    return 0;
+}
+
+static int json_hex4(struct json *j, unsigned *value)
+{
+    *value = 0;
+    if (j->end - j->at < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        int digit = hex_digit((unsigned char)j->at[i]);
+        if (digit < 0)
+            return -1;
+        *value = *value * 16 + (unsigned)digit;
+    }
+    j->at += 4;
+    return 0;
+}
+
+/* Appends the UTF-8 of code point cp if it fits whole; out keeps its NUL. */
+static void put_utf8(char *out, size_t size, size_t *used, unsigned cp)
+{
+    char bytes[4];
+    size_t n;
+
+    if (cp < 0x80) {
+        bytes[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        bytes[0] = (char)(0xc0 | cp >> 6);
+        bytes[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        bytes[0] = (char)(0xe0 | cp >> 12);
+        bytes[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        bytes[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        bytes[0] = (char)(0xf0 | cp >> 18);
+        bytes[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+        bytes[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+        bytes[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    if (out == NULL || *used + n >= size)
+        return;
+    memcpy(out + *used, bytes, n);
+    *used += n;
+    out[*used] = '\0';
+}
+
+/* A string, unescaped into out (NULL: only checked); cut to fit size. */
+static int json_string(struct json *j, char *out, size_t size)
+{
+    size_t used = 0;
+
+    if (out != NULL && size > 0)
+        out[0] = '\0';
+    if (!json_take(j, '"'))
+        return -1;
+    while (j->at < j->end) {
+        unsigned char c = (unsigned char)*j->at++;
+        unsigned cp;
+
+        if (c == '"')
+            return 0;
+        if (c < 0x20)
+            return -1;
+        if (c != '\\') {
+            if (out != NULL && used + 1 < size) {
+                out[used++] = (char)c;
+                out[used] = '\0';
+            }
+            continue;
+        }
+        if (j->at == j->end)
+            return -1;
+        c = (unsigned char)*j->at++;
+        switch (c) {
+        case '"': case '\\': case '/': cp = c; break;
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u':
+            if (json_hex4(j, &cp) < 0)
+                return -1;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                unsigned low;
+                if (j->end - j->at < 6 || j->at[0] != '\\' || j->at[1] != 'u')
+                    return -1;
+                j->at += 2;
+                if (json_hex4(j, &low) < 0 || low < 0xdc00 || low > 0xdfff)
+                    return -1;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                return -1;
+            }
+            break;
+        default:
+            return -1;
+        }
+        put_utf8(out, out != NULL ? size : 0, &used, cp);
+    }
+    return -1;
+}
+
+/* A number; *value gets its integer part, clamped to int. */
+static int json_number(struct json *j, int *value)
+{
+    long long whole = 0;
+    int negative = 0, digits = 0;
+
+    json_space(j);
+    if (j->at < j->end && *j->at == '-') {
+        negative = 1;
+        j->at++;
+    }
+    while (j->at < j->end && is_digit((unsigned char)*j->at)) {
+        if (whole < 1000000000000LL)
+            whole = whole * 10 + (*j->at - '0');
+        j->at++;
+        digits++;
+    }
+    if (digits == 0 || (digits > 1 && j->at[-digits] == '0'))
+        return -1;
+    if (j->at < j->end && *j->at == '.') {
+        j->at++;
+        if (j->at == j->end || !is_digit((unsigned char)*j->at))
+            return -1;
+        while (j->at < j->end && is_digit((unsigned char)*j->at))
+            j->at++;
+    }
+    if (j->at < j->end && (*j->at == 'e' || *j->at == 'E')) {
+        j->at++;
+        if (j->at < j->end && (*j->at == '+' || *j->at == '-'))
+            j->at++;
+        if (j->at == j->end || !is_digit((unsigned char)*j->at))
+            return -1;
+        while (j->at < j->end && is_digit((unsigned char)*j->at))
+            j->at++;
+    }
+    if (whole > 2147483647LL)
+        whole = 2147483647LL;
+    if (value != NULL)
+        *value = (int)(negative ? -whole : whole);
+    return 0;
+}
+
+static int json_skip(struct json *j, int depth);
+
+/*
+ * Walks an object, handing each key to visit (NULL: skip every value).
+ * visit consumes the value and returns 0, -1 on error, or 1 to have it
+ * skipped.
+ */
+typedef int (*json_visit)(struct json *j, const char *key, void *context, int depth);
+
+static int json_object(struct json *j, json_visit visit, void *context, int depth)
+{
+    char key[32];
+
+    if (depth > JSON_MAX_DEPTH || !json_take(j, '{'))
+        return -1;
+    if (json_take(j, '}'))
+        return 0;
+    do {
+        int rc = 1;
+        if (json_string(j, key, sizeof key) < 0 || !json_take(j, ':'))
+            return -1;
+        if (visit != NULL)
+            rc = visit(j, key, context, depth);
+        if (rc < 0 || (rc > 0 && json_skip(j, depth + 1) < 0))
+            return -1;
+    } while (json_take(j, ','));
+    return json_take(j, '}') ? 0 : -1;
+}
+
+static int json_skip(struct json *j, int depth)
+{
+    if (depth > JSON_MAX_DEPTH)
+        return -1;
+    json_space(j);
+    if (j->at == j->end)
+        return -1;
+    switch (*j->at) {
+    case '{':
+        return json_object(j, NULL, NULL, depth);
+    case '[':
+        j->at++;
+        if (json_take(j, ']'))
+            return 0;
+        do
+            if (json_skip(j, depth + 1) < 0)
+                return -1;
+        while (json_take(j, ','));
+        return json_take(j, ']') ? 0 : -1;
+    case '"':
+        return json_string(j, NULL, 0);
+    case 't':
+        return json_word(j, "true");
+    case 'f':
+        return json_word(j, "false");
+    case 'n':
+        return json_word(j, "null");
+    default:
+        return json_number(j, NULL);
+    }
+}
+
+/* 1 when the value is null (consumed), 0 when it is something else. */
+static int json_null(struct json *j)
+{
+    json_space(j);
+    return j->at < j->end && *j->at == 'n' && json_word(j, "null") == 0;
+}
+
+static int visit_progress(struct json *j, const char *key, void *context, int depth)
+{
+    struct job_status *out = context;
+
+    if (strcmp(key, "percent") == 0)
+        return json_number(j, &out->progress);
+    if (strcmp(key, "message") == 0)
+        return json_string(j, out->message, sizeof out->message);
+    return 1;
+}
+
+static int visit_exit(struct json *j, const char *key, void *context, int depth)
+{
+    struct job_status *out = context;
+
+    if (strcmp(key, "code") == 0)
+        return json_number(j, &out->exit_code);
+    if (strcmp(key, "signal") == 0)
+        return json_number(j, &out->exit_signal);
+    return 1;
+}
+
+static int visit_job(struct json *j, const char *key, void *context, int depth)
+{
+    struct job_status *out = context;
+
+    if (strcmp(key, "state") == 0)
+        return json_string(j, out->state, sizeof out->state);
+    if (strcmp(key, "connection_status") == 0)
+        return json_number(j, &out->connection_status);
+    if (strcmp(key, "progress") == 0) {
+        out->progress = -1;
+        out->message[0] = '\0';
+        if (json_null(j))
+            return 0;
+        return json_object(j, visit_progress, out, depth + 1);
+    }
+    if (strcmp(key, "exit") == 0) {
+        out->exit_code = out->exit_signal = -1;
+        if (json_null(j))
+            return 0;
+        return json_object(j, visit_exit, out, depth + 1);
+    }
+    return 1;
+}
+
+int job_status_parse(const char *json, size_t length, struct job_status *out)
+{
+    struct json j = {json, json + length};
+
+    memset(out, 0, sizeof *out);
+    out->connection_status = out->progress = out->exit_code = out->exit_signal = -1;
+    if (json == NULL || json_object(&j, visit_job, out, 0) < 0)
+        return INVALID("the job status is not a JSON object");
+    json_space(&j);
+    if (j.at != j.end)
+        return INVALID("unexpected text after the job status JSON");
+    if (out->state[0] == '\0')
+        return INVALID("the job status has no state");
+    if (out->progress > 100)
+        out->progress = 100;
+    if (out->progress < -1)
+        out->progress = 0;
+    return 0;
 }

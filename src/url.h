@@ -1,10 +1,12 @@
 /*
  * url.h - the text side of the trigger client: URLs and addresses, form
- * bodies, and the heads of HTTP and CGI responses.
+ * bodies, the heads of HTTP and CGI responses, chunked bodies, and the
+ * status page's job JSON (for detach-trigger --wait-done).
  *
  * Pure parsing with no I/O, so the parsers can be unit tested and fuzzed
  * on their own.  Every parser takes an explicit length and never reads
- * past it.
+ * past it.  The one exception, trigger_fetch(), is declared at the end and
+ * lives in trigger.c beside the rest of the client's I/O.
  */
 #ifndef DETACH_URL_H
 #define DETACH_URL_H
@@ -52,6 +54,8 @@ char *url_form_encode(const char *const *fields, size_t count);
 struct http_response {
     int status;                       /* 100..599 */
     char job_id[HTTP_JOB_ID_SIZE];    /* X-Detach-Job, "" when absent */
+    long long content_length;         /* Content-Length; -1 when absent */
+    int chunked;                      /* Transfer-Encoding: chunked */
 };
 
 /*
@@ -69,5 +73,44 @@ int http_response_parse(const char *buf, size_t len, struct http_response *out);
  * Location header is present and 200 otherwise, as web servers do.
  */
 int cgi_response_parse(const char *buf, size_t len, struct http_response *out);
+
+/*
+ * Decodes a chunked HTTP body (RFC 9112 7.1) from buf into out, which has
+ * room for len bytes (decoding never grows).  Returns 1 once the last
+ * chunk is in (trailers are not needed and not read), with *out_len the
+ * body's length; 0 when more bytes are needed; -1 when it is malformed.
+ */
+int http_chunked_decode(const char *buf, size_t len, char *out, size_t *out_len);
+
+/* What detach-trigger --wait-done needs of GET <status_path>/jobs/<id>. */
+#define JOB_STATUS_MESSAGE_SIZE 160
+
+struct job_status {
+    char state[16];                   /* "queued", "running", "ended" */
+    int connection_status;            /* 0..3; -1 when absent */
+    int progress;                     /* 0..100; -1 when none reported */
+    char message[JOB_STATUS_MESSAGE_SIZE];   /* progress message, UTF-8 */
+    int exit_code, exit_signal;       /* -1: none (a C job, or not ended) */
+};
+
+/*
+ * A tiny purpose-built JSON reader for the status page's job object: it
+ * checks the whole text is one well-formed JSON object (nesting at most 16
+ * deep) and picks out state, connection_status, progress.percent,
+ * progress.message and exit.code / exit.signal; other keys are skipped.
+ * Strings are unescaped (a \\u escape becomes UTF-8) and cut to fit.  0 on success;
+ * -1 when the text is not such an object or has no "state".
+ */
+int job_status_parse(const char *json, size_t length, struct job_status *out);
+
+/*
+ * GETs url and reads the whole answer: an "http://..." URL over HTTP/1.1,
+ * or with fcgi (unix:/path or host:port) a "/path?query" over FastCGI.
+ * At most timeout_ms in all (0: 10 s) and max_body bytes of body.  0 with
+ * *status and *body (malloc'd, NUL-terminated, *body_length bytes before
+ * the NUL); -1 with errno and a message in detach_last_error().
+ */
+int trigger_fetch(const char *url, const char *fcgi, unsigned timeout_ms, size_t max_body,
+                  int *status, char **body, size_t *body_length);
 
 #endif
