@@ -82,6 +82,7 @@ static const struct key_spec daemon_keys[] = {
     DAEMON_KEY("max_body", VALUE_SIZE, max_body, 1, MAX_BODY_LIMIT),
     DAEMON_KEY("drain_timeout", VALUE_UNSIGNED, drain_timeout, 0, MAX_SECONDS),
     DAEMON_KEY("socket_mode", VALUE_FILE_MODE, socket_mode, 0, 0777),
+    DAEMON_KEY("socket_owner", VALUE_STRING, socket_owner, 0, 0),
     DAEMON_KEY("spool", VALUE_STRING, spool, 0, 0),
     DAEMON_KEY("status_path", VALUE_URL_PATH, status_path, 0, 0),
     DAEMON_KEY("log_dir", VALUE_STRING, log_dir, 0, 0),
@@ -968,6 +969,7 @@ void config_free(struct config *config)
     free(config->path);
     free(config->listen);
     free(config->spool);
+    free(config->socket_owner);
     free(config->status_path);
     free(config->log_dir);
     free(config->status_allow);

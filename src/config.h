@@ -56,6 +56,7 @@ struct config {
     unsigned drain_timeout;  /* seconds, 0 = stop jobs at once */
     unsigned socket_mode;    /* permissions of a unix socket */
     char *spool;             /* NULL when unset */
+    char *socket_owner;      /* "user" or "user:group" of a unix socket; NULL */
     char *status_path;       /* NULL when unset; starts with '/' */
     char *log_dir;           /* NULL when unset; jobs log to <id>.log there */
     unsigned read_timeout;   /* seconds */

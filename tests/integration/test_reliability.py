@@ -234,11 +234,17 @@ def test_nothing_in_a_request_chooses_what_runs():
         assert daemon.stop() == 0
 
 
-def test_socket_mode_is_set_and_a_live_socket_is_not_stolen():
+def test_socket_mode_and_owner_are_set_and_a_live_socket_is_not_stolen():
     with Sandbox() as box:
         job = box.script("job.sh", "true\n")
-        daemon = box.detachd({"/job": {"command": job}}, {"socket_mode": "0600"})
-        assert stat.S_IMODE(os.stat(box.socket).st_mode) == 0o600
+        settings = {"socket_mode": "0600"}
+        if os.geteuid() == 0:
+            settings["socket_owner"] = "nobody:nogroup"
+        daemon = box.detachd({"/job": {"command": job}}, settings)
+        info = os.stat(box.socket)
+        assert stat.S_IMODE(info.st_mode) == 0o600
+        if os.geteuid() == 0:
+            assert (info.st_uid, info.st_gid) == (65534, 65534), (info.st_uid, info.st_gid)
         # A second detachd on the same live socket refuses rather than steal it.
         second = box.config({"/job": {"command": job}}, name="second.conf")
         result = subprocess.run([binary("detachd"), "--config", second], capture_output=True,
@@ -255,6 +261,16 @@ def test_socket_mode_is_set_and_a_live_socket_is_not_stolen():
         daemon = box.detachd({"/job": {"command": job}})
         assert fire(box.socket, "/job")
         assert daemon.stop() == 0
+
+
+def test_unknown_socket_owner_is_a_clear_error():
+    with Sandbox() as box:
+        job = box.script("job.sh", "true\n")
+        config = box.config({"/job": {"command": job}}, {"socket_owner": "no-such-user-here"})
+        result = subprocess.run([binary("detachd"), "--config", config], capture_output=True,
+                                text=True, timeout=10)
+        assert result.returncode != 0
+        assert 'no user "no-such-user-here"' in result.stderr, result.stderr
 
 
 def test_jobs_drop_to_the_configured_user():
