@@ -1,29 +1,29 @@
 /*
  * request.c - one request, from its first byte to its answer.
  *
- * Read params and body (bounded in size and in time), find the route,
- * admit the job, answer.  For a trigger the answer is the empty 200 and
+ * Read the request, every record checked (bounded in size and in time),
+ * find the route, admit the job, answer.  For a trigger the answer is the empty 200 and
  * the connection is free again at once; for an attached job the
  * connection goes to the job.  Nothing here waits for a job.
  */
 #include <errno.h>
 #include <stdint.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "access.h"
 #include "connection.h"
 #include "executor.h"
 #include "fcgi_connection.h"
 #include "job.h"
-#include "access.h"
 #include "log.h"
-#include "status_page.h"
 #include "request_reader.h"
 #include "route.h"
 #include "server_core.h"
 #include "spool.h"
+#include "status_page.h"
 #include "worker.h"
 
 #define MAX_PATH_LENGTH 4096
@@ -166,22 +166,94 @@ static void serve_status(struct server_core *core, struct connection *connection
     free(response.text);
 }
 
+static void refuse_full(struct connection *connection, const char *path)
+{
+    log_rejected(path, "queue_full");
+    connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
+}
+
+/*
+ * An attached job takes the connection: the watcher watches it for the
+ * peer leaving from now on.  1 when the job has it; 0 when the answer was
+ * a refusal and the connection is still ours.
+ */
+static int admit_attached(struct server_core *core, struct connection *connection,
+                          detach_job *job, const char *path, int peer_spoke)
+{
+    char job_id[64];
+
+    snprintf(job_id, sizeof(job_id), "%s", detach_job_id(job));
+    job_list(job);
+    if (connection_watch_for_abort(connection, job) < 0)
+        goto refused;
+    /* Before the submit: once submitted, the job may end and free the
+     * connection at any moment. */
+    if (peer_spoke)
+        connection_report_abort(connection);
+    if (executor_submit(core->executor, job) < 0)
+        goto refused;
+    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, path);
+    return 1;
+refused:
+    connection_unwatch_abort(connection);
+    job_unlist(job, 1);
+    job_free(job);
+    refuse_full(connection, path);
+    return 0;
+}
+
+/* A trigger: queued (and spooled, with a spool) before its 200. */
+static void admit_trigger(struct server_core *core, struct connection *connection,
+                          detach_job *job, const char *path)
+{
+    char job_id[64];
+
+    /* Once submitted the job may run and end before we answer: keep its id. */
+    snprintf(job_id, sizeof(job_id), "%s", detach_job_id(job));
+    if (core->spool) {
+        /* Nothing is written for a request that would be refused anyway. */
+        if (!executor_has_room(core->executor)) {
+            registry_rejected(&core->registry);
+            job_free(job);
+            refuse_full(connection, path);
+            return;
+        }
+        if (job_spool(job) < 0) {
+            log_line(LOG_ERROR, "spool_write", "job=%s error=\"%s\"", job_id, detach_last_error());
+            job_free(job);
+            connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
+            return;
+        }
+    }
+    job_list(job);
+    if (executor_submit(core->executor, job) < 0) {
+        job_unlist(job, 1);
+        if (core->spool && spool_remove(core->spool, job_id) < 0)
+            log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
+        job_free(job);
+        refuse_full(connection, path);
+        return;
+    }
+    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
+    acknowledge(connection, job_id);
+}
+
 void request_serve(struct server_core *core, struct connection *connection)
 {
-    char path[MAX_PATH_LENGTH], job_id[64];
+    char path[MAX_PATH_LENGTH];
     struct request_reader reader;
     enum request_verdict verdict;
-    int excess;
     const struct route *route;
+    const char *subpath;
     char **params = NULL, *body = NULL;
     size_t body_length = 0;
     detach_job *job;
-    int rc;
+    int read_failed, peer_spoke;
 
     request_reader_init(&reader, core->options.max_body);
-    rc = read_request(connection, &reader, &verdict);
+    read_failed = read_request(connection, &reader, &verdict) < 0;
     connection_reading_done(connection);
-    if (rc < 0 || fcgi_connection_accept(connection->fcgi, reader.data, reader.head_length) < 0) {
+    if (read_failed || fcgi_connection_accept(connection->fcgi, reader.data, reader.head_length) < 0) {
         /* EOF between requests, garbage, a timeout: this connection only. */
         request_reader_free(&reader);
         connection_close(connection);
@@ -189,12 +261,13 @@ void request_serve(struct server_core *core, struct connection *connection)
     }
     /* Bytes past the request: a client that does not wait for our answer
      * (pipelining, an abort sent at once).  No keep-alive for it, and an
-     * attached job learns it at once from the watcher. */
-    excess = verdict == REQUEST_COMPLETE && reader.length > reader.request_length;
-    if (excess)
+     * attached job takes it as the peer leaving. */
+    peer_spoke = verdict == REQUEST_COMPLETE && reader.length > reader.request_length;
+    if (peer_spoke)
         fcgi_connection_forbid_keepalive(connection->fcgi);
     body = request_reader_take_body(&reader, &body_length);
     request_reader_free(&reader);
+
     if (request_path(connection->fcgi, path, sizeof(path)) < 0) {
         connection_respond(connection, "400 Bad Request", NULL);
         goto release;
@@ -207,7 +280,6 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_respond(connection, "413 Payload Too Large", NULL);
         goto release;
     }
-    const char *subpath;
     if (is_status_request(core->options.status_path, path, &subpath)) {
         serve_status(core, connection, subpath);
         goto release;
@@ -224,63 +296,26 @@ void request_serve(struct server_core *core, struct connection *connection)
         goto release;
     }
     params = copy_params(fcgi_connection_params(connection->fcgi));
-    if (!params) {
+    job = params ? job_new(core, route, params, body, body_length,
+                           route->mode == DETACH_ATTACHED ? connection : NULL)
+                 : NULL;
+    if (!job) {
+        /* job_new frees what it was given when it fails. */
+        if (!params)
+            free(body);
+        params = NULL;
+        body = NULL;
         connection_respond(connection, "500 Internal Server Error", NULL);
         goto release;
     }
-    job = job_new(core, route, params, body, body_length,
-                  route->mode == DETACH_ATTACHED ? connection : NULL);
     params = NULL;
     body = NULL;   /* both belong to the job now */
-    if (!job) {
-        connection_respond(connection, "500 Internal Server Error", NULL);
-        goto release;
-    }
-    /* Once submitted the job may run and end before we answer: keep its id. */
-    snprintf(job_id, sizeof(job_id), "%s", detach_job_id(job));
     if (route->mode == DETACH_ATTACHED) {
-        job_list(job);
-        if (connection_watch_for_abort(connection, job) < 0 || executor_submit(core->executor, job) < 0) {
-            connection_unwatch_abort(connection);
-            job_unlist(job, 1);
-            job_free(job);
-            log_rejected(path, "queue_full");
-            connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
-            goto release;
-        }
-        log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, route->path);
-        if (excess)
-            connection_report_abort(connection);
-        return;   /* the job answers on this connection and releases it */
+        if (admit_attached(core, connection, job, route->path, peer_spoke))
+            return;   /* the job answers on this connection and releases it */
+    } else {
+        admit_trigger(core, connection, job, route->path);
     }
-    /* With a spool the 200 promises durability: on disk first. */
-    if (core->spool) {
-        if (!executor_has_room(core->executor)) {
-            registry_rejected(&core->registry);
-            job_free(job);
-            log_rejected(path, "queue_full");
-            connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
-            goto release;
-        }
-        if (job_spool(job) < 0) {
-            log_line(LOG_ERROR, "spool_write", "job=%s error=\"%s\"", job_id, detach_last_error());
-            job_free(job);
-            connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
-            goto release;
-        }
-    }
-    job_list(job);
-    if (executor_submit(core->executor, job) < 0) {
-        job_unlist(job, 1);
-        if (core->spool && spool_remove(core->spool, job_id) < 0)
-            log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
-        job_free(job);
-        log_rejected(path, "queue_full");
-        connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
-        goto release;
-    }
-    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, route->path);
-    acknowledge(connection, job_id);
 release:
     free(params);
     free(body);
