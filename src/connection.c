@@ -71,14 +71,26 @@ static void deadline_expired(struct timer *timer)
 {
     struct connection *connection = container_of(timer, struct connection, deadline);
 
-    if (connection->state == CONNECTION_IDLE) {
-        log_line(LOG_DEBUG, "connection_idle_timeout", "fd=%d", connection->watch.fd);
+    if (connection->state == CONNECTION_IDLE || connection->state == CONNECTION_LINGERING) {
+        log_line(LOG_DEBUG, "connection_closed_by_deadline", "fd=%d", connection->watch.fd);
         free_locked(connection);
         return;
     }
     /* READING: the worker is blocked in read(); this makes it return. */
     log_line(LOG_INFO, "request_read_timeout", "fd=%d", connection->watch.fd);
     shutdown(connection->watch.fd, SHUT_RDWR);
+}
+
+/* The watcher owns it now (idle or lingering): a stop must find it. */
+static void idle_list_add_locked(struct connection *connection)
+{
+    struct server_core *core = connection->core;
+
+    connection->previous_idle = NULL;
+    connection->next_idle = core->idle_connections;
+    if (core->idle_connections)
+        core->idle_connections->previous_idle = connection;
+    core->idle_connections = connection;
 }
 
 static int wait_for_request_locked(struct connection *connection)
@@ -91,11 +103,7 @@ static int wait_for_request_locked(struct connection *connection)
                              EPOLLIN | EPOLLRDHUP | EPOLLONESHOT) < 0)
         return -1;
     watcher_arm_locked(core->watcher, &connection->deadline, core->options.idle_timeout_ms);
-    connection->previous_idle = NULL;
-    connection->next_idle = core->idle_connections;
-    if (core->idle_connections)
-        core->idle_connections->previous_idle = connection;
-    core->idle_connections = connection;
+    idle_list_add_locked(connection);
     return 0;
 }
 
@@ -149,6 +157,44 @@ void connection_close(struct connection *connection)
     watcher_unlock(watcher);
 }
 
+#define LINGER_MS 2000
+
+/* Watcher thread: drops what the peer still sends, until it closes. */
+static void lingering_ready(struct watch *watch, uint32_t events)
+{
+    struct connection *connection = container_of(watch, struct connection, watch);
+    char scratch[16384];
+
+    for (;;) {
+        ssize_t n = recv(watch->fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        free_locked(connection);   /* the peer closed, or the socket failed */
+        return;
+    }
+}
+
+static int linger_locked(struct connection *connection)
+{
+    connection->state = CONNECTION_LINGERING;
+    connection->watch.ready = lingering_ready;
+    if (shutdown(connection->watch.fd, SHUT_WR) < 0 ||
+        watcher_watch_locked(connection->core->watcher, &connection->watch,
+                             EPOLLIN | EPOLLRDHUP) < 0)
+        return -1;
+    watcher_arm_locked(connection->core->watcher, &connection->deadline, LINGER_MS);
+    idle_list_add_locked(connection);
+    return 0;
+}
+
+void connection_expect_unread(struct connection *connection)
+{
+    connection->unread_input = 1;
+    fcgi_connection_forbid_keepalive(connection->fcgi);
+}
+
 void connection_release(struct connection *connection)
 {
     struct server_core *core = connection->core;
@@ -158,8 +204,12 @@ void connection_release(struct connection *connection)
         fcgi_connection_forbid_keepalive(connection->fcgi);
     kept = fcgi_connection_finish(connection->fcgi);
     watcher_lock(core->watcher);
-    if (!kept || wait_for_request_locked(connection) < 0)
+    if (kept) {
+        if (wait_for_request_locked(connection) < 0)
+            free_locked(connection);
+    } else if (!connection->unread_input || linger_locked(connection) < 0) {
         free_locked(connection);
+    }
     watcher_unlock(core->watcher);
 }
 

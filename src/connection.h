@@ -16,7 +16,9 @@
 struct server_core;
 struct fcgi_connection;
 
-enum connection_state { CONNECTION_IDLE, CONNECTION_READING, CONNECTION_RESPONDING };
+enum connection_state {
+    CONNECTION_IDLE, CONNECTION_READING, CONNECTION_RESPONDING, CONNECTION_LINGERING
+};
 
 struct connection {
     struct server_core *core;
@@ -24,6 +26,7 @@ struct connection {
     struct watch watch;
     struct timer deadline;       /* idle timeout, or the request read deadline */
     enum connection_state state;
+    int unread_input;            /* the peer sent more than we read */
     detach_job *job;             /* the attached job it answers; watcher lock */
     struct connection *next_idle, *previous_idle;
     struct connection *next_ready;   /* the worker queue */
@@ -55,6 +58,14 @@ void connection_report_abort(struct connection *connection);
 struct fcgi_connection *connection_fcgi(struct connection *connection);
 int connection_fd(const struct connection *connection);
 void connection_forbid_keepalive(struct connection *connection);
+/*
+ * The peer sent bytes we will not read (a body over max_body, a request
+ * sent before our answer).  Closing on unread bytes makes TCP send a reset,
+ * which can destroy our answer in flight, so such a connection is closed
+ * the slow way: write side shut, the rest read and dropped by the watcher
+ * for up to two seconds.  Implies no keep-alive.
+ */
+void connection_expect_unread(struct connection *connection);
 /* A short text/plain answer: status is "404 Not Found"; extra is more
  * header lines, each ending in CRLF, or NULL. */
 void connection_respond(struct connection *connection, const char *status, const char *extra);

@@ -262,9 +262,9 @@ void request_serve(struct server_core *core, struct connection *connection)
     /* Bytes past the request: a client that does not wait for our answer
      * (pipelining, an abort sent at once).  No keep-alive for it, and an
      * attached job takes it as the peer leaving. */
-    peer_spoke = verdict == REQUEST_COMPLETE && reader.length > reader.request_length;
-    if (peer_spoke)
-        fcgi_connection_forbid_keepalive(connection->fcgi);
+    peer_spoke = verdict == REQUEST_COMPLETE && reader.trailing_length > 0;
+    if (peer_spoke || verdict == REQUEST_TOO_LARGE)
+        connection_expect_unread(connection);
     body = request_reader_take_body(&reader, &body_length);
     request_reader_free(&reader);
 
@@ -276,7 +276,6 @@ void request_serve(struct server_core *core, struct connection *connection)
         /* The rest of the body is still on the wire: the connection cannot
          * carry another request. */
         log_rejected(path, "body_too_large");
-        fcgi_connection_forbid_keepalive(connection->fcgi);
         connection_respond(connection, "413 Payload Too Large", NULL);
         goto release;
     }

@@ -12,7 +12,7 @@
 #include "fcgi_record.h"
 #include "request_reader.h"
 
-enum { EXPECT_BEGIN, IN_PARAMS, IN_STDIN, DONE };
+enum { EXPECT_BEGIN, IN_PARAMS, IN_STDIN, DONE, FAILED };
 
 void request_reader_init(struct request_reader *reader, size_t max_body)
 {
@@ -100,9 +100,14 @@ static enum request_verdict take_record(struct request_reader *reader,
 
     if (header->request_id == FCGI_RECORD_MANAGEMENT_ID)
         return invalid(reader, "a management record (libfcgi mishandles them)");
+    if (reader->state != IN_STDIN && record_end > REQUEST_MAX_HEAD_BYTES)
+        return invalid(reader, "the request head is larger than allowed");
     switch (reader->state) {
     case EXPECT_BEGIN:
+        /* Padding is legal here, but libfcgi then marks its input stream
+         * failed and drops keep-alive; nginx and Apache never send it. */
         if (header->type != FCGI_TYPE_BEGIN_REQUEST ||
+            header->content_length != FCGI_RECORD_BEGIN_BODY_SIZE || header->padding_length != 0 ||
             fcgi_begin_request_decode(content, header->content_length, &role, &flags) < 0)
             return invalid(reader, "a request must open with BEGIN_REQUEST");
         if (role != FCGI_ROLE_RESPONDER)
@@ -149,29 +154,66 @@ static enum request_verdict take_record(struct request_reader *reader,
     }
 }
 
+/* Drops the body records parsed so far, keeping the head at the front. */
+static void drop_parsed_body(struct request_reader *reader)
+{
+    size_t parsed = reader->position - reader->dropped;   /* an index into data */
+
+    if (reader->state != IN_STDIN || parsed <= reader->head_length)
+        return;
+    memmove(reader->data + reader->head_length, reader->data + parsed, reader->length - parsed);
+    reader->length -= parsed - reader->head_length;
+    reader->dropped += parsed - reader->head_length;
+}
+
 enum request_verdict request_reader_parse(struct request_reader *reader)
 {
+    enum request_verdict verdict;
+
+    if (reader->state == DONE)
+        return REQUEST_COMPLETE;
+    if (reader->state == FAILED)
+        return reader->why ? REQUEST_INVALID : REQUEST_TOO_LARGE;
     for (;;) {
         struct fcgi_header header;
-        size_t available = reader->length - reader->position, record_length;
-        enum request_verdict verdict;
+        size_t index = reader->position - reader->dropped;   /* into data */
+        size_t available = reader->length - index, record_length;
+        const uint8_t *record;
 
-        if (reader->state == DONE)
-            return REQUEST_COMPLETE;
-        if (available < FCGI_RECORD_HEADER_SIZE)
-            return REQUEST_NEED_MORE;
-        if (fcgi_header_decode(reader->data + reader->position, available, &header) < 0)
-            return invalid(reader, "not a FastCGI version 1 record");
+        if (available < FCGI_RECORD_HEADER_SIZE) {
+            verdict = REQUEST_NEED_MORE;
+            break;
+        }
+        record = reader->data + index;   /* data is not NULL: bytes are there */
+        if (fcgi_header_decode(record, available, &header) < 0) {
+            verdict = invalid(reader, "not a FastCGI version 1 record");
+            break;
+        }
         record_length = FCGI_RECORD_HEADER_SIZE + header.content_length + header.padding_length;
-        if (available < record_length)
-            return REQUEST_NEED_MORE;
-        verdict = take_record(reader, &header,
-                              reader->data + reader->position + FCGI_RECORD_HEADER_SIZE,
+        /* Too large is known from the header: the client may be waiting
+         * for our answer before it sends the rest of this record. */
+        if (reader->state == IN_STDIN && header.type == FCGI_TYPE_STDIN &&
+            header.request_id == reader->request_id &&
+            reader->body_length + header.content_length > reader->max_body) {
+            verdict = REQUEST_TOO_LARGE;
+            break;
+        }
+        if (available < record_length) {
+            verdict = REQUEST_NEED_MORE;
+            break;
+        }
+        verdict = take_record(reader, &header, record + FCGI_RECORD_HEADER_SIZE,
                               reader->position + record_length);
         reader->position += record_length;
         if (verdict != REQUEST_NEED_MORE)
-            return verdict;
+            break;
     }
+    if (verdict == REQUEST_COMPLETE)
+        reader->trailing_length = reader->length - (reader->position - reader->dropped);
+    else if (verdict != REQUEST_NEED_MORE)
+        reader->state = FAILED;   /* a verdict is final */
+    drop_parsed_body(reader);
+    return verdict;
 }
 
 char *request_reader_take_body(struct request_reader *reader, size_t *length)

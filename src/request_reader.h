@@ -19,6 +19,9 @@
 
 #define REQUEST_MAX_PARAMS_BYTES (64u * 1024)
 #define REQUEST_MAX_PARAMS 1024
+/* The head as sent, record headers and padding included: params in tiny
+ * padded records would otherwise cost 264 bytes for each byte of params. */
+#define REQUEST_MAX_HEAD_BYTES (256u * 1024)
 
 enum request_verdict {
     REQUEST_NEED_MORE,   /* sound so far; read more */
@@ -28,12 +31,20 @@ enum request_verdict {
 };
 
 struct request_reader {
-    /* The bytes read so far; the caller appends to it (request_reader_room). */
+    /*
+     * The bytes read and not yet dropped; the caller appends to it
+     * (request_reader_room).  The head stays at the front for libfcgi;
+     * body records are dropped once parsed (their content is in body), so
+     * a body in tiny padded records cannot make us hold more than one
+     * record beyond max_body.
+     */
     uint8_t *data;
     size_t length, capacity;
+    size_t dropped;           /* bytes read and dropped from data */
     size_t max_body;
 
-    /* Parsing state: everything below is the parser's. */
+    /* Parsing state: everything below is the parser's.  Positions count
+     * bytes since the request began, dropped ones included. */
     size_t position;          /* start of the first record not yet parsed */
     int state;
     uint16_t request_id;
@@ -43,6 +54,7 @@ struct request_reader {
     /* Results. */
     size_t head_length;       /* BEGIN_REQUEST through the empty PARAMS */
     size_t request_length;    /* through the empty STDIN */
+    size_t trailing_length;   /* read past the request: the client did not wait */
     char *body;               /* the STDIN content, NUL-terminated */
     size_t body_length;
     const char *why;          /* for REQUEST_INVALID */

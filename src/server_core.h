@@ -31,8 +31,9 @@ struct server_core {
     struct registry registry;         /* for the status page */
     _Atomic uint32_t next_job_number; /* job ids; seeded at random per start */
     _Atomic int stopping;             /* no new requests, no keep-alive */
-    /* Connections waiting for their next request, so a stop can close
-     * them; guarded by the watcher lock. */
+    /* Connections only the watcher holds (waiting for their next request,
+     * or lingering before a close), so a stop can close them; guarded by
+     * the watcher lock. */
     struct connection *idle_connections;
 };
 

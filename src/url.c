@@ -536,8 +536,12 @@ int http_chunked_decode(const char *buf, size_t len, char *out, size_t *out_len)
             return -1;
         /* Chunk extensions (";name=value") mean nothing to us. */
         const char *newline = memchr(buf + offset, '\n', len - offset);
+        /* The same bound whether or not the line's end has arrived, so the
+         * verdict never depends on how the bytes were split. */
+        if ((newline ? (size_t)(newline - buf) : len) - offset > 4096)
+            return -1;
         if (newline == NULL)
-            return len - offset > 4096 ? -1 : 0;
+            return 0;
         if (strchr(";\r\n \t", buf[offset]) == NULL || buf[offset] == '\0')
             return -1;
         offset = (size_t)(newline - buf) + 1;

@@ -168,6 +168,47 @@ static void hostile_records_never_pass(void **state)
     expect_invalid(data, 64);
 }
 
+/* A body in 1-byte records with 255 bytes of padding each: 264 bytes on
+ * the wire per byte of body.  Parsed records are dropped as they go, so
+ * what the reader holds stays near one record, not 264 times the body. */
+static void tiny_padded_body_records_do_not_pile_up(void **state)
+{
+    struct fcgi_buffer head = request(NULL, FCGI_ROLE_RESPONDER);
+    struct request_reader reader;
+    uint8_t record[8 + 1 + 255] = { 0 };
+    size_t head_length = head.length - 8;   /* without the empty STDIN */
+    size_t most = 0;
+
+    request_reader_init(&reader, 1 << 20);
+    assert_int_equal(feed(&reader, head.data, head_length), REQUEST_NEED_MORE);
+    fcgi_header_encode(record, FCGI_TYPE_STDIN, 1, 1, 255);
+    record[8] = 'x';
+    for (int i = 0; i < 20000; i++) {
+        assert_int_equal(feed(&reader, record, sizeof(record)), REQUEST_NEED_MORE);
+        if (reader.length > most)
+            most = reader.length;
+    }
+    assert_true(most <= head_length + sizeof(record));
+    assert_int_equal(reader.body_length, 20000);
+    assert_int_equal(feed(&reader, head.data + head_length, 8), REQUEST_COMPLETE);
+    assert_int_equal(reader.request_length, head_length + 20000 * sizeof(record) + 8);
+    assert_int_equal(reader.trailing_length, 0);
+    request_reader_free(&reader);
+    fcgi_buffer_free(&head);
+}
+
+static void verdicts_are_final(void **state)
+{
+    uint8_t garbage[16];
+    struct request_reader reader;
+
+    memset(garbage, 'G', sizeof(garbage));
+    request_reader_init(&reader, 1024);
+    assert_int_equal(feed(&reader, garbage, sizeof(garbage)), REQUEST_INVALID);
+    assert_int_equal(request_reader_parse(&reader), REQUEST_INVALID);
+    request_reader_free(&reader);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +216,8 @@ int main(void)
         cmocka_unit_test(one_byte_at_a_time),
         cmocka_unit_test(body_over_the_bound),
         cmocka_unit_test(hostile_records_never_pass),
+        cmocka_unit_test(tiny_padded_body_records_do_not_pile_up),
+        cmocka_unit_test(verdicts_are_final),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

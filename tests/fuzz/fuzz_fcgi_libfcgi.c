@@ -3,17 +3,32 @@
  * connection, with the real libfcgi behind our wrapper.
  *
  * The input is what a peer sends: it is written into a socketpair, and
- * served twice, once with the peer half-closed and waiting for the answer
- * (as nginx waits), once with the peer gone.  On the other end, as in
- * request.c: request_head_check() on the bytes, and only when the head is
- * COMPLETE, fcgi_connection_accept() + fcgi_connection_read_body() +
- * a response + fcgi_connection_finish() + fcgi_connection_free().
+ * served as request.c serves it, once with the peer half-closed and waiting
+ * for the answer (as nginx waits), once with the peer gone, and once more
+ * with a small max_body when the input is long enough to pass it.  On the
+ * worker's end, request after request while the connection is kept alive:
+ * read() into a request_reader until its verdict is not NEED_MORE (as
+ * read_request() does); INVALID or EOF drops the connection before libfcgi
+ * sees a byte; otherwise fcgi_connection_accept() with the checked head,
+ * an answer (413 for TOO_LARGE, else 200 echoing the body) through
+ * fcgi_connection_write(), fcgi_connection_finish(), and at the end
+ * fcgi_connection_free().
  *
  * Checked beyond "no crash":
- *  - libfcgi's params are exactly the pairs request_head_check approved
- *    (the point of the check: libfcgi reads the bytes we checked);
- *  - no descriptor survives the request (the wrapper's ownership rules).
+ *  - libfcgi's params are exactly the pairs in the checked head;
+ *  - libfcgi accepts every head the reader approved, except one with a
+ *    BEGIN_REQUEST body longer than 8 bytes (libfcgi refuses it; the
+ *    reader lets it by: see README "Left open");
+ *  - libfcgi never reads the socket: what the worker left unread is still
+ *    there after the request;
+ *  - keep-alive is what the request's flag asks for, unless refused;
+ *  - what the peer receives is well-formed FastCGI: per request, STDOUT
+ *    records of its id carrying exactly what was written, an empty STDOUT,
+ *    END_REQUEST (complete); nothing else, nothing after;
+ *  - no descriptor survives the connection (the wrapper's ownership rules,
+ *    and the memfd the head is parsed from).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,12 +36,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "fcgi_connection.h"
 #include "fcgi_record.h"
-#include "request_head.h"
+#include "request_reader.h"
 
 #define CHECK(condition)                                                              \
     do {                                                                              \
@@ -38,9 +54,12 @@
     } while (0)
 
 /* Small enough to sit in the socket buffer whole (see the SO_* below). */
-#define MAX_INPUT (64 * 1024)
-/* detachd's default max_body. */
+#define INPUT_MAX (64 * 1024)
+/* detachd's default max_body, and one the fuzzer meets. */
 #define MAX_BODY (1024 * 1024)
+#define SMALL_BODY 256
+/* Requests served on one kept-alive connection, at most. */
+#define MAX_REQUESTS 8
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -58,100 +77,194 @@ static int is_open(int fd)
     return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
 }
 
-/* The params stream request_head_check approved, gathered again. */
-struct approved {
-    uint8_t *stream;
-    size_t length;
+static size_t count_fds(void)
+{
+    DIR *directory = opendir("/proc/self/fd");
+    size_t count = 0;
+
+    CHECK(directory);
+    while (readdir(directory))
+        count++;
+    closedir(directory);
+    return count;
+}
+
+static size_t unread_bytes(int fd)
+{
+    int queued = 0;
+
+    CHECK(ioctl(fd, FIONREAD, &queued) == 0);
+    return (size_t)queued;
+}
+
+/* request.c read_request(): read() into the reader until it decides. */
+static int read_request(int fd, struct request_reader *reader, enum request_verdict *verdict)
+{
+    for (;;) {
+        ssize_t n;
+
+        *verdict = request_reader_parse(reader);
+        if (*verdict != REQUEST_NEED_MORE)
+            break;
+        CHECK(request_reader_room(reader, 4096) == 0);
+        n = read(fd, reader->data + reader->length, reader->capacity - reader->length);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        reader->length += (size_t)n;
+    }
+    return *verdict == REQUEST_INVALID ? -1 : 0;
+}
+
+/* The checked head taken apart again: its id, flags and params stream. */
+struct head {
+    uint16_t request_id;
+    uint8_t flags;
+    size_t begin_length;   /* BEGIN_REQUEST's content length */
+    uint8_t *params;
+    size_t params_length, pair_count;
 };
 
-static void gather_params(const uint8_t *data, size_t size, struct approved *out)
+static void take_head_apart(const uint8_t *data, size_t length, struct head *out)
 {
     size_t position = 0;
     int begun = 0;
 
-    out->stream = NULL;
-    out->length = 0;
+    memset(out, 0, sizeof(*out));
     for (;;) {
         struct fcgi_header header;
-        CHECK(fcgi_header_decode(data + position, size - position, &header) == 0);
+        CHECK(fcgi_header_decode(data + position, length - position, &header) == 0);
         const uint8_t *content = data + position + FCGI_RECORD_HEADER_SIZE;
         position += FCGI_RECORD_HEADER_SIZE + (size_t)header.content_length + header.padding_length;
-        CHECK(position <= size);
+        CHECK(position <= length);
         if (!begun) {
-            begun = header.type == FCGI_TYPE_BEGIN_REQUEST;
+            uint16_t role;
+            CHECK(header.type == FCGI_TYPE_BEGIN_REQUEST && header.request_id != 0);
+            CHECK(fcgi_begin_request_decode(content, header.content_length, &role, &out->flags) == 0);
+            CHECK(role == FCGI_ROLE_RESPONDER);
+            out->request_id = header.request_id;
+            out->begin_length = header.content_length;
+            begun = 1;
             continue;
         }
+        CHECK(header.type == FCGI_TYPE_PARAMS && header.request_id == out->request_id);
         if (header.content_length == 0)
-            return;
-        out->stream = realloc(out->stream, out->length + header.content_length);
-        CHECK(out->stream);
-        memcpy(out->stream + out->length, content, header.content_length);
-        out->length += header.content_length;
+            break;
+        out->params = realloc(out->params, out->params_length + header.content_length);
+        CHECK(out->params);
+        memcpy(out->params + out->params_length, content, header.content_length);
+        out->params_length += header.content_length;
     }
+    CHECK(position == length);   /* the head ends with the empty PARAMS */
 }
 
-/* libfcgi's envp: "FCGI_ROLE=RESPONDER", then each pair as "name=value". */
-static void compare_params(char **envp, const struct approved *approved)
+/* libfcgi's envp: "FCGI_ROLE=RESPONDER", then each pair as "name=value", exactly. */
+static void compare_params(char **envp, const struct head *head)
 {
     size_t position = 0, index = 1;
 
     CHECK(envp && envp[0] && strcmp(envp[0], "FCGI_ROLE=RESPONDER") == 0);
-    while (position < approved->length) {
+    while (position < head->params_length) {
         const uint8_t *name, *value;
         size_t consumed, name_length, value_length;
-        CHECK(fcgi_param_decode(approved->stream + position, approved->length - position,
+        CHECK(fcgi_param_decode(head->params + position, head->params_length - position,
                                 &consumed, &name, &name_length, &value, &value_length) == 0);
         position += consumed;
         const char *entry = envp[index++];
         CHECK(entry != NULL);
+        CHECK(strlen(entry) == name_length + 1 + value_length);
         CHECK(memcmp(entry, name, name_length) == 0 && entry[name_length] == '=');
-        /* A value with a NUL is cut there by libfcgi's C strings. */
-        size_t visible = strnlen((const char *)value, value_length);
-        CHECK(strlen(entry + name_length + 1) == visible);
-        CHECK(memcmp(entry + name_length + 1, value, visible) == 0);
+        CHECK(memcmp(entry + name_length + 1, value, value_length) == 0);
     }
     CHECK(envp[index] == NULL);
 }
 
-#ifdef FUZZ_AVOID_KNOWN_BUGS
-/*
- * Debian 12's libfcgi (2.4.2) overflows a 64-byte stack buffer answering an
- * FCGI_GET_VALUES that names a known variable more than three times, and
- * leaks 48 bytes per management record of any other type.  Any record with
- * request id 0 reaches that code; built with this macro the harness skips
- * such inputs, so that a long run can look for anything else.
- */
-static int has_management_record(const uint8_t *data, size_t size)
-{
-    size_t position = 0;
-    struct fcgi_header header;
+/* What one request's answer must carry. */
+struct answer {
+    uint16_t request_id;
+    char *content;
+    size_t length;
+};
 
-    while (fcgi_header_decode(data + position, size - position, &header) == 0) {
-        if (header.request_id == FCGI_RECORD_MANAGEMENT_ID && header.type != FCGI_TYPE_BEGIN_REQUEST)
-            return 1;
-        position += FCGI_RECORD_HEADER_SIZE + (size_t)header.content_length + header.padding_length;
-        if (position >= size)
+/*
+ * What the peer got: for each answer, STDOUT records of its id carrying
+ * exactly its content, an empty STDOUT, END_REQUEST (complete); then EOF.
+ */
+static void check_answers(int peer, const struct answer *answers, size_t count,
+                          size_t left_unread)
+{
+    uint8_t *received = NULL;
+    size_t length = 0, capacity = 0, position = 0;
+
+    for (;;) {
+        if (capacity - length < 65536) {
+            capacity = capacity ? capacity * 2 : 65536;
+            received = realloc(received, capacity);
+            CHECK(received);
+        }
+        ssize_t n = read(peer, received + length, capacity - length);
+        /* A socket closed with request bytes unread resets its peer, once
+         * the peer has read everything sent before. */
+        if (n < 0 && errno == ECONNRESET && left_unread > 0)
             break;
+        CHECK(n >= 0);
+        if (n == 0)
+            break;
+        length += (size_t)n;
     }
-    return 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t got = 0;
+        int stdout_ended = 0;
+
+        for (;;) {
+            struct fcgi_header header;
+            CHECK(fcgi_header_decode(received + position, length - position, &header) == 0);
+            size_t record_length =
+                FCGI_RECORD_HEADER_SIZE + (size_t)header.content_length + header.padding_length;
+            CHECK(record_length <= length - position);
+            const uint8_t *content = received + position + FCGI_RECORD_HEADER_SIZE;
+            position += record_length;
+            CHECK(header.request_id == answers[i].request_id);
+            if (!stdout_ended) {
+                CHECK(header.type == FCGI_TYPE_STDOUT);
+                if (header.content_length == 0) {
+                    stdout_ended = 1;
+                    continue;
+                }
+                CHECK(header.content_length <= answers[i].length - got);
+                CHECK(memcmp(content, answers[i].content + got, header.content_length) == 0);
+                got += header.content_length;
+                continue;
+            }
+            uint32_t app_status;
+            uint8_t protocol_status;
+            CHECK(header.type == FCGI_TYPE_END_REQUEST);
+            CHECK(header.content_length == FCGI_RECORD_END_BODY_SIZE);
+            CHECK(fcgi_end_request_decode(content, header.content_length, &app_status,
+                                          &protocol_status) == 0);
+            CHECK(app_status == 0 && protocol_status == FCGI_PROTOCOL_STATUS_REQUEST_COMPLETE);
+            break;
+        }
+        CHECK(got == answers[i].length);
+    }
+    CHECK(position == length);   /* nothing but the answers */
+    free(received);
 }
-#endif
 
 /*
  * One connection.  peer_stays: the peer half-closes and waits for the
  * answer, as a web server does; otherwise it is gone (closed) before the
  * worker starts, so every write fails.
  */
-static void serve(const uint8_t *data, size_t size, int peer_stays)
+static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_body)
 {
-    int pair[2], buffer_size = 4 * MAX_INPUT, library_fd;
-    /* Room for every answer libfcgi may write while nobody reads: up to
-     * one small record per 8 input bytes, each a socket buffer of its own. */
-    int answer_room = 64 * 1024 * 1024;
-    uint8_t *peeked;
-    ssize_t written, seen;
-    size_t needed;
-    const char *why;
+    int pair[2], buffer_size = 4 * INPUT_MAX, library_fd, open = 1;
+    /* Room for every answer libfcgi writes while nobody reads. */
+    int answer_room = 16 * 1024 * 1024;
+    struct answer answers[MAX_REQUESTS];
+    size_t answered = 0, fds_before = count_fds();
+    ssize_t written;
 
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
     setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &buffer_size, sizeof(buffer_size));
@@ -169,76 +282,107 @@ static void serve(const uint8_t *data, size_t size, int peer_stays)
         pair[0] = -1;
     }
 
-    /* The worker's peek and check (request.c check_request_head). */
-    peeked = malloc(size + 1);
-    CHECK(peeked);
-    seen = recv(pair[1], peeked, size + 1, MSG_PEEK | MSG_DONTWAIT);
-    if (seen < 0)
-        seen = 0;
-    CHECK((size_t)seen == size);
-    enum request_head_verdict verdict =
-        request_head_check(peeked, (size_t)seen, REQUEST_HEAD_MAX_PARAMS_BYTES, &needed, &why);
-    if (verdict != REQUEST_HEAD_COMPLETE) {
-        free(peeked);
-        close(pair[1]);
-        if (pair[0] >= 0)
-            close(pair[0]);
-        return;   /* dropped before libfcgi */
-    }
-
-    struct approved approved;
-    gather_params(peeked, (size_t)seen, &approved);
-    free(peeked);
-
-    /* libfcgi gets its own descriptor, as connection.c gives it. */
+    /* The worker: libfcgi gets its own descriptor, as connection.c gives it. */
     library_fd = fcntl(pair[1], F_DUPFD_CLOEXEC, 0);
     CHECK(library_fd >= 0);
     struct fcgi_connection *fcgi = fcgi_connection_new(library_fd);
     CHECK(fcgi);
-    if (fcgi_connection_accept(fcgi) == 0) {
-        char *body = NULL;
-        size_t body_length = 0;
 
-        compare_params(fcgi_connection_params(fcgi), &approved);
+    for (int served = 0; open && served < MAX_REQUESTS; served++) {
+        struct request_reader reader;
+        enum request_verdict verdict;
+        struct head head;
+
+        request_reader_init(&reader, max_body);
+        if (read_request(pair[1], &reader, &verdict) < 0) {
+            request_reader_free(&reader);   /* dropped before libfcgi */
+            break;
+        }
+        CHECK(verdict == REQUEST_COMPLETE || verdict == REQUEST_TOO_LARGE);
+        take_head_apart(reader.data, reader.head_length, &head);
+
+        size_t left_in_socket = unread_bytes(pair[1]);
+        /* Every head the reader approves, libfcgi takes. */
+        CHECK(head.begin_length == FCGI_RECORD_BEGIN_BODY_SIZE);
+        CHECK(fcgi_connection_accept(fcgi, reader.data, reader.head_length) == 0);
+        CHECK(unread_bytes(pair[1]) == left_in_socket);
+        compare_params(fcgi_connection_params(fcgi), &head);
         /* The lookups request_path() makes. */
         (void)fcgi_connection_param(fcgi, "DOCUMENT_URI");
         (void)fcgi_connection_param(fcgi, "SCRIPT_NAME");
         (void)fcgi_connection_param(fcgi, "PATH_INFO");
         (void)fcgi_connection_param(fcgi, "REQUEST_URI");
 
-        int rc = fcgi_connection_read_body(fcgi, MAX_BODY, &body, &body_length);
-        CHECK(rc == -1 || rc == 0 || rc == 1);
-        if (rc == 0) {
-            CHECK(body != NULL && body[body_length] == '\0' && body_length <= MAX_BODY);
-            static const char answer[] = "Status: 200 OK\r\nContent-Length: 0\r\n"
-                                         "X-Detach-Job: 0000000000000001\r\n\r\n";
-            if (fcgi_connection_write(fcgi, answer, sizeof(answer) - 1) < 0)
-                fcgi_connection_forbid_keepalive(fcgi);
-        } else {
-            CHECK(body == NULL);
+        /* As request_serve(): bytes past the request, or a body left on the
+         * wire, end the connection after this answer. */
+        int forbidden = verdict == REQUEST_TOO_LARGE ||
+                        (verdict == REQUEST_COMPLETE && reader.length > reader.request_length);
+        if (forbidden)
             fcgi_connection_forbid_keepalive(fcgi);
-        }
+        size_t body_length;
+        char *body = request_reader_take_body(&reader, &body_length);
+        request_reader_free(&reader);
+
+        /* The answer: 413, or 200 echoing the body (any bytes, any length). */
+        char head_text[128];
+        int n = verdict == REQUEST_TOO_LARGE
+                    ? snprintf(head_text, sizeof(head_text),
+                               "Status: 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+                    : snprintf(head_text, sizeof(head_text),
+                               "Status: 200 OK\r\nContent-Length: %zu\r\n\r\n", body_length);
+        CHECK(n > 0 && (size_t)n < sizeof(head_text));
+        size_t answer_length = (size_t)n + (verdict == REQUEST_COMPLETE ? body_length : 0);
+        char *answer = malloc(answer_length + 1);
+        CHECK(answer);
+        memcpy(answer, head_text, (size_t)n);
+        if (verdict == REQUEST_COMPLETE && body_length)
+            memcpy(answer + n, body, body_length);
         free(body);
-        fcgi_connection_finish(fcgi);
+        int write_failed = fcgi_connection_write(fcgi, answer, (size_t)n) < 0 ||
+                           fcgi_connection_write(fcgi, answer + n, answer_length - (size_t)n) < 0;
+        if (write_failed)
+            fcgi_connection_forbid_keepalive(fcgi);
+
+        int kept = fcgi_connection_finish(fcgi);
+        CHECK(kept == 0 || kept == 1);
+        /* libfcgi read nothing from the socket. */
+        CHECK(unread_bytes(pair[1]) == left_in_socket);
+        if (peer_stays) {
+            CHECK(!write_failed);
+            CHECK(kept == ((head.flags & FCGI_RECORD_FLAG_KEEP_CONN) && !forbidden));
+            answers[answered].request_id = head.request_id;
+            answers[answered].content = answer;
+            answers[answered].length = answer_length;
+            answered++;
+        } else {
+            CHECK(kept == 0);   /* the write of END_REQUEST failed at least */
+            free(answer);
+        }
+        CHECK(kept == is_open(library_fd));
+        free(head.params);
+        open = kept;
     }
     fcgi_connection_free(fcgi);
-    free(approved.stream);
-
     CHECK(!is_open(library_fd));   /* the wrapper closed libfcgi's copy */
+    size_t left_unread = unread_bytes(pair[1]);
     close(pair[1]);
-    if (pair[0] >= 0)
+
+    if (peer_stays) {
+        check_answers(pair[0], answers, answered, left_unread);
+        for (size_t i = 0; i < answered; i++)
+            free(answers[i].content);
         close(pair[0]);
+    }
+    CHECK(count_fds() == fds_before);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > MAX_INPUT)
+    if (size > INPUT_MAX)
         return -1;   /* not added to the corpus */
-#ifdef FUZZ_AVOID_KNOWN_BUGS
-    if (has_management_record(data, size))
-        return -1;
-#endif
-    serve(data, size, 1);
-    serve(data, size, 0);
+    serve(data, size, 1, MAX_BODY);
+    serve(data, size, 0, MAX_BODY);
+    if (size > SMALL_BODY)
+        serve(data, size, 1, SMALL_BODY);
     return 0;
 }

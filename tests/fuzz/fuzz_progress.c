@@ -51,19 +51,23 @@ static void check_head(const char *data, size_t size)
     if (verdict == 1) {
         CHECK(body_start >= 2 && body_start <= size && data[body_start - 1] == '\n');
     }
-    /* Decided on a prefix: decided the same way on the whole. */
-    size_t cut = size / 2;
-#ifdef FUZZ_AVOID_KNOWN_BUGS
-    /* Known: a prefix ending in the '\r' of the blank line is judged "no
-     * head" (regressions/progress/head_split_after_cr). */
-    if (cut > 0 && data[cut - 1] == '\r')
-        return;
-#endif
-    int prefix = script_output_head(data, cut, &prefix_start);
-    if (prefix >= 0)
-        CHECK(prefix == verdict);
-    if (prefix == 1)
-        CHECK(prefix_start == body_start);
+    /* Decided on a prefix: decided the same way on the whole (the output
+     * reaches script.c in pieces cut anywhere).  Every cut of a short
+     * input, the middle of a long one. */
+    size_t first_cut = size <= 512 ? 0 : size / 2, last_cut = size <= 512 ? size : size / 2;
+    for (size_t cut = first_cut; cut <= last_cut; cut++) {
+        /* A copy of exactly cut bytes, so reading past them is caught. */
+        char *piece = malloc(cut ? cut : 1);
+        CHECK(piece);
+        memcpy(piece, data, cut);
+        int prefix = script_output_head(piece, cut, &prefix_start);
+        free(piece);
+        CHECK(prefix >= -1 && prefix <= 1);
+        if (prefix >= 0)
+            CHECK(prefix == verdict);
+        if (prefix == 1)
+            CHECK(prefix_start == body_start);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

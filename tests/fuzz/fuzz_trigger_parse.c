@@ -10,7 +10,16 @@
  *  - a response head parse is incremental: a prefix never disagrees with
  *    the whole, and the head alone parses to the same result;
  *  - a parsed status is 100..599, a job id short, visible ASCII;
- *  - form encoding decodes back to the fields.
+ *  - form encoding decodes back to the fields;
+ *  - http_chunked_decode() (the whole input, and what follows a parsed
+ *    HTTP head) writes only inside its len-byte output, and is incremental
+ *    as trigger.c uses it: it decodes the growing input on every read, so
+ *    a prefix that says "malformed" or "done" must be the whole's answer;
+ *    what it decodes, re-chunked, decodes to the same bytes;
+ *  - job_status_parse() (detach-trigger --wait-done) accepts only one
+ *    JSON object and no proper prefix of it; its fields are NUL-terminated
+ *    inside their arrays, progress is -1..100; the fields written back as
+ *    JSON parse to the same fields.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -200,6 +209,138 @@ static void form_round_trip(const char *text, size_t length)
     free(scratch);
 }
 
+/* http_chunked_decode into an output of exactly len bytes (as trigger.c gives). */
+static int chunked(const char *buf, size_t len, char **out, size_t *out_len)
+{
+    *out = malloc(len ? len : 1);
+    CHECK(*out);
+    *out_len = (size_t)-1;
+    int rc = http_chunked_decode(buf, len, *out, out_len);
+    CHECK(rc >= -1 && rc <= 1);
+    if (rc == 1)
+        CHECK(*out_len <= len);
+    return rc;
+}
+
+static void check_chunked(const char *buf, size_t len)
+{
+    char *out, *part, *again;
+    size_t out_len, part_len, again_len;
+    int rc = chunked(buf, len, &out, &out_len);
+
+    /* Prefixes, each in an allocation of its own size: the middle, and
+     * one byte short. */
+    size_t cuts[2] = {len / 2, len ? len - 1 : 0};
+    for (int i = 0; i < 2; i++) {
+        char *prefix = malloc(cuts[i] ? cuts[i] : 1);
+        CHECK(prefix);
+        memcpy(prefix, buf, cuts[i]);
+        int prefix_rc = chunked(prefix, cuts[i], &part, &part_len);
+        if (prefix_rc == -1)
+            CHECK(rc == -1);
+        if (prefix_rc == 1) {
+            CHECK(rc == 1 && part_len == out_len);
+            CHECK(memcmp(part, out, out_len) == 0);
+        }
+        free(part);
+        free(prefix);
+    }
+
+    if (rc == 1) {
+        /* Re-chunked: pieces of 1, 2, 3... bytes in hex, then the last chunk. */
+        size_t capacity = out_len * 2 + 64 + 16 * (out_len + 1), used = 0;
+        char *encoded = malloc(capacity);
+        CHECK(encoded);
+        for (size_t at = 0, piece = 1; at < out_len; at += piece, piece++) {
+            if (piece > out_len - at)
+                piece = out_len - at;
+            used += (size_t)snprintf(encoded + used, capacity - used, "%zx\r\n", piece);
+            memcpy(encoded + used, out + at, piece);
+            used += piece;
+            memcpy(encoded + used, "\r\n", 2);
+            used += 2;
+        }
+        used += (size_t)snprintf(encoded + used, capacity - used, "0\r\n\r\n");
+        CHECK(used < capacity);
+        CHECK(chunked(encoded, used, &again, &again_len) == 1);
+        CHECK(again_len == out_len && memcmp(again, out, out_len) == 0);
+        free(again);
+        free(encoded);
+    }
+    free(out);
+}
+
+static void check_string_field(const char *field, size_t size)
+{
+    CHECK(memchr(field, '\0', size) != NULL);
+}
+
+/* A string as JSON: quotes, backslash and control characters escaped. */
+static size_t json_quote(char *out, const char *text)
+{
+    size_t used = 0;
+
+    out[used++] = '"';
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            out[used++] = '\\';
+            out[used++] = (char)*c;
+        } else if (*c < 0x20) {
+            used += (size_t)sprintf(out + used, "\\u%04x", *c);
+        } else {
+            out[used++] = (char)*c;
+        }
+    }
+    out[used++] = '"';
+    out[used] = '\0';
+    return used;
+}
+
+static void check_job_status(const char *json, size_t length)
+{
+    struct job_status job, again;
+    int rc = job_status_parse(json, length, &job);
+
+    CHECK(rc == 0 || rc == -1);
+    if (rc != 0)
+        return;
+    check_string_field(job.state, sizeof(job.state));
+    check_string_field(job.message, sizeof(job.message));
+    CHECK(job.state[0] != '\0');
+    CHECK(job.progress >= -1 && job.progress <= 100);
+
+    /* One object: no proper prefix (short of trailing blanks) is one. */
+    size_t end = length;
+    while (end > 0 && strchr(" \t\r\n", json[end - 1]) && json[end - 1] != '\0')
+        end--;
+    CHECK(end > 0 && json[end - 1] == '}');
+    size_t cuts[2] = {end / 2, end - 1};
+    for (int i = 0; i < 2; i++) {
+        char *prefix = malloc(cuts[i] ? cuts[i] : 1);
+        CHECK(prefix);
+        memcpy(prefix, json, cuts[i]);
+        CHECK(job_status_parse(prefix, cuts[i], &again) == -1);
+        free(prefix);
+    }
+
+    /* Written back as JSON, the same fields. */
+    char text[16 + 6 * sizeof(job.state) + 6 * sizeof(job.message) + 200];
+    size_t used = (size_t)sprintf(text, "{\"state\":");
+    used += json_quote(text + used, job.state);
+    used += (size_t)sprintf(text + used, ",\"connection_status\":%d,\"progress\":{\"message\":",
+                            job.connection_status);
+    used += json_quote(text + used, job.message);
+    used += (size_t)sprintf(text + used, ",\"percent\":%d},\"exit\":{\"code\":%d,\"signal\":%d}}",
+                            job.progress, job.exit_code, job.exit_signal);
+    CHECK(used < sizeof(text));
+    CHECK(job_status_parse(text, used, &again) == 0);
+    CHECK(strcmp(again.state, job.state) == 0);
+    CHECK(strcmp(again.message, job.message) == 0);
+    CHECK(again.connection_status == job.connection_status);
+    CHECK(again.progress == job.progress);
+    CHECK(again.exit_code == job.exit_code && again.exit_signal == job.exit_signal);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -226,6 +367,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parse_heads(cgi_response_parse, (const char *)data, size);
 
     form_round_trip(text, strlen(text));
+
+    check_chunked((const char *)data, size);
+    struct http_response head;
+    int head_length = http_response_parse((const char *)data, size, &head);
+    if (head_length > 0)
+        check_chunked((const char *)data + head_length, size - (size_t)head_length);
+
+    check_job_status((const char *)data, size);
     free(text);
     return 0;
 }

@@ -184,6 +184,26 @@ def test_hostile_input_drops_only_that_connection():
         assert daemon.stop() == 0
 
 
+def test_413_over_tcp_reaches_the_client_before_the_close():
+    # Closing a TCP socket with unread bytes sends a reset, which can destroy
+    # the answer in flight; detachd lingers instead (shuts its side, drains).
+    from harness import free_port
+    with Sandbox() as box:
+        job = box.script("job.sh", "true\n")
+        port = free_port()
+        daemon = box.detachd({"/job": {"command": job}},
+                             {"listen": f"127.0.0.1:{port}", "max_body": "1K"},
+                             wait_address=("127.0.0.1", port))
+        body = b"x" * 200000       # far more than one socket buffer's worth
+        for _ in range(5):
+            connection = Connection(("127.0.0.1", port))
+            connection.send(request_bytes(cgi_params("/job", method="POST", body=body), body)[:60000])
+            response = connection.read_response()
+            assert response.status == 413, response.stdout
+            connection.close()
+        assert daemon.stop() == 0
+
+
 def test_trickling_peer_is_cut_by_the_read_deadline_and_holds_no_one_else():
     with Sandbox() as box:
         job = box.script("job.sh", "true\n")
