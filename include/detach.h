@@ -130,6 +130,13 @@ DETACH_API void detach_set_time_limit(detach_job *job, unsigned seconds);
 /* True once the job was asked to stop (timeout, or abort not ignored). */
 DETACH_API int detach_should_stop(detach_job *job);
 /*
+ * Sleeps up to ms milliseconds, waking at once when the job is asked to
+ * stop: 0 after the full sleep, -1 with ECANCELED when stopped.  A job that
+ * waits this way costs no wake-ups, where a loop of short sleeps checking
+ * detach_should_stop() costs one per nap.
+ */
+DETACH_API int detach_sleep(detach_job *job, unsigned ms);
+/*
  * Runs once after the handler returns, however the job ends, in the order
  * registered; a callback may register another, which then runs too.
  */

@@ -90,8 +90,9 @@ static int load_head(struct fcgi_connection *connection, const void *head, size_
         if (connection->head_fd < 0)
             return error_set("memfd_create: %s", strerror(errno));
     }
-    if (ftruncate(connection->head_fd, 0) < 0 ||
-        pwrite(connection->head_fd, head, length, 0) != (ssize_t)length ||
+    /* No truncation: bytes of a longer earlier head may follow, but libfcgi
+     * stops parsing at the empty PARAMS record, which ends every head. */
+    if (pwrite(connection->head_fd, head, length, 0) != (ssize_t)length ||
         lseek(connection->head_fd, 0, SEEK_SET) < 0)
         return error_set("request head: %s", strerror(errno));
     return 0;

@@ -62,8 +62,10 @@ struct detach_job {
     int retry;                       /* recovered from the spool */
     uint64_t accepted_ms, started_ms;
 
-    /* What the status page reads from other threads. */
+    /* What the status page reads from other threads; stopped wakes
+     * detach_sleep(). */
     pthread_mutex_t report_lock;
+    pthread_cond_t stopped;
     int progress_percent;            /* -1: none reported */
     int exit_code, exit_signal;      /* -1: none */
     char progress_message[160];
@@ -112,6 +114,11 @@ detach_job *job_new(struct server_core *core, const struct route *route,
     atomic_init(&job->state, JOB_QUEUED);
     job->exit_code = job->exit_signal = -1;
     pthread_mutex_init(&job->report_lock, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&job->stopped, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     job->progress_percent = -1;
     return job;
 }
@@ -121,6 +128,7 @@ void job_free(detach_job *job)
     if (!job)
         return;
     shutdown_list_destroy(&job->shutdown);
+    pthread_cond_destroy(&job->stopped);
     pthread_mutex_destroy(&job->report_lock);
     free(job->headers);
     free(job->params);
@@ -133,6 +141,9 @@ void job_free(detach_job *job)
 static void stop_locked(detach_job *job, const char *reason)
 {
     log_line(LOG_INFO, "stopping", "job=%s reason=%s", job->id, reason);
+    pthread_mutex_lock(&job->report_lock);
+    pthread_cond_broadcast(&job->stopped);
+    pthread_mutex_unlock(&job->report_lock);
     if (job->process_group > 0) {
         kill(-job->process_group, SIGTERM);
         watcher_arm_locked(job->core->watcher, &job->kill_escalation,
@@ -487,6 +498,31 @@ void detach_set_time_limit(detach_job *job, unsigned seconds)
 int detach_should_stop(detach_job *job)
 {
     return connection_status_should_stop(&job->status);
+}
+
+int detach_sleep(detach_job *job, unsigned ms)
+{
+    struct timespec deadline;
+    int rc = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&job->report_lock);
+    /* The flag is set before the broadcast, and the broadcast takes this
+     * lock: a sleeper either sees the flag or is already waiting. */
+    while (!connection_status_should_stop(&job->status) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&job->stopped, &job->report_lock, &deadline);
+    pthread_mutex_unlock(&job->report_lock);
+    if (connection_status_should_stop(&job->status)) {
+        errno = ECANCELED;
+        return -1;
+    }
+    return 0;
 }
 
 int detach_register_shutdown(detach_job *job, detach_shutdown_fn fn, void *arg)

@@ -59,11 +59,40 @@ static const char *level_name(int level)
     }
 }
 
+/* "ts=2026-11-25T10:00:00" for this second: formatting a date is the
+ * dearest part of a line, and a thread logs many lines a second. */
+static size_t timestamp(char *out, time_t second)
+{
+    static _Thread_local time_t cached_second = -1;
+    static _Thread_local char cached[32];
+    static _Thread_local size_t cached_length;
+    struct tm utc;
+
+    if (second != cached_second) {
+        gmtime_r(&second, &utc);
+        cached_length = strftime(cached, sizeof(cached), "ts=%Y-%m-%dT%H:%M:%S", &utc);
+        cached_second = second;
+    }
+    memcpy(out, cached, cached_length);
+    return cached_length;
+}
+
+/* Appends a string without a format pass. */
+static size_t put(char *out, size_t room, const char *text)
+{
+    size_t length = strlen(text);
+
+    if (length > room)
+        length = room;
+    memcpy(out, text, length);
+    return length;
+}
+
 void log_line(int level, const char *event, const char *fields, ...)
 {
     char line[2048];
     struct timespec now;
-    struct tm utc;
+    unsigned milliseconds;
     size_t used;
     va_list args;
     int n;
@@ -71,11 +100,17 @@ void log_line(int level, const char *event, const char *fields, ...)
     if (level > log_threshold)
         return;
     clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &utc);
-    used = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &utc);
-    n = snprintf(line + used, sizeof(line) - used, ".%03ldZ level=%s event=%s ",
-                 now.tv_nsec / 1000000, level_name(level), event);
-    used += (size_t)n;
+    used = timestamp(line, now.tv_sec);
+    milliseconds = (unsigned)(now.tv_nsec / 1000000);
+    line[used++] = '.';
+    line[used++] = (char)('0' + milliseconds / 100);
+    line[used++] = (char)('0' + milliseconds / 10 % 10);
+    line[used++] = (char)('0' + milliseconds % 10);
+    used += put(line + used, 64, "Z level=");
+    used += put(line + used, 16, level_name(level));
+    used += put(line + used, 16, " event=");
+    used += put(line + used, 256, event);
+    line[used++] = ' ';
     va_start(args, fields);
     n = vsnprintf(line + used, sizeof(line) - used, fields, args);
     va_end(args);

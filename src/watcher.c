@@ -184,7 +184,9 @@ void watcher_arm_locked(struct watcher *watcher, struct timer *timer, uint64_t a
         log_line(LOG_ERROR, "watcher_arm", "error=\"out of memory\"");
         return;
     }
-    if (timer_heap_first(&watcher->timers) != first)
+    /* The watcher thread recomputes its timeout before it sleeps again. */
+    if (timer_heap_first(&watcher->timers) != first &&
+        !(watcher->started && pthread_equal(pthread_self(), watcher->thread)))
         wake(watcher);
 }
 

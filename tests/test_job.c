@@ -177,6 +177,26 @@ static void zero_cancels_the_limit(void **state)
     job_free(job);
 }
 
+static void sleep_sleeps_and_wakes_on_stop(void **state)
+{
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+    uint64_t start = monotonic_ms();
+
+    assert_int_equal(detach_sleep(job, 150), 0);
+    assert_true(monotonic_ms() - start >= 150);
+    /* A time limit stops the job in the middle of a long sleep. */
+    detach_set_time_limit(job, 1);
+    start = monotonic_ms();
+    assert_int_equal(detach_sleep(job, 30000), -1);
+    assert_int_equal(errno, ECANCELED);
+    assert_true(monotonic_ms() - start < 3000);
+    assert_int_equal(detach_connection_status(job), DETACH_TIMEOUT);
+    /* Once stopped, a sleep returns at once. */
+    assert_int_equal(detach_sleep(job, 30000), -1);
+    job_free(job);
+}
+
 /* A handler that times out; callbacks see the final status, in order. */
 struct observed {
     int statuses[4];
@@ -273,6 +293,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(time_limit_sets_timeout_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(second_call_restarts_the_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(zero_cancels_the_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(sleep_sleeps_and_wakes_on_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(callbacks_see_the_final_status, setup, teardown),
         cmocka_unit_test_setup_teardown(abort_and_timeout_race_run_callbacks_once, setup, teardown),
     };
