@@ -58,6 +58,9 @@ typedef struct detach_options {
     unsigned socket_mode;      /* unix socket permissions: 0660 */
     const char *socket_owner;  /* unix socket "user" or "user:group"; NULL */
     int log_level;             /* 0 events, 1 also debug, -1 errors only */
+    int job_nice;              /* niceness of job threads and their scripts: 10;
+                                  0 keeps the caller's.  Acks stay fast while
+                                  jobs keep the CPUs busy */
     const char *spool;         /* directory: triggers survive a crash; NULL */
     const char *status_path;   /* e.g. "/detach-status"; NULL: no status page */
     const char *status_allow;  /* REMOTE_ADDRs allowed, space-separated,

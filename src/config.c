@@ -90,6 +90,7 @@ static const struct key_spec daemon_keys[] = {
     DAEMON_KEY("status_allow", VALUE_ACCESS_LIST, status_allow, 0, 0),
     DAEMON_KEY("job_log_max", VALUE_SIZE, job_log_max, 0, MAX_JOB_LOG),
     DAEMON_KEY("log", VALUE_LOG_TARGET, log_target, 0, 0),
+    DAEMON_KEY("job_nice", VALUE_UNSIGNED, job_nice, 0, 19),
 };
 
 static const struct key_spec route_keys[] = {
@@ -876,6 +877,7 @@ void config_init_defaults(struct config *config)
         .read_timeout = DEFAULT_READ_TIMEOUT,
         .job_log_max = DEFAULT_JOB_LOG_MAX,
         .log_target = CONFIG_LOG_STDERR,
+        .job_nice = 10,
     };
 }
 

@@ -60,6 +60,7 @@ struct config {
     char *status_path;       /* NULL when unset; starts with '/' */
     char *log_dir;           /* NULL when unset; jobs log to <id>.log there */
     unsigned read_timeout;   /* seconds */
+    unsigned job_nice;       /* niceness of jobs, 0..19 (default 10) */
     char *status_allow;      /* NULL when unset: the library's default */
     size_t job_log_max;      /* bytes; 0: unlimited */
     enum config_log_target log_target;

@@ -11,7 +11,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "executor.h"
@@ -23,6 +25,7 @@ struct job_slot {
 };
 
 struct executor {
+    int job_nice;              /* job threads (and their scripts) yield to acks */
     pthread_mutex_t lock;
     pthread_cond_t work;       /* a job was queued, or stopping */
     pthread_cond_t idle;       /* a job ended */
@@ -60,6 +63,11 @@ static void *job_thread_main(void *arg)
     struct job_slot *slot = &executor->slots[((struct thread_start *)arg)->index];
 
     free(arg);
+    /* Per thread on Linux, and inherited by the scripts it spawns: a busy
+     * job, or a burst of process starts, never slows an ack. */
+    if (executor->job_nice &&
+        setpriority(PRIO_PROCESS, (id_t)gettid(), executor->job_nice) < 0)
+        log_line(LOG_ERROR, "job_thread", "error=\"setpriority: %s\"", strerror(errno));
     pthread_mutex_lock(&executor->lock);
     for (;;) {
         detach_job *job;
@@ -79,25 +87,24 @@ static void *job_thread_main(void *arg)
         job_run(job);
 
         pthread_mutex_lock(&executor->lock);
-        /* Cleared under the lock before the free, so executor_drain() never
-         * asks a freed job to stop. */
+        /* Cleared and freed under the lock, so executor_drain() never asks
+         * a freed job to stop; one lock hold per job. */
         slot->job = NULL;
         executor->running--;
-        pthread_mutex_unlock(&executor->lock);
         job_free(job);
-        pthread_mutex_lock(&executor->lock);
         pthread_cond_broadcast(&executor->idle);
     }
     pthread_mutex_unlock(&executor->lock);
     return NULL;
 }
 
-struct executor *executor_new(unsigned max_jobs, unsigned queue_limit)
+struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice)
 {
     struct executor *executor = calloc(1, sizeof(*executor));
 
     if (!executor)
         goto fail;
+    executor->job_nice = job_nice;
     executor->max_jobs = max_jobs;
     executor->queue_limit = queue_limit;
     executor->queue_capacity = (size_t)queue_limit + max_jobs;
@@ -201,7 +208,6 @@ static int enqueue_locked(struct executor *executor, detach_job *job, int forced
         errno = EAGAIN;
         return -1;
     }
-    pthread_cond_signal(&executor->work);
     return 0;
 }
 
@@ -212,6 +218,11 @@ int executor_submit(struct executor *executor, detach_job *job)
     pthread_mutex_lock(&executor->lock);
     rc = enqueue_locked(executor, job, 0);
     pthread_mutex_unlock(&executor->lock);
+    /* After the unlock: a thread woken under the lock would only block on
+     * it.  No wake-up is lost: a thread checks the queue under the lock
+     * before it waits. */
+    if (rc == 0)
+        pthread_cond_signal(&executor->work);
     return rc;
 }
 
@@ -222,6 +233,8 @@ int executor_submit_recovered(struct executor *executor, detach_job *job)
     pthread_mutex_lock(&executor->lock);
     rc = enqueue_locked(executor, job, 1);
     pthread_mutex_unlock(&executor->lock);
+    if (rc == 0)
+        pthread_cond_signal(&executor->work);
     return rc;
 }
 

@@ -7,7 +7,8 @@
 
 #include "detach.h"
 
-struct executor *executor_new(unsigned max_jobs, unsigned queue_limit);
+/* job_nice: the niceness of job threads and the processes they start. */
+struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice);
 /* 0: the job will run (it belongs to the executor now); -1: full or stopping. */
 int executor_submit(struct executor *executor, detach_job *job);
 /* A job recovered from the spool was promised already: queued past the

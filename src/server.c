@@ -47,6 +47,7 @@ void detach_options_init(detach_options *options)
     options->drain_timeout = 30;
     options->socket_mode = 0660;
     options->status_allow = "127.0.0.1 ::1";
+    options->job_nice = 10;
 }
 
 /* queue and drain_timeout may be 0; the rest may not, and 0 there means
@@ -137,7 +138,8 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->core.watcher = watcher_new();
     if (!server->core.watcher)
         goto fail;
-    server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue);
+    server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue,
+                                         server->core.options.job_nice);
     if (!server->core.executor)
         goto fail;
     if (server->core.options.spool) {
