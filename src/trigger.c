@@ -697,59 +697,70 @@ static int handle_fcgi_record(const struct fcgi_header *header, const uint8_t *c
     return 0;  /* STDERR and anything else is not ours to show */
 }
 
+/* The records of a FastCGI answer, read as they come. */
+struct record_reader {
+    struct fcgi_buffer input;
+    size_t offset;   /* start of the first record not yet returned */
+};
+
+/*
+ * The next whole record of our request; *content stays valid until the
+ * next call.  -1 with a message (closed says what the app closed early).
+ */
+static int next_record(int fd, uint64_t deadline_ms, struct record_reader *reader,
+                       struct fcgi_header *header, const uint8_t **content, const char *closed)
+{
+    for (;;) {
+        size_t available = reader->input.length - reader->offset;
+
+        if (available >= FCGI_RECORD_HEADER_SIZE) {
+            const uint8_t *record = reader->input.data + reader->offset;
+            if (fcgi_header_decode(record, available, header) < 0) {
+                errno = EPROTO;
+                return error_set("malformed FastCGI record from the app");
+            }
+            size_t record_length =
+                FCGI_RECORD_HEADER_SIZE + header->content_length + header->padding_length;
+            if (available >= record_length) {
+                reader->offset += record_length;
+                if (header->request_id != TRIGGER_REQUEST_ID)
+                    continue;   /* management records are not ours */
+                *content = record + FCGI_RECORD_HEADER_SIZE;
+                return 0;
+            }
+        }
+        /* Only a partial record is left: keep it, drop what was returned. */
+        fcgi_buffer_consume(&reader->input, reader->offset);
+        reader->offset = 0;
+        ssize_t received = receive_some(fd, &reader->input, deadline_ms);
+        if (received < 0)
+            return -1;
+        if (received == 0) {
+            errno = ECONNRESET;
+            return error_set("the FastCGI app closed the connection %s", closed);
+        }
+    }
+}
+
 /* Reads FastCGI records until the CGI head is in or the request ends. */
 static int read_fcgi_head(int fd, uint64_t deadline_ms, struct http_response *response)
 {
-    struct fcgi_buffer input = {0}, head = {0};
-    size_t offset = 0;
+    struct record_reader reader = { {0}, 0 };
+    struct fcgi_buffer head = {0};
+    int handled = 0;
 
-    for (;;) {
+    while (handled == 0) {
         struct fcgi_header header;
-        size_t available = input.length - offset;
+        const uint8_t *content;
 
-        if (available >= FCGI_RECORD_HEADER_SIZE) {
-            if (fcgi_header_decode(input.data + offset, available, &header) < 0) {
-                errno = EPROTO;
-                error_set("malformed FastCGI record from the app");
-                goto fail;
-            }
-            size_t record_length =
-                FCGI_RECORD_HEADER_SIZE + header.content_length + header.padding_length;
-            if (available >= record_length) {
-                int handled = 0;
-                if (header.request_id == TRIGGER_REQUEST_ID)
-                    handled = handle_fcgi_record(&header,
-                                                 input.data + offset + FCGI_RECORD_HEADER_SIZE,
-                                                 &head, response);
-                if (handled < 0)
-                    goto fail;
-                if (handled > 0)
-                    break;
-                offset += record_length;
-                continue;
-            }
-        }
-
-        /* Only a partial record is left: keep it, drop what was handled. */
-        fcgi_buffer_consume(&input, offset);
-        offset = 0;
-        ssize_t received = receive_some(fd, &input, deadline_ms);
-        if (received < 0)
-            goto fail;
-        if (received == 0) {
-            errno = ECONNRESET;
-            error_set("the FastCGI app closed the connection before a response");
-            goto fail;
-        }
+        if (next_record(fd, deadline_ms, &reader, &header, &content, "before a response") < 0)
+            handled = -1;
+        else
+            handled = handle_fcgi_record(&header, content, &head, response);
     }
-    fcgi_buffer_free(&input);
+    fcgi_buffer_free(&reader.input);
     fcgi_buffer_free(&head);
-    return 0;
-
-fail:
-    fcgi_buffer_free(&input);
-    fcgi_buffer_free(&head);
-    return -1;
+    return handled < 0 ? -1 : 0;
 }
 
 /* --- the entry point --- */
@@ -945,52 +956,30 @@ fail:
 static int fetch_fcgi(int fd, uint64_t deadline_ms, size_t max_body, int *status, char **body,
                       size_t *body_length)
 {
-    struct fcgi_buffer input = {0}, output = {0};
+    struct record_reader reader = { {0}, 0 };
+    struct fcgi_buffer output = {0};
     struct http_response head = {0};
-    size_t offset = 0;
     int ended = 0, head_length;
 
     while (!ended) {
         struct fcgi_header header;
-        size_t available = input.length - offset;
+        const uint8_t *content;
 
-        if (available >= FCGI_RECORD_HEADER_SIZE) {
-            if (fcgi_header_decode(input.data + offset, available, &header) < 0) {
-                errno = EPROTO;
-                error_set("malformed FastCGI record from the app");
+        if (next_record(fd, deadline_ms, &reader, &header, &content,
+                        "before the end of its response") < 0)
+            goto fail;
+        if (header.type == FCGI_TYPE_STDOUT) {
+            if (output.length + header.content_length > max_body + HTTP_HEAD_MAX) {
+                errno = EMSGSIZE;
+                error_set("the response is larger than %zu bytes", max_body);
                 goto fail;
             }
-            size_t record_length =
-                FCGI_RECORD_HEADER_SIZE + header.content_length + header.padding_length;
-            if (available >= record_length) {
-                const uint8_t *content = input.data + offset + FCGI_RECORD_HEADER_SIZE;
-                if (header.request_id == TRIGGER_REQUEST_ID && header.type == FCGI_TYPE_STDOUT) {
-                    if (output.length + header.content_length > max_body + HTTP_HEAD_MAX) {
-                        errno = EMSGSIZE;
-                        error_set("the response is larger than %zu bytes", max_body);
-                        goto fail;
-                    }
-                    if (fcgi_buffer_append(&output, content, header.content_length) < 0) {
-                        error_set("out of memory reading the response");
-                        goto fail;
-                    }
-                } else if (header.request_id == TRIGGER_REQUEST_ID &&
-                           header.type == FCGI_TYPE_END_REQUEST) {
-                    ended = 1;
-                }
-                offset += record_length;
-                continue;
+            if (fcgi_buffer_append(&output, content, header.content_length) < 0) {
+                error_set("out of memory reading the response");
+                goto fail;
             }
-        }
-        fcgi_buffer_consume(&input, offset);
-        offset = 0;
-        ssize_t received = receive_some(fd, &input, deadline_ms);
-        if (received < 0)
-            goto fail;
-        if (received == 0) {
-            errno = ECONNRESET;
-            error_set("the FastCGI app closed the connection before the end of its response");
-            goto fail;
+        } else if (header.type == FCGI_TYPE_END_REQUEST) {
+            ended = 1;
         }
     }
     head_length = cgi_response_parse((const char *)output.data, output.length, &head);
@@ -1013,11 +1002,11 @@ static int fetch_fcgi(int fd, uint64_t deadline_ms, size_t max_body, int *status
     memcpy(*body, output.data + head_length, *body_length);
     (*body)[*body_length] = '\0';
     *status = head.status;
-    fcgi_buffer_free(&input);
+    fcgi_buffer_free(&reader.input);
     fcgi_buffer_free(&output);
     return 0;
 fail:
-    fcgi_buffer_free(&input);
+    fcgi_buffer_free(&reader.input);
     fcgi_buffer_free(&output);
     return -1;
 }
