@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <limits.h>
 #include <pwd.h>
@@ -60,6 +61,7 @@ enum value_kind {
     VALUE_USER,
     VALUE_ACCESS_LIST,
     VALUE_LOG_TARGET,
+    VALUE_OWNER,
 };
 
 struct key_spec {
@@ -82,7 +84,7 @@ static const struct key_spec daemon_keys[] = {
     DAEMON_KEY("max_body", VALUE_SIZE, max_body, 1, MAX_BODY_LIMIT),
     DAEMON_KEY("drain_timeout", VALUE_UNSIGNED, drain_timeout, 0, MAX_SECONDS),
     DAEMON_KEY("socket_mode", VALUE_FILE_MODE, socket_mode, 0, 0777),
-    DAEMON_KEY("socket_owner", VALUE_STRING, socket_owner, 0, 0),
+    DAEMON_KEY("socket_owner", VALUE_OWNER, socket_owner, 0, 0),
     DAEMON_KEY("spool", VALUE_STRING, spool, 0, 0),
     DAEMON_KEY("status_path", VALUE_URL_PATH, status_path, 0, 0),
     DAEMON_KEY("log_dir", VALUE_STRING, log_dir, 0, 0),
@@ -591,6 +593,26 @@ static int set_user(struct parser *parser, const char *text, char **field)
     }
 }
 
+/* "user" or "user:group", both existing: a typo is a config error with
+ * its line, not a failure at listen time. */
+static int set_owner(struct parser *parser, const char *text, char **field)
+{
+    const char *colon = strchr(text, ':');
+    char user[256];
+    size_t length = colon ? (size_t)(colon - text) : strlen(text);
+
+    if (length == 0 || length >= sizeof(user))
+        return fail_at(parser, parser->line_number, "bad socket_owner \"%s\" (user or user:group)",
+                       text);
+    memcpy(user, text, length);
+    user[length] = '\0';
+    if (user_exists(user) != 1)
+        return fail_at(parser, parser->line_number, "unknown user \"%s\"", user);
+    if (colon && getgrnam(colon + 1) == NULL)
+        return fail_at(parser, parser->line_number, "unknown group \"%s\"", colon + 1);
+    return set_string(parser, text, field);
+}
+
 static int set_value(struct parser *parser, const struct key_spec *key, const char *text,
                      void *field)
 {
@@ -607,6 +629,7 @@ static int set_value(struct parser *parser, const struct key_spec *key, const ch
     case VALUE_USER: return set_user(parser, text, field);
     case VALUE_ACCESS_LIST: return set_access_list(parser, key, text, field);
     case VALUE_LOG_TARGET: return set_log_target(parser, key, text, field);
+    case VALUE_OWNER: return set_owner(parser, text, field);
     }
     return fail_at(parser, parser->line_number, "internal error: key %s", key->name);
 }

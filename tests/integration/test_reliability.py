@@ -283,14 +283,20 @@ def test_socket_mode_and_owner_are_set_and_a_live_socket_is_not_stolen():
         assert daemon.stop() == 0
 
 
-def test_unknown_socket_owner_is_a_clear_error():
+def test_unknown_socket_owner_is_a_config_error_with_its_line():
     with Sandbox() as box:
         job = box.script("job.sh", "true\n")
         config = box.config({"/job": {"command": job}}, {"socket_owner": "no-such-user-here"})
         result = subprocess.run([binary("detachd"), "--config", config], capture_output=True,
                                 text=True, timeout=10)
-        assert result.returncode != 0
-        assert 'no user "no-such-user-here"' in result.stderr, result.stderr
+        assert result.returncode == 2, result
+        # [detachd], listen, log_dir, socket_owner: the fourth line.
+        assert f'{config}:4: unknown user "no-such-user-here"' in result.stderr, result.stderr
+        config = box.config({"/job": {"command": job}}, {"socket_owner": "nobody:no-such-group"},
+                            name="group.conf")
+        result = subprocess.run([binary("detachd"), "--config", config], capture_output=True,
+                                text=True, timeout=10)
+        assert result.returncode == 2 and 'unknown group "no-such-group"' in result.stderr, result
 
 
 def test_jobs_drop_to_the_configured_user():
