@@ -423,35 +423,39 @@ static int build_http_request(const struct trigger_request *request, struct fcgi
     return 0;
 }
 
+/*
+ * Reads into input until the whole response head is in: its length, or -1
+ * with a message.  What came after the head stays in input.
+ */
+static int receive_http_head(int fd, uint64_t deadline_ms, struct fcgi_buffer *input,
+                             struct http_response *response)
+{
+    for (;;) {
+        ssize_t received = receive_some(fd, input, deadline_ms);
+        if (received < 0)
+            return -1;
+        int parsed = http_response_parse((const char *)input->data, input->length, response);
+        if (parsed > 0)
+            return parsed;
+        if (parsed < 0) {
+            errno = EPROTO;
+            return error_set("malformed HTTP response");
+        }
+        if (received == 0) {
+            errno = ECONNRESET;
+            return error_set("the server closed the connection before a response");
+        }
+    }
+}
+
 /* Reads until the whole response head is in; the body is left unread. */
 static int read_http_head(int fd, uint64_t deadline_ms, struct http_response *response)
 {
     struct fcgi_buffer input = {0};
+    int rc = receive_http_head(fd, deadline_ms, &input, response);
 
-    for (;;) {
-        ssize_t received = receive_some(fd, &input, deadline_ms);
-        if (received < 0)
-            goto fail;
-        int parsed = http_response_parse((const char *)input.data, input.length, response);
-        if (parsed > 0)
-            break;
-        if (parsed < 0) {
-            errno = EPROTO;
-            error_set("malformed HTTP response");
-            goto fail;
-        }
-        if (received == 0) {
-            errno = ECONNRESET;
-            error_set("the server closed the connection before a response");
-            goto fail;
-        }
-    }
     fcgi_buffer_free(&input);
-    return 0;
-
-fail:
-    fcgi_buffer_free(&input);
-    return -1;
+    return rc < 0 ? -1 : 0;
 }
 
 /* --- FastCGI --- */
@@ -921,26 +925,10 @@ static int fetch_http(int fd, uint64_t deadline_ms, size_t max_body, int *status
 {
     struct fcgi_buffer input = {0};
     struct http_response head = {0};
-    int head_length;
+    int head_length = receive_http_head(fd, deadline_ms, &input, &head);
 
-    for (;;) {
-        ssize_t received = receive_some(fd, &input, deadline_ms);
-        if (received < 0)
-            goto fail;
-        head_length = http_response_parse((const char *)input.data, input.length, &head);
-        if (head_length > 0)
-            break;
-        if (head_length < 0) {
-            errno = EPROTO;
-            error_set("malformed HTTP response");
-            goto fail;
-        }
-        if (received == 0) {
-            errno = ECONNRESET;
-            error_set("the server closed the connection before a response");
-            goto fail;
-        }
-    }
+    if (head_length < 0)
+        goto fail;
     if (read_http_body(fd, deadline_ms, &input, (size_t)head_length, &head, max_body, body,
                        body_length) < 0)
         goto fail;
