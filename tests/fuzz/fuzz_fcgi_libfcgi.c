@@ -44,14 +44,7 @@
 #include "fcgi_record.h"
 #include "request_reader.h"
 
-#define CHECK(condition)                                                              \
-    do {                                                                              \
-        if (!(condition)) {                                                           \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__,      \
-                    #condition);                                                      \
-            abort();                                                                  \
-        }                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 /* Small enough to sit in the socket buffer whole (see the SO_* below). */
 #define INPUT_MAX (64 * 1024)

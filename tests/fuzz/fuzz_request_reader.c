@@ -31,14 +31,7 @@
 #include "fcgi_record.h"
 #include "request_reader.h"
 
-#define CHECK(condition)                                                              \
-    do {                                                                              \
-        if (!(condition)) {                                                           \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__,      \
-                    #condition);                                                      \
-            abort();                                                                  \
-        }                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 /* detachd's default max_body, and one the fuzzer meets. */
 #define BIG_BODY (1024u * 1024)

@@ -14,14 +14,7 @@
 
 #include "spool.h"
 
-#define CHECK(condition)                                                              \
-    do {                                                                              \
-        if (!(condition)) {                                                           \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__,      \
-                    #condition);                                                      \
-            abort();                                                                  \
-        }                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 #define MAGIC "DSPOOL1\n"
 #define MAGIC_LENGTH 8
