@@ -2,10 +2,11 @@
  * log.h - one logfmt line per event on stderr, or to syslog.
  *
  * Lines look like "ts=2026-11-25T10:00:00.123Z level=info event=started
- * job=... route=/x".  Each line is one write(2), so lines from several
- * threads never interleave.  With syslog the same text goes to syslog(3)
- * without the ts= field (syslog stamps its own), at LOG_ERR, LOG_INFO or
- * LOG_DEBUG.
+ * job=... route=/x".  Lines are buffered and a writer thread writes
+ * them to stderr, whole and in the order of the calls: lines from several
+ * threads never interleave.  With syslog the same text goes to syslog(3),
+ * one call per line, without the ts= field (syslog stamps its own), at
+ * LOG_ERR, LOG_INFO or LOG_DEBUG.
  */
 #ifndef DETACH_LOG_H
 #define DETACH_LOG_H
@@ -24,6 +25,12 @@ void log_set_syslog(int on);
  * that may hold spaces with log_quote(). */
 void log_line(int level, const char *event, const char *fields, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Returns once every line logged before the call is written to stderr.
+ * Any thread may call it; it is registered with atexit() on the first
+ * line, so a normal exit() loses nothing.  A crash (SIGSEGV, kill -9) may
+ * lose the lines still buffered: at most one buffer's worth, usually none. */
+void log_flush(void);
 
 /* Copies s into buf as a logfmt value: bare when safe, else quoted. */
 const char *log_quote(char *buf, size_t size, const char *s);
