@@ -1,10 +1,24 @@
 /*
  * executor.c - job threads and the admission queue.
  *
- * Threads are started on demand up to max_jobs and then kept: a trigger's
- * job starts with a condition-variable signal, not a thread creation.  The
- * count of running plus queued jobs is the one admission number, checked
- * under the same lock that queues, so the 503 boundary is exact.
+ * Threads are started up to max_jobs and then kept: a trigger's job starts
+ * with a condition-variable signal, not a thread creation.  The count of
+ * running plus queued jobs is the one admission number, checked under the
+ * same lock that queues, so the 503 boundary is exact.
+ *
+ * Job threads are created by one spawner thread, never by a submitter.
+ * executor_submit() runs on the acknowledgement path: a pthread_create()
+ * there (tens of microseconds, more with thousands of threads, and under
+ * the lock every other submitter needs) would make the ack wait for it.
+ * So a submit only queues and signals; when more jobs are queued than
+ * threads are ready for them, it also wakes the spawner, which creates
+ * threads with the lock dropped.  The spawner keeps SPARE_THREADS idle
+ * threads beyond the queue, so a burst finds threads ready.
+ *
+ * No job is stranded: executor_new() starts one job thread itself and
+ * fails if it cannot, and job threads never exit before executor_free().
+ * If a later creation fails, the spawner logs it and waits for the next
+ * signal; queued jobs wait for a running thread to finish, and still run.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,8 +35,13 @@
 #include "job.h"
 #include "log.h"
 
+/* Idle threads kept beyond the queue: a burst finds them ready, and a
+ * quiet server keeps a couple, never more than max_jobs in all. */
+#define SPARE_THREADS 2u
+
 struct job_slot {
-    detach_job *job;    /* running on this thread, or NULL */
+    struct executor *executor;
+    detach_job *job;    /* running on this thread, or NULL (executor lock) */
 };
 
 struct executor {
@@ -30,20 +49,28 @@ struct executor {
     pthread_mutex_t lock;
     pthread_cond_t work;       /* a job was queued, or stopping */
     pthread_cond_t idle;       /* a job ended */
+    pthread_cond_t spawn;      /* the spawner may be short of threads, or stopping */
     unsigned max_jobs, queue_limit;
     detach_job **queue;        /* ring buffer of queue_limit + max_jobs */
     size_t queue_capacity, queue_head, queued;
     unsigned running;
-    unsigned threads, waiting_threads;
-    struct job_slot *slots;
+    /* threads: created, thread_ids[0..threads) joinable (a thread being
+     * created is not counted yet, though it may already run a job).
+     * starting: reserved and not yet at their work loop; they take a
+     * queued job without a signal, so they count as ready. */
+    unsigned threads, starting, waiting_threads;
+    struct job_slot *slots;    /* max_jobs, by thread number */
     pthread_t *thread_ids;
+    pthread_t spawner;
+    int has_spawner;
+    int spawner_waiting;       /* in pthread_cond_wait(&spawn) */
+    /* A waiting job thread was signalled and has not yet looked at the
+     * queue: a submit need not signal again, the woken thread passes the
+     * word on (wake_next_locked).  So an ack costs at most one futex wake
+     * per burst, however many jobs the burst queues. */
+    int wake_pending;
     int closed;                /* no new jobs */
     int exiting;               /* threads leave */
-};
-
-struct thread_start {
-    struct executor *executor;
-    unsigned index;
 };
 
 static detach_job *queue_pop_locked(struct executor *executor)
@@ -58,32 +85,94 @@ static detach_job *queue_pop_locked(struct executor *executor)
     return job;
 }
 
+/*
+ * Is a job thread missing?  Threads ready for work (waiting, or starting)
+ * should cover the queued jobs plus `spare` idle ones, within max_jobs.
+ * Once closed, no spares: only jobs already queued still want threads.
+ * threads is exact whenever the spawner looks (it creates one at a time).
+ */
+static int wants_thread_locked(const struct executor *executor, unsigned spare)
+{
+    if (executor->exiting || executor->threads >= executor->max_jobs)
+        return 0;
+    if (executor->closed)
+        spare = 0;
+    return (size_t)executor->waiting_threads + executor->starting < executor->queued + spare;
+}
+
+/* Worth a signal only when the spawner waits: a busy one looks again
+ * before it waits. */
+static int spawner_should_wake_locked(const struct executor *executor, unsigned spare)
+{
+    return executor->spawner_waiting && wants_thread_locked(executor, spare);
+}
+
+/* Per thread on Linux, and inherited by the threads and scripts it
+ * starts: job-side work, or a burst of process starts, never slows an
+ * ack. */
+static void lower_priority(int job_nice, const char *thread)
+{
+    if (job_nice && setpriority(PRIO_PROCESS, (id_t)gettid(), job_nice) < 0)
+        log_line(LOG_ERROR, "job_thread", "thread=%s error=\"setpriority: %s\"", thread,
+                 strerror(errno));
+}
+
+/* Library threads block every signal: signals belong to the application. */
+static int create_thread(pthread_t *id, void *(*start_routine)(void *), void *arg)
+{
+    sigset_t all, previous;
+    int rc;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    rc = pthread_create(id, NULL, start_routine, arg);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    return rc;
+}
+
+/* A job is queued and a thread waits, with no signal on its way: one is due. */
+static int wake_next_locked(struct executor *executor)
+{
+    if (!executor->queued || !executor->waiting_threads || executor->wake_pending)
+        return 0;
+    executor->wake_pending = 1;
+    return 1;
+}
+
 static void *job_thread_main(void *arg)
 {
-    struct executor *executor = ((struct thread_start *)arg)->executor;
-    struct job_slot *slot = &executor->slots[((struct thread_start *)arg)->index];
+    struct job_slot *slot = arg;
+    struct executor *executor = slot->executor;
 
-    free(arg);
-    /* Per thread on Linux, and inherited by the scripts it spawns: a busy
-     * job, or a burst of process starts, never slows an ack. */
-    if (executor->job_nice &&
-        setpriority(PRIO_PROCESS, (id_t)gettid(), executor->job_nice) < 0)
-        log_line(LOG_ERROR, "job_thread", "error=\"setpriority: %s\"", strerror(errno));
+    pthread_setname_np(pthread_self(), "detach-job");   /* for top -H and perf */
+    lower_priority(executor->job_nice, "job");
     pthread_mutex_lock(&executor->lock);
+    executor->starting--;   /* from now on waiting or running */
     for (;;) {
         detach_job *job;
+        int wake_spawner, wake_next;
 
         while (!executor->queued && !executor->exiting) {
             executor->waiting_threads++;
             pthread_cond_wait(&executor->work, &executor->lock);
             executor->waiting_threads--;
+            executor->wake_pending = 0;   /* woken, or spuriously: we look now */
         }
         if (executor->exiting)
             break;
         job = queue_pop_locked(executor);
         executor->running++;
         slot->job = job;
+        /* More queued: the next waiting thread is woken from here, on the
+         * job side, rather than by the ack. */
+        wake_next = wake_next_locked(executor);
+        /* One idle thread fewer: the spares are topped up from here too. */
+        wake_spawner = spawner_should_wake_locked(executor, SPARE_THREADS);
         pthread_mutex_unlock(&executor->lock);
+        if (wake_next)
+            pthread_cond_signal(&executor->work);
+        if (wake_spawner)
+            pthread_cond_signal(&executor->spawn);
 
         job_run(job);
 
@@ -94,6 +183,62 @@ static void *job_thread_main(void *arg)
         executor->running--;
         job_free(job);
         pthread_cond_broadcast(&executor->idle);
+    }
+    pthread_mutex_unlock(&executor->lock);
+    return NULL;
+}
+
+/*
+ * Starts job thread number `threads`, with the lock dropped around
+ * pthread_create() so no submitter or job thread waits on a creation.
+ * Only one thread at a time calls this (executor_new() before the spawner
+ * exists, then the spawner), so the number cannot change meanwhile.  The
+ * thread is counted in `threads` only once it exists, so executor_free()
+ * joins only real threads; until it reaches its loop it counts in
+ * `starting`, so the spawner does not start a second one for the same
+ * job.  Returns 0 or pthread_create()'s error, logged.
+ */
+static int start_job_thread_locked(struct executor *executor)
+{
+    unsigned index = executor->threads;
+    pthread_t id;
+    int rc;
+
+    executor->starting++;
+    pthread_mutex_unlock(&executor->lock);
+    rc = create_thread(&id, job_thread_main, &executor->slots[index]);
+    if (rc != 0)
+        log_line(LOG_ERROR, "job_thread", "error=\"pthread_create: %s\"", strerror(rc));
+    pthread_mutex_lock(&executor->lock);
+    if (rc != 0) {
+        executor->starting--;
+        return rc;
+    }
+    executor->thread_ids[index] = id;
+    executor->threads++;
+    return 0;
+}
+
+/*
+ * The spawner: creates job threads while some are missing, then waits to
+ * be signalled.  After a failed creation it waits too, rather than retry
+ * at once: the next submit or job start that finds a thread missing
+ * signals it again, and meanwhile queued jobs wait for a running thread.
+ */
+static void *spawner_main(void *arg)
+{
+    struct executor *executor = arg;
+
+    pthread_setname_np(pthread_self(), "detach-spawner");   /* for top -H and perf */
+    /* Its work is job-side, and the threads it creates inherit this. */
+    lower_priority(executor->job_nice, "spawner");
+    pthread_mutex_lock(&executor->lock);
+    while (!executor->exiting) {
+        if (wants_thread_locked(executor, SPARE_THREADS) && start_job_thread_locked(executor) == 0)
+            continue;
+        executor->spawner_waiting = 1;
+        pthread_cond_wait(&executor->spawn, &executor->lock);
+        executor->spawner_waiting = 0;
     }
     pthread_mutex_unlock(&executor->lock);
     return NULL;
@@ -128,12 +273,38 @@ static void size_futex_hash(unsigned max_jobs)
         log_line(LOG_DEBUG, "futex_hash", "slots=%u error=\"%s\"", slots, strerror(errno));
 }
 
+/* One job thread now, so there is always one for a queued job whatever
+ * later creations do; then the spawner, which starts the others. */
+static int start_threads(struct executor *executor)
+{
+    int rc;
+
+    pthread_mutex_lock(&executor->lock);
+    rc = start_job_thread_locked(executor);
+    pthread_mutex_unlock(&executor->lock);
+    if (rc == 0) {
+        rc = create_thread(&executor->spawner, spawner_main, executor);
+        executor->has_spawner = rc == 0;
+    }
+    if (rc != 0) {
+        errno = rc;
+        return error_set("executor: pthread_create: %s", strerror(rc));
+    }
+    return 0;
+}
+
 struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice)
 {
-    struct executor *executor = calloc(1, sizeof(*executor));
+    struct executor *executor;
 
+    if (!max_jobs) {
+        errno = EINVAL;
+        error_set("executor: max_jobs must be at least 1");
+        return NULL;
+    }
+    executor = calloc(1, sizeof(*executor));
     if (!executor)
-        goto fail;
+        goto out_of_memory;
     executor->job_nice = job_nice;
     executor->max_jobs = max_jobs;
     executor->queue_limit = queue_limit;
@@ -142,47 +313,32 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
     executor->slots = calloc(max_jobs, sizeof(*executor->slots));
     executor->thread_ids = calloc(max_jobs, sizeof(*executor->thread_ids));
     if (!executor->queue || !executor->slots || !executor->thread_ids)
-        goto fail;
+        goto out_of_memory;
+    for (unsigned i = 0; i < max_jobs; i++)
+        executor->slots[i].executor = executor;
     size_futex_hash(max_jobs);
     pthread_mutex_init(&executor->lock, NULL);
     pthread_cond_init(&executor->work, NULL);
     pthread_cond_init(&executor->idle, NULL);
+    pthread_cond_init(&executor->spawn, NULL);
+    if (start_threads(executor) < 0) {
+        int saved = errno;
+
+        executor_free(executor);
+        errno = saved;
+        return NULL;
+    }
     return executor;
-fail:
+out_of_memory:
     if (executor) {
         free(executor->queue);
         free(executor->slots);
         free(executor->thread_ids);
         free(executor);
     }
+    errno = ENOMEM;
     error_set("executor: out of memory");
     return NULL;
-}
-
-/* A thread for the job just queued, unless an idle one will take it. */
-static void ensure_thread_locked(struct executor *executor)
-{
-    struct thread_start *start;
-    sigset_t all, previous;
-    int rc;
-
-    if (executor->waiting_threads >= executor->queued || executor->threads >= executor->max_jobs)
-        return;
-    start = malloc(sizeof(*start));
-    if (!start)
-        return;   /* an existing thread will get to it */
-    start->executor = executor;
-    start->index = executor->threads;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    rc = pthread_create(&executor->thread_ids[executor->threads], NULL, job_thread_main, start);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
-    if (rc != 0) {
-        free(start);
-        log_line(LOG_ERROR, "job_thread", "error=\"pthread_create: %s\"", strerror(rc));
-        return;
-    }
-    executor->threads++;
 }
 
 static int is_full_locked(struct executor *executor)
@@ -232,41 +388,44 @@ static int enqueue_locked(struct executor *executor, detach_job *job, int forced
     tail = (executor->queue_head + executor->queued) % executor->queue_capacity;
     executor->queue[tail] = job;
     executor->queued++;
-    ensure_thread_locked(executor);
-    if (executor->threads == 0) {
-        /* Not one job thread could be started: refuse rather than strand. */
-        executor->queued--;
-        errno = EAGAIN;
-        return -1;
-    }
     return 0;
+}
+
+/*
+ * Queues and signals, nothing more: this is the ack's path.  The signals
+ * go after the unlock: a thread woken under the lock would only block on
+ * it.  No wake-up is lost: job threads and the spawner check under the
+ * lock before they wait.
+ */
+static int submit(struct executor *executor, detach_job *job, int forced)
+{
+    int rc, wake_spawner = 0, wake_thread = 0;
+
+    pthread_mutex_lock(&executor->lock);
+    rc = enqueue_locked(executor, job, forced);
+    if (rc == 0) {
+        /* No thread waiting: a running one looks at the queue when its
+         * job ends, a starting one before it waits. */
+        wake_thread = wake_next_locked(executor);
+        /* More jobs queued than threads ready for them: a thread is missing. */
+        wake_spawner = spawner_should_wake_locked(executor, 0);
+    }
+    pthread_mutex_unlock(&executor->lock);
+    if (wake_thread)
+        pthread_cond_signal(&executor->work);
+    if (wake_spawner)
+        pthread_cond_signal(&executor->spawn);
+    return rc;
 }
 
 int executor_submit(struct executor *executor, detach_job *job)
 {
-    int rc;
-
-    pthread_mutex_lock(&executor->lock);
-    rc = enqueue_locked(executor, job, 0);
-    pthread_mutex_unlock(&executor->lock);
-    /* After the unlock: a thread woken under the lock would only block on
-     * it.  No wake-up is lost: a thread checks the queue under the lock
-     * before it waits. */
-    if (rc == 0)
-        pthread_cond_signal(&executor->work);
-    return rc;
+    return submit(executor, job, 0);
 }
 
 int executor_submit_recovered(struct executor *executor, detach_job *job)
 {
-    int rc;
-
-    pthread_mutex_lock(&executor->lock);
-    rc = enqueue_locked(executor, job, 1);
-    pthread_mutex_unlock(&executor->lock);
-    if (rc == 0)
-        pthread_cond_signal(&executor->work);
-    return rc;
+    return submit(executor, job, 1);
 }
 
 static int wait_until_locked(struct executor *executor, const struct timespec *deadline)
@@ -295,7 +454,9 @@ void executor_drain(struct executor *executor, unsigned timeout_seconds, int kee
                  executor->queued);
         while ((job = queue_pop_locked(executor)))
             job_discard(job);
-        for (unsigned i = 0; i < executor->threads; i++)
+        /* Every slot, not only the first `threads`: a thread the spawner
+         * has not recorded yet may already run a job. */
+        for (unsigned i = 0; i < executor->max_jobs; i++)
             if (executor->slots[i].job)
                 job_request_stop(executor->slots[i].job);
         while (executor->running)
@@ -314,11 +475,17 @@ void executor_free(struct executor *executor)
     executor->closed = 1;
     executor->exiting = 1;
     pthread_cond_broadcast(&executor->work);
+    pthread_cond_signal(&executor->spawn);
     pthread_mutex_unlock(&executor->lock);
+    /* The spawner first: once it is gone no creation is under way, and
+     * thread_ids[0..threads) are all the job threads there are. */
+    if (executor->has_spawner)
+        pthread_join(executor->spawner, NULL);
     for (unsigned i = 0; i < executor->threads; i++)
         pthread_join(executor->thread_ids[i], NULL);
     while ((job = queue_pop_locked(executor)))
         job_discard(job);
+    pthread_cond_destroy(&executor->spawn);
     pthread_cond_destroy(&executor->idle);
     pthread_cond_destroy(&executor->work);
     pthread_mutex_destroy(&executor->lock);

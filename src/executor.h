@@ -1,13 +1,17 @@
 /*
  * executor.h - job threads: at most max_jobs jobs run at once, then up to
  * queue more wait, then submission fails (the worker answers 503).
+ * Submitting never creates a thread: the executor's own spawner thread
+ * does, so an ack never waits for a pthread_create().
  */
 #ifndef DETACH_EXECUTOR_H
 #define DETACH_EXECUTOR_H
 
 #include "detach.h"
 
-/* job_nice: the niceness of job threads and the processes they start. */
+/* job_nice: the niceness of job threads, the spawner and the processes
+ * they start.  max_jobs >= 1.  Starts the spawner and one job thread, and
+ * fails (NULL, detach_last_error()) when it cannot. */
 struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice);
 /* 0: the job will run (it belongs to the executor now); -1: full or stopping. */
 int executor_submit(struct executor *executor, detach_job *job);

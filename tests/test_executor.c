@@ -1,0 +1,330 @@
+/*
+ * test_executor.c - the executor with real jobs on real job threads: every
+ * submitted job runs, the admission limit is exact (EAGAIN past max_jobs
+ * plus queue), executor_free() discards queued jobs without leaks (the
+ * sanitizer build checks that), and the thread count stays within max_jobs
+ * job threads plus the spawner, even though submitters never create one.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "executor.h"
+#include "job.h"
+#include "log.h"
+#include "route.h"
+#include "server_core.h"
+#include "watcher.h"
+
+/* What the handlers share with the test. */
+struct observed {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int block;                 /* handlers wait until released */
+    unsigned running, max_running, ran;
+    int max_threads;           /* the most threads a handler saw */
+};
+
+struct fixture {
+    struct server_core core;
+    struct observed observed;
+    struct route route;
+    int baseline_threads;      /* before the executor: main, watcher, ... */
+};
+
+/* Threads of this process, as the kernel counts them. */
+static int process_threads(void)
+{
+    char line[256];
+    int count = -1;
+    FILE *status = fopen("/proc/self/status", "r");
+
+    assert_non_null(status);
+    while (fgets(line, sizeof(line), status))
+        if (sscanf(line, "Threads: %d", &count) == 1)
+            break;
+    fclose(status);
+    assert_true(count > 0);
+    return count;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec pause = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&pause, NULL);
+}
+
+/* A joined thread may stay in the kernel's count a moment longer. */
+static void wait_for_threads(int expected)
+{
+    for (int waited = 0; process_threads() != expected; waited += 2) {
+        assert_true(waited < 5000);
+        sleep_ms(2);
+    }
+}
+
+static int initial_threads;   /* before any test: main, a log writer */
+
+static void handler(detach_job *job, void *arg)
+{
+    struct observed *observed = arg;
+    int threads = process_threads();
+
+    (void)job;
+    pthread_mutex_lock(&observed->lock);
+    observed->running++;
+    if (observed->running > observed->max_running)
+        observed->max_running = observed->running;
+    if (threads > observed->max_threads)
+        observed->max_threads = threads;
+    pthread_cond_broadcast(&observed->changed);
+    while (observed->block)
+        pthread_cond_wait(&observed->changed, &observed->lock);
+    observed->running--;
+    observed->ran++;
+    pthread_cond_broadcast(&observed->changed);
+    pthread_mutex_unlock(&observed->lock);
+}
+
+static int setup(void **state)
+{
+    struct fixture *fixture = calloc(1, sizeof(*fixture));
+
+    assert_non_null(fixture);
+    registry_init(&fixture->core.registry);
+    fixture->core.watcher = watcher_new();
+    assert_non_null(fixture->core.watcher);
+    assert_int_equal(watcher_start(fixture->core.watcher), 0);
+    pthread_mutex_init(&fixture->observed.lock, NULL);
+    pthread_cond_init(&fixture->observed.changed, NULL);
+    fixture->route = (struct route){ .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
+                                     .handler = handler, .arg = &fixture->observed };
+    fixture->baseline_threads = process_threads();
+    *state = fixture;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fixture = *state;
+
+    watcher_free(fixture->core.watcher);
+    registry_destroy(&fixture->core.registry);
+    wait_for_threads(initial_threads);   /* a clean baseline for the next */
+    pthread_cond_destroy(&fixture->observed.changed);
+    pthread_mutex_destroy(&fixture->observed.lock);
+    free(fixture);
+    return 0;
+}
+
+static detach_job *new_job(struct fixture *fixture)
+{
+    char **params = calloc(1, sizeof(char *));   /* no params: just the NULL */
+    detach_job *job;
+
+    assert_non_null(params);
+    job = job_new(&fixture->core, &fixture->route, params, NULL, 0, NULL);
+    assert_non_null(job);
+    return job;
+}
+
+/* Waits (up to 10 s) until *counter reaches at least target. */
+static void wait_for(struct observed *observed, const unsigned *counter, unsigned target)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&observed->lock);
+    while (*counter < target)
+        assert_int_not_equal(pthread_cond_timedwait(&observed->changed, &observed->lock, &deadline),
+                             ETIMEDOUT);
+    pthread_mutex_unlock(&observed->lock);
+}
+
+static void release(struct observed *observed)
+{
+    pthread_mutex_lock(&observed->lock);
+    observed->block = 0;
+    pthread_cond_broadcast(&observed->changed);
+    pthread_mutex_unlock(&observed->lock);
+}
+
+/* Job threads beyond the baseline, less the spawner. */
+static int job_threads(struct fixture *fixture)
+{
+    return process_threads() - fixture->baseline_threads - 1;
+}
+
+/* executor_new() starts the spawner and a job thread before it returns,
+ * and an idle executor keeps only a couple of threads, not max_jobs. */
+static void new_starts_threads_and_idles_small(void **state)
+{
+    struct fixture *fixture = *state;
+    struct executor *executor = executor_new(64, 16, 0);
+
+    assert_non_null(executor);
+    assert_true(job_threads(fixture) >= 1);
+    sleep_ms(200);
+    assert_true(job_threads(fixture) >= 1);
+    assert_true(job_threads(fixture) <= 3);   /* the first one, and two spares */
+    executor_free(executor);
+    wait_for_threads(fixture->baseline_threads);
+}
+
+/* (1) and (4): N jobs, M threads at most, every job runs. */
+static void runs_every_job_within_max_jobs(void **state)
+{
+    enum { N = 300, M = 8 };
+    struct fixture *fixture = *state;
+    struct executor *executor = executor_new(M, N, 0);
+
+    assert_non_null(executor);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    wait_for(&fixture->observed, &fixture->observed.ran, N);
+    assert_int_equal(fixture->observed.ran, N);
+    assert_true(fixture->observed.max_running <= M);
+    assert_true(fixture->observed.max_threads - fixture->baseline_threads - 1 <= M);
+    assert_true(job_threads(fixture) <= M);
+    executor_free(executor);
+    wait_for_threads(fixture->baseline_threads);
+}
+
+/* (2) and (4): 4 running plus 2 queued are taken, the 7th is refused; the
+ * spawner starts exactly max_jobs threads for them, no more. */
+static void admission_limit_is_exact(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(4, 2, 0);
+    detach_job *refused;
+
+    assert_non_null(executor);
+    observed->block = 1;
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    refused = new_job(fixture);
+    errno = 0;
+    assert_int_equal(executor_submit(executor, refused), -1);
+    assert_int_equal(errno, EAGAIN);
+    assert_false(executor_has_room(executor));
+    /* Only one job thread existed at first: four running means the
+     * spawner started the others. */
+    wait_for(observed, &observed->running, 4);
+    sleep_ms(100);   /* time for a wrong extra thread to show */
+    assert_int_equal(job_threads(fixture), 4);
+    pthread_mutex_lock(&observed->lock);
+    assert_int_equal(observed->running, 4);
+    assert_int_equal(observed->ran, 0);
+    pthread_mutex_unlock(&observed->lock);
+    /* Still full while the two wait. */
+    assert_int_equal(executor_submit(executor, refused), -1);
+    assert_int_equal(errno, EAGAIN);
+
+    release(observed);
+    wait_for(observed, &observed->ran, 6);
+    /* Room again once they ended. */
+    assert_int_equal(executor_submit(executor, refused), 0);
+    wait_for(observed, &observed->ran, 7);
+    assert_true(observed->max_running <= 4);
+    assert_true(observed->max_threads - fixture->baseline_threads - 1 <= 4);
+    executor_free(executor);
+}
+
+static void *release_later(void *arg)
+{
+    sleep_ms(300);
+    release(arg);
+    return NULL;
+}
+
+/* (3): executor_free() with jobs queued behind a running one: the running
+ * one ends, the queued ones are discarded (freed: ASan checks for leaks). */
+static void free_discards_queued_jobs(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(1, 8, 0);
+    pthread_t releaser;
+
+    assert_non_null(executor);
+    observed->block = 1;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    wait_for(observed, &observed->running, 1);
+    assert_int_equal(job_threads(fixture), 1);   /* max_jobs 1: no spares */
+    /* The running job ends only once executor_free() has said "exit", so
+     * its thread takes no queued job. */
+    assert_int_equal(pthread_create(&releaser, NULL, release_later, observed), 0);
+    executor_free(executor);
+    pthread_join(releaser, NULL);
+    assert_int_equal(observed->ran, 1);
+    wait_for_threads(fixture->baseline_threads);
+}
+
+/* Recovered jobs go past the limits, and the spawner starts threads for
+ * them up to max_jobs. */
+static void recovered_jobs_pass_the_limit(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(2, 0, 0);
+
+    assert_non_null(executor);
+    observed->block = 1;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(executor_submit_recovered(executor, new_job(fixture)), 0);
+    wait_for(observed, &observed->running, 2);
+    assert_int_equal(job_threads(fixture), 2);
+    release(observed);
+    wait_for(observed, &observed->ran, 5);
+    executor_free(executor);
+}
+
+/* A drain without a spool lets queued jobs run; afterwards submits fail. */
+static void drain_runs_queued_jobs_then_refuses(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(2, 10, 0);
+    detach_job *late;
+
+    assert_non_null(executor);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    executor_drain(executor, 10, 0);
+    assert_int_equal(observed->ran, 10);
+    late = new_job(fixture);
+    assert_int_equal(executor_submit(executor, late), -1);
+    assert_int_equal(errno, EAGAIN);
+    job_free(late);
+    executor_free(executor);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(new_starts_threads_and_idles_small, setup, teardown),
+        cmocka_unit_test_setup_teardown(runs_every_job_within_max_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(admission_limit_is_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(free_discards_queued_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(recovered_jobs_pass_the_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(drain_runs_queued_jobs_then_refuses, setup, teardown),
+    };
+
+    log_set_level(LOG_ERROR);   /* no "started"/"ended" line per job */
+    /* A first line now, so a log writer thread (if log.c starts one on
+     * first use) is part of every baseline, not counted as a job thread. */
+    log_line(LOG_ERROR, "test_executor", "note=\"dropped lines below are expected\"");
+    initial_threads = process_threads();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
