@@ -132,6 +132,8 @@ int main(int argc, char **argv)
         default_nap_ms = 100;
     if (argc > 6 && strcmp(argv[6], "-") != 0)
         options.spool = argv[6];
+    if (getenv("BENCH_JOB_NICE"))
+        options.job_nice = atoi(getenv("BENCH_JOB_NICE"));
     options.socket_mode = 0666;
     options.status_path = "/detach-status";
     snprintf(listen, sizeof(listen), "unix:%s", argv[1]);

@@ -18,10 +18,15 @@
 
 #include "connection.h"
 #include "fcgi_connection.h"
+#include "fcgi_record.h"
 #include "job.h"
 #include "log.h"
+#include "request.h"
 #include "server_core.h"
 #include "worker.h"
+
+/* At most this much of one request is read per readiness event. */
+#define MAX_READ_PER_EVENT (256u * 1024)
 
 #define container_of(pointer, type, member) \
     ((type *)((char *)(pointer) - offsetof(type, member)))
@@ -44,41 +49,112 @@ static void free_locked(struct connection *connection)
     watcher_unwatch_locked(connection->core->watcher, &connection->watch);
     watcher_disarm_locked(connection->core->watcher, &connection->deadline);
     idle_list_remove_locked(connection);
+    request_reader_free(&connection->reader);
     fcgi_connection_free(connection->fcgi);
     close(connection->watch.fd);
     free(connection);
 }
 
-/* Watcher thread: the idle connection has bytes (or an EOF) to read. */
-static void idle_ready(struct watch *watch, uint32_t events)
+static int wait_for_more_locked(struct connection *connection);
+
+/*
+ * Reads what has arrived, without blocking, and parses it.  A whole
+ * request is answered here when it can be (request_serve_at_once: a
+ * trigger's 200 costs no thread hand-over); anything else goes to a
+ * worker.  A request still incomplete waits in epoll for the rest, under
+ * its read deadline, so a slow peer holds no thread at all.
+ */
+static void read_request(struct connection *connection)
+{
+    struct server_core *core = connection->core;
+    struct request_reader *reader = &connection->reader;
+    size_t read_now = 0;
+
+    for (;;) {
+        enum request_verdict verdict = request_reader_parse(reader);
+        ssize_t n;
+
+        if (verdict == REQUEST_INVALID) {
+            log_line(LOG_INFO, "bad_request", "reason=\"%s\"", reader->why);
+            connection_close(connection);
+            return;
+        }
+        if (verdict != REQUEST_NEED_MORE)
+            break;
+        /* A long body arriving fast must not keep the other connections
+         * waiting: back to epoll after this much, level-triggered. */
+        if (read_now >= MAX_READ_PER_EVENT)
+            goto wait;
+        if (request_reader_room(reader, 4096) < 0) {
+            log_line(LOG_ERROR, "request", "fd=%d error=\"out of memory\"", connection->watch.fd);
+            connection_close(connection);
+            return;
+        }
+        n = recv(connection->watch.fd, reader->data + reader->length,
+                 reader->capacity - reader->length, MSG_DONTWAIT);
+        if (n > 0) {
+            reader->length += (size_t)n;
+            read_now += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            goto wait;
+        } else {
+            connection_close(connection);   /* closed between requests, or reset */
+            return;
+        }
+    }
+    if (request_serve_at_once(core, connection))
+        return;
+    watcher_disarm(core->watcher, &connection->deadline);
+    worker_pool_push(core->workers, connection);
+    return;
+wait:
+    watcher_lock(core->watcher);
+    if (wait_for_more_locked(connection) < 0)
+        free_locked(connection);
+    watcher_unlock(core->watcher);
+}
+
+/* Watcher thread: bytes (or an EOF) for an idle or half-read connection. */
+static void readable(struct watch *watch, uint32_t events)
 {
     struct connection *connection = container_of(watch, struct connection, watch);
     struct server_core *core = connection->core;
 
-    if (!(events & EPOLLIN) || atomic_load(&core->stopping)) {
-        free_locked(connection);   /* hung up with nothing to say */
-        return;
+    if (connection->state == CONNECTION_IDLE) {
+        if (!(events & EPOLLIN) || atomic_load(&core->stopping)) {
+            free_locked(connection);   /* hung up with nothing to say */
+            return;
+        }
+        connection->state = CONNECTION_READING;
+        /* The whole request must arrive within the read deadline, however
+         * it trickles. */
+        watcher_arm_locked(core->watcher, &connection->deadline, core->options.read_timeout_ms);
     }
     idle_list_remove_locked(connection);
-    connection->state = CONNECTION_READING;
-    /* The whole request must arrive within the read deadline, however it
-     * trickles: a slow peer cannot hold a worker for longer. */
-    watcher_arm_locked(core->watcher, &connection->deadline, core->options.read_timeout_ms);
-    worker_pool_push(core->workers, connection);
+    /*
+     * Read and answered with the lock released, so job threads and workers
+     * are not held up meanwhile.  The connection is ours alone: its watch
+     * is one-shot and has fired, it is on no list, and its deadline can
+     * fire only on this thread.
+     */
+    watcher_unlock(core->watcher);
+    read_request(connection);
+    watcher_lock(core->watcher);
 }
 
 static void deadline_expired(struct timer *timer)
 {
     struct connection *connection = container_of(timer, struct connection, deadline);
 
-    if (connection->state == CONNECTION_IDLE || connection->state == CONNECTION_LINGERING) {
+    /* Only a connection the watcher holds has a deadline: idle, waiting
+     * for the rest of a request, or lingering. */
+    if (connection->state == CONNECTION_READING)
+        log_line(LOG_INFO, "request_read_timeout", "fd=%d", connection->watch.fd);
+    else
         log_line(LOG_DEBUG, "connection_closed_by_deadline", "fd=%d", connection->watch.fd);
-        free_locked(connection);
-        return;
-    }
-    /* READING: the worker is blocked in read(); this makes it return. */
-    log_line(LOG_INFO, "request_read_timeout", "fd=%d", connection->watch.fd);
-    shutdown(connection->watch.fd, SHUT_RDWR);
+    free_locked(connection);
 }
 
 /* The watcher owns it now (idle or lingering): a stop must find it. */
@@ -93,12 +169,28 @@ static void idle_list_add_locked(struct connection *connection)
     core->idle_connections = connection;
 }
 
+/* Part of a request came: the rest is awaited under the read deadline. */
+static int wait_for_more_locked(struct connection *connection)
+{
+    /* A stop closes every connection the watcher holds; none may come back. */
+    if (atomic_load(&connection->core->stopping))
+        return -1;
+    if (watcher_watch_locked(connection->core->watcher, &connection->watch,
+                             EPOLLIN | EPOLLRDHUP | EPOLLONESHOT) < 0)
+        return -1;
+    idle_list_add_locked(connection);
+    return 0;
+}
+
 static int wait_for_request_locked(struct connection *connection)
 {
     struct server_core *core = connection->core;
 
+    if (atomic_load(&core->stopping))
+        return -1;
     connection->state = CONNECTION_IDLE;
-    connection->watch.ready = idle_ready;
+    connection->watch.ready = readable;
+    request_reader_reset(&connection->reader);
     if (watcher_watch_locked(core->watcher, &connection->watch,
                              EPOLLIN | EPOLLRDHUP | EPOLLONESHOT) < 0)
         return -1;
@@ -129,7 +221,8 @@ void connection_accepted_locked(struct server_core *core, int fd)
     connection->fcgi = fcgi_connection_new(library_fd);
     if (!connection->fcgi)
         goto fail;
-    watch_init(&connection->watch, fd, idle_ready);
+    request_reader_init(&connection->reader, core->options.max_body);
+    watch_init(&connection->watch, fd, readable);
     timer_init(&connection->deadline, deadline_expired);
     if (wait_for_request_locked(connection) < 0) {
         log_line(LOG_ERROR, "accept", "error=\"%s\"", strerror(errno));
@@ -141,11 +234,6 @@ fail:
         close(library_fd);
     free(connection);
     close(fd);
-}
-
-void connection_reading_done(struct connection *connection)
-{
-    watcher_disarm(connection->core->watcher, &connection->deadline);
 }
 
 void connection_close(struct connection *connection)
@@ -210,6 +298,33 @@ void connection_release(struct connection *connection)
     } else if (!connection->unread_input || linger_locked(connection) < 0) {
         free_locked(connection);
     }
+    watcher_unlock(core->watcher);
+}
+
+void connection_answer_now(struct connection *connection, const char *text, size_t length)
+{
+    struct server_core *core = connection->core;
+    uint8_t wire[1024];
+    size_t needed = fcgi_short_response_encode(wire, sizeof(wire), connection->reader.request_id,
+                                               text, (uint16_t)(length > 65535 ? 0 : length));
+    ssize_t sent = -1;
+    int kept;
+
+    if (needed <= sizeof(wire) && length <= 65535)
+        do
+            sent = send(connection->watch.fd, wire, needed, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (sent < 0 && errno == EINTR);
+    /* The web server reads each answer before it sends the next request,
+     * so the socket buffer is empty here and one send() takes it all.  A
+     * peer that lets it fill up is not a web server we can keep. */
+    if (sent != (ssize_t)needed)
+        log_line(LOG_INFO, "answer_not_sent", "fd=%d error=\"%s\"", connection->watch.fd,
+                 sent < 0 ? strerror(errno) : "short write");
+    kept = sent == (ssize_t)needed && connection->reader.keep_connection &&
+           !atomic_load(&core->stopping);
+    watcher_lock(core->watcher);
+    if (!kept || wait_for_request_locked(connection) < 0)
+        free_locked(connection);
     watcher_unlock(core->watcher);
 }
 
@@ -284,15 +399,30 @@ void connection_forbid_keepalive(struct connection *connection)
     fcgi_connection_forbid_keepalive(connection->fcgi);
 }
 
-void connection_respond(struct connection *connection, const char *status, const char *extra)
+/* "Status: 404 Not Found" and a one-line text body; -1 if it does not fit. */
+static int format_short_answer(char *out, size_t size, const char *status, const char *extra)
 {
-    char head[512];
     const char *text = status + 4;   /* "404 Not Found" -> "Not Found" */
-    int n = snprintf(head, sizeof(head),
+    int n = snprintf(out, size,
                      "Status: %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s\n",
                      status, strlen(text) + 1, extra ? extra : "", text);
 
-    if (n < 0 || (size_t)n >= sizeof(head) ||
-        fcgi_connection_write(connection->fcgi, head, (size_t)n) < 0)
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+void connection_respond(struct connection *connection, const char *status, const char *extra)
+{
+    char head[512];
+    int n = format_short_answer(head, sizeof(head), status, extra);
+
+    if (n < 0 || fcgi_connection_write(connection->fcgi, head, (size_t)n) < 0)
         fcgi_connection_forbid_keepalive(connection->fcgi);
+}
+
+void connection_refuse_now(struct connection *connection, const char *status, const char *extra)
+{
+    char head[512];
+    int n = format_short_answer(head, sizeof(head), status, extra);
+
+    connection_answer_now(connection, head, n < 0 ? 0 : (size_t)n);
 }

@@ -2,14 +2,16 @@
  * connection.h - a FastCGI connection's life between its owners.
  *
  * At any moment exactly one party owns a connection: the watcher while it
- * waits for a request (idle), a worker while it reads and answers one, or
- * an attached job while the job's output is the response.  Each hand-over
- * is one call here.
+ * waits for a request (idle), reads it, and answers it when that takes no
+ * waiting (a trigger's 200); a worker when the answer needs libfcgi or may
+ * block (a spool write, the status page, a refusal); or an attached job
+ * while the job's output is the response.  Each hand-over is one call here.
  */
 #ifndef DETACH_CONNECTION_H
 #define DETACH_CONNECTION_H
 
 #include "detach.h"
+#include "request_reader.h"
 #include "timer_heap.h"
 #include "watcher.h"
 
@@ -26,6 +28,7 @@ struct connection {
     struct watch watch;
     struct timer deadline;       /* idle timeout, or the request read deadline */
     enum connection_state state;
+    struct request_reader reader;    /* the request read; the owner's */
     int unread_input;            /* the peer sent more than we read */
     detach_job *job;             /* the attached job it answers; watcher lock */
     struct connection *next_idle, *previous_idle;
@@ -42,8 +45,14 @@ void connection_accepted_locked(struct server_core *core, int fd);
 void connection_release(struct connection *connection);
 void connection_close(struct connection *connection);
 
-/* The worker's read of one request is bounded by the read deadline. */
-void connection_reading_done(struct connection *connection);
+/*
+ * Watcher thread, for the request just read: text (a CGI-style head and
+ * body, at most 65535 bytes) goes out as the whole response in one send(),
+ * and the connection waits for the next request or closes.
+ */
+void connection_answer_now(struct connection *connection, const char *text, size_t length);
+/* The same with a short text/plain refusal, as connection_respond(). */
+void connection_refuse_now(struct connection *connection, const char *status, const char *extra);
 
 /*
  * Attached jobs: watch the connection for the peer leaving while the job

@@ -125,16 +125,6 @@ int fcgi_connection_accept(struct fcgi_connection *connection, const void *head,
     return 0;
 }
 
-char **fcgi_connection_params(struct fcgi_connection *connection)
-{
-    return connection->request.envp;
-}
-
-const char *fcgi_connection_param(struct fcgi_connection *connection, const char *name)
-{
-    return connection->accepted ? FCGX_GetParam(name, connection->request.envp) : NULL;
-}
-
 static int stream_error(FCGX_Stream *stream)
 {
     int error = FCGX_GetError(stream);

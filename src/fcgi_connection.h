@@ -3,10 +3,11 @@
  * libfcgi.  This module and its .c are the only code that includes
  * fcgiapp.h: libfcgi's global state and quirks stay behind this line.
  *
- * libfcgi never reads the socket.  A worker reads each request itself and
- * checks every record (request_reader.c); libfcgi then parses the checked
- * head (BEGIN_REQUEST and the params) from memory, and writes the response
- * to the socket.  The descriptor is accepted by us (listener.c), so a
+ * libfcgi never reads the socket.  The watcher reads each request and
+ * checks every record (request_reader.c), and a trigger's 200 is built
+ * without libfcgi (fcgi_record.c).  For the other answers, libfcgi parses
+ * the checked head (BEGIN_REQUEST and the params) from memory, and writes
+ * the response to the socket.  The descriptor is accepted by us (listener.c), so a
  * kept-alive connection waits in the watcher's epoll set, not in a thread.
  */
 #ifndef DETACH_FCGI_CONNECTION_H
@@ -29,9 +30,6 @@ void fcgi_connection_free(struct fcgi_connection *connection);
  * already checked -- with libfcgi.  0 on success; -1 on failure.
  */
 int fcgi_connection_accept(struct fcgi_connection *connection, const void *head, size_t length);
-/* "NAME=value" strings, NULL-terminated, valid until finish. */
-char **fcgi_connection_params(struct fcgi_connection *connection);
-const char *fcgi_connection_param(struct fcgi_connection *connection, const char *name);
 
 /* Writes to FCGI_STDOUT; -1 with errno (EPIPE...) when the peer is gone. */
 int fcgi_connection_write(struct fcgi_connection *connection, const void *data, size_t length);

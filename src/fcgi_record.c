@@ -176,6 +176,28 @@ void fcgi_end_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_E
     memset(body + 5, 0, 3);
 }
 
+size_t fcgi_short_response_encode(uint8_t *out, size_t capacity, uint16_t request_id,
+                                  const void *content, uint16_t length)
+{
+    uint8_t padding = fcgi_padding_for(length);
+    size_t needed = FCGI_RECORD_HEADER_SIZE + length + padding + FCGI_RECORD_HEADER_SIZE +
+                    FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_END_BODY_SIZE;
+    uint8_t *cursor = out;
+
+    if (needed > capacity)
+        return needed;
+    fcgi_header_encode(cursor, FCGI_TYPE_STDOUT, request_id, length, padding);
+    cursor += FCGI_RECORD_HEADER_SIZE;
+    if (length)
+        memcpy(cursor, content, length);
+    memset(cursor + length, 0, padding);
+    cursor += length + padding;
+    fcgi_header_encode(cursor, FCGI_TYPE_STDOUT, request_id, 0, 0);
+    cursor += FCGI_RECORD_HEADER_SIZE;
+    fcgi_end_request_encode(cursor, request_id, 0, FCGI_PROTOCOL_STATUS_REQUEST_COMPLETE);
+    return needed;
+}
+
 int fcgi_end_request_decode(const uint8_t *body, size_t len, uint32_t *app_status,
                             uint8_t *protocol_status)
 {

@@ -95,6 +95,16 @@ int fcgi_begin_request_decode(const uint8_t *body, size_t len, uint16_t *role, u
 /* A whole END_REQUEST record: header and body. */
 void fcgi_end_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_END_BODY_SIZE],
                              uint16_t request_id, uint32_t app_status, uint8_t protocol_status);
+/*
+ * A whole short response: content (the CGI-style head and any body) as
+ * one STDOUT record, the empty STDOUT that ends the stream, and
+ * END_REQUEST (complete, app status 0) -- what a trigger's acknowledgement
+ * is on the wire, built without libfcgi so it costs one send().  Returns
+ * the bytes it needs; writes them only when they fit in capacity.
+ */
+size_t fcgi_short_response_encode(uint8_t *out, size_t capacity, uint16_t request_id,
+                                  const void *content, uint16_t length);
+
 /* 0, or -1 when the body is shorter than 8 bytes. */
 int fcgi_end_request_decode(const uint8_t *body, size_t len, uint32_t *app_status,
                             uint8_t *protocol_status);

@@ -1,10 +1,13 @@
 /*
- * request.c - one request, from its first byte to its answer.
+ * request.c - what a whole request asks for, and its answer.
  *
- * Read the request, every record checked (bounded in size and in time),
- * find the route, admit the job, answer.  For a trigger the answer is the empty 200 and
- * the connection is free again at once; for an attached job the
- * connection goes to the job.  Nothing here waits for a job.
+ * The watcher has read the request, every record checked.  Find the
+ * route, admit the job, answer.  A trigger with no spool is answered on
+ * the watcher thread at once (request_serve_at_once): its 200 is three
+ * records in one send().  What needs libfcgi or may block -- a spool
+ * write, the status page, a refusal, an attached job that answers on the
+ * connection -- is a worker's (request_serve).  Nothing here waits for a
+ * job.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -19,28 +22,28 @@
 #include "fcgi_connection.h"
 #include "job.h"
 #include "log.h"
+#include "request.h"
 #include "request_reader.h"
 #include "route.h"
 #include "server_core.h"
 #include "spool.h"
 #include "status_page.h"
-#include "worker.h"
 
 #define MAX_PATH_LENGTH 4096
 
 /* The path routes match: nginx's normalized DOCUMENT_URI when there is one,
  * else SCRIPT_NAME + PATH_INFO (Apache), else REQUEST_URI without query. */
-static int request_path(struct fcgi_connection *fcgi, char *path, size_t size)
+static int request_path(char *const *params, char *path, size_t size)
 {
-    const char *document_uri = fcgi_connection_param(fcgi, "DOCUMENT_URI");
-    const char *script_name = fcgi_connection_param(fcgi, "SCRIPT_NAME");
-    const char *request_uri = fcgi_connection_param(fcgi, "REQUEST_URI");
+    const char *document_uri = request_param(params, "DOCUMENT_URI");
+    const char *script_name = request_param(params, "SCRIPT_NAME");
+    const char *request_uri = request_param(params, "REQUEST_URI");
     int n;
 
     if (document_uri && *document_uri) {
         n = snprintf(path, size, "%s", document_uri);
     } else if (script_name && *script_name) {
-        const char *path_info = fcgi_connection_param(fcgi, "PATH_INFO");
+        const char *path_info = request_param(params, "PATH_INFO");
         n = snprintf(path, size, "%s%s", script_name, path_info ? path_info : "");
     } else if (request_uri && *request_uri) {
         n = snprintf(path, size, "%.*s", (int)strcspn(request_uri, "?"), request_uri);
@@ -50,40 +53,18 @@ static int request_path(struct fcgi_connection *fcgi, char *path, size_t size)
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-/* One allocation holding the pointer array and the strings, so the job
- * frees its params with one free().  HTTP_PROXY is dropped here (httpoxy):
- * a client's "Proxy:" header must never steer a job's outgoing requests. */
-static char **copy_params(char **envp)
+/* The empty 200 that acknowledges a trigger, naming its job. */
+static int format_acknowledgement(char *out, size_t size, const char *job_id)
 {
-    size_t count = 0, bytes = 0, kept = 0;
-    char **copy, *text;
-
-    for (char **p = envp; *p; p++) {
-        count++;
-        bytes += strlen(*p) + 1;
-    }
-    copy = malloc((count + 1) * sizeof(char *) + bytes);
-    if (!copy)
-        return NULL;
-    text = (char *)(copy + count + 1);
-    for (char **p = envp; *p; p++) {
-        size_t length = strlen(*p) + 1;
-        if (strncmp(*p, "HTTP_PROXY=", 11) == 0)
-            continue;
-        memcpy(text, *p, length);
-        copy[kept++] = text;
-        text += length;
-    }
-    copy[kept] = NULL;
-    return copy;
+    return snprintf(out, size,
+                    "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
+                    "X-Detach-Job: %s\r\n\r\n", job_id);
 }
 
 static void acknowledge(struct connection *connection, const char *job_id)
 {
     char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
-                     "X-Detach-Job: %s\r\n\r\n", job_id);
+    int n = format_acknowledgement(head, sizeof(head), job_id);
 
     if (fcgi_connection_write(connection->fcgi, head, (size_t)n) < 0)
         fcgi_connection_forbid_keepalive(connection->fcgi);
@@ -95,38 +76,6 @@ static void log_rejected(const char *path, const char *reason)
 
     log_line(LOG_INFO, "rejected", "path=%s reason=%s",
              log_quote(quoted, sizeof(quoted), path), reason);
-}
-
-/*
- * Reads one request off the socket, every record checked as it arrives.
- * Blocking reads, bounded by the read deadline (the watcher shuts the
- * socket down when it passes).  -1: drop the connection.
- */
-static int read_request(struct connection *connection, struct request_reader *reader,
-                        enum request_verdict *verdict)
-{
-    int fd = connection_fd(connection);
-
-    for (;;) {
-        ssize_t n;
-
-        *verdict = request_reader_parse(reader);
-        if (*verdict != REQUEST_NEED_MORE)
-            break;
-        if (request_reader_room(reader, 4096) < 0)
-            return -1;
-        n = read(fd, reader->data + reader->length, reader->capacity - reader->length);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;   /* closed between requests, reset, or the deadline passed */
-        reader->length += (size_t)n;
-    }
-    if (*verdict == REQUEST_INVALID) {
-        log_line(LOG_INFO, "bad_request", "reason=\"%s\"", reader->why);
-        return -1;
-    }
-    return 0;
 }
 
 /* "<status_path>" or "<status_path>/jobs/<id>": *subpath is the rest. */
@@ -147,10 +96,10 @@ static int is_status_request(const char *status_path, const char *path, const ch
 }
 
 static void serve_status(struct server_core *core, struct connection *connection,
-                         const char *subpath)
+                         char *const *params, const char *subpath)
 {
-    const char *remote = fcgi_connection_param(connection->fcgi, "REMOTE_ADDR");
-    const char *query = fcgi_connection_param(connection->fcgi, "QUERY_STRING");
+    const char *remote = request_param(params, "REMOTE_ADDR");
+    const char *query = request_param(params, "QUERY_STRING");
     struct status_response response = { NULL, 0 };
 
     if (!access_allowed(core->options.status_allow, remote)) {
@@ -238,37 +187,87 @@ static void admit_trigger(struct server_core *core, struct connection *connectio
     acknowledge(connection, job_id);
 }
 
+/*
+ * Watcher thread.  Only the common case is served here: a whole trigger
+ * request, nothing sent after it, no spool to write (an fsync would stall
+ * every connection), a server not stopping.  Admission never blocks: the
+ * executor only queues, and its spawner starts threads.
+ */
+int request_serve_at_once(struct server_core *core, struct connection *connection)
+{
+    struct request_reader *reader = &connection->reader;
+    char path[MAX_PATH_LENGTH], head[256], job_id[64];
+    const struct route *route;
+    const char *subpath;
+    char **params, *body;
+    size_t body_length;
+    detach_job *job;
+
+    if (core->spool || reader->request_length == 0 || reader->trailing_length > 0 ||
+        atomic_load(&core->stopping))
+        return 0;
+    params = request_reader_params(reader);
+    if (!params)
+        return 0;
+    if (request_path(params, path, sizeof(path)) < 0 ||
+        is_status_request(core->options.status_path, path, &subpath) ||
+        !(route = route_table_match(atomic_load(&core->routes), path)) ||
+        route->mode != DETACH_TRIGGER) {
+        free(params);
+        return 0;
+    }
+    body = request_reader_take_body(reader, &body_length);
+    job = job_new(core, route, params, body, body_length, NULL);
+    if (!job) {
+        connection_refuse_now(connection, "500 Internal Server Error", NULL);
+        return 1;
+    }
+    /* Once submitted the job may run and end before we answer: keep its id. */
+    snprintf(job_id, sizeof(job_id), "%s", detach_job_id(job));
+    job_list(job);
+    if (executor_submit(core->executor, job) < 0) {
+        job_unlist(job, 1);
+        job_free(job);
+        log_rejected(route->path, "queue_full");
+        connection_refuse_now(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
+        return 1;
+    }
+    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, route->path);
+    connection_answer_now(connection, head, (size_t)format_acknowledgement(head, sizeof(head), job_id));
+    return 1;
+}
+
 void request_serve(struct server_core *core, struct connection *connection)
 {
+    struct request_reader *reader = &connection->reader;
+    enum request_verdict verdict = request_reader_parse(reader);   /* final: read whole */
     char path[MAX_PATH_LENGTH];
-    struct request_reader reader;
-    enum request_verdict verdict;
     const struct route *route;
     const char *subpath;
     char **params = NULL, *body = NULL;
     size_t body_length = 0;
     detach_job *job;
-    int read_failed, peer_spoke;
+    int peer_spoke;
 
-    request_reader_init(&reader, core->options.max_body);
-    read_failed = read_request(connection, &reader, &verdict) < 0;
-    connection_reading_done(connection);
-    if (read_failed || fcgi_connection_accept(connection->fcgi, reader.data, reader.head_length) < 0) {
-        /* EOF between requests, garbage, a timeout: this connection only. */
-        request_reader_free(&reader);
+    if (fcgi_connection_accept(connection->fcgi, reader->data, reader->head_length) < 0) {
+        log_line(LOG_ERROR, "request", "error=\"%s\"", detach_last_error());
         connection_close(connection);
         return;
     }
     /* Bytes past the request: a client that does not wait for our answer
      * (pipelining, an abort sent at once).  No keep-alive for it, and an
      * attached job takes it as the peer leaving. */
-    peer_spoke = verdict == REQUEST_COMPLETE && reader.trailing_length > 0;
+    peer_spoke = verdict == REQUEST_COMPLETE && reader->trailing_length > 0;
     if (peer_spoke || verdict == REQUEST_TOO_LARGE)
         connection_expect_unread(connection);
-    body = request_reader_take_body(&reader, &body_length);
-    request_reader_free(&reader);
+    params = request_reader_params(reader);
+    body = request_reader_take_body(reader, &body_length);
 
-    if (request_path(connection->fcgi, path, sizeof(path)) < 0) {
+    if (!params) {
+        connection_respond(connection, "500 Internal Server Error", NULL);
+        goto release;
+    }
+    if (request_path(params, path, sizeof(path)) < 0) {
         connection_respond(connection, "400 Bad Request", NULL);
         goto release;
     }
@@ -280,7 +279,7 @@ void request_serve(struct server_core *core, struct connection *connection)
         goto release;
     }
     if (is_status_request(core->options.status_path, path, &subpath)) {
-        serve_status(core, connection, subpath);
+        serve_status(core, connection, params, subpath);
         goto release;
     }
     route = route_table_match(atomic_load(&core->routes), path);
@@ -294,21 +293,15 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
         goto release;
     }
-    params = copy_params(fcgi_connection_params(connection->fcgi));
-    job = params ? job_new(core, route, params, body, body_length,
-                           route->mode == DETACH_ATTACHED ? connection : NULL)
-                 : NULL;
+    job = job_new(core, route, params, body, body_length,
+                  route->mode == DETACH_ATTACHED ? connection : NULL);
+    /* Both belong to the job now; job_new frees them when it fails. */
+    params = NULL;
+    body = NULL;
     if (!job) {
-        /* job_new frees what it was given when it fails. */
-        if (!params)
-            free(body);
-        params = NULL;
-        body = NULL;
         connection_respond(connection, "500 Internal Server Error", NULL);
         goto release;
     }
-    params = NULL;
-    body = NULL;   /* both belong to the job now */
     if (route->mode == DETACH_ATTACHED) {
         if (admit_attached(core, connection, job, route->path, peer_spoke))
             return;   /* the job answers on this connection and releases it */

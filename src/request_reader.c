@@ -29,6 +29,22 @@ void request_reader_free(struct request_reader *reader)
     request_reader_init(reader, reader->max_body);
 }
 
+void request_reader_reset(struct request_reader *reader)
+{
+    uint8_t *data = reader->data;
+    size_t capacity = reader->capacity;
+
+    if (capacity > REQUEST_READER_KEPT_BUFFER) {
+        request_reader_free(reader);
+        return;
+    }
+    free(reader->params);
+    free(reader->body);
+    request_reader_init(reader, reader->max_body);
+    reader->data = data;
+    reader->capacity = capacity;
+}
+
 int request_reader_room(struct request_reader *reader, size_t at_least)
 {
     size_t capacity = reader->capacity ? reader->capacity : 4096;
@@ -113,6 +129,7 @@ static enum request_verdict take_record(struct request_reader *reader,
         if (role != FCGI_ROLE_RESPONDER)
             return invalid(reader, "only the responder role is served");
         reader->request_id = header->request_id;
+        reader->keep_connection = (flags & FCGI_RECORD_FLAG_KEEP_CONN) != 0;
         reader->state = IN_PARAMS;
         return REQUEST_NEED_MORE;
     case IN_PARAMS:
@@ -214,6 +231,54 @@ enum request_verdict request_reader_parse(struct request_reader *reader)
         reader->state = FAILED;   /* a verdict is final */
     drop_parsed_body(reader);
     return verdict;
+}
+
+/* "NAME=value" strings in one block; the pairs were checked when the
+ * params ended, so decoding cannot fail here. */
+char **request_reader_params(const struct request_reader *reader)
+{
+    size_t count = 0, bytes = 0, kept = 0, position;
+    const uint8_t *name, *value;
+    size_t consumed, name_length, value_length;
+    char **params, *text;
+
+    for (position = 0; position < reader->params_length; position += consumed) {
+        fcgi_param_decode(reader->params + position, reader->params_length - position, &consumed,
+                          &name, &name_length, &value, &value_length);
+        count++;
+        bytes += name_length + value_length + 2;
+    }
+    params = malloc((count + 1) * sizeof(char *) + bytes);
+    if (!params)
+        return NULL;
+    text = (char *)(params + count + 1);
+    for (position = 0; position < reader->params_length; position += consumed) {
+        fcgi_param_decode(reader->params + position, reader->params_length - position, &consumed,
+                          &name, &name_length, &value, &value_length);
+        /* httpoxy: a client's "Proxy:" header must never steer a job's
+         * outgoing requests. */
+        if (name_length == 10 && memcmp(name, "HTTP_PROXY", 10) == 0)
+            continue;
+        params[kept++] = text;
+        memcpy(text, name, name_length);
+        text += name_length;
+        *text++ = '=';
+        memcpy(text, value, value_length);
+        text += value_length;
+        *text++ = '\0';
+    }
+    params[kept] = NULL;
+    return params;
+}
+
+const char *request_param(char *const *params, const char *name)
+{
+    size_t length = strlen(name);
+
+    for (char *const *p = params; *p; p++)
+        if (strncmp(*p, name, length) == 0 && (*p)[length] == '=')
+            return *p + length + 1;
+    return NULL;
 }
 
 char *request_reader_take_body(struct request_reader *reader, size_t *length)

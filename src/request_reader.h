@@ -52,6 +52,7 @@ struct request_reader {
     size_t params_length;
 
     /* Results. */
+    int keep_connection;      /* BEGIN_REQUEST's FCGI_KEEP_CONN flag */
     size_t head_length;       /* BEGIN_REQUEST through the empty PARAMS */
     size_t request_length;    /* through the empty STDIN */
     size_t trailing_length;   /* read past the request: the client did not wait */
@@ -60,12 +61,26 @@ struct request_reader {
     const char *why;          /* for REQUEST_INVALID */
 };
 
+/* A read buffer up to this size is kept from one request to the next. */
+#define REQUEST_READER_KEPT_BUFFER (16u * 1024)
+
 void request_reader_init(struct request_reader *reader, size_t max_body);
 void request_reader_free(struct request_reader *reader);
+/* Ready for the connection's next request; keeps a small read buffer. */
+void request_reader_reset(struct request_reader *reader);
 /* Makes room to read at least `at_least` more bytes; -1 when out of memory. */
 int request_reader_room(struct request_reader *reader, size_t at_least);
 /* Parses what arrived since the last call. */
 enum request_verdict request_reader_parse(struct request_reader *reader);
+/*
+ * The params of a head that parsed whole, as "NAME=value" strings,
+ * NULL-terminated, in one block the caller frees with free().  HTTP_PROXY
+ * is left out (httpoxy).  NULL when out of memory.
+ */
+char **request_reader_params(const struct request_reader *reader);
+/* The value of name in such an array, or NULL. */
+const char *request_param(char *const *params, const char *name);
+
 /* The body, now the caller's (freed by it); the reader forgets it. */
 char *request_reader_take_body(struct request_reader *reader, size_t *length);
 

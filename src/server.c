@@ -258,8 +258,7 @@ int detach_serve(detach_server *server)
     log_line(LOG_INFO, "stopping_server", "drain_timeout=%u", core->options.drain_timeout);
     atomic_store(&core->stopping, 1);
     listener_close(&server->listener);
-    worker_pool_free(core->workers);
-    core->workers = NULL;
+    worker_pool_stop(core->workers);
     connection_close_idle(core);
     executor_drain(core->executor, core->options.drain_timeout, core->spool != NULL);
     connection_close_idle(core);
@@ -284,12 +283,13 @@ void detach_server_free(detach_server *server)
         return;
     atomic_store(&server->core.stopping, 1);
     listener_close(&server->listener);
-    worker_pool_free(server->core.workers);
+    worker_pool_stop(server->core.workers);
     if (server->core.watcher && server->core.executor)
         connection_close_idle(&server->core);
     executor_free(server->core.executor);
     spool_close(server->core.spool);
     watcher_free(server->core.watcher);
+    worker_pool_free(server->core.workers);   /* the watcher pushed to it */
     for (struct route_table *table = atomic_load(&server->core.routes), *older; table; table = older) {
         older = table->retired;
         route_table_destroy(table);

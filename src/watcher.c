@@ -254,6 +254,7 @@ static void *watcher_main(void *arg)
     struct epoll_event events[64];
     int timeout;
 
+    pthread_setname_np(pthread_self(), "detach-watcher");   /* for top -H and perf */
     pthread_mutex_lock(&watcher->lock);
     while (!watcher->stopping) {
         timeout = run_timers_locked(watcher);

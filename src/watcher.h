@@ -7,6 +7,10 @@
  * and use the *_locked calls.  Holding the lock during dispatch is what
  * makes watcher_unwatch() and watcher_disarm() final: once they return,
  * the callback is not running and never will, so the owner may free it.
+ * A callback may release the lock for work on what it alone owns (the
+ * connection whose one-shot watch fired reads and answers its request
+ * so) and must take it again before it returns; events of the same batch
+ * are checked against their watch's generation, so nothing stale fires.
  */
 #ifndef DETACH_WATCHER_H
 #define DETACH_WATCHER_H

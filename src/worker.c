@@ -14,6 +14,7 @@
 #include "connection.h"
 #include "error.h"
 #include "log.h"
+#include "request.h"
 #include "server_core.h"
 #include "worker.h"
 
@@ -31,6 +32,7 @@ static void *worker_main(void *arg)
 {
     struct worker_pool *pool = arg;
 
+    pthread_setname_np(pthread_self(), "detach-worker");   /* for top -H and perf */
     for (;;) {
         struct connection *connection;
 
@@ -85,6 +87,12 @@ struct worker_pool *worker_pool_new(struct server_core *core, unsigned count)
 void worker_pool_push(struct worker_pool *pool, struct connection *connection)
 {
     pthread_mutex_lock(&pool->lock);
+    if (pool->stopping) {
+        /* The watcher read it as the server stopped: nobody will answer. */
+        pthread_mutex_unlock(&pool->lock);
+        connection_close(connection);
+        return;
+    }
     connection->next_ready = NULL;
     if (pool->tail)
         pool->tail->next_ready = connection;
@@ -95,24 +103,39 @@ void worker_pool_push(struct worker_pool *pool, struct connection *connection)
     pthread_mutex_unlock(&pool->lock);
 }
 
-void worker_pool_free(struct worker_pool *pool)
+void worker_pool_stop(struct worker_pool *pool)
 {
     struct connection *connection;
 
     if (!pool)
         return;
     pthread_mutex_lock(&pool->lock);
+    if (pool->stopping) {
+        pthread_mutex_unlock(&pool->lock);
+        return;
+    }
     pool->stopping = 1;
     pthread_cond_broadcast(&pool->ready);
     pthread_mutex_unlock(&pool->lock);
     for (unsigned i = 0; i < pool->count; i++)
         pthread_join(pool->threads[i], NULL);
-    /* Readable but never served: the web server sees a closed connection. */
+    /* Read but never served: the web server sees a closed connection. */
+    pthread_mutex_lock(&pool->lock);
     while ((connection = pool->head)) {
         pool->head = connection->next_ready;
-        connection_reading_done(connection);
+        pthread_mutex_unlock(&pool->lock);
         connection_close(connection);
+        pthread_mutex_lock(&pool->lock);
     }
+    pool->tail = NULL;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+void worker_pool_free(struct worker_pool *pool)
+{
+    if (!pool)
+        return;
+    worker_pool_stop(pool);
     pthread_cond_destroy(&pool->ready);
     pthread_mutex_destroy(&pool->lock);
     free(pool->threads);

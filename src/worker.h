@@ -1,9 +1,10 @@
 /*
  * worker.h - the worker threads that read and answer requests.
  *
- * A worker gets a connection only once it is readable, reads one request,
- * admits or refuses its job and answers; it never runs a job and never
- * waits for one, so acks stay fast however many jobs run.
+ * A worker gets a connection whose request the watcher has read whole
+ * when answering it needs libfcgi or may block (a spool write, the status
+ * page, a refusal, an attached job's start).  It never runs a job and
+ * never waits for one.
  */
 #ifndef DETACH_WORKER_H
 #define DETACH_WORKER_H
@@ -12,12 +13,14 @@ struct server_core;
 struct connection;
 
 struct worker_pool *worker_pool_new(struct server_core *core, unsigned count);
-/* Hands a readable connection to the next free worker; never blocks. */
+/* Hands a connection with a whole request to the next free worker; never blocks. */
 void worker_pool_push(struct worker_pool *pool, struct connection *connection);
-/* Finishes the requests in hand, closes the ones still queued, joins. */
+/*
+ * Finishes the requests in hand, closes the ones still queued, joins; a
+ * connection pushed later is closed at once.  The pool is freed only
+ * after the watcher thread, which pushes, is gone.
+ */
+void worker_pool_stop(struct worker_pool *pool);
 void worker_pool_free(struct worker_pool *pool);
-
-/* One request on a readable connection (request.c). */
-void request_serve(struct server_core *core, struct connection *connection);
 
 #endif

@@ -433,6 +433,54 @@ static void record_append_keeps_existing_bytes(void **state)
     fcgi_buffer_free(&buffer);
 }
 
+/* A trigger's whole answer: STDOUT with the head, empty STDOUT, END_REQUEST. */
+static void short_response_layout(void **state)
+{
+    static const char head[] = "Status: 200 OK\r\n\r\n";   /* 18 bytes: 6 of padding */
+    uint8_t out[128];
+    struct fcgi_header header;
+    uint32_t app_status;
+    uint8_t protocol_status;
+    size_t length = strlen(head);
+    size_t needed = fcgi_short_response_encode(NULL, 0, 7, head, (uint16_t)length);
+    size_t offset = 0;
+
+    (void)state;
+    assert_int_equal(needed, 8 + 24 + 8 + 16);
+    assert_int_equal(fcgi_short_response_encode(out, sizeof(out), 7, head, (uint16_t)length), needed);
+    assert_int_equal(fcgi_header_decode(out, needed, &header), 0);
+    assert_int_equal(header.type, FCGI_TYPE_STDOUT);
+    assert_int_equal(header.request_id, 7);
+    assert_int_equal(header.content_length, length);
+    assert_int_equal(header.padding_length, 6);
+    assert_memory_equal(out + 8, head, length);
+    offset = 8 + 24;
+    assert_int_equal(fcgi_header_decode(out + offset, needed - offset, &header), 0);
+    assert_int_equal(header.type, FCGI_TYPE_STDOUT);
+    assert_int_equal(header.content_length, 0);
+    offset += 8;
+    assert_int_equal(fcgi_header_decode(out + offset, needed - offset, &header), 0);
+    assert_int_equal(header.type, FCGI_TYPE_END_REQUEST);
+    assert_int_equal(header.request_id, 7);
+    assert_int_equal(fcgi_end_request_decode(out + offset + 8, 8, &app_status, &protocol_status), 0);
+    assert_int_equal(app_status, 0);
+    assert_int_equal(protocol_status, FCGI_PROTOCOL_STATUS_REQUEST_COMPLETE);
+}
+
+/* Too small a buffer: the size comes back and nothing is written. */
+static void short_response_is_snprintf_like(void **state)
+{
+    uint8_t out[40];
+
+    (void)state;
+    memset(out, 0xaa, sizeof(out));
+    /* "x" takes 8 + 1 + 7 of padding, then 8 and 16: 40, one more than given. */
+    assert_int_equal(fcgi_short_response_encode(out, sizeof(out) - 1, 1, "x", 1), 40);
+    for (size_t i = 0; i < sizeof(out); i++)
+        assert_int_equal(out[i], 0xaa);
+    assert_int_equal(fcgi_short_response_encode(NULL, 0, 1, NULL, 0), 8 + 8 + 16);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +500,8 @@ int main(void)
         cmocka_unit_test(request_build_splits_large_param_and_body),
         cmocka_unit_test(request_build_without_params_or_body),
         cmocka_unit_test(record_append_keeps_existing_bytes),
+        cmocka_unit_test(short_response_layout),
+        cmocka_unit_test(short_response_is_snprintf_like),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

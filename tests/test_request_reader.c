@@ -209,6 +209,63 @@ static void verdicts_are_final(void **state)
     request_reader_free(&reader);
 }
 
+/* The params as a job gets them: NAME=value strings, HTTP_PROXY left out. */
+static void params_as_strings(void **state)
+{
+    static const char *const sent[] = { "SCRIPT_NAME=/x", "HTTP_PROXY=http://evil:1",
+                                        "EMPTY", "QUERY_STRING=a=1&b=2" };
+    struct fcgi_buffer bytes = { 0 };
+    struct request_reader reader;
+    char **params;
+
+    (void)state;
+    assert_int_equal(fcgi_request_build(&bytes, 3, FCGI_RECORD_FLAG_KEEP_CONN, sent, 4, "", 0), 0);
+    request_reader_init(&reader, 1024);
+    assert_int_equal(feed(&reader, bytes.data, bytes.length), REQUEST_COMPLETE);
+    assert_int_equal(reader.request_id, 3);
+    assert_int_equal(reader.keep_connection, 1);
+    params = request_reader_params(&reader);
+    assert_non_null(params);
+    assert_string_equal(params[0], "SCRIPT_NAME=/x");
+    assert_string_equal(params[1], "EMPTY=");
+    assert_string_equal(params[2], "QUERY_STRING=a=1&b=2");
+    assert_null(params[3]);
+    assert_string_equal(request_param(params, "QUERY_STRING"), "a=1&b=2");
+    assert_string_equal(request_param(params, "EMPTY"), "");
+    assert_null(request_param(params, "HTTP_PROXY"));
+    assert_null(request_param(params, "SCRIPT"));   /* a prefix is not a name */
+    free(params);
+    request_reader_free(&reader);
+    fcgi_buffer_free(&bytes);
+}
+
+/* A kept-alive connection's next request parses from a clean state, and
+ * the flag follows each BEGIN_REQUEST. */
+static void reset_between_requests(void **state)
+{
+    static const char *const sent[] = { "SCRIPT_NAME=/x" };
+    struct fcgi_buffer first = { 0 }, second = { 0 };
+    struct request_reader reader;
+    size_t length;
+
+    (void)state;
+    assert_int_equal(fcgi_request_build(&first, 1, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, "one", 3), 0);
+    assert_int_equal(fcgi_request_build(&second, 2, 0, sent, 1, "", 0), 0);
+    request_reader_init(&reader, 1024);
+    assert_int_equal(feed(&reader, first.data, first.length), REQUEST_COMPLETE);
+    free(request_reader_take_body(&reader, &length));
+    request_reader_reset(&reader);
+    assert_int_equal(reader.length, 0);
+    assert_non_null(reader.data);   /* the small buffer is kept */
+    assert_int_equal(feed(&reader, second.data, second.length), REQUEST_COMPLETE);
+    assert_int_equal(reader.request_id, 2);
+    assert_int_equal(reader.keep_connection, 0);
+    assert_int_equal(reader.body_length, 0);
+    request_reader_free(&reader);
+    fcgi_buffer_free(&first);
+    fcgi_buffer_free(&second);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +275,8 @@ int main(void)
         cmocka_unit_test(hostile_records_never_pass),
         cmocka_unit_test(tiny_padded_body_records_do_not_pile_up),
         cmocka_unit_test(verdicts_are_final),
+        cmocka_unit_test(params_as_strings),
+        cmocka_unit_test(reset_between_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

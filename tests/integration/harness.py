@@ -125,6 +125,14 @@ class Detachd(Process):
         return wait_for(lambda: self.events(event, **fields), timeout,
                         f"event={event} {fields} in the detachd log")[0]
 
+    def wait_events(self, event, count, timeout=10.0, **fields):
+        """The log is written a few milliseconds behind (log.c gathers
+        lines): waits until at least count such lines are there, and
+        returns them all, so a caller can check for exactly count."""
+        wait_for(lambda: len(self.events(event, **fields)) >= count, timeout,
+                 f"{count} x event={event} {fields} in the detachd log")
+        return self.events(event, **fields)
+
     def stop(self, sig=signal.SIGTERM, timeout=30.0):
         status = super().stop(sig, timeout)
         text = self.text()

@@ -110,7 +110,7 @@ def test_detach_trigger_client():
         result = subprocess.run([fe.trigger_binary(), f"http://127.0.0.1:{port}/jobs/unknown"],
                                 capture_output=True, text=True, timeout=20)
         assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
-        assert detachd.events("rejected", reason="no_route")
+        detachd.wait_event("rejected", reason="no_route")
 
 
 def count_backend_connections(box, detachd_port, requests, reuse):
@@ -195,7 +195,7 @@ def test_backend_restart_recovers_quickly():
         restarted = harness.Detachd(box, config)
         harness.wait_for(lambda: fe.http_request(port, "/jobs/c").status == 200, 5,
                          "Apache to use the restarted detachd")
-        assert restarted.events("accepted")
+        restarted.wait_event("accepted")
 
 
 harness.run(globals())

@@ -487,7 +487,7 @@ def test_503_when_running_and_queue_are_full():
                 assert response.header("Retry-After") == "1", response.head()
                 assert response.header("X-Detach-Job") is None, response.head()
         acked = {assert_acked(r) for r in responses if r.status == 200}
-        assert len(d.events("rejected", reason="queue_full")) == 4
+        assert len(d.wait_events("rejected", 4, reason="queue_full")) == 4
         wait_for(lambda: len(d.events("ended")) == 2, 15, "both acked jobs to end")
         assert markers(marks) == acked
         assert d.stop() == 0
@@ -593,7 +593,8 @@ def test_malformed_input_drops_only_that_connection():
                 connection.close()
         assert d.alive()
         wait_for(lambda: markers(marks) == acked, 10, "every acked job")
-        assert len(d.events("accepted")) == len(acked), "garbage was taken for a request"
+        assert len(d.wait_events("accepted", len(acked))) == len(acked), \
+            "garbage was taken for a request"
         assert d.stop() == 0
 
 

@@ -149,7 +149,7 @@ def test_detach_trigger_client():
                                 capture_output=True, text=True, timeout=20)
         assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
         assert "404" in result.stdout + result.stderr, (result.stdout, result.stderr)
-        assert detachd.events("rejected", reason="no_route"), "the 404 came from nginx, not detachd"
+        detachd.wait_event("rejected", reason="no_route")   # the 404 came from detachd, not nginx
 
 
 ATTACHED_JOB = """
@@ -300,6 +300,8 @@ def test_two_hosts_share_triggers():
             response = fe.http_request(port, f"/jobs/spread?i={i}")
             assert response.status == 200, (response.status, response.body)
             acknowledged.append(response.header("X-Detach-Job"))
+        harness.wait_for(lambda: sum(len(d.events("accepted")) for d in daemons) >= 40, 10,
+                         "40 accepted lines")
         counts = [len(d.events("accepted")) for d in daemons]
         assert all(c >= 10 for c in counts), f"triggers per host: {counts}"
         assert sum(counts) == 40, counts

@@ -62,7 +62,7 @@ def test_kill_9_during_burst_loses_no_acknowledged_job():
 
         daemon = box.detachd({"/job": {"command": job}}, config)
         wait_for(lambda: set(acked) <= ids_in(done), 60, "every acknowledged job to run")
-        assert daemon.events("recovered"), "the restart recovered nothing"
+        daemon.wait_event("recovered")   # the restart recovered them
         with open(done) as f:
             assert any("retry=1" in line for line in f), "recovered jobs carry DETACH_RETRY=1"
         spool_left = [n for n in os.listdir(box.path("spool")) if n.endswith(".job")]
@@ -171,7 +171,7 @@ def test_hostile_input_drops_only_that_connection():
             assert connection.is_closed_by_peer(5), f"{name}: connection left open"
             connection.close()
         assert daemon.alive()
-        assert len(daemon.events("accepted")) == 1, "a hostile request was admitted"
+        assert len(daemon.wait_events("accepted", 1)) == 1, "a hostile request was admitted"
         # 413 for a body over max_body, and the connection is not reused.
         big = Connection(box.socket)
         response = big.request(cgi_params("/job", method="POST", body=b"x" * 4096), b"x" * 4096,
@@ -231,7 +231,7 @@ def test_trickling_peer_is_cut_by_the_read_deadline_and_holds_no_one_else():
         elapsed = time.monotonic() - started
         assert elapsed < 5, f"the trickling connection lived {elapsed:.1f}s past a 2s deadline"
         thread.join(30)
-        assert daemon.events("request_read_timeout")
+        daemon.wait_event("request_read_timeout")
         assert fire(box.socket, "/job")
         assert daemon.stop() == 0
 
