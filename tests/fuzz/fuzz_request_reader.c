@@ -239,6 +239,32 @@ static size_t next_piece(enum split split, uint64_t *state, size_t remaining)
 }
 
 /* Feeds pieces until a verdict other than NEED_MORE, or the end (as read_request()). */
+
+/* The params a job gets: one "NAME=value" per checked pair (HTTP_PROXY
+ * left out), each with a non-empty name, in a NULL-terminated array. */
+static void check_params(const struct request_reader *reader)
+{
+    char **params = request_reader_params(reader);
+    size_t count = 0;
+
+    CHECK(params != NULL);
+    for (char **p = params; *p; p++, count++) {
+        const char *equals = strchr(*p, '=');
+        CHECK(equals != NULL && equals != *p);
+        CHECK(strncmp(*p, "HTTP_PROXY=", 11) != 0);
+        /* Its name finds a value: its own, or an earlier pair's. */
+        char name[256];
+        size_t name_length = (size_t)(equals - *p);
+        if (name_length < sizeof(name)) {
+            memcpy(name, *p, name_length);
+            name[name_length] = '\0';
+            CHECK(request_param(params, name) != NULL);
+        }
+    }
+    CHECK(count <= REQUEST_MAX_PARAMS);
+    free(params);
+}
+
 static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum split split,
                        uint64_t seed, struct outcome *out)
 {
@@ -290,6 +316,7 @@ static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum s
         CHECK(reader.trailing_length == reader.length + reader.dropped - reader.request_length);
         /* Asked again, it says the same. */
         CHECK(request_reader_parse(&reader) == REQUEST_COMPLETE);
+        check_params(&reader);
         break;
     case REQUEST_TOO_LARGE:
         CHECK(reader.why == NULL);
@@ -313,6 +340,10 @@ static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum s
     /* Taken: the reader forgets it. */
     size_t again_length = 1;
     CHECK(request_reader_take_body(&reader, &again_length) == NULL && again_length == 0);
+    /* Reset for a kept-alive connection's next request: a clean start. */
+    request_reader_reset(&reader);
+    CHECK(reader.length == 0 && reader.position == 0 && reader.params_length == 0);
+    CHECK(request_reader_parse(&reader) == REQUEST_NEED_MORE);
     request_reader_free(&reader);
 }
 
