@@ -25,6 +25,14 @@
 #include "server_core.h"
 #include "worker.h"
 
+/*
+ * While the watcher holds a connection (waiting for a request, or for the
+ * rest of one) it stays in epoll level-triggered, not one-shot: serving a
+ * trigger and waiting for the next costs no epoll_ctl().  It leaves epoll
+ * when a worker or an attached job takes it.
+ */
+#define WAITING_EVENTS (EPOLLIN | EPOLLRDHUP)
+
 /* At most this much of one request is read per readiness event. */
 #define MAX_READ_PER_EVENT (256u * 1024)
 
@@ -106,7 +114,10 @@ static void read_request(struct connection *connection)
     }
     if (request_serve_at_once(core, connection))
         return;
-    watcher_disarm(core->watcher, &connection->deadline);
+    watcher_lock(core->watcher);
+    watcher_unwatch_locked(core->watcher, &connection->watch);
+    watcher_disarm_locked(core->watcher, &connection->deadline);
+    watcher_unlock(core->watcher);
     worker_pool_push(core->workers, connection);
     return;
 wait:
@@ -135,9 +146,9 @@ static void readable(struct watch *watch, uint32_t events)
     idle_list_remove_locked(connection);
     /*
      * Read and answered with the lock released, so job threads and workers
-     * are not held up meanwhile.  The connection is ours alone: its watch
-     * is one-shot and has fired, it is on no list, and its deadline can
-     * fire only on this thread.
+     * are not held up meanwhile.  The connection is ours alone: it is on
+     * no list, and its watch and deadline fire only on this thread, which
+     * is busy here.
      */
     watcher_unlock(core->watcher);
     read_request(connection);
@@ -175,8 +186,7 @@ static int wait_for_more_locked(struct connection *connection)
     /* A stop closes every connection the watcher holds; none may come back. */
     if (atomic_load(&connection->core->stopping))
         return -1;
-    if (watcher_watch_locked(connection->core->watcher, &connection->watch,
-                             EPOLLIN | EPOLLRDHUP | EPOLLONESHOT) < 0)
+    if (watcher_watch_locked(connection->core->watcher, &connection->watch, WAITING_EVENTS) < 0)
         return -1;
     idle_list_add_locked(connection);
     return 0;
@@ -191,8 +201,7 @@ static int wait_for_request_locked(struct connection *connection)
     connection->state = CONNECTION_IDLE;
     connection->watch.ready = readable;
     request_reader_reset(&connection->reader);
-    if (watcher_watch_locked(core->watcher, &connection->watch,
-                             EPOLLIN | EPOLLRDHUP | EPOLLONESHOT) < 0)
+    if (watcher_watch_locked(core->watcher, &connection->watch, WAITING_EVENTS) < 0)
         return -1;
     watcher_arm_locked(core->watcher, &connection->deadline, core->options.idle_timeout_ms);
     idle_list_add_locked(connection);

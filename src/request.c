@@ -31,6 +31,27 @@
 
 #define MAX_PATH_LENGTH 4096
 
+/* Copies what fits and says whether all did: cheaper than snprintf("%s")
+ * on the ack path. */
+static int append(char *out, size_t size, size_t *used, const char *text, size_t length)
+{
+    if (length >= size - *used)
+        return -1;
+    memcpy(out + *used, text, length);
+    *used += length;
+    out[*used] = '\0';
+    return 0;
+}
+
+/* Once submitted a job may run and end before we answer: its id is
+ * copied first. */
+static void copy_job_id(char out[64], detach_job *job)
+{
+    size_t used = 0;
+
+    append(out, 64, &used, detach_job_id(job), strlen(detach_job_id(job)));
+}
+
 /* The path routes match: nginx's normalized DOCUMENT_URI when there is one,
  * else SCRIPT_NAME + PATH_INFO (Apache), else REQUEST_URI without query. */
 static int request_path(char *const *params, char *path, size_t size)
@@ -38,27 +59,33 @@ static int request_path(char *const *params, char *path, size_t size)
     const char *document_uri = request_param(params, "DOCUMENT_URI");
     const char *script_name = request_param(params, "SCRIPT_NAME");
     const char *request_uri = request_param(params, "REQUEST_URI");
-    int n;
+    size_t used = 0;
 
-    if (document_uri && *document_uri) {
-        n = snprintf(path, size, "%s", document_uri);
-    } else if (script_name && *script_name) {
+    if (document_uri && *document_uri)
+        return append(path, size, &used, document_uri, strlen(document_uri));
+    if (script_name && *script_name) {
         const char *path_info = request_param(params, "PATH_INFO");
-        n = snprintf(path, size, "%s%s", script_name, path_info ? path_info : "");
-    } else if (request_uri && *request_uri) {
-        n = snprintf(path, size, "%.*s", (int)strcspn(request_uri, "?"), request_uri);
-    } else {
-        return -1;
+        return append(path, size, &used, script_name, strlen(script_name)) < 0 ||
+               append(path, size, &used, path_info ? path_info : "",
+                      path_info ? strlen(path_info) : 0) < 0 ? -1 : 0;
     }
-    return n < 0 || (size_t)n >= size ? -1 : 0;
+    if (request_uri && *request_uri)
+        return append(path, size, &used, request_uri, strcspn(request_uri, "?"));
+    return -1;
 }
 
 /* The empty 200 that acknowledges a trigger, naming its job. */
 static int format_acknowledgement(char *out, size_t size, const char *job_id)
 {
-    return snprintf(out, size,
-                    "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
-                    "X-Detach-Job: %s\r\n\r\n", job_id);
+    static const char head[] = "Status: 200 OK\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: 0\r\nX-Detach-Job: ";
+    size_t used = 0;
+
+    if (append(out, size, &used, head, sizeof(head) - 1) < 0 ||
+        append(out, size, &used, job_id, strlen(job_id)) < 0 ||
+        append(out, size, &used, "\r\n\r\n", 4) < 0)
+        return -1;
+    return (int)used;
 }
 
 static void acknowledge(struct connection *connection, const char *job_id)
@@ -66,7 +93,7 @@ static void acknowledge(struct connection *connection, const char *job_id)
     char head[256];
     int n = format_acknowledgement(head, sizeof(head), job_id);
 
-    if (fcgi_connection_write(connection->fcgi, head, (size_t)n) < 0)
+    if (n < 0 || fcgi_connection_write(connection->fcgi, head, (size_t)n) < 0)
         fcgi_connection_forbid_keepalive(connection->fcgi);
 }
 
@@ -131,7 +158,7 @@ static int admit_attached(struct server_core *core, struct connection *connectio
 {
     char job_id[64];
 
-    snprintf(job_id, sizeof(job_id), "%s", detach_job_id(job));
+    copy_job_id(job_id, job);
     job_list(job);
     if (connection_watch_for_abort(connection, job) < 0)
         goto refused;
@@ -157,8 +184,7 @@ static void admit_trigger(struct server_core *core, struct connection *connectio
 {
     char job_id[64];
 
-    /* Once submitted the job may run and end before we answer: keep its id. */
-    snprintf(job_id, sizeof(job_id), "%s", detach_job_id(job));
+    copy_job_id(job_id, job);
     if (core->spool) {
         /* Nothing is written for a request that would be refused anyway. */
         if (!executor_has_room(core->executor)) {
@@ -222,8 +248,7 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
         connection_refuse_now(connection, "500 Internal Server Error", NULL);
         return 1;
     }
-    /* Once submitted the job may run and end before we answer: keep its id. */
-    snprintf(job_id, sizeof(job_id), "%s", detach_job_id(job));
+    copy_job_id(job_id, job);
     job_list(job);
     if (executor_submit(core->executor, job) < 0) {
         job_unlist(job, 1);
@@ -233,6 +258,7 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
         return 1;
     }
     log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, route->path);
+    /* A job id always fits: the head cannot come out short. */
     connection_answer_now(connection, head, (size_t)format_acknowledgement(head, sizeof(head), job_id));
     return 1;
 }

@@ -88,7 +88,9 @@ static enum request_verdict check_pairs(struct request_reader *reader)
         if (++count > REQUEST_MAX_PARAMS)
             return invalid(reader, "too many params");
         position += consumed;
+        reader->params_text_bytes += name_length + value_length + 2;   /* '=' and NUL */
     }
+    reader->param_count = count;
     return REQUEST_NEED_MORE;
 }
 
@@ -233,25 +235,18 @@ enum request_verdict request_reader_parse(struct request_reader *reader)
     return verdict;
 }
 
-/* "NAME=value" strings in one block; the pairs were checked when the
- * params ended, so decoding cannot fail here. */
+/* "NAME=value" strings in one block, sized when the pairs were checked
+ * (so decoding cannot fail here): one pass. */
 char **request_reader_params(const struct request_reader *reader)
 {
-    size_t count = 0, bytes = 0, kept = 0, position;
+    size_t kept = 0, position, consumed, name_length, value_length;
     const uint8_t *name, *value;
-    size_t consumed, name_length, value_length;
     char **params, *text;
 
-    for (position = 0; position < reader->params_length; position += consumed) {
-        fcgi_param_decode(reader->params + position, reader->params_length - position, &consumed,
-                          &name, &name_length, &value, &value_length);
-        count++;
-        bytes += name_length + value_length + 2;
-    }
-    params = malloc((count + 1) * sizeof(char *) + bytes);
+    params = malloc((reader->param_count + 1) * sizeof(char *) + reader->params_text_bytes);
     if (!params)
         return NULL;
-    text = (char *)(params + count + 1);
+    text = (char *)(params + reader->param_count + 1);
     for (position = 0; position < reader->params_length; position += consumed) {
         fcgi_param_decode(reader->params + position, reader->params_length - position, &consumed,
                           &name, &name_length, &value, &value_length);

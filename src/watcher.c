@@ -99,6 +99,7 @@ void watch_init(struct watch *watch, int fd, watch_fn ready)
 {
     watch->fd = fd;
     watch->generation = 0;
+    watch->events = 0;
     watch->ready = ready;
 }
 
@@ -125,6 +126,9 @@ int watcher_watch_locked(struct watcher *watcher, struct watch *watch, uint32_t 
     struct epoll_event event;
     int op = watch->generation ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
 
+    /* A level-triggered registration never disarms: nothing to do. */
+    if (watch->generation && watch->events == events && !(events & EPOLLONESHOT))
+        return 0;
     if (!watch->generation) {
         if (ensure_slot(watcher, watch->fd) < 0) {
             errno = ENOMEM;
@@ -144,6 +148,7 @@ int watcher_watch_locked(struct watcher *watcher, struct watch *watch, uint32_t 
         return error_set("watcher: epoll_ctl fd %d: %s", watch->fd, strerror(errno));
     }
     watcher->by_fd[watch->fd] = watch;
+    watch->events = events;
     return 0;
 }
 

@@ -25,6 +25,7 @@ typedef void (*watch_fn)(struct watch *watch, uint32_t events);
 struct watch {
     int fd;
     uint32_t generation;   /* 0 while not registered */
+    uint32_t events;       /* as registered */
     watch_fn ready;
 };
 
@@ -36,7 +37,9 @@ void watcher_free(struct watcher *watcher);
 
 void watch_init(struct watch *watch, int fd, watch_fn ready);
 
-/* events: EPOLLIN, EPOLLRDHUP, EPOLLONESHOT...; re-arms one registered. */
+/* events: EPOLLIN, EPOLLRDHUP, EPOLLONESHOT...; re-arms one registered.
+ * Watching again for the same events without EPOLLONESHOT costs nothing:
+ * such a registration stays armed. */
 int watcher_watch(struct watcher *watcher, struct watch *watch, uint32_t events);
 int watcher_watch_locked(struct watcher *watcher, struct watch *watch, uint32_t events);
 void watcher_unwatch(struct watcher *watcher, struct watch *watch);
