@@ -48,7 +48,7 @@ typedef void (*detach_shutdown_fn)(detach_job *job, void *arg);
  * default, then change what you need; NULL means all defaults.
  */
 typedef struct detach_options {
-    unsigned workers;          /* threads reading requests: 4 */
+    unsigned workers;          /* threads answering what may block (spool, status page, refusals): 4 */
     unsigned max_jobs;         /* jobs running at once: 64 */
     unsigned queue;            /* jobs waiting beyond max_jobs: 1024; 0 none */
     size_t max_body;           /* largest request body in bytes: 1 MiB */

@@ -32,7 +32,7 @@ static const char usage_text[] =
     "  -c, --config FILE     INI configuration (default " DEFAULT_CONFIG ")\n"
     "  -l, --listen ADDR     unix:/path, IPv4:port or [IPv6]:port; none: the\n"
     "                        socket inherited on fd 0 or from systemd\n"
-    "  -w, --workers N       threads reading requests\n"
+    "  -w, --workers N       threads answering what may block\n"
     "  -j, --max-jobs N      jobs running at once\n"
     "  -q, --queue N         jobs waiting beyond that; past it: 503\n"
     "  -s, --spool DIR       keep accepted triggers on disk until they ran, so a\n"
