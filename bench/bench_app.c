@@ -20,6 +20,9 @@
  *   cc -O2 -g bench/bench_app.c -Iinclude build-bench/libdetach.a \
  *      $(pkg-config --libs fcgi) -lpthread -o bench_app
  *
+ * BENCH_JOB_NICE=N in the environment sets job_nice (default 10), for
+ * comparing job thread priorities.
+ *
  * SIGTERM or SIGINT: detach_server_stop(); exit 0 after the drain.
  */
 #include <errno.h>

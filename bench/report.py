@@ -183,8 +183,8 @@ def ratio(a, b):
 
 
 def build_table(cases):
-    order = ["return", "proxy", "c_a", "c_spool", "c_b", "c_b1s", "c_c", "c_c1s", "s_a", "s_b", "php_a",
-             "php_b", "fcgiwrap_a", "fcgiwrap_b"]
+    order = ["return", "proxy", "c_a", "c_spool", "c_b", "c_b_warm", "c_b1s", "c_c", "c_c1s",
+             "s_a", "s_b", "php_a", "php_b", "fcgiwrap_a", "fcgiwrap_b"]
     proxy = cases.get("proxy", {}).get("wrk", {}).get("acks_per_s")
     php = {"a": cases.get("php_a", {}).get("wrk", {}).get("acks_per_s"),
            "b": cases.get("php_b", {}).get("wrk", {}).get("acks_per_s")}
@@ -257,7 +257,11 @@ def targets(cases):
     if c_a and proxy:
         add("no-job acks/s >= nginx proxy ceiling", c_a >= proxy,
             f"{c_a:,.0f} vs proxy {proxy:,.0f}: {c_a / proxy:.2f}x")
-    for b_name, label in (("c_b", "2-s C jobs"), ("c_b1s", "2-s C jobs polling in 100-ms naps")):
+    for b_name, label in (("c_b", "2-s C jobs"),
+                          ("c_b_warm", "2-s C jobs, job threads already started"),
+                          ("c_b1s", "2-s C jobs polling in 100-ms naps")):
+        if b_name not in cases:
+            continue
         c_b = acks(b_name)
         if not (c_a and c_b):
             continue
