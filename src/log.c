@@ -67,10 +67,10 @@ struct buffer {
 static pthread_mutex_t buffer_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;   /* to the writer */
 static pthread_cond_t drained = PTHREAD_COND_INITIALIZER;      /* from the writer */
+static pthread_cond_t gathered = PTHREAD_COND_INITIALIZER;     /* cut a gather short */
 static pthread_once_t writer_once = PTHREAD_ONCE_INIT;
 static struct buffer buffers[2];
 static struct buffer *fill = &buffers[0];
-static pthread_cond_t gathered = PTHREAD_COND_INITIALIZER;     /* cut a gather short */
 static int writer_running;
 static int writer_waiting;     /* nothing to write: an append signals work_ready */
 static int writer_gathering;   /* waits GATHER_MS for more lines before it writes */
