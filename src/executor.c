@@ -1,10 +1,18 @@
 /*
- * executor.c - job threads and the admission queue.
+ * executor.c - job threads, the jobs' fibers and the admission queue.
+ *
+ * Every job runs on a fiber of its own (fiber.c), carried by a job thread.
+ * A job that sleeps (detach_sleep) parks its fiber (parking.c) and its
+ * thread goes on with the next runnable job; at its deadline, or when it
+ * must stop, the fiber joins the ready list and any job thread resumes it.
+ * So a job costs a thread only while it computes or blocks, and ten
+ * thousand sleeping jobs are ten thousand stacks, not threads or wake-ups.
  *
  * Threads are started up to max_jobs and then kept: a trigger's job starts
- * with a condition-variable signal, not a thread creation.  The count of
- * running plus queued jobs is the one admission number, checked under the
- * same lock that queues, so the 503 boundary is exact.
+ * with a condition-variable signal, not a thread creation.  At most
+ * max_jobs jobs are running (started, not ended, parked or not); the count
+ * of running plus queued jobs is the one admission number, checked under
+ * the same lock that queues, so the 503 boundary is exact.
  *
  * Job threads are created by one spawner thread, never by a submitter.
  * executor_submit() runs on the acknowledgement path: a pthread_create()
@@ -32,6 +40,7 @@
 
 #include "error.h"
 #include "executor.h"
+#include "fiber.h"
 #include "job.h"
 #include "log.h"
 
@@ -39,13 +48,9 @@
  * quiet server keeps a couple, never more than max_jobs in all. */
 #define SPARE_THREADS 2u
 
-struct job_slot {
-    struct executor *executor;
-    detach_job *job;    /* running on this thread, or NULL (executor lock) */
-};
-
 struct executor {
     int job_nice;              /* job threads (and their scripts) yield to acks */
+    int sleep_on_thread;       /* detach_sleep() keeps the job's thread */
     pthread_mutex_t lock;
     pthread_cond_t work;       /* a job was queued, or stopping */
     pthread_cond_t idle;       /* a job ended */
@@ -53,17 +58,22 @@ struct executor {
     unsigned max_jobs, queue_limit;
     detach_job **queue;        /* ring buffer of queue_limit + max_jobs */
     size_t queue_capacity, queue_head, queued;
-    unsigned running;
+    unsigned running;          /* started, not ended: on a thread, parked or ready */
+    struct executor_task *running_jobs;   /* the running ones, for a drain */
+    struct executor_task *ready_head, *ready_tail;   /* resumable fibers */
+    size_t ready;
     /* threads: created, thread_ids[0..threads) joinable (a thread being
      * created is not counted yet, though it may already run a job).
      * starting: reserved and not yet at their work loop; they take a
      * queued job without a signal, so they count as ready. */
     unsigned threads, starting, waiting_threads;
-    struct job_slot *slots;    /* max_jobs, by thread number */
     pthread_t *thread_ids;
-    pthread_t spawner;
-    int has_spawner;
+    pthread_t spawner, parker;
+    int has_spawner, has_parker;
+    struct fiber_pool *fibers;
+    struct parking *parking;
     int spawner_waiting;       /* in pthread_cond_wait(&spawn) */
+    unsigned long taken;       /* jobs taken by job threads: their progress */
     /* A waiting job thread was signalled and has not yet looked at the
      * queue: a submit need not signal again, the woken thread passes the
      * word on (wake_next_locked).  So an ack costs at most one futex wake
@@ -85,9 +95,26 @@ static detach_job *queue_pop_locked(struct executor *executor)
     return job;
 }
 
+/* Queued jobs that may start now: running ones leave room under max_jobs.
+ * Exiting, none start (executor_free() discards them). */
+static size_t startable_locked(const struct executor *executor)
+{
+    size_t room = executor->max_jobs - executor->running;
+
+    if (executor->exiting)
+        return 0;
+    return executor->queued < room ? executor->queued : room;
+}
+
+/* What a job thread could take now: a resumed fiber or a job to start. */
+static size_t runnable_locked(const struct executor *executor)
+{
+    return executor->ready + startable_locked(executor);
+}
+
 /*
  * Is a job thread missing?  Threads ready for work (waiting, or starting)
- * should cover the queued jobs plus `spare` idle ones, within max_jobs.
+ * should cover the runnable jobs plus `spare` idle ones, within max_jobs.
  * Once closed, no spares: only jobs already queued still want threads.
  * threads is exact whenever the spawner looks (it creates one at a time).
  */
@@ -97,7 +124,7 @@ static int wants_thread_locked(const struct executor *executor, unsigned spare)
         return 0;
     if (executor->closed)
         spare = 0;
-    return (size_t)executor->waiting_threads + executor->starting < executor->queued + spare;
+    return (size_t)executor->waiting_threads + executor->starting < runnable_locked(executor) + spare;
 }
 
 /* Worth a signal only when the spawner waits: a busy one looks again
@@ -130,41 +157,112 @@ static int create_thread(pthread_t *id, void *(*start_routine)(void *), void *ar
     return rc;
 }
 
-/* A job is queued and a thread waits, with no signal on its way: one is due. */
+/* A job is runnable and a thread waits, with no signal on its way: one is due. */
 static int wake_next_locked(struct executor *executor)
 {
-    if (!executor->queued || !executor->waiting_threads || executor->wake_pending)
+    if (!runnable_locked(executor) || !executor->waiting_threads || executor->wake_pending)
         return 0;
     executor->wake_pending = 1;
     return 1;
 }
 
+static void running_add_locked(struct executor *executor, struct executor_task *task)
+{
+    task->prev_running = NULL;
+    task->next_running = executor->running_jobs;
+    if (executor->running_jobs)
+        executor->running_jobs->prev_running = task;
+    executor->running_jobs = task;
+}
+
+static void running_remove_locked(struct executor *executor, struct executor_task *task)
+{
+    if (task->prev_running)
+        task->prev_running->next_running = task->next_running;
+    else
+        executor->running_jobs = task->next_running;
+    if (task->next_running)
+        task->next_running->prev_running = task->prev_running;
+}
+
+/* Resumed fibers first: they hold a running slot and a stack already.
+ * Then a queued job, if max_jobs leaves room for it. */
+static struct executor_task *take_work_locked(struct executor *executor)
+{
+    struct executor_task *task = executor->ready_head;
+    detach_job *job;
+
+    if (task) {
+        executor->ready_head = task->next_ready;
+        if (!executor->ready_head)
+            executor->ready_tail = NULL;
+        executor->ready--;
+        executor->taken++;
+        return task;
+    }
+    if (!startable_locked(executor))
+        return NULL;
+    executor->taken++;
+    job = queue_pop_locked(executor);
+    task = job_task(job);
+    executor->running++;
+    running_add_locked(executor, task);
+    return task;
+}
+
+static void job_fiber_main(void *job)
+{
+    job_run(job);
+}
+
+/*
+ * Runs a job until it ends or parks.  A new job gets a fiber first; when
+ * no stack can be mapped it runs on this thread instead, as a thread per
+ * job (detach_sleep() then waits on the thread).  Returns 1 once ended.
+ */
+static int run_task(struct executor *executor, struct executor_task *task)
+{
+    if (!task->fiber) {
+        task->fiber = fiber_new(executor->fibers, job_fiber_main, task->job);
+        if (!task->fiber) {
+            log_line(LOG_ERROR, "job_fiber", "job=%s error=\"%s\" note=\"runs on its thread\"",
+                     detach_job_id(task->job), detach_last_error());
+            job_run(task->job);
+            return 1;
+        }
+    }
+    return fiber_resume(task->fiber);
+}
+
+/* Job threads leave once told to and no job is left to finish: a parked
+ * job still needs a thread when it resumes. */
+static int may_leave_locked(const struct executor *executor)
+{
+    return executor->exiting && !executor->running;
+}
+
 static void *job_thread_main(void *arg)
 {
-    struct job_slot *slot = arg;
-    struct executor *executor = slot->executor;
+    struct executor *executor = arg;
 
     pthread_setname_np(pthread_self(), "detach-job");   /* for top -H and perf */
     lower_priority(executor->job_nice, "job");
     pthread_mutex_lock(&executor->lock);
     executor->starting--;   /* from now on waiting or running */
     for (;;) {
-        detach_job *job;
+        struct executor_task *task;
         int wake_spawner, wake_next;
 
-        while (!executor->queued && !executor->exiting) {
+        while (!(task = take_work_locked(executor)) && !may_leave_locked(executor)) {
             executor->waiting_threads++;
             pthread_cond_wait(&executor->work, &executor->lock);
             executor->waiting_threads--;
             executor->wake_pending = 0;   /* woken, or spuriously: we look now */
         }
-        if (executor->exiting)
+        if (!task)
             break;
-        job = queue_pop_locked(executor);
-        executor->running++;
-        slot->job = job;
-        /* More queued: the next waiting thread is woken from here, on the
-         * job side, rather than by the ack. */
+        /* More runnable: the next waiting thread is woken from here, on
+         * the job side, rather than by the ack. */
         wake_next = wake_next_locked(executor);
         /* One idle thread fewer: the spares are topped up from here too. */
         wake_spawner = spawner_should_wake_locked(executor, SPARE_THREADS);
@@ -174,18 +272,95 @@ static void *job_thread_main(void *arg)
         if (wake_spawner)
             pthread_cond_signal(&executor->spawn);
 
-        job_run(job);
-
+        if (!run_task(executor, task)) {
+            pthread_mutex_lock(&executor->lock);
+            continue;   /* parked: the parking thread hands it back */
+        }
+        fiber_release(executor->fibers, task->fiber);
+        task->fiber = NULL;
         pthread_mutex_lock(&executor->lock);
-        /* Cleared and freed under the lock, so executor_drain() never asks
-         * a freed job to stop; one lock hold per job. */
-        slot->job = NULL;
+        /* Freed under the lock, so executor_drain() never asks a freed
+         * job to stop; one lock hold per job. */
+        running_remove_locked(executor, task);
         executor->running--;
-        job_free(job);
+        job_free(task->job);
         pthread_cond_broadcast(&executor->idle);
+        if (may_leave_locked(executor))
+            pthread_cond_broadcast(&executor->work);
     }
     pthread_mutex_unlock(&executor->lock);
     return NULL;
+}
+
+/* From the parking thread: a fiber's deadline passed or its stop came. */
+static void resume_parked(struct parked *parked, void *arg)
+{
+    struct executor *executor = arg;
+    struct executor_task *task =
+        (struct executor_task *)((char *)parked - offsetof(struct executor_task, parked));
+    int wake_thread, wake_spawner;
+
+    pthread_mutex_lock(&executor->lock);
+    task->next_ready = NULL;
+    if (executor->ready_tail)
+        executor->ready_tail->next_ready = task;
+    else
+        executor->ready_head = task;
+    executor->ready_tail = task;
+    executor->ready++;
+    wake_thread = wake_next_locked(executor);
+    wake_spawner = spawner_should_wake_locked(executor, 0);
+    pthread_mutex_unlock(&executor->lock);
+    if (wake_thread)
+        pthread_cond_signal(&executor->work);
+    if (wake_spawner)
+        pthread_cond_signal(&executor->spawn);
+}
+
+static void *parker_main(void *arg)
+{
+    struct executor *executor = arg;
+
+    pthread_setname_np(pthread_self(), "detach-parking");   /* for top -H and perf */
+    lower_priority(executor->job_nice, "parking");
+    parking_run(executor->parking);
+    return NULL;
+}
+
+static int must_stop(void *job)
+{
+    return detach_should_stop(job);
+}
+
+int executor_sleep(detach_job *job, uint64_t deadline_ms)
+{
+    struct executor_task *task = job_task(job);
+
+    int rc;
+
+    if (!task->executor || task->executor->sleep_on_thread || !task->fiber ||
+        fiber_current() != task->fiber)
+        return -1;
+    rc = parking_park(task->executor->parking, &task->parked, deadline_ms, must_stop, job);
+    if (rc < 0)
+        log_line(LOG_ERROR, "parking", "job=%s error=\"%s\" note=\"sleeps on its thread\"",
+                 detach_job_id(job), detach_last_error());
+    return rc;
+}
+
+void executor_wake(detach_job *job)
+{
+    struct executor_task *task = job_task(job);
+
+    if (task->executor)
+        parking_wake(task->executor->parking, &task->parked);
+}
+
+void executor_task_init(struct executor_task *task, detach_job *job)
+{
+    memset(task, 0, sizeof(*task));
+    task->job = job;
+    parked_init(&task->parked);
 }
 
 /*
@@ -206,7 +381,7 @@ static int start_job_thread_locked(struct executor *executor)
 
     executor->starting++;
     pthread_mutex_unlock(&executor->lock);
-    rc = create_thread(&id, job_thread_main, &executor->slots[index]);
+    rc = create_thread(&id, job_thread_main, executor);
     if (rc != 0)
         log_line(LOG_ERROR, "job_thread", "error=\"pthread_create: %s\"", strerror(rc));
     pthread_mutex_lock(&executor->lock);
@@ -220,10 +395,39 @@ static int start_job_thread_locked(struct executor *executor)
 }
 
 /*
- * The spawner: creates job threads while some are missing, then waits to
- * be signalled.  After a failed creation it waits too, rather than retry
- * at once: the next submit or job start that finds a thread missing
- * signals it again, and meanwhile queued jobs wait for a running thread.
+ * Jobs run on fibers, so a backlog of runnable jobs (a burst of acks, the
+ * sleeps of one millisecond ending) is soon worked off by the threads
+ * there are; a new thread (100-190 us of CPU on a small VM) pays only
+ * when they are blocked (in a script's wait, in a handler's own I/O).
+ * Blocked means: a whole grace passed and no thread took a job.
+ */
+#define SPAWN_GRACE_NS 1000000L
+
+static int threads_blocked_locked(struct executor *executor)
+{
+    unsigned long taken = executor->taken;
+    struct timespec deadline;
+
+    /* The first few threads come at once: a quiet server keeps them. */
+    if (executor->threads < 1 + SPARE_THREADS)
+        return 1;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += SPAWN_GRACE_NS;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    /* Not marked waiting: submits need not signal; only a stop does. */
+    pthread_cond_timedwait(&executor->spawn, &executor->lock, &deadline);
+    return executor->taken == taken && !executor->exiting;
+}
+
+/*
+ * The spawner: creates job threads while some are missing and the others
+ * are blocked, then waits to be signalled.  After a failed creation it
+ * waits too, rather than retry at once: the next submit or job start that
+ * finds a thread missing signals it again, and meanwhile queued jobs wait
+ * for a running thread.
  */
 static void *spawner_main(void *arg)
 {
@@ -234,8 +438,13 @@ static void *spawner_main(void *arg)
     lower_priority(executor->job_nice, "spawner");
     pthread_mutex_lock(&executor->lock);
     while (!executor->exiting) {
-        if (wants_thread_locked(executor, SPARE_THREADS) && start_job_thread_locked(executor) == 0)
-            continue;
+        if (wants_thread_locked(executor, SPARE_THREADS)) {
+            if (!threads_blocked_locked(executor))
+                continue;   /* they made progress: look again */
+            if (wants_thread_locked(executor, SPARE_THREADS) &&
+                start_job_thread_locked(executor) == 0)
+                continue;
+        }
         executor->spawner_waiting = 1;
         pthread_cond_wait(&executor->spawn, &executor->lock);
         executor->spawner_waiting = 0;
@@ -274,7 +483,8 @@ static void size_futex_hash(unsigned max_jobs)
 }
 
 /* One job thread now, so there is always one for a queued job whatever
- * later creations do; then the spawner, which starts the others. */
+ * later creations do; then the spawner, which starts the others, and the
+ * parking thread. */
 static int start_threads(struct executor *executor)
 {
     int rc;
@@ -286,6 +496,10 @@ static int start_threads(struct executor *executor)
         rc = create_thread(&executor->spawner, spawner_main, executor);
         executor->has_spawner = rc == 0;
     }
+    if (rc == 0) {
+        rc = create_thread(&executor->parker, parker_main, executor);
+        executor->has_parker = rc == 0;
+    }
     if (rc != 0) {
         errno = rc;
         return error_set("executor: pthread_create: %s", strerror(rc));
@@ -293,7 +507,8 @@ static int start_threads(struct executor *executor)
     return 0;
 }
 
-struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice)
+struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice,
+                              int sleep_on_thread)
 {
     struct executor *executor;
 
@@ -306,16 +521,18 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
     if (!executor)
         goto out_of_memory;
     executor->job_nice = job_nice;
+    executor->sleep_on_thread = sleep_on_thread;
     executor->max_jobs = max_jobs;
     executor->queue_limit = queue_limit;
     executor->queue_capacity = (size_t)queue_limit + max_jobs;
     executor->queue = calloc(executor->queue_capacity, sizeof(*executor->queue));
-    executor->slots = calloc(max_jobs, sizeof(*executor->slots));
     executor->thread_ids = calloc(max_jobs, sizeof(*executor->thread_ids));
-    if (!executor->queue || !executor->slots || !executor->thread_ids)
+    if (!executor->queue || !executor->thread_ids)
         goto out_of_memory;
-    for (unsigned i = 0; i < max_jobs; i++)
-        executor->slots[i].executor = executor;
+    executor->fibers = fiber_pool_new(0);
+    executor->parking = parking_new(resume_parked, executor);
+    if (!executor->fibers || !executor->parking)
+        goto fail;
     size_futex_hash(max_jobs);
     pthread_mutex_init(&executor->lock, NULL);
     pthread_cond_init(&executor->work, NULL);
@@ -330,14 +547,16 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
     }
     return executor;
 out_of_memory:
+    errno = ENOMEM;
+    error_set("executor: out of memory");
+fail:
     if (executor) {
+        parking_free(executor->parking);
+        fiber_pool_free(executor->fibers);
         free(executor->queue);
-        free(executor->slots);
         free(executor->thread_ids);
         free(executor);
     }
-    errno = ENOMEM;
-    error_set("executor: out of memory");
     return NULL;
 }
 
@@ -377,6 +596,7 @@ static int enqueue_locked(struct executor *executor, detach_job *job, int forced
 {
     size_t tail;
 
+    job_task(job)->executor = executor;
     if (executor->closed || (!forced && is_full_locked(executor))) {
         errno = EAGAIN;
         return -1;
@@ -454,11 +674,9 @@ void executor_drain(struct executor *executor, unsigned timeout_seconds, int kee
                  executor->queued);
         while ((job = queue_pop_locked(executor)))
             job_discard(job);
-        /* Every slot, not only the first `threads`: a thread the spawner
-         * has not recorded yet may already run a job. */
-        for (unsigned i = 0; i < executor->max_jobs; i++)
-            if (executor->slots[i].job)
-                job_request_stop(executor->slots[i].job);
+        /* Parked ones too: the stop resumes them. */
+        for (struct executor_task *task = executor->running_jobs; task; task = task->next_running)
+            job_request_stop(task->job);
         while (executor->running)
             pthread_cond_wait(&executor->idle, &executor->lock);
     }
@@ -478,19 +696,26 @@ void executor_free(struct executor *executor)
     pthread_cond_signal(&executor->spawn);
     pthread_mutex_unlock(&executor->lock);
     /* The spawner first: once it is gone no creation is under way, and
-     * thread_ids[0..threads) are all the job threads there are. */
+     * thread_ids[0..threads) are all the job threads there are.  They
+     * leave once every running job ended, parked ones included, so the
+     * parking thread goes last. */
     if (executor->has_spawner)
         pthread_join(executor->spawner, NULL);
     for (unsigned i = 0; i < executor->threads; i++)
         pthread_join(executor->thread_ids[i], NULL);
+    if (executor->has_parker) {
+        parking_stop(executor->parking);
+        pthread_join(executor->parker, NULL);
+    }
     while ((job = queue_pop_locked(executor)))
         job_discard(job);
+    parking_free(executor->parking);
+    fiber_pool_free(executor->fibers);
     pthread_cond_destroy(&executor->spawn);
     pthread_cond_destroy(&executor->idle);
     pthread_cond_destroy(&executor->work);
     pthread_mutex_destroy(&executor->lock);
     free(executor->queue);
-    free(executor->slots);
     free(executor->thread_ids);
     free(executor);
 }

@@ -2,17 +2,42 @@
  * executor.h - job threads: at most max_jobs jobs run at once, then up to
  * queue more wait, then submission fails (the worker answers 503).
  * Submitting never creates a thread: the executor's own spawner thread
- * does, so an ack never waits for a pthread_create().
+ * does, so an ack never waits for a pthread_create().  Each job runs on a
+ * fiber; one waiting in detach_sleep() holds no thread.
  */
 #ifndef DETACH_EXECUTOR_H
 #define DETACH_EXECUTOR_H
 
+#include <stdint.h>
 #include "detach.h"
+#include "parking.h"
+
+struct executor;
+struct fiber;
+
+/*
+ * The executor's part of a job, embedded in it (job_task()), so running,
+ * parking and resuming a job allocate nothing but its stack.  Executor
+ * lock, except parked (parking lock).
+ */
+struct executor_task {
+    detach_job *job;
+    struct executor *executor;       /* set by a submit */
+    struct fiber *fiber;             /* from its start to its end */
+    struct parked parked;
+    struct executor_task *next_ready;
+    struct executor_task *prev_running, *next_running;
+};
+
+void executor_task_init(struct executor_task *task, detach_job *job);
 
 /* job_nice: the niceness of job threads, the spawner and the processes
- * they start.  max_jobs >= 1.  Starts the spawner and one job thread, and
- * fails (NULL, detach_last_error()) when it cannot. */
-struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice);
+ * they start.  sleep_on_thread: executor_sleep() declines, so a sleeping
+ * job keeps its thread.  max_jobs >= 1.  Starts the spawner, the parking
+ * thread and one job thread, and fails (NULL, detach_last_error()) when
+ * it cannot. */
+struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice,
+                              int sleep_on_thread);
 /* 0: the job will run (it belongs to the executor now); -1: full or stopping. */
 int executor_submit(struct executor *executor, detach_job *job);
 /* A job recovered from the spool was promised already: queued past the
@@ -29,5 +54,17 @@ int executor_has_room(struct executor *executor);
  */
 void executor_drain(struct executor *executor, unsigned timeout_seconds, int keep_queued);
 void executor_free(struct executor *executor);
+
+/*
+ * On the job's own fiber: parks it, with no thread held, until
+ * deadline_ms (monotonic) or executor_wake().  0 once resumed; 1 at once
+ * when the job must stop already; -1 when the job does not run on a fiber
+ * of its own here (a plain thread, or a thread the handler started):
+ * then the caller waits on its thread.
+ */
+int executor_sleep(detach_job *job, uint64_t deadline_ms);
+/* The job must stop: if it is parked, it resumes now.  Any thread, under
+ * any lock (the parking thread resumes it). */
+void executor_wake(detach_job *job);
 
 #endif

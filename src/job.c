@@ -20,6 +20,7 @@
 #include "connection.h"
 #include "connection_status.h"
 #include "error.h"
+#include "executor.h"
 #include "fcgi_connection.h"
 #include "job.h"
 #include "log.h"
@@ -35,6 +36,7 @@
     ((type *)((char *)(pointer) - offsetof(type, member)))
 
 struct detach_job {
+    struct executor_task task;       /* the executor's part: fiber, parking */
     struct server_core *core;
     const struct route *route;
     char id[64];
@@ -105,6 +107,7 @@ detach_job *job_new(struct server_core *core, const struct route *route,
         error_set("job: out of memory");
         return NULL;
     }
+    executor_task_init(&job->task, job);
     job->core = core;
     job->route = route;
     job->params = params;
@@ -147,11 +150,18 @@ void job_free(detach_job *job)
     free(job);
 }
 
-/* Stops what can be stopped from outside: a script's process group.  A C
- * handler polls detach_should_stop().  Watcher lock held. */
+struct executor_task *job_task(detach_job *job)
+{
+    return &job->task;
+}
+
+/* Stops what can be stopped from outside: a script's process group, and
+ * a sleep in detach_sleep() (parked, or waiting on a thread).  A C handler
+ * otherwise polls detach_should_stop().  Watcher lock held. */
 static void stop_locked(detach_job *job, const char *reason)
 {
     log_line(LOG_INFO, "stopping", "job=%s reason=%s", job->id, reason);
+    executor_wake(job);
     pthread_mutex_lock(&job->report_lock);
     pthread_cond_broadcast(&job->stopped);
     pthread_mutex_unlock(&job->report_lock);
@@ -511,24 +521,35 @@ int detach_should_stop(detach_job *job)
     return connection_status_should_stop(&job->status);
 }
 
-int detach_sleep(detach_job *job, unsigned ms)
+/* Off a fiber (a job run on a plain thread, or a thread the handler
+ * started itself): the thread waits, and a stop's broadcast ends it. */
+static void sleep_on_thread(detach_job *job, uint64_t deadline_ns)
 {
-    struct timespec deadline;
+    struct timespec deadline = { (time_t)(deadline_ns / 1000000000u),
+                                 (long)(deadline_ns % 1000000000u) };
     int rc = 0;
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += ms / 1000;
-    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&job->report_lock);
     /* The flag is set before the broadcast, and the broadcast takes this
      * lock: a sleeper either sees the flag or is already waiting. */
     while (!connection_status_should_stop(&job->status) && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&job->stopped, &job->report_lock, &deadline);
     pthread_mutex_unlock(&job->report_lock);
+}
+
+int detach_sleep(detach_job *job, unsigned ms)
+{
+    struct timespec now;
+    uint64_t deadline_ns;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    deadline_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec +
+                  (uint64_t)ms * 1000000u;
+    /* On its fiber the job parks and its thread runs other jobs; parked
+     * deadlines are whole milliseconds, rounded up so a sleep is never
+     * short. */
+    if (executor_sleep(job, (deadline_ns + 999999u) / 1000000u) < 0)
+        sleep_on_thread(job, deadline_ns);
     if (connection_status_should_stop(&job->status)) {
         errno = ECANCELED;
         return -1;

@@ -32,6 +32,9 @@ void job_free(detach_job *job);
  * client with 503 and frees. */
 void job_discard(detach_job *job);
 
+/* The executor's part of the job (executor.h). */
+struct executor_task *job_task(detach_job *job);
+
 /* On a job thread: the handler, then shutdown callbacks, then the end. */
 void job_run(detach_job *job);
 

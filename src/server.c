@@ -139,7 +139,8 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     if (!server->core.watcher)
         goto fail;
     server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue,
-                                         server->core.options.job_nice);
+                                         server->core.options.job_nice,
+                                         server->core.options.sleep_on_thread);
     if (!server->core.executor)
         goto fail;
     if (server->core.options.spool) {

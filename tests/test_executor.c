@@ -4,6 +4,8 @@
  * plus queue), executor_free() discards queued jobs without leaks (the
  * sanitizer build checks that), and the thread count stays within max_jobs
  * job threads plus the spawner, even though submitters never create one.
+ * Jobs that sleep in detach_sleep() are parked, not threads: hundreds
+ * sleep at once on a few threads, and a drain or a time limit wakes them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +24,7 @@
 #include "log.h"
 #include "route.h"
 #include "server_core.h"
+#include "timer_heap.h"
 #include "watcher.h"
 
 /* What the handlers share with the test. */
@@ -31,6 +34,12 @@ struct observed {
     int block;                 /* handlers wait until released */
     unsigned running, max_running, ran;
     int max_threads;           /* the most threads a handler saw */
+    /* sleeping_handler: */
+    unsigned sleep_ms;         /* detach_sleep()s this long */
+    unsigned time_limit;       /* seconds, set before the sleep; 0 none */
+    unsigned cancelled;        /* detach_sleep() returned -1 ECANCELED */
+    unsigned timed_out;        /* ... with the TIMEOUT bit set */
+    unsigned moved;            /* resumed on another thread than it left */
 };
 
 struct fixture {
@@ -88,6 +97,42 @@ static void handler(detach_job *job, void *arg)
     pthread_cond_broadcast(&observed->changed);
     while (observed->block)
         pthread_cond_wait(&observed->changed, &observed->lock);
+    observed->running--;
+    observed->ran++;
+    pthread_cond_broadcast(&observed->changed);
+    pthread_mutex_unlock(&observed->lock);
+}
+
+/* pthread_self() is a const function: read afresh in a call of its own,
+ * never kept across the sleep by the compiler. */
+__attribute__((noinline)) static pthread_t this_thread(void)
+{
+    return pthread_self();
+}
+
+/* A job that sleeps: it is running, yet holds no thread meanwhile. */
+static void sleeping_handler(detach_job *job, void *arg)
+{
+    struct observed *observed = arg;
+    pthread_t before = this_thread();
+    int rc;
+
+    pthread_mutex_lock(&observed->lock);
+    observed->running++;
+    if (observed->running > observed->max_running)
+        observed->max_running = observed->running;
+    pthread_cond_broadcast(&observed->changed);
+    pthread_mutex_unlock(&observed->lock);
+    if (observed->time_limit)
+        detach_set_time_limit(job, observed->time_limit);
+    rc = detach_sleep(job, observed->sleep_ms);
+    pthread_mutex_lock(&observed->lock);
+    if (rc < 0 && errno == ECANCELED)
+        observed->cancelled++;
+    if (detach_connection_status(job) & DETACH_TIMEOUT)
+        observed->timed_out++;
+    if (!pthread_equal(before, this_thread()))
+        observed->moved++;
     observed->running--;
     observed->ran++;
     pthread_cond_broadcast(&observed->changed);
@@ -158,10 +203,14 @@ static void release(struct observed *observed)
     pthread_mutex_unlock(&observed->lock);
 }
 
-/* Job threads beyond the baseline, less the spawner. */
+/* The executor's threads that are not job threads: the spawner and the
+ * parking thread. */
+enum { HELPER_THREADS = 2 };
+
+/* Job threads beyond the baseline, less the helpers. */
 static int job_threads(struct fixture *fixture)
 {
-    return process_threads() - fixture->baseline_threads - 1;
+    return process_threads() - fixture->baseline_threads - HELPER_THREADS;
 }
 
 /* executor_new() starts the spawner and a job thread before it returns,
@@ -169,7 +218,7 @@ static int job_threads(struct fixture *fixture)
 static void new_starts_threads_and_idles_small(void **state)
 {
     struct fixture *fixture = *state;
-    struct executor *executor = executor_new(64, 16, 0);
+    struct executor *executor = executor_new(64, 16, 0, 0);
 
     assert_non_null(executor);
     assert_true(job_threads(fixture) >= 1);
@@ -185,7 +234,7 @@ static void runs_every_job_within_max_jobs(void **state)
 {
     enum { N = 300, M = 8 };
     struct fixture *fixture = *state;
-    struct executor *executor = executor_new(M, N, 0);
+    struct executor *executor = executor_new(M, N, 0, 0);
 
     assert_non_null(executor);
     for (int i = 0; i < N; i++)
@@ -193,7 +242,7 @@ static void runs_every_job_within_max_jobs(void **state)
     wait_for(&fixture->observed, &fixture->observed.ran, N);
     assert_int_equal(fixture->observed.ran, N);
     assert_true(fixture->observed.max_running <= M);
-    assert_true(fixture->observed.max_threads - fixture->baseline_threads - 1 <= M);
+    assert_true(fixture->observed.max_threads - fixture->baseline_threads - HELPER_THREADS <= M);
     assert_true(job_threads(fixture) <= M);
     executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
@@ -205,7 +254,7 @@ static void admission_limit_is_exact(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(4, 2, 0);
+    struct executor *executor = executor_new(4, 2, 0, 0);
     detach_job *refused;
 
     assert_non_null(executor);
@@ -236,7 +285,7 @@ static void admission_limit_is_exact(void **state)
     assert_int_equal(executor_submit(executor, refused), 0);
     wait_for(observed, &observed->ran, 7);
     assert_true(observed->max_running <= 4);
-    assert_true(observed->max_threads - fixture->baseline_threads - 1 <= 4);
+    assert_true(observed->max_threads - fixture->baseline_threads - HELPER_THREADS <= 4);
     executor_free(executor);
 }
 
@@ -253,7 +302,7 @@ static void free_discards_queued_jobs(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(1, 8, 0);
+    struct executor *executor = executor_new(1, 8, 0, 0);
     pthread_t releaser;
 
     assert_non_null(executor);
@@ -277,7 +326,7 @@ static void recovered_jobs_pass_the_limit(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(2, 0, 0);
+    struct executor *executor = executor_new(2, 0, 0, 0);
 
     assert_non_null(executor);
     observed->block = 1;
@@ -295,7 +344,7 @@ static void drain_runs_queued_jobs_then_refuses(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(2, 10, 0);
+    struct executor *executor = executor_new(2, 10, 0, 0);
     detach_job *late;
 
     assert_non_null(executor);
@@ -310,6 +359,100 @@ static void drain_runs_queued_jobs_then_refuses(void **state)
     executor_free(executor);
 }
 
+/* 200 jobs sleep at once on a handful of threads: a sleeping job is
+ * parked, not a blocked thread, and every one wakes after its full sleep. */
+static void sleeping_jobs_hold_no_thread(void **state)
+{
+    enum { N = 200 };
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(N, 0, 0, 0);
+    uint64_t start = monotonic_ms();
+
+    assert_non_null(executor);
+    fixture->route.handler = sleeping_handler;
+    observed->sleep_ms = 400;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    wait_for(observed, &observed->running, N);
+    /* All 200 running (asleep), on far fewer threads. */
+    assert_true(job_threads(fixture) <= N / 4);
+    wait_for(observed, &observed->ran, N);
+    assert_true(monotonic_ms() - start >= 400);
+    assert_int_equal(observed->max_running, N);
+    assert_int_equal(observed->cancelled, 0);
+    executor_free(executor);
+    wait_for_threads(fixture->baseline_threads);
+}
+
+/* With sleep_on_thread, a sleeping job keeps its thread throughout: 20
+ * jobs asleep at once are 20 blocked threads, and none changes thread. */
+static void sleep_on_thread_keeps_the_thread(void **state)
+{
+    enum { N = 20 };
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(N, 0, 0, 1);
+
+    assert_non_null(executor);
+    fixture->route.handler = sleeping_handler;
+    observed->sleep_ms = 300;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    wait_for(observed, &observed->running, N);
+    assert_int_equal(job_threads(fixture), N);
+    wait_for(observed, &observed->ran, N);
+    assert_int_equal(observed->moved, 0);
+    assert_int_equal(observed->cancelled, 0);
+    executor_free(executor);
+    wait_for_threads(fixture->baseline_threads);
+}
+
+/* A drain that runs out of time stops parked jobs at once: each one's
+ * 30-s sleep ends with ECANCELED, and the drain returns in well under it. */
+static void drain_timeout_wakes_parked_jobs(void **state)
+{
+    enum { N = 50 };
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(N, 0, 0, 0);
+    uint64_t start;
+
+    assert_non_null(executor);
+    fixture->route.handler = sleeping_handler;
+    observed->sleep_ms = 30000;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    wait_for(observed, &observed->running, N);
+    start = monotonic_ms();
+    executor_drain(executor, 0, 0);
+    assert_true(monotonic_ms() - start < 5000);
+    assert_int_equal(observed->ran, N);
+    assert_int_equal(observed->cancelled, N);
+    executor_free(executor);
+}
+
+/* The watcher's time limit reaches a parked job: it resumes at once with
+ * the TIMEOUT bit, not at the end of its sleep. */
+static void time_limit_wakes_a_parked_job(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(4, 0, 0, 0);
+    uint64_t start = monotonic_ms();
+
+    assert_non_null(executor);
+    fixture->route.handler = sleeping_handler;
+    observed->sleep_ms = 30000;
+    observed->time_limit = 1;
+    assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    wait_for(observed, &observed->ran, 1);
+    assert_true(monotonic_ms() - start < 5000);
+    assert_int_equal(observed->cancelled, 1);
+    assert_int_equal(observed->timed_out, 1);
+    executor_free(executor);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +462,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(free_discards_queued_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(recovered_jobs_pass_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_runs_queued_jobs_then_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(sleeping_jobs_hold_no_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(sleep_on_thread_keeps_the_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(drain_timeout_wakes_parked_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(time_limit_wakes_a_parked_job, setup, teardown),
     };
 
     log_set_level(LOG_ERROR);   /* no "started"/"ended" line per job */

@@ -1,0 +1,292 @@
+/*
+ * fiber.c - stacks of their own for jobs, and the switch in and out.
+ *
+ * Why: a job that sleeps for two seconds used to hold a thread for two
+ * seconds, and each job cost its thread two wake-ups (to start, to end the
+ * sleep).  On a fiber, the sleep is a switch back to the job thread, which
+ * runs the next job; thousands of sleeping jobs cost stacks, not threads.
+ *
+ * The switch is ucontext's: portable across glibc's architectures, one
+ * signal-mask system call per switch, far below a thread wake-up.  Stacks
+ * are mmap()ed with a guard page below them, as thread stacks are, and
+ * kept in a pool once used.  Under AddressSanitizer every switch is
+ * announced to it, so it follows the stack in use; under Valgrind the
+ * stacks are registered.
+ *
+ * A fiber may resume on another thread than the one it left.  Nothing
+ * here touches thread-local storage after a switch back into a fiber
+ * except through fiber_current(), a call the compiler cannot fold.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fiber.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define FIBER_ASAN 1
+#endif
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define FIBER_VALGRIND 1
+#endif
+#endif
+
+struct fiber {
+    ucontext_t context;            /* where the fiber left off */
+    ucontext_t *resumer;           /* the thread's context to go back to */
+    void (*entry)(void *arg);
+    void *arg;
+    void (*after)(void *arg);      /* for the resumer, after a yield */
+    void *after_arg;
+    int ended;
+    char *mapping;                 /* guard page, then the stack */
+    size_t mapping_size;
+    char *stack;                   /* above the guard page */
+    size_t stack_size;
+    struct fiber *next_free;       /* in the pool */
+    unsigned valgrind_stack;
+    /* For AddressSanitizer: its bookkeeping of this fiber, and the stack
+     * of the thread that resumed it last. */
+    void *fake_stack;
+    const void *resumer_bottom;
+    size_t resumer_size;
+};
+
+struct fiber_pool {
+    pthread_mutex_t lock;
+    struct fiber *free;            /* stacks mapped and unused */
+    size_t stack_size;
+    size_t page_size;
+};
+
+static __thread struct fiber *running_fiber;
+
+/* Not inlined, so a caller on a fiber that moved threads reads this
+ * thread's variable, not an address computed before the move. */
+__attribute__((noinline)) struct fiber *fiber_current(void)
+{
+    struct fiber *fiber = running_fiber;
+
+    __asm__ volatile("" ::: "memory");
+    return fiber;
+}
+
+__attribute__((noinline)) static void set_current(struct fiber *fiber)
+{
+    __asm__ volatile("" ::: "memory");
+    running_fiber = fiber;
+}
+
+#ifdef FIBER_ASAN
+static void asan_leaving(void **fake_stack, const void *bottom, size_t size)
+{
+    __sanitizer_start_switch_fiber(fake_stack, bottom, size);
+}
+static void asan_arrived(void *fake_stack, const void **old_bottom, size_t *old_size)
+{
+    __sanitizer_finish_switch_fiber(fake_stack, old_bottom, old_size);
+}
+#else
+static void asan_leaving(void **fake_stack, const void *bottom, size_t size)
+{
+    (void)fake_stack, (void)bottom, (void)size;
+}
+static void asan_arrived(void *fake_stack, const void **old_bottom, size_t *old_size)
+{
+    (void)fake_stack, (void)old_bottom, (void)old_size;
+}
+#endif
+
+/* The default a new thread's stack gets, which is what a job had before
+ * it ran on a fiber: the same handler code needs the same room. */
+static size_t default_stack_size(void)
+{
+    pthread_attr_t attributes;
+    size_t size = 0;
+
+    if (pthread_attr_init(&attributes) == 0) {
+        pthread_attr_getstacksize(&attributes, &size);
+        pthread_attr_destroy(&attributes);
+    }
+    return size ? size : (size_t)8 << 20;
+}
+
+struct fiber_pool *fiber_pool_new(size_t stack_size)
+{
+    struct fiber_pool *pool = calloc(1, sizeof(*pool));
+    long page_size = sysconf(_SC_PAGESIZE);
+
+    if (!pool) {
+        error_set("fiber: out of memory");
+        return NULL;
+    }
+    pool->page_size = page_size > 0 ? (size_t)page_size : 4096;
+    if (!stack_size)
+        stack_size = default_stack_size();
+    /* Whole pages, and at least enough for a handler and a log line. */
+    if (stack_size < 16 * pool->page_size)
+        stack_size = 16 * pool->page_size;
+    pool->stack_size = (stack_size + pool->page_size - 1) & ~(pool->page_size - 1);
+    pthread_mutex_init(&pool->lock, NULL);
+    return pool;
+}
+
+size_t fiber_pool_stack_size(const struct fiber_pool *pool)
+{
+    return pool->stack_size;
+}
+
+static void unmap(struct fiber *fiber)
+{
+#ifdef FIBER_VALGRIND
+    VALGRIND_STACK_DEREGISTER(fiber->valgrind_stack);
+#endif
+    munmap(fiber->mapping, fiber->mapping_size);
+    free(fiber);
+}
+
+void fiber_pool_free(struct fiber_pool *pool)
+{
+    if (!pool)
+        return;
+    while (pool->free) {
+        struct fiber *fiber = pool->free;
+
+        pool->free = fiber->next_free;
+        unmap(fiber);
+    }
+    pthread_mutex_destroy(&pool->lock);
+    free(pool);
+}
+
+/* A fresh stack: mapped without reserving memory (pages come as the job
+ * touches them), the lowest page a guard, as for a thread. */
+static struct fiber *map_fiber(struct fiber_pool *pool)
+{
+    struct fiber *fiber = calloc(1, sizeof(*fiber));
+    size_t size = pool->stack_size + pool->page_size;
+    void *mapping;
+
+    if (!fiber) {
+        error_set("fiber: out of memory");
+        return NULL;
+    }
+    mapping = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (mapping == MAP_FAILED) {
+        error_set("fiber: mmap of a %zu-byte stack: %s", size, strerror(errno));
+        free(fiber);
+        return NULL;
+    }
+    if (mprotect(mapping, pool->page_size, PROT_NONE) < 0) {
+        error_set("fiber: mprotect of a stack guard page: %s", strerror(errno));
+        munmap(mapping, size);
+        free(fiber);
+        return NULL;
+    }
+    fiber->mapping = mapping;
+    fiber->mapping_size = size;
+    fiber->stack = fiber->mapping + pool->page_size;
+    fiber->stack_size = pool->stack_size;
+#ifdef FIBER_VALGRIND
+    fiber->valgrind_stack = VALGRIND_STACK_REGISTER(fiber->stack, fiber->stack + fiber->stack_size);
+#endif
+    return fiber;
+}
+
+/* The first code on a fresh fiber: run the entry, then leave for good. */
+static void fiber_main(void)
+{
+    struct fiber *self = fiber_current();
+
+    asan_arrived(NULL, &self->resumer_bottom, &self->resumer_size);
+    self->entry(self->arg);
+    self->ended = 1;
+    /* NULL: this fiber's fake stack is gone with it.  self->resumer is
+     * whichever thread resumed it last. */
+    asan_leaving(NULL, self->resumer_bottom, self->resumer_size);
+    setcontext(self->resumer);
+    abort();   /* setcontext() returns only on failure */
+}
+
+struct fiber *fiber_new(struct fiber_pool *pool, void (*entry)(void *arg), void *arg)
+{
+    struct fiber *fiber;
+
+    pthread_mutex_lock(&pool->lock);
+    fiber = pool->free;
+    if (fiber)
+        pool->free = fiber->next_free;
+    pthread_mutex_unlock(&pool->lock);
+    if (!fiber && !(fiber = map_fiber(pool)))
+        return NULL;
+    if (getcontext(&fiber->context) < 0) {
+        error_set("fiber: getcontext: %s", strerror(errno));
+        fiber_release(pool, fiber);
+        return NULL;
+    }
+    fiber->context.uc_stack.ss_sp = fiber->stack;
+    fiber->context.uc_stack.ss_size = fiber->stack_size;
+    fiber->context.uc_link = NULL;   /* fiber_main never returns */
+    makecontext(&fiber->context, fiber_main, 0);
+    fiber->entry = entry;
+    fiber->arg = arg;
+    fiber->after = NULL;
+    fiber->ended = 0;
+    return fiber;
+}
+
+void fiber_release(struct fiber_pool *pool, struct fiber *fiber)
+{
+    if (!fiber)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    fiber->next_free = pool->free;
+    pool->free = fiber;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+int fiber_resume(struct fiber *fiber)
+{
+    ucontext_t here;   /* this thread, while the fiber runs */
+    void (*after)(void *);
+    struct fiber *previous = fiber_current();
+    void *fake_stack = NULL;
+
+    fiber->resumer = &here;
+    set_current(fiber);
+    asan_leaving(&fake_stack, fiber->stack, fiber->stack_size);
+    if (swapcontext(&here, &fiber->context) < 0)
+        abort();   /* only with a bad context, which fiber_new() never makes */
+    asan_arrived(fake_stack, NULL, NULL);
+    set_current(previous);
+    after = fiber->after;
+    if (after) {
+        fiber->after = NULL;
+        after(fiber->after_arg);
+    }
+    return fiber->ended;
+}
+
+void fiber_yield(void (*after)(void *arg), void *arg)
+{
+    struct fiber *self = fiber_current();
+
+    self->after = after;
+    self->after_arg = arg;
+    asan_leaving(&self->fake_stack, self->resumer_bottom, self->resumer_size);
+    if (swapcontext(&self->context, self->resumer) < 0)
+        abort();
+    /* Resumed, perhaps by another thread: self is on this stack, the
+     * rest is read afresh. */
+    asan_arrived(self->fake_stack, &self->resumer_bottom, &self->resumer_size);
+}

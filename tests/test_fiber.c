@@ -1,0 +1,177 @@
+/*
+ * test_fiber.c - fibers on real threads: one runs to its end, yields and
+ * resumes where it left off, resumes on another thread than the one it
+ * left, has the stack room a thread would have, and its stack goes back
+ * to the pool.  The sanitizer build follows every switch.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fiber.h"
+
+struct trace {
+    int steps[8];
+    int count;
+    pthread_t threads[8];
+    struct fiber *current_in_after;   /* fiber_current() inside after() */
+    int after_calls;
+};
+
+/* Not inlined: pthread_self() is a const function, and a compiler may
+ * keep its value across the yield in one function body -- the very
+ * reason a job must not carry thread-bound values across detach_sleep(). */
+__attribute__((noinline)) static void record(struct trace *trace, int step)
+{
+    trace->threads[trace->count] = pthread_self();
+    trace->steps[trace->count++] = step;
+}
+
+static void after_yield(void *arg)
+{
+    struct trace *trace = arg;
+
+    trace->current_in_after = fiber_current();
+    trace->after_calls++;
+}
+
+static void three_steps(void *arg)
+{
+    struct trace *trace = arg;
+
+    record(trace, 1);
+    fiber_yield(after_yield, trace);
+    record(trace, 2);
+    fiber_yield(NULL, NULL);
+    record(trace, 3);
+}
+
+static void runs_to_its_end(void **state)
+{
+    struct fiber_pool *pool = fiber_pool_new(0);
+    struct trace trace = { .count = 0 };
+    struct fiber *fiber;
+
+    (void)state;
+    assert_non_null(pool);
+    assert_null(fiber_current());
+    fiber = fiber_new(pool, three_steps, &trace);
+    assert_non_null(fiber);
+    assert_int_equal(fiber_resume(fiber), 0);
+    assert_int_equal(trace.count, 1);
+    /* after() ran on the resumer, with no fiber current any more. */
+    assert_int_equal(trace.after_calls, 1);
+    assert_null(trace.current_in_after);
+    assert_null(fiber_current());
+    assert_int_equal(fiber_resume(fiber), 0);
+    assert_int_equal(trace.count, 2);
+    assert_int_equal(fiber_resume(fiber), 1);
+    assert_int_equal(trace.count, 3);
+    assert_int_equal(trace.steps[0], 1);
+    assert_int_equal(trace.steps[1], 2);
+    assert_int_equal(trace.steps[2], 3);
+    assert_int_equal(trace.after_calls, 1);
+    fiber_release(pool, fiber);
+    fiber_pool_free(pool);
+}
+
+static void *resume_once(void *fiber)
+{
+    return (void *)(intptr_t)fiber_resume(fiber);
+}
+
+/* Left on one thread, resumed on another: it goes on where it was, on the
+ * new thread, and ends there. */
+static void resumes_on_another_thread(void **state)
+{
+    struct fiber_pool *pool = fiber_pool_new(0);
+    struct trace trace = { .count = 0 };
+    struct fiber *fiber;
+    pthread_t other;
+    void *ended;
+
+    (void)state;
+    assert_non_null(pool);
+    fiber = fiber_new(pool, three_steps, &trace);
+    assert_non_null(fiber);
+    assert_int_equal(fiber_resume(fiber), 0);
+    assert_int_equal(pthread_create(&other, NULL, resume_once, fiber), 0);
+    assert_int_equal(pthread_join(other, &ended), 0);
+    assert_int_equal((intptr_t)ended, 0);
+    assert_int_equal(trace.count, 2);
+    assert_true(pthread_equal(trace.threads[0], pthread_self()));
+    assert_true(pthread_equal(trace.threads[1], other));
+    assert_int_equal(fiber_resume(fiber), 1);
+    assert_true(pthread_equal(trace.threads[2], pthread_self()));
+    fiber_release(pool, fiber);
+    fiber_pool_free(pool);
+}
+
+/* A handler may use what a thread's stack allows: a 2 MiB local array on
+ * the default stack (8 MiB on Debian). */
+static void big_frame(void *arg)
+{
+    volatile char buffer[2 << 20];
+
+    memset((char *)buffer, 7, sizeof(buffer));
+    *(int *)arg = buffer[sizeof(buffer) - 1];
+}
+
+static void has_a_thread_sized_stack(void **state)
+{
+    struct fiber_pool *pool = fiber_pool_new(0);
+    struct fiber *fiber;
+    int seen = 0;
+
+    (void)state;
+    assert_non_null(pool);
+    assert_true(fiber_pool_stack_size(pool) >= (size_t)4 << 20);
+    fiber = fiber_new(pool, big_frame, &seen);
+    assert_non_null(fiber);
+    assert_int_equal(fiber_resume(fiber), 1);
+    assert_int_equal(seen, 7);
+    fiber_release(pool, fiber);
+    fiber_pool_free(pool);
+}
+
+static void note_end(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* A released stack is the next one handed out: a burst maps once. */
+static void stacks_are_reused(void **state)
+{
+    struct fiber_pool *pool = fiber_pool_new(64 * 1024);
+    struct fiber *first, *second;
+    int ended = 0;
+
+    (void)state;
+    assert_non_null(pool);
+    first = fiber_new(pool, note_end, &ended);
+    assert_non_null(first);
+    assert_int_equal(fiber_resume(first), 1);
+    fiber_release(pool, first);
+    second = fiber_new(pool, note_end, &ended);
+    assert_ptr_equal(second, first);
+    assert_int_equal(fiber_resume(second), 1);
+    assert_int_equal(ended, 2);
+    fiber_release(pool, second);
+    fiber_pool_free(pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(runs_to_its_end),
+        cmocka_unit_test(resumes_on_another_thread),
+        cmocka_unit_test(has_a_thread_sized_stack),
+        cmocka_unit_test(stacks_are_reused),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
