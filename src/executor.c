@@ -8,29 +8,28 @@
  * So a job costs a thread only while it computes or blocks, and ten
  * thousand sleeping jobs are ten thousand stacks, not threads or wake-ups.
  *
- * Threads are started up to max_jobs and then kept: a trigger's job starts
- * with a condition-variable signal, not a thread creation.  At most
- * max_jobs jobs are running (started, not ended, parked or not); the count
- * of running plus queued jobs is the one admission number, checked under
- * the same lock that queues, so the 503 boundary is exact.
+ * A submit is on the acknowledgement path and takes no lock: a job
+ * thread holding the executor lock runs at nice 10, and under load an ack
+ * waiting for it would wait for its next time slice.  So admission is
+ * one atomic count (running + queued, the 503 boundary, exact), a job
+ * goes onto a lock-free inbox, and idle job threads sleep on an event
+ * count (wakeup.c) that a submit bumps without a lock.  Job threads move
+ * the inbox into the FIFO queue under the lock whenever they look for
+ * work.  At most max_jobs jobs are running (started, not ended, parked or
+ * not).
  *
- * Job threads are created by one spawner thread, never by a submitter.
- * executor_submit() runs on the acknowledgement path: a pthread_create()
- * there (tens of microseconds, more with thousands of threads, and under
- * the lock every other submitter needs) would make the ack wait for it.
- * So a submit only queues and signals; when more jobs are queued than
- * threads are ready for them, it also wakes the spawner, which creates
- * threads with the lock dropped.  The spawner keeps SPARE_THREADS idle
- * threads beyond the queue, so a burst finds threads ready.
- *
- * No job is stranded: executor_new() starts one job thread itself and
- * fails if it cannot, and job threads never exit before executor_free().
- * If a later creation fails, the spawner logs it and waits for the next
- * signal; queued jobs wait for a running thread to finish, and still run.
+ * Threads are started up to max_jobs and then kept, never by a submitter:
+ * a spawner thread creates them (pthread_create costs 100-190 us of CPU
+ * on a small VM) when runnable jobs wait and the threads there are make
+ * no progress, i.e. they are blocked in a handler or a script's wait.  No
+ * job is stranded: executor_new() starts one job thread itself and fails
+ * if it cannot, and job threads never exit before executor_free().
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -43,56 +42,95 @@
 #include "fiber.h"
 #include "job.h"
 #include "log.h"
+#include "wakeup.h"
 
-/* Idle threads kept beyond the queue: a burst finds them ready, and a
- * quiet server keeps a couple, never more than max_jobs in all. */
+/* Idle threads kept beyond the runnable jobs: a burst finds them ready,
+ * and a quiet server keeps a couple, never more than max_jobs in all. */
 #define SPARE_THREADS 2u
+
+/* Runnable jobs waiting this long with no thread taking one: the threads
+ * are blocked, and one more is worth its creation. */
+#define SPAWN_GRACE_NS 1000000L
+
+struct task_list {
+    struct executor_task *head, *tail;
+    size_t count;
+};
 
 struct executor {
     int job_nice;              /* job threads (and their scripts) yield to acks */
     int sleep_on_thread;       /* detach_sleep() keeps the job's thread */
-    pthread_mutex_t lock;
-    pthread_cond_t work;       /* a job was queued, or stopping */
-    pthread_cond_t idle;       /* a job ended */
-    pthread_cond_t spawn;      /* the spawner may be short of threads, or stopping */
     unsigned max_jobs, queue_limit;
-    detach_job **queue;        /* ring buffer of queue_limit + max_jobs */
-    size_t queue_capacity, queue_head, queued;
+
+    /* Without the lock: the ack's path. */
+    _Atomic size_t admitted;   /* running + queued + in the inbox */
+    _Atomic int closed;        /* no new jobs */
+    _Atomic(struct executor_task *) inbox;   /* submitted, newest first */
+    struct wakeup work;        /* idle job threads sleep here */
+    struct wakeup spawn;       /* the idle spawner sleeps here */
+
+    pthread_mutex_t lock;
+    pthread_cond_t idle;       /* a job ended (executor_drain waits) */
+    struct task_list queue;    /* admitted, not started, oldest first */
+    struct task_list ready;    /* parked fibers due to go on */
     unsigned running;          /* started, not ended: on a thread, parked or ready */
     struct executor_task *running_jobs;   /* the running ones, for a drain */
-    struct executor_task *ready_head, *ready_tail;   /* resumable fibers */
-    size_t ready;
+    unsigned long taken;       /* jobs taken by job threads: their progress */
     /* threads: created, thread_ids[0..threads) joinable (a thread being
      * created is not counted yet, though it may already run a job).
-     * starting: reserved and not yet at their work loop; they take a
-     * queued job without a signal, so they count as ready. */
-    unsigned threads, starting, waiting_threads;
+     * starting: reserved and not yet at their work loop. */
+    unsigned threads, starting;
     pthread_t *thread_ids;
     pthread_t spawner, parker;
     int has_spawner, has_parker;
+    int exiting;               /* threads leave once no job runs */
     struct fiber_pool *fibers;
     struct parking *parking;
-    int spawner_waiting;       /* in pthread_cond_wait(&spawn) */
-    unsigned long taken;       /* jobs taken by job threads: their progress */
-    /* A waiting job thread was signalled and has not yet looked at the
-     * queue: a submit need not signal again, the woken thread passes the
-     * word on (wake_next_locked).  So an ack costs at most one futex wake
-     * per burst, however many jobs the burst queues. */
-    int wake_pending;
-    int closed;                /* no new jobs */
-    int exiting;               /* threads leave */
 };
 
-static detach_job *queue_pop_locked(struct executor *executor)
+static void list_push(struct task_list *list, struct executor_task *task)
 {
-    detach_job *job;
+    task->next = NULL;
+    if (list->tail)
+        list->tail->next = task;
+    else
+        list->head = task;
+    list->tail = task;
+    list->count++;
+}
 
-    if (!executor->queued)
-        return NULL;
-    job = executor->queue[executor->queue_head];
-    executor->queue_head = (executor->queue_head + 1) % executor->queue_capacity;
-    executor->queued--;
-    return job;
+static struct executor_task *list_pop(struct task_list *list)
+{
+    struct executor_task *task = list->head;
+
+    if (task) {
+        list->head = task->next;
+        if (!list->head)
+            list->tail = NULL;
+        list->count--;
+    }
+    return task;
+}
+
+/* The inbox into the queue, oldest first (the inbox is newest first). */
+static void collect_inbox_locked(struct executor *executor)
+{
+    struct executor_task *newest = atomic_exchange(&executor->inbox, NULL);
+    struct executor_task *oldest = NULL;
+
+    while (newest) {
+        struct executor_task *next = newest->next;
+
+        newest->next = oldest;
+        oldest = newest;
+        newest = next;
+    }
+    while (oldest) {
+        struct executor_task *next = oldest->next;
+
+        list_push(&executor->queue, oldest);
+        oldest = next;
+    }
 }
 
 /* Queued jobs that may start now: running ones leave room under max_jobs.
@@ -103,13 +141,18 @@ static size_t startable_locked(const struct executor *executor)
 
     if (executor->exiting)
         return 0;
-    return executor->queued < room ? executor->queued : room;
+    return executor->queue.count < room ? executor->queue.count : room;
 }
 
 /* What a job thread could take now: a resumed fiber or a job to start. */
 static size_t runnable_locked(const struct executor *executor)
 {
-    return executor->ready + startable_locked(executor);
+    return executor->ready.count + startable_locked(executor);
+}
+
+static unsigned idle_threads(struct executor *executor)
+{
+    return atomic_load(&executor->work.waiters) + executor->starting;
 }
 
 /*
@@ -118,20 +161,13 @@ static size_t runnable_locked(const struct executor *executor)
  * Once closed, no spares: only jobs already queued still want threads.
  * threads is exact whenever the spawner looks (it creates one at a time).
  */
-static int wants_thread_locked(const struct executor *executor, unsigned spare)
+static int wants_thread_locked(struct executor *executor, unsigned spare)
 {
     if (executor->exiting || executor->threads >= executor->max_jobs)
         return 0;
-    if (executor->closed)
+    if (atomic_load(&executor->closed))
         spare = 0;
-    return (size_t)executor->waiting_threads + executor->starting < runnable_locked(executor) + spare;
-}
-
-/* Worth a signal only when the spawner waits: a busy one looks again
- * before it waits. */
-static int spawner_should_wake_locked(const struct executor *executor, unsigned spare)
-{
-    return executor->spawner_waiting && wants_thread_locked(executor, spare);
+    return idle_threads(executor) < runnable_locked(executor) + spare;
 }
 
 /* Per thread on Linux, and inherited by the threads and scripts it
@@ -157,13 +193,14 @@ static int create_thread(pthread_t *id, void *(*start_routine)(void *), void *ar
     return rc;
 }
 
-/* A job is runnable and a thread waits, with no signal on its way: one is due. */
-static int wake_next_locked(struct executor *executor)
+/* After the lock is dropped: a waiting thread for what is runnable, the
+ * spawner when a thread may be missing. */
+static void wake_after_unlock(struct executor *executor, int runnable, int thread_missing)
 {
-    if (!runnable_locked(executor) || !executor->waiting_threads || executor->wake_pending)
-        return 0;
-    executor->wake_pending = 1;
-    return 1;
+    if (runnable)
+        wakeup_one(&executor->work);
+    if (thread_missing)
+        wakeup_one(&executor->spawn);
 }
 
 static void running_add_locked(struct executor *executor, struct executor_task *task)
@@ -189,24 +226,17 @@ static void running_remove_locked(struct executor *executor, struct executor_tas
  * Then a queued job, if max_jobs leaves room for it. */
 static struct executor_task *take_work_locked(struct executor *executor)
 {
-    struct executor_task *task = executor->ready_head;
-    detach_job *job;
+    struct executor_task *task;
 
-    if (task) {
-        executor->ready_head = task->next_ready;
-        if (!executor->ready_head)
-            executor->ready_tail = NULL;
-        executor->ready--;
-        executor->taken++;
-        return task;
+    collect_inbox_locked(executor);
+    task = list_pop(&executor->ready);
+    if (!task && startable_locked(executor)) {
+        task = list_pop(&executor->queue);
+        executor->running++;
+        running_add_locked(executor, task);
     }
-    if (!startable_locked(executor))
-        return NULL;
-    executor->taken++;
-    job = queue_pop_locked(executor);
-    task = job_task(job);
-    executor->running++;
-    running_add_locked(executor, task);
+    if (task)
+        executor->taken++;
     return task;
 }
 
@@ -241,37 +271,45 @@ static int may_leave_locked(const struct executor *executor)
     return executor->exiting && !executor->running;
 }
 
+/* Takes a job, or sleeps until there may be one; NULL: leave. */
+static struct executor_task *next_task_locked(struct executor *executor)
+{
+    for (;;) {
+        struct executor_task *task = take_work_locked(executor);
+        uint32_t seen;
+
+        if (task || may_leave_locked(executor))
+            return task;
+        /* Announced first, then one more look at the inbox: a submit
+         * after that look sees us and bumps the word. */
+        seen = wakeup_prepare(&executor->work);
+        if (!atomic_load(&executor->inbox)) {
+            pthread_mutex_unlock(&executor->lock);
+            wakeup_wait(&executor->work, seen, NULL);
+            pthread_mutex_lock(&executor->lock);
+        }
+        wakeup_done(&executor->work);
+    }
+}
+
 static void *job_thread_main(void *arg)
 {
     struct executor *executor = arg;
+    struct executor_task *task;
 
     pthread_setname_np(pthread_self(), "detach-job");   /* for top -H and perf */
     lower_priority(executor->job_nice, "job");
     pthread_mutex_lock(&executor->lock);
     executor->starting--;   /* from now on waiting or running */
-    for (;;) {
-        struct executor_task *task;
-        int wake_spawner, wake_next;
-
-        while (!(task = take_work_locked(executor)) && !may_leave_locked(executor)) {
-            executor->waiting_threads++;
-            pthread_cond_wait(&executor->work, &executor->lock);
-            executor->waiting_threads--;
-            executor->wake_pending = 0;   /* woken, or spuriously: we look now */
-        }
-        if (!task)
-            break;
+    while ((task = next_task_locked(executor))) {
         /* More runnable: the next waiting thread is woken from here, on
          * the job side, rather than by the ack. */
-        wake_next = wake_next_locked(executor);
+        int more = runnable_locked(executor) > 0;
         /* One idle thread fewer: the spares are topped up from here too. */
-        wake_spawner = spawner_should_wake_locked(executor, SPARE_THREADS);
-        pthread_mutex_unlock(&executor->lock);
-        if (wake_next)
-            pthread_cond_signal(&executor->work);
-        if (wake_spawner)
-            pthread_cond_signal(&executor->spawn);
+        int missing = wants_thread_locked(executor, SPARE_THREADS);
 
+        pthread_mutex_unlock(&executor->lock);
+        wake_after_unlock(executor, more, missing);
         if (!run_task(executor, task)) {
             pthread_mutex_lock(&executor->lock);
             continue;   /* parked: the parking thread hands it back */
@@ -283,10 +321,11 @@ static void *job_thread_main(void *arg)
          * job to stop; one lock hold per job. */
         running_remove_locked(executor, task);
         executor->running--;
+        atomic_fetch_sub(&executor->admitted, 1);
         job_free(task->job);
         pthread_cond_broadcast(&executor->idle);
         if (may_leave_locked(executor))
-            pthread_cond_broadcast(&executor->work);
+            wakeup_all(&executor->work);
     }
     pthread_mutex_unlock(&executor->lock);
     return NULL;
@@ -298,23 +337,13 @@ static void resume_parked(struct parked *parked, void *arg)
     struct executor *executor = arg;
     struct executor_task *task =
         (struct executor_task *)((char *)parked - offsetof(struct executor_task, parked));
-    int wake_thread, wake_spawner;
+    int missing;
 
     pthread_mutex_lock(&executor->lock);
-    task->next_ready = NULL;
-    if (executor->ready_tail)
-        executor->ready_tail->next_ready = task;
-    else
-        executor->ready_head = task;
-    executor->ready_tail = task;
-    executor->ready++;
-    wake_thread = wake_next_locked(executor);
-    wake_spawner = spawner_should_wake_locked(executor, 0);
+    list_push(&executor->ready, task);
+    missing = wants_thread_locked(executor, 0);
     pthread_mutex_unlock(&executor->lock);
-    if (wake_thread)
-        pthread_cond_signal(&executor->work);
-    if (wake_spawner)
-        pthread_cond_signal(&executor->spawn);
+    wake_after_unlock(executor, 1, missing);
 }
 
 static void *parker_main(void *arg)
@@ -335,7 +364,6 @@ static int must_stop(void *job)
 int executor_sleep(detach_job *job, uint64_t deadline_ms)
 {
     struct executor_task *task = job_task(job);
-
     int rc;
 
     if (!task->executor || task->executor->sleep_on_thread || !task->fiber ||
@@ -365,13 +393,13 @@ void executor_task_init(struct executor_task *task, detach_job *job)
 
 /*
  * Starts job thread number `threads`, with the lock dropped around
- * pthread_create() so no submitter or job thread waits on a creation.
- * Only one thread at a time calls this (executor_new() before the spawner
- * exists, then the spawner), so the number cannot change meanwhile.  The
- * thread is counted in `threads` only once it exists, so executor_free()
- * joins only real threads; until it reaches its loop it counts in
- * `starting`, so the spawner does not start a second one for the same
- * job.  Returns 0 or pthread_create()'s error, logged.
+ * pthread_create() so no job thread waits on a creation.  Only one thread
+ * at a time calls this (executor_new() before the spawner exists, then
+ * the spawner), so the number cannot change meanwhile.  The thread is
+ * counted in `threads` only once it exists, so executor_free() joins only
+ * real threads; until it reaches its loop it counts in `starting`, so the
+ * spawner does not start a second one for the same job.  Returns 0 or
+ * pthread_create()'s error, logged.
  */
 static int start_job_thread_locked(struct executor *executor)
 {
@@ -394,40 +422,28 @@ static int start_job_thread_locked(struct executor *executor)
     return 0;
 }
 
-/*
- * Jobs run on fibers, so a backlog of runnable jobs (a burst of acks, the
- * sleeps of one millisecond ending) is soon worked off by the threads
- * there are; a new thread (100-190 us of CPU on a small VM) pays only
- * when they are blocked (in a script's wait, in a handler's own I/O).
- * Blocked means: a whole grace passed and no thread took a job.
- */
-#define SPAWN_GRACE_NS 1000000L
-
+/* Waits for a grace with the lock dropped; did no thread take a job
+ * meanwhile?  The first few threads come without one. */
 static int threads_blocked_locked(struct executor *executor)
 {
+    const struct timespec grace = { 0, SPAWN_GRACE_NS };
     unsigned long taken = executor->taken;
-    struct timespec deadline;
 
-    /* The first few threads come at once: a quiet server keeps them. */
     if (executor->threads < 1 + SPARE_THREADS)
         return 1;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_nsec += SPAWN_GRACE_NS;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    /* Not marked waiting: submits need not signal; only a stop does. */
-    pthread_cond_timedwait(&executor->spawn, &executor->lock, &deadline);
+    pthread_mutex_unlock(&executor->lock);
+    /* Not announced: submits do not wake it; a stop does (wakeup_all). */
+    wakeup_wait(&executor->spawn, atomic_load(&executor->spawn.sequence), &grace);
+    pthread_mutex_lock(&executor->lock);
     return executor->taken == taken && !executor->exiting;
 }
 
 /*
  * The spawner: creates job threads while some are missing and the others
- * are blocked, then waits to be signalled.  After a failed creation it
- * waits too, rather than retry at once: the next submit or job start that
- * finds a thread missing signals it again, and meanwhile queued jobs wait
- * for a running thread.
+ * are blocked, then sleeps until woken.  After a failed creation it sleeps
+ * too, rather than retry at once: the next job start or submit that finds
+ * a thread missing wakes it again, and meanwhile queued jobs wait for a
+ * running thread.
  */
 static void *spawner_main(void *arg)
 {
@@ -438,6 +454,9 @@ static void *spawner_main(void *arg)
     lower_priority(executor->job_nice, "spawner");
     pthread_mutex_lock(&executor->lock);
     while (!executor->exiting) {
+        uint32_t seen;
+
+        collect_inbox_locked(executor);
         if (wants_thread_locked(executor, SPARE_THREADS)) {
             if (!threads_blocked_locked(executor))
                 continue;   /* they made progress: look again */
@@ -445,9 +464,13 @@ static void *spawner_main(void *arg)
                 start_job_thread_locked(executor) == 0)
                 continue;
         }
-        executor->spawner_waiting = 1;
-        pthread_cond_wait(&executor->spawn, &executor->lock);
-        executor->spawner_waiting = 0;
+        seen = wakeup_prepare(&executor->spawn);
+        if (!atomic_load(&executor->inbox) && !executor->exiting) {
+            pthread_mutex_unlock(&executor->lock);
+            wakeup_wait(&executor->spawn, seen, NULL);
+            pthread_mutex_lock(&executor->lock);
+        }
+        wakeup_done(&executor->spawn);
     }
     pthread_mutex_unlock(&executor->lock);
     return NULL;
@@ -461,13 +484,13 @@ static void *spawner_main(void *arg)
 #define MAX_FUTEX_HASH_SLOTS (1u << 16)
 
 /*
- * Every job thread that waits (for work, in detach_sleep(), on a lock)
- * waits on a futex, and Linux 6.16 and later hash a process's futexes in a
- * private table sized for a handful of threads: 16 slots on 2 CPUs.  With
- * thousands of jobs waiting, every futex wake then walks a chain of
- * hundreds, and the acks (which wake job threads) slow to a crawl.  So
- * the table is sized for max_jobs, a slot or two per job thread.  Older
- * kernels have one big shared table and refuse the call: nothing to do.
+ * Every job thread that waits (for work, on a lock) waits on a futex, and
+ * Linux 6.16 and later hash a process's futexes in a private table sized
+ * for a handful of threads: 16 slots on 2 CPUs.  With thousands of threads
+ * waiting, every futex wake then walks a chain of hundreds, and the acks
+ * (which wake job threads) slow to a crawl.  So the table is sized for
+ * max_jobs, a slot or two per job thread.  Older kernels have one big
+ * shared table and refuse the call: nothing to do.
  */
 static void size_futex_hash(unsigned max_jobs)
 {
@@ -524,20 +547,21 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
     executor->sleep_on_thread = sleep_on_thread;
     executor->max_jobs = max_jobs;
     executor->queue_limit = queue_limit;
-    executor->queue_capacity = (size_t)queue_limit + max_jobs;
-    executor->queue = calloc(executor->queue_capacity, sizeof(*executor->queue));
     executor->thread_ids = calloc(max_jobs, sizeof(*executor->thread_ids));
-    if (!executor->queue || !executor->thread_ids)
+    if (!executor->thread_ids)
         goto out_of_memory;
     executor->fibers = fiber_pool_new(0);
     executor->parking = parking_new(resume_parked, executor);
     if (!executor->fibers || !executor->parking)
         goto fail;
+    atomic_init(&executor->admitted, 0);
+    atomic_init(&executor->closed, 0);
+    atomic_init(&executor->inbox, NULL);
+    wakeup_init(&executor->work);
+    wakeup_init(&executor->spawn);
     size_futex_hash(max_jobs);
     pthread_mutex_init(&executor->lock, NULL);
-    pthread_cond_init(&executor->work, NULL);
     pthread_cond_init(&executor->idle, NULL);
-    pthread_cond_init(&executor->spawn, NULL);
     if (start_threads(executor) < 0) {
         int saved = errno;
 
@@ -553,89 +577,65 @@ fail:
     if (executor) {
         parking_free(executor->parking);
         fiber_pool_free(executor->fibers);
-        free(executor->queue);
         free(executor->thread_ids);
         free(executor);
     }
     return NULL;
 }
 
-static int is_full_locked(struct executor *executor)
-{
-    return executor->running + executor->queued >= (size_t)executor->max_jobs + executor->queue_limit;
-}
-
 int executor_has_room(struct executor *executor)
 {
-    int room;
-
-    pthread_mutex_lock(&executor->lock);
-    room = !executor->closed && !is_full_locked(executor);
-    pthread_mutex_unlock(&executor->lock);
-    return room;
+    return !atomic_load(&executor->closed) &&
+           atomic_load(&executor->admitted) < (size_t)executor->max_jobs + executor->queue_limit;
 }
 
-/* Doubles the ring, unrolling it so the head is at 0. */
-static int grow_queue_locked(struct executor *executor)
+/* Counted before closed is read, and drain sets closed before it reads
+ * the count: so either the drain waits for this job, or the job sees
+ * closed and is refused. */
+static int admit(struct executor *executor, int forced)
 {
-    size_t capacity = executor->queue_capacity * 2;
-    detach_job **queue = calloc(capacity, sizeof(*queue));
+    size_t limit = (size_t)executor->max_jobs + executor->queue_limit;
+    size_t admitted = atomic_load(&executor->admitted);
 
-    if (!queue)
-        return -1;
-    for (size_t i = 0; i < executor->queued; i++)
-        queue[i] = executor->queue[(executor->queue_head + i) % executor->queue_capacity];
-    free(executor->queue);
-    executor->queue = queue;
-    executor->queue_capacity = capacity;
-    executor->queue_head = 0;
-    return 0;
-}
-
-static int enqueue_locked(struct executor *executor, detach_job *job, int forced)
-{
-    size_t tail;
-
-    job_task(job)->executor = executor;
-    if (executor->closed || (!forced && is_full_locked(executor))) {
-        errno = EAGAIN;
+    do {
+        if (!forced && admitted >= limit)
+            return -1;
+    } while (!atomic_compare_exchange_weak(&executor->admitted, &admitted, admitted + 1));
+    if (atomic_load(&executor->closed)) {
+        atomic_fetch_sub(&executor->admitted, 1);
+        pthread_mutex_lock(&executor->lock);   /* rare: a drain may wait on the count */
+        pthread_cond_broadcast(&executor->idle);
+        pthread_mutex_unlock(&executor->lock);
         return -1;
     }
-    if (executor->queued == executor->queue_capacity && grow_queue_locked(executor) < 0) {
-        errno = ENOMEM;
-        return -1;
-    }
-    tail = (executor->queue_head + executor->queued) % executor->queue_capacity;
-    executor->queue[tail] = job;
-    executor->queued++;
     return 0;
 }
 
 /*
- * Queues and signals, nothing more: this is the ack's path.  The signals
- * go after the unlock: a thread woken under the lock would only block on
- * it.  No wake-up is lost: job threads and the spawner check under the
- * lock before they wait.
+ * This is the ack's path: no lock.  The job goes onto the inbox and a
+ * waiting job thread is woken, unless a wake-up is on its way already (the
+ * woken thread passes the word on); with no thread waiting, the spawner
+ * is told a thread may be missing.
  */
 static int submit(struct executor *executor, detach_job *job, int forced)
 {
-    int rc, wake_spawner = 0, wake_thread = 0;
+    struct executor_task *task = job_task(job);
+    struct executor_task *head;
 
-    pthread_mutex_lock(&executor->lock);
-    rc = enqueue_locked(executor, job, forced);
-    if (rc == 0) {
-        /* No thread waiting: a running one looks at the queue when its
-         * job ends, a starting one before it waits. */
-        wake_thread = wake_next_locked(executor);
-        /* More jobs queued than threads ready for them: a thread is missing. */
-        wake_spawner = spawner_should_wake_locked(executor, 0);
+    if (admit(executor, forced) < 0) {
+        errno = EAGAIN;
+        return -1;
     }
-    pthread_mutex_unlock(&executor->lock);
-    if (wake_thread)
-        pthread_cond_signal(&executor->work);
-    if (wake_spawner)
-        pthread_cond_signal(&executor->spawn);
-    return rc;
+    task->executor = executor;
+    head = atomic_load(&executor->inbox);
+    do
+        task->next = head;
+    while (!atomic_compare_exchange_weak(&executor->inbox, &head, task));
+    if (wakeup_has_waiters(&executor->work))
+        wakeup_one(&executor->work);
+    else
+        wakeup_one(&executor->spawn);
+    return 0;
 }
 
 int executor_submit(struct executor *executor, detach_job *job)
@@ -650,30 +650,39 @@ int executor_submit_recovered(struct executor *executor, detach_job *job)
 
 static int wait_until_locked(struct executor *executor, const struct timespec *deadline)
 {
-    while (executor->running || executor->queued) {
+    while (atomic_load(&executor->admitted)) {
         if (pthread_cond_timedwait(&executor->idle, &executor->lock, deadline) == ETIMEDOUT)
             return -1;
     }
     return 0;
 }
 
+/* Queued jobs that will not start: set aside (spool) or dropped. */
+static void discard_queued_locked(struct executor *executor)
+{
+    struct executor_task *task;
+
+    collect_inbox_locked(executor);
+    while ((task = list_pop(&executor->queue))) {
+        atomic_fetch_sub(&executor->admitted, 1);
+        job_discard(task->job);
+    }
+}
+
 void executor_drain(struct executor *executor, unsigned timeout_seconds, int keep_queued)
 {
     struct timespec deadline;
-    detach_job *job;
 
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_seconds;
     pthread_mutex_lock(&executor->lock);
-    executor->closed = 1;
+    atomic_store(&executor->closed, 1);
     if (keep_queued)
-        while ((job = queue_pop_locked(executor)))
-            job_discard(job);
+        discard_queued_locked(executor);
     if (wait_until_locked(executor, &deadline) < 0) {
         log_line(LOG_INFO, "drain_timeout", "running=%u queued=%zu", executor->running,
-                 executor->queued);
-        while ((job = queue_pop_locked(executor)))
-            job_discard(job);
+                 executor->queue.count);
+        discard_queued_locked(executor);
         /* Parked ones too: the stop resumes them. */
         for (struct executor_task *task = executor->running_jobs; task; task = task->next_running)
             job_request_stop(task->job);
@@ -685,16 +694,14 @@ void executor_drain(struct executor *executor, unsigned timeout_seconds, int kee
 
 void executor_free(struct executor *executor)
 {
-    detach_job *job;
-
     if (!executor)
         return;
     pthread_mutex_lock(&executor->lock);
-    executor->closed = 1;
+    atomic_store(&executor->closed, 1);
     executor->exiting = 1;
-    pthread_cond_broadcast(&executor->work);
-    pthread_cond_signal(&executor->spawn);
     pthread_mutex_unlock(&executor->lock);
+    wakeup_all(&executor->work);
+    wakeup_all(&executor->spawn);
     /* The spawner first: once it is gone no creation is under way, and
      * thread_ids[0..threads) are all the job threads there are.  They
      * leave once every running job ended, parked ones included, so the
@@ -707,15 +714,11 @@ void executor_free(struct executor *executor)
         parking_stop(executor->parking);
         pthread_join(executor->parker, NULL);
     }
-    while ((job = queue_pop_locked(executor)))
-        job_discard(job);
+    discard_queued_locked(executor);   /* alone now: no lock needed */
     parking_free(executor->parking);
     fiber_pool_free(executor->fibers);
-    pthread_cond_destroy(&executor->spawn);
     pthread_cond_destroy(&executor->idle);
-    pthread_cond_destroy(&executor->work);
     pthread_mutex_destroy(&executor->lock);
-    free(executor->queue);
     free(executor->thread_ids);
     free(executor);
 }

@@ -25,7 +25,7 @@ struct executor_task {
     struct executor *executor;       /* set by a submit */
     struct fiber *fiber;             /* from its start to its end */
     struct parked parked;
-    struct executor_task *next_ready;
+    struct executor_task *next;      /* in the inbox, the queue or the ready list */
     struct executor_task *prev_running, *next_running;
 };
 

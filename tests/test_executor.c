@@ -359,6 +359,63 @@ static void drain_runs_queued_jobs_then_refuses(void **state)
     executor_free(executor);
 }
 
+struct submitter {
+    struct fixture *fixture;
+    struct executor *executor;
+    detach_job *jobs[64];
+    int accepted;
+};
+
+static void *submit_all(void *arg)
+{
+    struct submitter *submitter = arg;
+
+    for (int i = 0; i < 64; i++) {
+        if (executor_submit(submitter->executor, submitter->jobs[i]) == 0) {
+            submitter->accepted++;
+            submitter->jobs[i] = NULL;
+        }
+    }
+    return NULL;
+}
+
+/* Submits take no lock, yet the limit stays exact when four threads race
+ * for it: of 256 submits against max_jobs 4 + queue 12 (handlers
+ * blocked), exactly 16 are taken, and all 16 run. */
+static void racing_submits_keep_the_limit_exact(void **state)
+{
+    enum { SUBMITTERS = 4 };
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(4, 12, 0, 0);
+    struct submitter submitters[SUBMITTERS];
+    pthread_t threads[SUBMITTERS];
+    int accepted = 0;
+
+    assert_non_null(executor);
+    observed->block = 1;
+    for (int t = 0; t < SUBMITTERS; t++) {
+        submitters[t] = (struct submitter){ .fixture = fixture, .executor = executor };
+        for (int i = 0; i < 64; i++)
+            submitters[t].jobs[i] = new_job(fixture);
+    }
+    for (int t = 0; t < SUBMITTERS; t++)
+        assert_int_equal(pthread_create(&threads[t], NULL, submit_all, &submitters[t]), 0);
+    for (int t = 0; t < SUBMITTERS; t++) {
+        assert_int_equal(pthread_join(threads[t], NULL), 0);
+        accepted += submitters[t].accepted;
+    }
+    assert_int_equal(accepted, 16);
+    assert_false(executor_has_room(executor));
+    release(observed);
+    wait_for(observed, &observed->ran, 16);
+    for (int t = 0; t < SUBMITTERS; t++)
+        for (int i = 0; i < 64; i++)
+            job_free(submitters[t].jobs[i]);
+    executor_free(executor);
+    assert_int_equal(observed->ran, 16);
+}
+
 /* 200 jobs sleep at once on a handful of threads: a sleeping job is
  * parked, not a blocked thread, and every one wakes after its full sleep. */
 static void sleeping_jobs_hold_no_thread(void **state)
@@ -462,6 +519,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(free_discards_queued_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(recovered_jobs_pass_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_runs_queued_jobs_then_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(racing_submits_keep_the_limit_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(sleeping_jobs_hold_no_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(sleep_on_thread_keeps_the_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_timeout_wakes_parked_jobs, setup, teardown),
