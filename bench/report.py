@@ -258,7 +258,7 @@ def targets(cases):
         add("no-job acks/s >= nginx proxy ceiling", c_a >= proxy,
             f"{c_a:,.0f} vs proxy {proxy:,.0f}: {c_a / proxy:.2f}x")
     for b_name, label in (("c_b", "2-s C jobs"),
-                          ("c_b_warm", "2-s C jobs, job threads already started"),
+                          ("c_b_warm", "2-s C jobs, primed (stacks mapped, threads started)"),
                           ("c_b1s", "2-s C jobs polling in 100-ms naps")):
         if b_name not in cases:
             continue
