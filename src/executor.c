@@ -282,13 +282,15 @@ static struct executor_task *next_task_locked(struct executor *executor)
             return task;
         /* Announced first, then one more look at the inbox: a submit
          * after that look sees us and bumps the word. */
+        int woken = 0;
+
         seen = wakeup_prepare(&executor->work);
         if (!atomic_load(&executor->inbox)) {
             pthread_mutex_unlock(&executor->lock);
-            wakeup_wait(&executor->work, seen, NULL);
+            woken = wakeup_wait(&executor->work, seen, NULL);
             pthread_mutex_lock(&executor->lock);
         }
-        wakeup_done(&executor->work);
+        wakeup_done(&executor->work, woken);
     }
 }
 
@@ -455,6 +457,7 @@ static void *spawner_main(void *arg)
     pthread_mutex_lock(&executor->lock);
     while (!executor->exiting) {
         uint32_t seen;
+        int woken;
 
         collect_inbox_locked(executor);
         if (wants_thread_locked(executor, SPARE_THREADS)) {
@@ -464,13 +467,14 @@ static void *spawner_main(void *arg)
                 start_job_thread_locked(executor) == 0)
                 continue;
         }
+        woken = 0;
         seen = wakeup_prepare(&executor->spawn);
         if (!atomic_load(&executor->inbox) && !executor->exiting) {
             pthread_mutex_unlock(&executor->lock);
-            wakeup_wait(&executor->spawn, seen, NULL);
+            woken = wakeup_wait(&executor->spawn, seen, NULL);
             pthread_mutex_lock(&executor->lock);
         }
-        wakeup_done(&executor->spawn);
+        wakeup_done(&executor->spawn, woken);
     }
     pthread_mutex_unlock(&executor->lock);
     return NULL;

@@ -27,24 +27,37 @@ void wakeup_init(struct wakeup *wakeup)
     atomic_init(&wakeup->pending, 0);
 }
 
+/*
+ * `pending` is cleared by a waiter about to sleep (no wake-up can be
+ * on its way to it yet) and by one that was woken.  Not by one that
+ * announced itself and then found work without sleeping: a waker may have
+ * counted it and be about to set `pending` for it, and a clear before
+ * that set would leave `pending` set with nobody to clear it, so every
+ * later waker would skip its wake-up.  Such a stale `pending` is cleared
+ * by the next waiter's prepare, before it can sleep.
+ */
 uint32_t wakeup_prepare(struct wakeup *wakeup)
 {
-    uint32_t seen = atomic_load(&wakeup->sequence);
+    uint32_t seen;
 
+    atomic_store(&wakeup->pending, 0);
+    seen = atomic_load(&wakeup->sequence);
     atomic_fetch_add(&wakeup->waiters, 1);
     return seen;
 }
 
-void wakeup_wait(struct wakeup *wakeup, uint32_t seen, const struct timespec *timeout)
+int wakeup_wait(struct wakeup *wakeup, uint32_t seen, const struct timespec *timeout)
 {
     if (atomic_load(&wakeup->sequence) == seen)
         futex(&wakeup->sequence, FUTEX_WAIT_PRIVATE, seen, timeout);
+    return atomic_load(&wakeup->sequence) != seen;
 }
 
-void wakeup_done(struct wakeup *wakeup)
+void wakeup_done(struct wakeup *wakeup, int woken)
 {
     atomic_fetch_sub(&wakeup->waiters, 1);
-    atomic_store(&wakeup->pending, 0);   /* woken, or not: we look now */
+    if (woken)
+        atomic_store(&wakeup->pending, 0);   /* we look now: the next one may be woken */
 }
 
 void wakeup_one(struct wakeup *wakeup)

@@ -26,10 +26,12 @@ struct wakeup {
 void wakeup_init(struct wakeup *wakeup);
 
 /* Waiter: announce, look at the work again, then wait or not; always
- * wakeup_done() afterwards.  timeout (relative) may be NULL. */
+ * wakeup_done() afterwards, with what wakeup_wait() returned (0 when it
+ * did not wait).  timeout (relative) may be NULL; wakeup_wait() returns 1
+ * when a waker bumped the word since wakeup_prepare(). */
 uint32_t wakeup_prepare(struct wakeup *wakeup);
-void wakeup_wait(struct wakeup *wakeup, uint32_t seen, const struct timespec *timeout);
-void wakeup_done(struct wakeup *wakeup);
+int wakeup_wait(struct wakeup *wakeup, uint32_t seen, const struct timespec *timeout);
+void wakeup_done(struct wakeup *wakeup, int woken);
 
 /* Waker, after adding work: one waiter, unless none is announced or a
  * wake-up is already on its way (the woken one passes it on). */

@@ -1,0 +1,139 @@
+/*
+ * test_wakeup.c - the event count idle job threads and the spawner sleep
+ * on: a waker wakes a sleeper, a bump between prepare and wait is never
+ * slept through, a stale "wake-up on its way" left by a waiter that
+ * never slept does not silence later wakers, and wakeup_all reaches all.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "timer_heap.h"
+#include "wakeup.h"
+
+struct sleeper {
+    struct wakeup *wakeup;
+    pthread_t thread;
+    int woken;
+    uint64_t slept_ms;
+};
+
+/* Sleeps once, for at most 5 s. */
+static void *sleep_once(void *arg)
+{
+    struct sleeper *sleeper = arg;
+    const struct timespec limit = { 5, 0 };
+    uint64_t start = monotonic_ms();
+    uint32_t seen = wakeup_prepare(sleeper->wakeup);
+
+    sleeper->woken = wakeup_wait(sleeper->wakeup, seen, &limit);
+    wakeup_done(sleeper->wakeup, sleeper->woken);
+    sleeper->slept_ms = monotonic_ms() - start;
+    return NULL;
+}
+
+static void wait_for_waiters(struct wakeup *wakeup, unsigned count)
+{
+    const struct timespec pause = { 0, 1000000 };
+
+    for (int i = 0; atomic_load(&wakeup->waiters) < count; i++) {
+        assert_true(i < 5000);
+        nanosleep(&pause, NULL);
+    }
+    nanosleep(&pause, NULL);   /* from announced to asleep in the futex */
+}
+
+static void one_waker_wakes_a_sleeper(void **state)
+{
+    struct wakeup wakeup;
+    struct sleeper sleeper = { .wakeup = &wakeup };
+
+    (void)state;
+    wakeup_init(&wakeup);
+    assert_false(wakeup_has_waiters(&wakeup));
+    assert_int_equal(pthread_create(&sleeper.thread, NULL, sleep_once, &sleeper), 0);
+    wait_for_waiters(&wakeup, 1);
+    assert_true(wakeup_has_waiters(&wakeup));
+    wakeup_one(&wakeup);
+    pthread_join(sleeper.thread, NULL);
+    assert_int_equal(sleeper.woken, 1);
+    assert_true(sleeper.slept_ms < 4000);
+    assert_false(wakeup_has_waiters(&wakeup));
+}
+
+/* A bump after prepare: the wait returns at once, woken. */
+static void a_bump_before_the_wait_is_not_slept_through(void **state)
+{
+    struct wakeup wakeup;
+    const struct timespec limit = { 5, 0 };
+    uint64_t start = monotonic_ms();
+    uint32_t seen;
+
+    (void)state;
+    wakeup_init(&wakeup);
+    seen = wakeup_prepare(&wakeup);
+    wakeup_one(&wakeup);
+    assert_int_equal(wakeup_wait(&wakeup, seen, &limit), 1);
+    wakeup_done(&wakeup, 1);
+    assert_true(monotonic_ms() - start < 4000);
+}
+
+/* A waker counted a waiter that then found work and left without
+ * sleeping, and marked a wake-up as on its way to it: the next sleeper
+ * must still be woken by the next waker. */
+static void a_stale_pending_does_not_silence_wakers(void **state)
+{
+    struct wakeup wakeup;
+    struct sleeper sleeper = { .wakeup = &wakeup };
+    uint32_t seen;
+
+    (void)state;
+    wakeup_init(&wakeup);
+    seen = wakeup_prepare(&wakeup);        /* the waiter that will leave */
+    (void)seen;
+    atomic_store(&wakeup.pending, 1);      /* the waker's mark, for it */
+    wakeup_done(&wakeup, 0);               /* it found work: never slept */
+    assert_int_equal(pthread_create(&sleeper.thread, NULL, sleep_once, &sleeper), 0);
+    wait_for_waiters(&wakeup, 1);
+    wakeup_one(&wakeup);
+    pthread_join(sleeper.thread, NULL);
+    assert_int_equal(sleeper.woken, 1);
+    assert_true(sleeper.slept_ms < 4000);
+}
+
+static void wakeup_all_wakes_every_sleeper(void **state)
+{
+    enum { N = 4 };
+    struct wakeup wakeup;
+    struct sleeper sleepers[N];
+
+    (void)state;
+    wakeup_init(&wakeup);
+    for (int i = 0; i < N; i++) {
+        sleepers[i] = (struct sleeper){ .wakeup = &wakeup };
+        assert_int_equal(pthread_create(&sleepers[i].thread, NULL, sleep_once, &sleepers[i]), 0);
+    }
+    wait_for_waiters(&wakeup, N);
+    wakeup_all(&wakeup);
+    for (int i = 0; i < N; i++) {
+        pthread_join(sleepers[i].thread, NULL);
+        assert_int_equal(sleepers[i].woken, 1);
+        assert_true(sleepers[i].slept_ms < 4000);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_waker_wakes_a_sleeper),
+        cmocka_unit_test(a_bump_before_the_wait_is_not_slept_through),
+        cmocka_unit_test(a_stale_pending_does_not_silence_wakers),
+        cmocka_unit_test(wakeup_all_wakes_every_sleeper),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
