@@ -1,13 +1,14 @@
 /*
- * job.c - one job's life on its job thread, and the public calls a
- * handler makes about it.
+ * job.c - one job's life on its fiber, and the public calls a handler
+ * makes about it.
  *
  * The handler runs, then the shutdown callbacks, then an attached
  * response is finished: one place where a job ends, however it ends, so
  * callbacks run exactly once.  Events from outside (the time limit, the
  * peer leaving, a stop at shutdown) arrive on the watcher thread under its
- * lock; they set status bits and, when the job must stop, signal a script's
- * process group.  A C handler sees detach_should_stop().
+ * lock; they set status bits and, when the job must stop, resume it from
+ * detach_sleep() and signal a script's process group.  A C handler sees
+ * detach_should_stop().
  */
 #include <errno.h>
 #include <pthread.h>
@@ -521,9 +522,10 @@ int detach_should_stop(detach_job *job)
     return connection_status_should_stop(&job->status);
 }
 
-/* Off a fiber (a job run on a plain thread, or a thread the handler
- * started itself): the thread waits, and a stop's broadcast ends it. */
-static void sleep_on_thread(detach_job *job, uint64_t deadline_ns)
+/* Not parked (sleep_on_thread, a job run on a plain thread, or a thread
+ * the handler started itself): the thread waits, and a stop's broadcast
+ * ends it. */
+static void sleep_blocking(detach_job *job, uint64_t deadline_ns)
 {
     struct timespec deadline = { (time_t)(deadline_ns / 1000000000u),
                                  (long)(deadline_ns % 1000000000u) };
@@ -549,7 +551,7 @@ int detach_sleep(detach_job *job, unsigned ms)
      * deadlines are whole milliseconds, rounded up so a sleep is never
      * short. */
     if (executor_sleep(job, (deadline_ns + 999999u) / 1000000u) < 0)
-        sleep_on_thread(job, deadline_ns);
+        sleep_blocking(job, deadline_ns);
     if (connection_status_should_stop(&job->status)) {
         errno = ECANCELED;
         return -1;

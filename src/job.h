@@ -2,9 +2,9 @@
  * job.h - one job: its request, connection status, time limit, stop
  * request and shutdown callbacks.  The struct body lives in job.c.
  *
- * A job is created by a worker from a request, queued by the executor, run
- * on a job thread (job_run), and freed there once its shutdown callbacks
- * ran.  The watcher touches it only through its timers and, in attached
+ * A job is created from a request (by the watcher or a worker), queued by
+ * the executor, run on a fiber of its own carried by job threads
+ * (job_run), and freed by the executor once its shutdown callbacks ran.  The watcher touches it only through its timers and, in attached
  * mode, its connection's watch, always under the watcher lock.
  */
 #ifndef DETACH_JOB_H
@@ -35,7 +35,7 @@ void job_discard(detach_job *job);
 /* The executor's part of the job (executor.h). */
 struct executor_task *job_task(detach_job *job);
 
-/* On a job thread: the handler, then shutdown callbacks, then the end. */
+/* On the job's fiber: the handler, then shutdown callbacks, then the end. */
 void job_run(detach_job *job);
 
 /*
