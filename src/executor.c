@@ -277,13 +277,12 @@ static struct executor_task *next_task_locked(struct executor *executor)
     for (;;) {
         struct executor_task *task = take_work_locked(executor);
         uint32_t seen;
+        int woken = 0;
 
         if (task || may_leave_locked(executor))
             return task;
         /* Announced first, then one more look at the inbox: a submit
          * after that look sees us and bumps the word. */
-        int woken = 0;
-
         seen = wakeup_prepare(&executor->work);
         if (!atomic_load(&executor->inbox)) {
             pthread_mutex_unlock(&executor->lock);
