@@ -11,6 +11,9 @@
 #ifndef DETACH_LOG_H
 #define DETACH_LOG_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 enum log_level { LOG_ERROR = -1, LOG_INFO = 0, LOG_DEBUG = 1 };
 
 /* Lines above this level are dropped; set once at start. */
@@ -31,6 +34,14 @@ void log_line(int level, const char *event, const char *fields, ...)
  * line, so a normal exit() loses nothing.  A crash (SIGSEGV, kill -9) may
  * lose the lines still buffered: at most one buffer's worth, usually none. */
 void log_flush(void);
+
+/*
+ * vsnprintf() for the conversions log lines use (%s %d %u %zu %llu %%),
+ * a few times faster; anything else (a width, another conversion) goes to
+ * vsnprintf() itself.  Writes at most size - 1 bytes and a '\0' (size > 0);
+ * returns the bytes written, so a long value is cut, not overrun.
+ */
+int log_format(char *out, size_t size, const char *format, va_list args);
 
 /* Copies s into buf as a logfmt value: bare when safe, else quoted. */
 const char *log_quote(char *buf, size_t size, const char *s);

@@ -1,7 +1,8 @@
 /*
  * test_log.c - unit tests for src/log.c: the buffered stderr writer keeps
  * every line whole, once, and in each thread's order, also past the
- * buffer's size, and log_flush() writes it all before returning.
+ * buffer's size, and log_flush() writes it all before returning; the
+ * fast formatter writes what vsnprintf() would.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -272,6 +273,52 @@ static void lines_above_the_level_are_dropped(void **state)
     free(text);
 }
 
+static int format_both(char *fast, char *slow, size_t size, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* log_format() and vsnprintf() on the same arguments; returns the
+ * former's count. */
+static int format_both(char *fast, char *slow, size_t size, const char *format, ...)
+{
+    va_list args;
+    int n;
+
+    va_start(args, format);
+    n = log_format(fast, size, format, args);
+    va_end(args);
+    va_start(args, format);
+    vsnprintf(slow, size, format, args);
+    va_end(args);
+    return n;
+}
+
+/* The fast formatter writes what vsnprintf would, cut the same way, and
+ * hands what it does not know (widths, %x) to vsnprintf. */
+static void format_matches_vsnprintf(void **state)
+{
+    char fast[256], slow[256];
+    int n;
+
+    (void)state;
+    n = format_both(fast, slow, sizeof(fast), "job=%s route=%s waited_ms=%llu%s", "6b06abc",
+                    "/jobs/x", 18446744073709551615ull, " retry=1");
+    assert_string_equal(fast, slow);
+    assert_int_equal(n, (int)strlen(slow));
+    format_both(fast, slow, sizeof(fast), "a=%d b=%d c=%d d=%u e=%zu f=%%", -2147483647 - 1, 0,
+                2147483647, 4294967295u, (size_t)12345);
+    assert_string_equal(fast, slow);
+    format_both(fast, slow, sizeof(fast), "hex=%x width=%5d prec=%.2s", 255u, 42, "abc");
+    assert_string_equal(fast, slow);
+    assert_string_equal(fast, "hex=ff width=   42 prec=ab");
+    /* Cut at the size, '\0' included, and the count says what was kept. */
+    n = format_both(fast, slow, 8, "job=%s n=%d", "abcdefgh", 7);
+    assert_string_equal(fast, slow);
+    assert_int_equal(n, 7);
+    n = format_both(fast, slow, 8, "x=%x and more", 10u);
+    assert_string_equal(fast, slow);
+    assert_int_equal(n, 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +328,7 @@ int main(void)
         cmocka_unit_test(longest_line_is_kept_whole),
         cmocka_unit_test(burst_past_the_buffers_loses_nothing),
         cmocka_unit_test(lines_above_the_level_are_dropped),
+        cmocka_unit_test(format_matches_vsnprintf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
