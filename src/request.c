@@ -57,18 +57,21 @@ static void copy_job_id(char out[64], detach_job *job)
 static int request_path(char *const *params, char *path, size_t size)
 {
     const char *document_uri = request_param(params, "DOCUMENT_URI");
-    const char *script_name = request_param(params, "SCRIPT_NAME");
-    const char *request_uri = request_param(params, "REQUEST_URI");
+    const char *script_name, *request_uri;
     size_t used = 0;
 
+    /* Looked up in turn: behind nginx the first is there, and each
+     * lookup walks the params. */
     if (document_uri && *document_uri)
         return append(path, size, &used, document_uri, strlen(document_uri));
+    script_name = request_param(params, "SCRIPT_NAME");
     if (script_name && *script_name) {
         const char *path_info = request_param(params, "PATH_INFO");
         return append(path, size, &used, script_name, strlen(script_name)) < 0 ||
                append(path, size, &used, path_info ? path_info : "",
                       path_info ? strlen(path_info) : 0) < 0 ? -1 : 0;
     }
+    request_uri = request_param(params, "REQUEST_URI");
     if (request_uri && *request_uri)
         return append(path, size, &used, request_uri, strcspn(request_uri, "?"));
     return -1;
@@ -178,26 +181,29 @@ refused:
     return 0;
 }
 
-/* A trigger: queued (and spooled, with a spool) before its 200. */
-static void admit_trigger(struct server_core *core, struct connection *connection,
-                          detach_job *job, const char *path)
-{
-    char job_id[64];
+enum admission { ADMITTED, QUEUE_FULL, SPOOL_FAILED };
 
+/*
+ * A trigger's job: spooled (with a spool) and queued, or freed.  Logged
+ * either way; the caller answers, on the watcher or on a worker.  job_id
+ * gets the id for the 200.
+ */
+static enum admission admit_trigger_job(struct server_core *core, detach_job *job,
+                                        const char *path, char job_id[64])
+{
     copy_job_id(job_id, job);
     if (core->spool) {
         /* Nothing is written for a request that would be refused anyway. */
         if (!executor_has_room(core->executor)) {
             registry_rejected(&core->registry);
             job_free(job);
-            refuse_full(connection, path);
-            return;
+            log_rejected(path, "queue_full");
+            return QUEUE_FULL;
         }
         if (job_spool(job) < 0) {
             log_line(LOG_ERROR, "spool_write", "job=%s error=\"%s\"", job_id, detach_last_error());
             job_free(job);
-            connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
-            return;
+            return SPOOL_FAILED;
         }
     }
     job_list(job);
@@ -206,11 +212,31 @@ static void admit_trigger(struct server_core *core, struct connection *connectio
         if (core->spool && spool_remove(core->spool, job_id) < 0)
             log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
         job_free(job);
-        refuse_full(connection, path);
-        return;
+        log_rejected(path, "queue_full");
+        return QUEUE_FULL;
     }
     log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
-    acknowledge(connection, job_id);
+    return ADMITTED;
+}
+
+/* The 503 for a refused trigger: soon again when the queue was full,
+ * later when the spool could not be written. */
+static const char *retry_after(enum admission admission)
+{
+    return admission == SPOOL_FAILED ? "Retry-After: 5\r\n" : "Retry-After: 1\r\n";
+}
+
+/* On a worker: a trigger with a spool, or one the watcher left. */
+static void admit_trigger(struct server_core *core, struct connection *connection,
+                          detach_job *job, const char *path)
+{
+    char job_id[64];
+    enum admission admission = admit_trigger_job(core, job, path, job_id);
+
+    if (admission == ADMITTED)
+        acknowledge(connection, job_id);
+    else
+        connection_respond(connection, "503 Service Unavailable", retry_after(admission));
 }
 
 /*
@@ -228,6 +254,7 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
     char **params, *body;
     size_t body_length;
     detach_job *job;
+    enum admission admission;
 
     if (core->spool || reader->request_length == 0 || reader->trailing_length > 0 ||
         atomic_load(&core->stopping))
@@ -248,16 +275,11 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
         connection_refuse_now(connection, "500 Internal Server Error", NULL);
         return 1;
     }
-    copy_job_id(job_id, job);
-    job_list(job);
-    if (executor_submit(core->executor, job) < 0) {
-        job_unlist(job, 1);
-        job_free(job);
-        log_rejected(route->path, "queue_full");
-        connection_refuse_now(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
+    admission = admit_trigger_job(core, job, route->path, job_id);
+    if (admission != ADMITTED) {
+        connection_refuse_now(connection, "503 Service Unavailable", retry_after(admission));
         return 1;
     }
-    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, route->path);
     /* A job id always fits: the head cannot come out short. */
     connection_answer_now(connection, head, (size_t)format_acknowledgement(head, sizeof(head), job_id));
     return 1;
