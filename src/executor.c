@@ -27,7 +27,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -42,6 +41,7 @@
 #include "fiber.h"
 #include "job.h"
 #include "log.h"
+#include "thread.h"
 #include "wakeup.h"
 
 /* Idle threads kept beyond the runnable jobs: a burst finds them ready,
@@ -178,19 +178,6 @@ static void lower_priority(int job_nice, const char *thread)
     if (job_nice && setpriority(PRIO_PROCESS, (id_t)gettid(), job_nice) < 0)
         log_line(LOG_ERROR, "job_thread", "thread=%s error=\"setpriority: %s\"", thread,
                  strerror(errno));
-}
-
-/* Library threads block every signal: signals belong to the application. */
-static int create_thread(pthread_t *id, void *(*start_routine)(void *), void *arg)
-{
-    sigset_t all, previous;
-    int rc;
-
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    rc = pthread_create(id, NULL, start_routine, arg);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
-    return rc;
 }
 
 /* After the lock is dropped: a waiting thread for what is runnable, the
@@ -410,7 +397,7 @@ static int start_job_thread_locked(struct executor *executor)
 
     executor->starting++;
     pthread_mutex_unlock(&executor->lock);
-    rc = create_thread(&id, job_thread_main, executor);
+    rc = thread_start(&id, job_thread_main, executor);
     if (rc != 0)
         log_line(LOG_ERROR, "job_thread", "error=\"pthread_create: %s\"", strerror(rc));
     pthread_mutex_lock(&executor->lock);
@@ -519,11 +506,11 @@ static int start_threads(struct executor *executor)
     rc = start_job_thread_locked(executor);
     pthread_mutex_unlock(&executor->lock);
     if (rc == 0) {
-        rc = create_thread(&executor->spawner, spawner_main, executor);
+        rc = thread_start(&executor->spawner, spawner_main, executor);
         executor->has_spawner = rc == 0;
     }
     if (rc == 0) {
-        rc = create_thread(&executor->parker, parker_main, executor);
+        rc = thread_start(&executor->parker, parker_main, executor);
         executor->has_parker = rc == 0;
     }
     if (rc != 0) {

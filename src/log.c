@@ -30,7 +30,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -52,6 +51,7 @@ enum {
 #undef LOG_DEBUG
 
 #include "log.h"
+#include "thread.h"
 
 static int log_threshold = LOG_INFO;
 static int log_to_syslog;
@@ -310,18 +310,11 @@ static void wake_writer(void)
  * being lost at exit or never written. */
 static void start_writer(void)
 {
-    sigset_t all, previous;
     pthread_t thread;
-    int rc;
 
     if (atexit(log_flush) != 0)
         return;
-    /* Signals are the application's: our thread blocks them all. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    rc = pthread_create(&thread, NULL, writer_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
-    if (rc != 0)
+    if (thread_start(&thread, writer_main, NULL) != 0)
         return;
     pthread_detach(thread);   /* cannot fail for a thread just created */
     writer_running = 1;

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "thread.h"
 #include "watcher.h"
 
 struct watcher {
@@ -281,14 +281,8 @@ static void *watcher_main(void *arg)
 
 int watcher_start(struct watcher *watcher)
 {
-    sigset_t all, previous;
-    int rc;
+    int rc = thread_start(&watcher->thread, watcher_main, watcher);
 
-    /* Signals belong to the application's threads, never to ours. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    rc = pthread_create(&watcher->thread, NULL, watcher_main, watcher);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
     if (rc != 0) {
         errno = rc;
         return error_set("watcher: pthread_create: %s", strerror(rc));

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +15,7 @@
 #include "log.h"
 #include "request.h"
 #include "server_core.h"
+#include "thread.h"
 #include "worker.h"
 
 struct worker_pool {
@@ -57,7 +57,6 @@ static void *worker_main(void *arg)
 struct worker_pool *worker_pool_new(struct server_core *core, unsigned count)
 {
     struct worker_pool *pool = calloc(1, sizeof(*pool));
-    sigset_t all, previous;
 
     if (!pool || !(pool->threads = calloc(count, sizeof(*pool->threads)))) {
         free(pool);
@@ -67,20 +66,15 @@ struct worker_pool *worker_pool_new(struct server_core *core, unsigned count)
     pool->core = core;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->ready, NULL);
-    /* Signals are the application's: our threads block them all. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
     for (pool->count = 0; pool->count < count; pool->count++) {
-        int rc = pthread_create(&pool->threads[pool->count], NULL, worker_main, pool);
+        int rc = thread_start(&pool->threads[pool->count], worker_main, pool);
         if (rc != 0) {
-            pthread_sigmask(SIG_SETMASK, &previous, NULL);
             errno = rc;
             error_set("workers: pthread_create: %s", strerror(rc));
             worker_pool_free(pool);
             return NULL;
         }
     }
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return pool;
 }
 
