@@ -73,7 +73,9 @@ struct executor {
     pthread_cond_t idle;       /* a job ended (executor_drain waits) */
     struct task_list queue;    /* admitted, not started, oldest first */
     struct task_list ready;    /* parked fibers due to go on */
-    unsigned running;          /* started, not ended: on a thread, parked or ready */
+    /* started, not ended: on a thread, parked or ready.  Changed under
+     * the lock; atomic so that a submit may read it without. */
+    _Atomic unsigned running;
     struct executor_task *running_jobs;   /* the running ones, for a drain */
     unsigned long taken;       /* jobs taken by job threads: their progress */
     /* threads: created, thread_ids[0..threads) joinable (a thread being
@@ -602,10 +604,10 @@ static int admit(struct executor *executor, int forced)
 }
 
 /*
- * This is the ack's path: no lock.  The job goes onto the inbox and a
- * waiting job thread is woken, unless a wake-up is on its way already (the
- * woken thread passes the word on); with no thread waiting, the spawner
- * is told a thread may be missing.
+ * This is the ack's path: no lock.  The job goes onto the inbox and, if
+ * max_jobs leaves room for it, a waiting job thread is woken, unless a
+ * wake-up is on its way already (the woken thread passes the word on);
+ * with no thread waiting, the spawner is told a thread may be missing.
  */
 static int submit(struct executor *executor, detach_job *job, int forced)
 {
@@ -621,6 +623,13 @@ static int submit(struct executor *executor, detach_job *job, int forced)
     do
         task->next = head;
     while (!atomic_compare_exchange_weak(&executor->inbox, &head, task));
+    /* No room: a running job must end first, and the thread that ends it
+     * takes the next queued job itself, so waking one now would only have
+     * it look and sleep again, once per ack while jobs pile up.  Read
+     * after the push: a thread lowers running before it looks at the
+     * inbox, so one of the two sees the other. */
+    if (atomic_load(&executor->running) >= executor->max_jobs)
+        return 0;
     if (wakeup_has_waiters(&executor->work))
         wakeup_one(&executor->work);
     else

@@ -416,6 +416,41 @@ static void racing_submits_keep_the_limit_exact(void **state)
     assert_int_equal(observed->ran, 16);
 }
 
+/* A submit that finds no room wakes no thread: the thread that ends a
+ * running job takes the next.  Four submitters race short jobs through
+ * max_jobs 2 while jobs end, round after round; a job stranded in the
+ * queue with room free would keep the count short and time out. */
+static void queued_jobs_start_as_running_ones_end(void **state)
+{
+    enum { SUBMITTERS = 4, ROUNDS = 20 };
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(2, SUBMITTERS * 64, 0, 0);
+    struct submitter submitters[SUBMITTERS];
+    pthread_t threads[SUBMITTERS];
+    unsigned expected = 0;
+
+    assert_non_null(executor);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int t = 0; t < SUBMITTERS; t++) {
+            submitters[t] = (struct submitter){ .fixture = fixture, .executor = executor };
+            for (int i = 0; i < 64; i++)
+                submitters[t].jobs[i] = new_job(fixture);
+        }
+        for (int t = 0; t < SUBMITTERS; t++)
+            assert_int_equal(pthread_create(&threads[t], NULL, submit_all, &submitters[t]), 0);
+        for (int t = 0; t < SUBMITTERS; t++) {
+            assert_int_equal(pthread_join(threads[t], NULL), 0);
+            assert_int_equal(submitters[t].accepted, 64);
+        }
+        expected += SUBMITTERS * 64;
+        wait_for(observed, &observed->ran, expected);
+    }
+    assert_true(observed->max_running <= 2);
+    executor_free(executor);
+    assert_int_equal(observed->ran, expected);
+}
+
 /* 200 jobs sleep at once on a handful of threads: a sleeping job is
  * parked, not a blocked thread, and every one wakes after its full sleep. */
 static void sleeping_jobs_hold_no_thread(void **state)
@@ -520,6 +555,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(recovered_jobs_pass_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_runs_queued_jobs_then_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(racing_submits_keep_the_limit_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(queued_jobs_start_as_running_ones_end, setup, teardown),
         cmocka_unit_test_setup_teardown(sleeping_jobs_hold_no_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(sleep_on_thread_keeps_the_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_timeout_wakes_parked_jobs, setup, teardown),
