@@ -2,14 +2,22 @@
  * test_fiber.c - fibers on real threads: one runs to its end, yields and
  * resumes where it left off, resumes on another thread than the one it
  * left, has the stack room a thread would have, and its stack goes back
- * to the pool.  The sanitizer build follows every switch.
+ * to the pool.  The page below a stack is a guard a stray write dies on,
+ * and a stack is one kernel mapping where guard regions exist.  The
+ * sanitizer build follows every switch.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "fiber.h"
@@ -164,6 +172,117 @@ static void stacks_are_reused(void **state)
     fiber_pool_free(pool);
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/* The fiber's lowest stack page and the guard page below it, found from
+ * the address of a local near the top of the stack. */
+struct stack_ends {
+    size_t stack_size, page_size;
+    char *lowest, *guard;
+};
+
+static void find_ends(void *arg)
+{
+    struct stack_ends *ends = arg;
+    char local;
+    uintptr_t top = ((uintptr_t)&local + ends->page_size - 1) & ~(uintptr_t)(ends->page_size - 1);
+
+    ends->lowest = (char *)(top - ends->stack_size);
+    ends->guard = ends->lowest - ends->page_size;
+}
+
+/* Writes one byte at address in a child, with SIGSEGV's default action
+ * (not cmocka's or a sanitizer's handler); returns its wait status. */
+static int write_in_child(char *address)
+{
+    int status = 0;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        *(volatile char *)address = 1;
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* The lowest stack page takes a write; the page below it kills the
+ * writer. */
+static void a_guard_page_lies_below_the_stack(void **state)
+{
+    struct fiber_pool *pool = fiber_pool_new(64 * 1024);
+    struct stack_ends ends = { 0 };
+    struct fiber *fiber;
+    int status;
+
+    (void)state;
+    assert_non_null(pool);
+    ends.stack_size = fiber_pool_stack_size(pool);
+    ends.page_size = (size_t)sysconf(_SC_PAGESIZE);
+    fiber = fiber_new(pool, find_ends, &ends);
+    assert_non_null(fiber);
+    assert_int_equal(fiber_resume(fiber), 1);
+    status = write_in_child(ends.lowest);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    status = write_in_child(ends.guard);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    fiber_release(pool, fiber);
+    fiber_pool_free(pool);
+}
+
+static int mappings(void)
+{
+    char line[512];
+    int count = 0;
+    FILE *maps = fopen("/proc/self/maps", "r");
+
+    assert_non_null(maps);
+    while (fgets(line, sizeof(line), maps))
+        count++;
+    fclose(maps);
+    return count;
+}
+
+/* With guard regions (Linux 6.13), a guard does not split its stack's
+ * mapping: 64 live fibers add at most 64 mappings, not 128, so twice as
+ * many stacks fit under vm.max_map_count. */
+static void a_stack_is_one_mapping(void **state)
+{
+    enum { N = 64 };
+    long page_size = sysconf(_SC_PAGESIZE);
+    char *probe = mmap(NULL, (size_t)page_size * 2, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int has_guards, before, ended = 0;
+    struct fiber_pool *pool;
+    struct fiber *fibers[N];
+
+    (void)state;
+    assert_true(probe != MAP_FAILED);
+    has_guards = madvise(probe, (size_t)page_size, MADV_GUARD_INSTALL) == 0;
+    munmap(probe, (size_t)page_size * 2);
+    if (!has_guards)
+        skip();   /* the kernel predates guard regions: mprotect() splits */
+    pool = fiber_pool_new(64 * 1024);
+    assert_non_null(pool);
+    before = mappings();
+    for (int i = 0; i < N; i++) {
+        fibers[i] = fiber_new(pool, note_end, &ended);
+        assert_non_null(fibers[i]);
+    }
+    assert_true(mappings() - before <= N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(fiber_resume(fibers[i]), 1);
+        fiber_release(pool, fibers[i]);
+    }
+    assert_int_equal(ended, N);
+    fiber_pool_free(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +290,8 @@ int main(void)
         cmocka_unit_test(resumes_on_another_thread),
         cmocka_unit_test(has_a_thread_sized_stack),
         cmocka_unit_test(stacks_are_reused),
+        cmocka_unit_test(a_guard_page_lies_below_the_stack),
+        cmocka_unit_test(a_stack_is_one_mapping),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
