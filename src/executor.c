@@ -412,8 +412,15 @@ static int start_job_thread_locked(struct executor *executor)
     return 0;
 }
 
-/* Waits for a grace with the lock dropped; did no thread take a job
- * meanwhile?  The first few threads come without one. */
+/*
+ * Waits for a grace with the lock dropped; did no thread take a job
+ * meanwhile, and is none idle?  An idle thread (waiting, just woken, or
+ * starting) takes the next runnable job as soon as it gets a CPU: under
+ * a load that keeps the CPUs busy, job threads at their nice wait longer
+ * than the grace, and a new thread would only wait beside them.  Without
+ * that check threads piled up by a few a second while the CPUs were busy.
+ * The first few threads come without a look.
+ */
 static int threads_blocked_locked(struct executor *executor)
 {
     const struct timespec grace = { 0, SPAWN_GRACE_NS };
@@ -425,7 +432,7 @@ static int threads_blocked_locked(struct executor *executor)
     /* Not announced: submits do not wake it; a stop does (wakeup_all). */
     wakeup_wait(&executor->spawn, atomic_load(&executor->spawn.sequence), &grace);
     pthread_mutex_lock(&executor->lock);
-    return executor->taken == taken && !executor->exiting;
+    return executor->taken == taken && idle_threads(executor) == 0 && !executor->exiting;
 }
 
 /*

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -451,6 +452,60 @@ static void queued_jobs_start_as_running_ones_end(void **state)
     assert_int_equal(observed->ran, expected);
 }
 
+static void counting_handler(detach_job *job, void *arg)
+{
+    struct observed *observed = arg;
+
+    (void)job;
+    pthread_mutex_lock(&observed->lock);
+    observed->ran++;
+    pthread_cond_broadcast(&observed->changed);
+    pthread_mutex_unlock(&observed->lock);
+}
+
+static _Atomic int hogging;
+
+static void *hog_cpu(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&hogging))
+        ;
+    return NULL;
+}
+
+/* While every CPU is busy, job threads at nice 19 wait for one far longer
+ * than the spawner's grace.  A steady stream of short jobs then finds the
+ * idle threads not yet running, and that is not a reason for more: over
+ * 3 s of it the pool stays at its first few threads (before the check it
+ * grew to 6-11 here). */
+static void busy_cpus_do_not_pile_up_threads(void **state)
+{
+    enum { HOGS = 4 };
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(256, 100000, 19, 0);
+    pthread_t hogs[HOGS];
+    unsigned submitted = 0;
+    uint64_t end;
+
+    assert_non_null(executor);
+    fixture->route.handler = counting_handler;
+    atomic_store(&hogging, 1);
+    for (int i = 0; i < HOGS; i++)
+        assert_int_equal(pthread_create(&hogs[i], NULL, hog_cpu, NULL), 0);
+    for (end = monotonic_ms() + 3000; monotonic_ms() < end; submitted++) {
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        sleep_ms(1);
+    }
+    atomic_store(&hogging, 0);
+    for (int i = 0; i < HOGS; i++)
+        assert_int_equal(pthread_join(hogs[i], NULL), 0);
+    wait_for(observed, &observed->ran, submitted);
+    assert_true(job_threads(fixture) <= 1 + 2 + 1);   /* first, spares, one in flight */
+    executor_free(executor);
+    wait_for_threads(fixture->baseline_threads);
+}
+
 /* 200 jobs sleep at once on a handful of threads: a sleeping job is
  * parked, not a blocked thread, and every one wakes after its full sleep. */
 static void sleeping_jobs_hold_no_thread(void **state)
@@ -556,6 +611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(drain_runs_queued_jobs_then_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(racing_submits_keep_the_limit_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(queued_jobs_start_as_running_ones_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(busy_cpus_do_not_pile_up_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(sleeping_jobs_hold_no_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(sleep_on_thread_keeps_the_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_timeout_wakes_parked_jobs, setup, teardown),
