@@ -389,6 +389,33 @@ def test_trigger_job_output_goes_to_its_log():
         assert d.stop() == 0
 
 
+def test_scripts_start_with_no_signal_ignored():
+    """detachd here inherits SIGUSR2 ignored, and exec keeps an ignored
+    signal ignored: the spawn resets it, so a script finds none of the
+    standard signals ignored.  (glibc's posix_spawn leaves its own two
+    internal signals, 32 and 33, ignored; a glibc program sets them up
+    again at start.)"""
+    with Sandbox() as box:
+        target = box.path("sigign")
+        job = box.script("job.sh", f"""
+while read -r line; do
+    case $line in SigIgn:*) echo "$line" > "{target}.tmp";; esac
+done < /proc/$$/status
+mv "{target}.tmp" "{target}"
+""")
+        d = box.detachd({"/job": {"command": job}},
+                        preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
+        with open(f"/proc/{d.pid}/status") as f:
+            ignored = next(line for line in f if line.startswith("SigIgn:")).split()[1]
+        assert int(ignored, 16) & (1 << (signal.SIGUSR2 - 1)), ignored
+        job_id = assert_acked(fcgi_request(box.socket, "/job"))
+        d.wait_event("ended", job=job_id)
+        with open(target) as f:
+            line = f.read().split()
+        assert line[0] == "SigIgn:" and int(line[1], 16) & 0x7fffffff == 0, line
+        assert d.stop() == 0
+
+
 # ---- configuration and command line ----
 
 def test_config_errors_name_file_and_line():
