@@ -307,6 +307,7 @@ def targets(cases):
                 f"{p99('c_a'):.2f} ms; in flight before/after the run: "
                 f"{jobs}/{m.get('in_flight_after')}")
     room, ref = cases.get("s_room", {}).get("loadgen"), cases.get("c_ref", {}).get("loadgen")
+    bound = cases.get("c_ref_spawns", {}).get("loadgen")
     if room and ref:
         room_p99 = room["latency_us"]["ok"]["p99"] / 1000.0
         ref_p99 = ref["latency_us"]["ok"]["p99"] / 1000.0
@@ -315,7 +316,9 @@ def targets(cases):
             room_p99 <= 1.5 * ref_p99,
             f"{room['ok_before_first_non_2xx']} acks before the first 503 "
             f"(max_jobs {m.get('max_jobs')} + queue {m.get('queue')}); p99 {room_p99:.2f} ms "
-            f"vs {ref_p99:.2f} ms for /noop with the same client")
+            f"vs {ref_p99:.2f} ms for /noop with the same client" +
+            (f"; {bound['latency_us']['ok']['p99'] / 1000.0:.2f} ms for /noop beside 64 bare "
+             f"spawns of the same script (the machine's bound)" if bound else ""))
         statuses = room.get("status", {})
         clean = (set(statuses) <= {"200", "503"} and statuses.get("503", 0) > 0 and
                  sum(room["errors"].values()) == 0)
@@ -444,7 +447,7 @@ def main():
     print()
     print(table_text(rows))
     print()
-    for name in ("s_room", "c_ref"):
+    for name in ("s_room", "c_ref", "c_ref_spawns"):
         lg = cases.get(name, {}).get("loadgen")
         if lg:
             print(f"{name}: {cases[name]['title']}: statuses {lg['status']}, "
