@@ -274,9 +274,10 @@ static int install_guard(char *mapping, size_t page_size)
  * A fresh stack: mapped without reserving memory (pages come as the job
  * touches them), the lowest page a guard, as for a thread.  The top page,
  * the one every job touches (a sleeping job touches no other), is filled
- * in now in one call: on a VM a first-touch page fault costs about 18 us,
- * against 0.6 us a page for MADV_POPULATE_WRITE.  Where that is missing,
- * the job's first touch faults it in as before.
+ * in now in one call: on the 2-core VM of docs/benchmarks.md a new
+ * stack's first touch cost 35-45 us as a page fault and about 10 us less
+ * filled in first.  Where MADV_POPULATE_WRITE is missing, the job's first
+ * touch faults the page in as before.
  */
 static struct fiber *map_fiber(struct fiber_pool *pool)
 {

@@ -6,6 +6,8 @@
  * job threads plus the spawner, even though submitters never create one.
  * Jobs that sleep in detach_sleep() are parked, not threads: hundreds
  * sleep at once on a few threads, and a drain or a time limit wakes them.
+ * Queued jobs start as running ones end, with no wake-up from the submit,
+ * and busy CPUs do not make the spawner pile up threads.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -417,8 +419,8 @@ static void racing_submits_keep_the_limit_exact(void **state)
     assert_int_equal(observed->ran, 16);
 }
 
-/* A submit that finds no room wakes no thread: the thread that ends a
- * running job takes the next.  Four submitters race short jobs through
+/* A submit that finds no room wakes no thread and leaves the job to the
+ * thread that ends a running one.  Four submitters race short jobs through
  * max_jobs 2 while jobs end, round after round; a job stranded in the
  * queue with room free would keep the count short and time out. */
 static void queued_jobs_start_as_running_ones_end(void **state)
