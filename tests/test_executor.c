@@ -382,21 +382,16 @@ static void *submit_all(void *arg)
     return NULL;
 }
 
-/* Submits take no lock, yet the limit stays exact when four threads race
- * for it: of 256 submits against max_jobs 4 + queue 12 (handlers
- * blocked), exactly 16 are taken, and all 16 run. */
-static void racing_submits_keep_the_limit_exact(void **state)
+enum { SUBMITTERS = 4 };
+
+/* SUBMITTERS threads submit 64 fresh jobs each, all at once; returns how
+ * many the executor took.  Those it refused stay in submitters[t].jobs. */
+static int race_submits(struct fixture *fixture, struct executor *executor,
+                        struct submitter submitters[SUBMITTERS])
 {
-    enum { SUBMITTERS = 4 };
-    struct fixture *fixture = *state;
-    struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(4, 12, 0, 0);
-    struct submitter submitters[SUBMITTERS];
     pthread_t threads[SUBMITTERS];
     int accepted = 0;
 
-    assert_non_null(executor);
-    observed->block = 1;
     for (int t = 0; t < SUBMITTERS; t++) {
         submitters[t] = (struct submitter){ .fixture = fixture, .executor = executor };
         for (int i = 0; i < 64; i++)
@@ -408,7 +403,22 @@ static void racing_submits_keep_the_limit_exact(void **state)
         assert_int_equal(pthread_join(threads[t], NULL), 0);
         accepted += submitters[t].accepted;
     }
-    assert_int_equal(accepted, 16);
+    return accepted;
+}
+
+/* Submits take no lock, yet the limit stays exact when four threads race
+ * for it: of 256 submits against max_jobs 4 + queue 12 (handlers
+ * blocked), exactly 16 are taken, and all 16 run. */
+static void racing_submits_keep_the_limit_exact(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(4, 12, 0, 0);
+    struct submitter submitters[SUBMITTERS];
+
+    assert_non_null(executor);
+    observed->block = 1;
+    assert_int_equal(race_submits(fixture, executor, submitters), 16);
     assert_false(executor_has_room(executor));
     release(observed);
     wait_for(observed, &observed->ran, 16);
@@ -425,27 +435,16 @@ static void racing_submits_keep_the_limit_exact(void **state)
  * queue with room free would keep the count short and time out. */
 static void queued_jobs_start_as_running_ones_end(void **state)
 {
-    enum { SUBMITTERS = 4, ROUNDS = 20 };
+    enum { ROUNDS = 20 };
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
     struct executor *executor = executor_new(2, SUBMITTERS * 64, 0, 0);
     struct submitter submitters[SUBMITTERS];
-    pthread_t threads[SUBMITTERS];
     unsigned expected = 0;
 
     assert_non_null(executor);
     for (int round = 0; round < ROUNDS; round++) {
-        for (int t = 0; t < SUBMITTERS; t++) {
-            submitters[t] = (struct submitter){ .fixture = fixture, .executor = executor };
-            for (int i = 0; i < 64; i++)
-                submitters[t].jobs[i] = new_job(fixture);
-        }
-        for (int t = 0; t < SUBMITTERS; t++)
-            assert_int_equal(pthread_create(&threads[t], NULL, submit_all, &submitters[t]), 0);
-        for (int t = 0; t < SUBMITTERS; t++) {
-            assert_int_equal(pthread_join(threads[t], NULL), 0);
-            assert_int_equal(submitters[t].accepted, 64);
-        }
+        assert_int_equal(race_submits(fixture, executor, submitters), SUBMITTERS * 64);
         expected += SUBMITTERS * 64;
         wait_for(observed, &observed->ran, expected);
     }
