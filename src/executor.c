@@ -414,12 +414,14 @@ static int start_job_thread_locked(struct executor *executor)
 
 /*
  * Waits for a grace with the lock dropped; did no thread take a job
- * meanwhile, and is none idle?  An idle thread (waiting, just woken, or
- * starting) takes the next runnable job as soon as it gets a CPU: under
- * a load that keeps the CPUs busy, job threads at their nice wait longer
- * than the grace, and a new thread would only wait beside them.  Without
- * that check threads piled up by a few a second while the CPUs were busy.
- * The first few threads come without a look.
+ * meanwhile, and is none idle that could?  An idle thread (waiting, just
+ * woken, or starting) takes the next runnable job as soon as it gets a
+ * CPU: under a load that keeps the CPUs busy, job threads at their nice
+ * wait longer than the grace, and a new thread would only wait beside
+ * them.  Without that check threads piled up by a few a second while the
+ * CPUs were busy.  With nothing runnable the want is a spare, and idle
+ * threads are no reason against it.  The first few threads come without
+ * a look.
  */
 static int threads_blocked_locked(struct executor *executor)
 {
@@ -432,7 +434,9 @@ static int threads_blocked_locked(struct executor *executor)
     /* Not announced: submits do not wake it; a stop does (wakeup_all). */
     wakeup_wait(&executor->spawn, atomic_load(&executor->spawn.sequence), &grace);
     pthread_mutex_lock(&executor->lock);
-    return executor->taken == taken && idle_threads(executor) == 0 && !executor->exiting;
+    if (executor->taken != taken || executor->exiting)
+        return 0;
+    return idle_threads(executor) == 0 || runnable_locked(executor) == 0;
 }
 
 /*

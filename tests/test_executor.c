@@ -9,6 +9,7 @@
  * Queued jobs start as running ones end, with no wake-up from the submit,
  * and busy CPUs do not make the spawner pile up threads.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -228,6 +229,63 @@ static void new_starts_threads_and_idles_small(void **state)
     sleep_ms(200);
     assert_true(job_threads(fixture) >= 1);
     assert_true(job_threads(fixture) <= 3);   /* the first one, and two spares */
+    executor_free(executor);
+    wait_for_threads(fixture->baseline_threads);
+}
+
+/* The spawner's count of voluntary context switches: each of its looks
+ * at the threads ends in one.  -1 if it cannot be found. */
+static long spawner_switches(void)
+{
+    char path[300], line[256];
+    long switches = -1;
+    DIR *tasks = opendir("/proc/self/task");
+    struct dirent *task;
+
+    assert_non_null(tasks);
+    while (switches < 0 && (task = readdir(tasks))) {
+        FILE *file;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", task->d_name);
+        if (!(file = fopen(path, "r")))
+            continue;
+        if (fgets(line, sizeof(line), file) && strcmp(line, "detach-spawner\n") == 0) {
+            fclose(file);
+            snprintf(path, sizeof(path), "/proc/self/task/%s/status", task->d_name);
+            assert_non_null(file = fopen(path, "r"));
+            while (fgets(line, sizeof(line), file))
+                if (sscanf(line, "voluntary_ctxt_switches: %ld", &switches) == 1)
+                    break;
+        }
+        fclose(file);
+    }
+    closedir(tasks);
+    return switches;
+}
+
+/* Five jobs block their threads: the spawner tops the idle threads up to
+ * the two spares and then sleeps, rather than looking again every grace
+ * while nothing changes. */
+static void spawner_sleeps_once_spares_are_there(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(64, 16, 0, 0);
+    long before;
+
+    assert_non_null(executor);
+    observed->block = 1;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    wait_for(observed, &observed->running, 5);
+    sleep_ms(100);
+    assert_int_equal(job_threads(fixture), 5 + 2);
+    before = spawner_switches();
+    assert_true(before >= 0);
+    sleep_ms(200);
+    assert_true(spawner_switches() - before < 20);   /* a look a grace: about 200 */
+    release(observed);
+    wait_for(observed, &observed->ran, 5);
     executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
@@ -605,6 +663,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(new_starts_threads_and_idles_small, setup, teardown),
+        cmocka_unit_test_setup_teardown(spawner_sleeps_once_spares_are_there, setup, teardown),
         cmocka_unit_test_setup_teardown(runs_every_job_within_max_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(admission_limit_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(free_discards_queued_jobs, setup, teardown),
