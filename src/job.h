@@ -4,8 +4,9 @@
  *
  * A job is created from a request (by the watcher or a worker), queued by
  * the executor, run on a fiber of its own carried by job threads
- * (job_run), and freed by the executor once its shutdown callbacks ran.  The watcher touches it only through its timers and, in attached
- * mode, its connection's watch, always under the watcher lock.
+ * (job_run), and freed by the executor once its shutdown callbacks ran.
+ * The watcher touches it only through its timers and, in attached mode,
+ * its connection's watch, always under the watcher lock.
  */
 #ifndef DETACH_JOB_H
 #define DETACH_JOB_H

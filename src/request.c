@@ -145,10 +145,19 @@ static void serve_status(struct server_core *core, struct connection *connection
     free(response.text);
 }
 
+enum admission { ADMITTED, QUEUE_FULL, SPOOL_FAILED };
+
+/* The 503 for a refused job: soon again when the queue was full,
+ * later when the spool could not be written. */
+static const char *retry_after(enum admission admission)
+{
+    return admission == SPOOL_FAILED ? "Retry-After: 5\r\n" : "Retry-After: 1\r\n";
+}
+
 static void refuse_full(struct connection *connection, const char *path)
 {
     log_rejected(path, "queue_full");
-    connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
+    connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
 }
 
 /*
@@ -180,8 +189,6 @@ refused:
     refuse_full(connection, path);
     return 0;
 }
-
-enum admission { ADMITTED, QUEUE_FULL, SPOOL_FAILED };
 
 /*
  * A trigger's job: spooled (with a spool) and queued, or freed.  Logged
@@ -217,13 +224,6 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
     }
     log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
     return ADMITTED;
-}
-
-/* The 503 for a refused trigger: soon again when the queue was full,
- * later when the spool could not be written. */
-static const char *retry_after(enum admission admission)
-{
-    return admission == SPOOL_FAILED ? "Retry-After: 5\r\n" : "Retry-After: 1\r\n";
 }
 
 /* On a worker: a trigger with a spool, or one the watcher left. */
