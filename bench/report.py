@@ -183,8 +183,8 @@ def ratio(a, b):
 
 
 def build_table(cases):
-    order = ["return", "proxy", "c_a", "c_spool", "c_b", "c_b_warm", "c_b1s", "c_c", "c_c1s",
-             "s_a", "s_b", "php_a", "php_b", "fcgiwrap_a", "fcgiwrap_b"]
+    order = ["return", "proxy", "c_a", "c_spool", "c_b", "c_b_warm", "c_b1s", "c_ref_memory",
+             "c_c", "c_c1s", "s_a", "s_b", "php_a", "php_b", "fcgiwrap_a", "fcgiwrap_b"]
     proxy = cases.get("proxy", {}).get("wrk", {}).get("acks_per_s")
     php = {"a": cases.get("php_a", {}).get("wrk", {}).get("acks_per_s"),
            "b": cases.get("php_b", {}).get("wrk", {}).get("acks_per_s")}
@@ -267,8 +267,13 @@ def targets(cases):
             continue
         add(f"{label}: acks/s >= 80% of no-job", c_b >= 0.8 * c_a,
             f"{c_b:,.0f} vs {c_a:,.0f}: {100 * c_b / c_a:.0f}%")
+        bound = p99("c_ref_memory") if b_name == "c_b" else None
+        ref = cases.get("c_ref_memory", {}).get("meta", {})
         add(f"{label}: ack p99 <= 1.5x no-job p99", p99(b_name) <= 1.5 * p99("c_a"),
-            f"{p99(b_name):.2f} ms vs {p99('c_a'):.2f} ms: {p99(b_name) / p99('c_a'):.2f}x")
+            f"{p99(b_name):.2f} ms vs {p99('c_a'):.2f} ms: {p99(b_name) / p99('c_a'):.2f}x" +
+            (f"; {bound:.2f} ms for /noop beside a bare process holding {ref.get('hold_mib')} "
+             f"MiB and taking {ref.get('grow_mib_per_s')} MiB/s more, as this case did "
+             f"(the machine's bound)" if bound else ""))
         w = cases[b_name]["wrk"]
         warm = cases[b_name].get("wrk_warmup", {})
         add(f"{label}: no errors", w["non_2xx"] == 0 and w["socket_errors"] == 0 and
