@@ -31,6 +31,7 @@
 #include "shutdown.h"
 #include "spool.h"
 #include "timer_heap.h"
+#include "wakeup.h"
 #include "watcher.h"
 
 #define container_of(pointer, type, member) \
@@ -65,14 +66,17 @@ struct detach_job {
     int retry;                       /* recovered from the spool */
     uint64_t accepted_ms, started_ms;
 
-    /* What the status page reads from other threads; stopped wakes
-     * detach_sleep(). */
+    struct wakeup stopped;           /* a stop wakes a detach_sleep() on a thread */
+    /* What the status page reads from other threads. */
     pthread_mutex_t report_lock;
-    pthread_cond_t stopped;
     int progress_percent;            /* -1: none reported */
     int exit_code, exit_signal;      /* -1: none */
-    char progress_message[160];
+    /* PROGRESS_MESSAGE_SIZE bytes from the first report on: most jobs
+     * report none, and a queued job is all the memory a long queue holds. */
+    char *progress_message;
 };
+
+enum { PROGRESS_MESSAGE_SIZE = 160 };
 
 static void time_limit_expired(struct timer *timer);
 
@@ -129,11 +133,7 @@ detach_job *job_new(struct server_core *core, const struct route *route,
     atomic_init(&job->state, JOB_QUEUED);
     job->exit_code = job->exit_signal = -1;
     pthread_mutex_init(&job->report_lock, NULL);
-    pthread_condattr_t monotonic;
-    pthread_condattr_init(&monotonic);
-    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
-    pthread_cond_init(&job->stopped, &monotonic);
-    pthread_condattr_destroy(&monotonic);
+    wakeup_init(&job->stopped);
     job->progress_percent = -1;
     return job;
 }
@@ -143,9 +143,9 @@ void job_free(detach_job *job)
     if (!job)
         return;
     shutdown_list_destroy(&job->shutdown);
-    pthread_cond_destroy(&job->stopped);
     pthread_mutex_destroy(&job->report_lock);
     free(job->headers);
+    free(job->progress_message);
     free(job->params);
     free(job->body);
     free(job);
@@ -163,9 +163,7 @@ static void stop_locked(detach_job *job, const char *reason)
 {
     log_line(LOG_INFO, "stopping", "job=%s reason=%s", job->id, reason);
     executor_wake(job);
-    pthread_mutex_lock(&job->report_lock);
-    pthread_cond_broadcast(&job->stopped);
-    pthread_mutex_unlock(&job->report_lock);
+    wakeup_all(&job->stopped);
     if (job->process_group > 0) {
         kill(-job->process_group, SIGTERM);
         watcher_arm_locked(job->core->watcher, &job->kill_escalation,
@@ -316,7 +314,7 @@ int job_progress(detach_job *job, char *message, size_t size)
     pthread_mutex_lock(&job->report_lock);
     percent = job->progress_percent;
     if (message && size)
-        snprintf(message, size, "%s", job->progress_message);
+        snprintf(message, size, "%s", job->progress_message ? job->progress_message : "");
     pthread_mutex_unlock(&job->report_lock);
     return percent;
 }
@@ -522,31 +520,39 @@ int detach_should_stop(detach_job *job)
     return connection_status_should_stop(&job->status);
 }
 
+static uint64_t monotonic_ns(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
 /* Not parked (sleep_on_thread, a job run on a plain thread, or a thread
- * the handler started itself): the thread waits, and a stop's broadcast
- * ends it. */
+ * the handler started itself): the thread waits, and a stop's wake-up
+ * ends it.  The stop flag is set before the wake-up, so a sleeper either
+ * sees the flag or waits on a word the wake-up changes. */
 static void sleep_blocking(detach_job *job, uint64_t deadline_ns)
 {
-    struct timespec deadline = { (time_t)(deadline_ns / 1000000000u),
-                                 (long)(deadline_ns % 1000000000u) };
-    int rc = 0;
+    for (;;) {
+        uint32_t seen = wakeup_prepare(&job->stopped);
+        uint64_t now = monotonic_ns();
+        struct timespec left;
 
-    pthread_mutex_lock(&job->report_lock);
-    /* The flag is set before the broadcast, and the broadcast takes this
-     * lock: a sleeper either sees the flag or is already waiting. */
-    while (!connection_status_should_stop(&job->status) && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&job->stopped, &job->report_lock, &deadline);
-    pthread_mutex_unlock(&job->report_lock);
+        if (connection_status_should_stop(&job->status) || now >= deadline_ns) {
+            wakeup_done(&job->stopped, 0);
+            return;
+        }
+        left.tv_sec = (time_t)((deadline_ns - now) / 1000000000u);
+        left.tv_nsec = (long)((deadline_ns - now) % 1000000000u);
+        wakeup_done(&job->stopped, wakeup_wait(&job->stopped, seen, &left));
+    }
 }
 
 int detach_sleep(detach_job *job, unsigned ms)
 {
-    struct timespec now;
-    uint64_t deadline_ns;
+    uint64_t deadline_ns = monotonic_ns() + (uint64_t)ms * 1000000u;
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    deadline_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec +
-                  (uint64_t)ms * 1000000u;
     /* On its fiber the job parks and its thread runs other jobs; parked
      * deadlines are whole milliseconds, rounded up so a sleep is never
      * short. */
@@ -624,15 +630,26 @@ int detach_finish_request(detach_job *job)
 void detach_progress(detach_job *job, int percent, const char *message)
 {
     char quoted[200];
+    int dropped;
 
+    if (!message)
+        message = "";
     if (percent < 0)
         percent = 0;
     if (percent > 100)
         percent = 100;
     pthread_mutex_lock(&job->report_lock);
     job->progress_percent = percent;
-    snprintf(job->progress_message, sizeof(job->progress_message), "%s", message ? message : "");
-    log_quote(quoted, sizeof(quoted), job->progress_message);
+    if (!job->progress_message)
+        job->progress_message = malloc(PROGRESS_MESSAGE_SIZE);
+    dropped = !job->progress_message;
+    if (!dropped)
+        snprintf(job->progress_message, PROGRESS_MESSAGE_SIZE, "%s", message);
+    log_quote(quoted, sizeof(quoted), dropped ? "" : job->progress_message);
     pthread_mutex_unlock(&job->report_lock);
-    log_line(LOG_INFO, "progress", "job=%s percent=%d message=%s", job->id, percent, quoted);
+    if (dropped && *message)
+        log_line(LOG_ERROR, "progress", "job=%s percent=%d error=\"message dropped: out of memory\"",
+                 job->id, percent);
+    else
+        log_line(LOG_INFO, "progress", "job=%s percent=%d message=%s", job->id, percent, quoted);
 }

@@ -122,6 +122,34 @@ static void accessors(void **state)
     job_free(job);
 }
 
+/* No report: -1 and an empty message.  A report keeps at most 159 bytes of
+ * its message; the next report replaces it, a NULL message empties it. */
+static void progress_reports_replace_each_other(void **state)
+{
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+    char message[200], long_message[300];
+
+    strcpy(message, "stale");
+    assert_int_equal(job_progress(job, message, sizeof(message)), -1);
+    assert_string_equal(message, "");
+
+    detach_progress(job, 40, "copying");
+    assert_int_equal(job_progress(job, message, sizeof(message)), 40);
+    assert_string_equal(message, "copying");
+
+    memset(long_message, 'x', sizeof(long_message) - 1);
+    long_message[sizeof(long_message) - 1] = '\0';
+    detach_progress(job, 150, long_message);
+    assert_int_equal(job_progress(job, message, sizeof(message)), 100);
+    assert_int_equal(strlen(message), 159);
+
+    detach_progress(job, -3, NULL);
+    assert_int_equal(job_progress(job, message, sizeof(message)), 0);
+    assert_string_equal(message, "");
+    job_free(job);
+}
+
 static void trigger_job_has_no_response(void **state)
 {
     struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
@@ -289,6 +317,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(accessors, setup, teardown),
+        cmocka_unit_test_setup_teardown(progress_reports_replace_each_other, setup, teardown),
         cmocka_unit_test_setup_teardown(trigger_job_has_no_response, setup, teardown),
         cmocka_unit_test_setup_teardown(time_limit_sets_timeout_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(second_call_restarts_the_clock, setup, teardown),
