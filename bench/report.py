@@ -272,8 +272,8 @@ def targets(cases):
         add(f"{label}: ack p99 <= 1.5x no-job p99", p99(b_name) <= 1.5 * p99("c_a"),
             f"{p99(b_name):.2f} ms vs {p99('c_a'):.2f} ms: {p99(b_name) / p99('c_a'):.2f}x" +
             (f"; {bound:.2f} ms for /noop beside a bare process holding {ref.get('hold_mib')} "
-             f"MiB and taking {ref.get('grow_mib_per_s')} MiB/s more, as this case did "
-             f"(the machine's bound)" if bound else ""))
+             f"MiB as the measured run began and taking {ref.get('grow_mib_per_s')} MiB/s "
+             f"more, as this case did (the machine's bound)" if bound else ""))
         w = cases[b_name]["wrk"]
         warm = cases[b_name].get("wrk_warmup", {})
         add(f"{label}: no errors", w["non_2xx"] == 0 and w["socket_errors"] == 0 and
