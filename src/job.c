@@ -26,6 +26,7 @@
 #include "job.h"
 #include "log.h"
 #include "registry.h"
+#include "request_reader.h"
 #include "route.h"
 #include "server_core.h"
 #include "shutdown.h"
@@ -42,7 +43,7 @@ struct detach_job {
     struct server_core *core;
     const struct route *route;
     char id[64];
-    char **params;
+    char *params;                    /* packed: request_reader.h */
     char *body;
     size_t body_length;
 
@@ -100,7 +101,7 @@ static void hex32(char *out, uint32_t value)
 }
 
 detach_job *job_new(struct server_core *core, const struct route *route,
-                    char **params, char *body, size_t body_length,
+                    char *params, char *body, size_t body_length,
                     struct connection *connection)
 {
     detach_job *job = calloc(1, sizeof(*job));
@@ -235,7 +236,7 @@ void job_clear_process_group(detach_job *job)
     watcher_unlock(job->core->watcher);
 }
 
-char *const *job_params(detach_job *job)
+const char *job_params(detach_job *job)
 {
     return job->params;
 }
@@ -449,12 +450,7 @@ void job_run(detach_job *job)
 
 const char *detach_param(detach_job *job, const char *name)
 {
-    size_t length = strlen(name);
-
-    for (char **p = job->params; *p; p++)
-        if (strncmp(*p, name, length) == 0 && (*p)[length] == '=')
-            return *p + length + 1;
-    return NULL;
+    return request_param(job->params, name);
 }
 
 const void *detach_body(detach_job *job, size_t *length)

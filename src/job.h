@@ -21,12 +21,12 @@ struct server_core;
 struct route;
 
 /*
- * params: "NAME=value" strings, owned by the job from now on (one block,
- * freed with free(params)); body likewise.  conn: the connection an attached
+ * params: packed "NAME=value" strings (request_reader_params()), owned by
+ * the job from now on (freed with free(params)); body likewise.  conn: the connection an attached
  * job answers on, NULL for a trigger job.
  */
 detach_job *job_new(struct server_core *core, const struct route *route,
-                    char **params, char *body, size_t body_len,
+                    char *params, char *body, size_t body_len,
                     struct connection *conn);
 void job_free(detach_job *job);
 /* A job that will never run (dropped at stop): answers an attached job's
@@ -71,8 +71,9 @@ void job_unlist(detach_job *job, int rejected);
 /* Copies what the status page shows; safe from any thread while listed. */
 void job_snapshot(detach_job *job, struct job_snapshot *snapshot);
 
-/* The request's params, "NAME=value", NULL-terminated (no HTTP_PROXY). */
-char *const *job_params(detach_job *job);
+/* The request's params, packed as request_reader_params() makes them
+ * (no HTTP_PROXY). */
+const char *job_params(detach_job *job);
 
 /* Monotonic milliseconds since the job started running. */
 uint64_t job_elapsed_ms(detach_job *job);

@@ -54,7 +54,7 @@ static void copy_job_id(char out[64], detach_job *job)
 
 /* The path routes match: nginx's normalized DOCUMENT_URI when there is one,
  * else SCRIPT_NAME + PATH_INFO (Apache), else REQUEST_URI without query. */
-static int request_path(char *const *params, char *path, size_t size)
+static int request_path(const char *params, char *path, size_t size)
 {
     const char *document_uri = request_param(params, "DOCUMENT_URI");
     const char *script_name, *request_uri;
@@ -126,7 +126,7 @@ static int is_status_request(const char *status_path, const char *path, const ch
 }
 
 static void serve_status(struct server_core *core, struct connection *connection,
-                         char *const *params, const char *subpath)
+                         const char *params, const char *subpath)
 {
     const char *remote = request_param(params, "REMOTE_ADDR");
     const char *query = request_param(params, "QUERY_STRING");
@@ -251,7 +251,7 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
     char path[MAX_PATH_LENGTH], head[256], job_id[64];
     const struct route *route;
     const char *subpath;
-    char **params, *body;
+    char *params, *body;
     size_t body_length;
     detach_job *job;
     enum admission admission;
@@ -292,7 +292,7 @@ void request_serve(struct server_core *core, struct connection *connection)
     char path[MAX_PATH_LENGTH];
     const struct route *route;
     const char *subpath;
-    char **params = NULL, *body = NULL;
+    char *params = NULL, *body = NULL;
     size_t body_length = 0;
     detach_job *job;
     int peer_spoke;

@@ -237,16 +237,14 @@ enum request_verdict request_reader_parse(struct request_reader *reader)
 
 /* "NAME=value" strings in one block, sized when the pairs were checked
  * (so decoding cannot fail here): one pass. */
-char **request_reader_params(const struct request_reader *reader)
+char *request_reader_params(const struct request_reader *reader)
 {
-    size_t kept = 0, position, consumed, name_length, value_length;
+    size_t position, consumed, name_length, value_length;
     const uint8_t *name, *value;
-    char **params, *text;
+    char *params = malloc(reader->params_text_bytes + 1), *text = params;
 
-    params = malloc((reader->param_count + 1) * sizeof(char *) + reader->params_text_bytes);
     if (!params)
         return NULL;
-    text = (char *)(params + reader->param_count + 1);
     for (position = 0; position < reader->params_length; position += consumed) {
         fcgi_param_decode(reader->params + position, reader->params_length - position, &consumed,
                           &name, &name_length, &value, &value_length);
@@ -254,7 +252,6 @@ char **request_reader_params(const struct request_reader *reader)
          * outgoing requests. */
         if (name_length == 10 && memcmp(name, "HTTP_PROXY", 10) == 0)
             continue;
-        params[kept++] = text;
         memcpy(text, name, name_length);
         text += name_length;
         *text++ = '=';
@@ -262,17 +259,17 @@ char **request_reader_params(const struct request_reader *reader)
         text += value_length;
         *text++ = '\0';
     }
-    params[kept] = NULL;
+    *text = '\0';
     return params;
 }
 
-const char *request_param(char *const *params, const char *name)
+const char *request_param(const char *params, const char *name)
 {
     size_t length = strlen(name);
 
-    for (char *const *p = params; *p; p++)
-        if (strncmp(*p, name, length) == 0 && (*p)[length] == '=')
-            return *p + length + 1;
+    for (const char *entry = params; *entry; entry += strlen(entry) + 1)
+        if (strncmp(entry, name, length) == 0 && entry[length] == '=')
+            return entry + length + 1;
     return NULL;
 }
 

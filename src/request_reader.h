@@ -75,13 +75,16 @@ int request_reader_room(struct request_reader *reader, size_t at_least);
 /* Parses what arrived since the last call. */
 enum request_verdict request_reader_parse(struct request_reader *reader);
 /*
- * The params of a head that parsed whole, as "NAME=value" strings,
- * NULL-terminated, in one block the caller frees with free().  HTTP_PROXY
- * is left out (httpoxy).  NULL when out of memory.
+ * The params of a head that parsed whole, packed: "NAME=value\0" after
+ * "NAME=value\0", then an empty string (the reader lets no pair have an
+ * empty name, nor a NUL inside).  One block the caller frees with free();
+ * no pointer per pair, as a long queue holds every queued job's params.
+ * HTTP_PROXY is left out (httpoxy).  NULL when out of memory.
  */
-char **request_reader_params(const struct request_reader *reader);
-/* The value of name in such an array, or NULL. */
-const char *request_param(char *const *params, const char *name);
+char *request_reader_params(const struct request_reader *reader);
+/* The value of name in packed params, or NULL.  Walking them:
+ *     for (const char *entry = params; *entry; entry += strlen(entry) + 1) */
+const char *request_param(const char *params, const char *name);
 
 /* The body, now the caller's (freed by it); the reader forgets it. */
 char *request_reader_take_body(struct request_reader *reader, size_t *length);

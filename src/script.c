@@ -67,14 +67,14 @@ struct log_relay {
  * array, then the two DETACH_ strings. */
 static char **build_environment(detach_job *job, char *const *extra, size_t extra_count)
 {
-    char *const *params = job_params(job);
+    const char *params = job_params(job);
     size_t count = 0, used = 0, slots;
     int has_path = 0;
     char **environment;
     char *text;
     size_t text_size = 2 * 32 + strlen(detach_job_id(job)) + strlen(detach_job_route(job));
 
-    while (params[count])
+    for (const char *entry = params; *entry; entry += strlen(entry) + 1)
         count++;
     slots = count + extra_count + 5;
     environment = calloc(1, slots * sizeof(char *) + text_size);
@@ -85,13 +85,13 @@ static char **build_environment(detach_job *job, char *const *extra, size_t extr
     text += sprintf(text, "DETACH_JOB_ID=%s", detach_job_id(job)) + 1;
     environment[used++] = text;
     sprintf(text, "DETACH_ROUTE=%s", detach_job_route(job));
-    for (size_t i = 0; i < count; i++) {
+    for (const char *entry = params; *entry; entry += strlen(entry) + 1) {
         /* Ours win: a request cannot pose as another job. */
-        if (strncmp(params[i], "DETACH_", 7) == 0)
+        if (strncmp(entry, "DETACH_", 7) == 0)
             continue;
-        if (strncmp(params[i], "PATH=", 5) == 0)
+        if (strncmp(entry, "PATH=", 5) == 0)
             has_path = 1;
-        environment[used++] = params[i];
+        environment[used++] = (char *)entry;   /* posix_spawn's type; never written */
     }
     /* A command run without a shell still expects a sane PATH. */
     if (!has_path)

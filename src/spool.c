@@ -66,8 +66,8 @@ int spool_encode(const struct spool_record *record, uint8_t **data, size_t *leng
                              record->body_length + 4;
     uint8_t *buffer, *out;
 
-    for (char **p = record->params; *p; p++) {
-        size += 4 + strlen(*p);
+    for (const char *entry = record->params; *entry; entry += strlen(entry) + 1) {
+        size += 4 + strlen(entry);
         count++;
     }
     if (record->body_length > MAX_FIELD) {
@@ -83,8 +83,8 @@ int spool_encode(const struct spool_record *record, uint8_t **data, size_t *leng
     put_field(&out, record->id, id_length);
     put_field(&out, record->route, route_length);
     put_u32(&out, (uint32_t)count);
-    for (char **p = record->params; *p; p++)
-        put_field(&out, *p, strlen(*p));
+    for (const char *entry = record->params; *entry; entry += strlen(entry) + 1)
+        put_field(&out, entry, strlen(entry));
     put_field(&out, record->body ? record->body : "", record->body_length);
     put_u32(&out, fnv1a(buffer, (size_t)(out - buffer)));
     *data = buffer;
@@ -167,25 +167,30 @@ int spool_decode(const uint8_t *data, size_t length, struct spool_record *record
         goto fail;
     for (uint32_t i = 0; i < count; i++) {
         size_t size;
+        char *equals;
         if (!(strings[i] = get_field(&reader, &size, 1)))
+            goto fail;
+        /* NAME=value, as the request reader lets through: an empty entry
+         * would end the packed params early. */
+        equals = strchr(strings[i], '=');
+        if (!equals || equals == strings[i])
             goto fail;
         bytes += size + 1;
     }
     record->body = get_field(&reader, &record->body_length, 0);
     if (!record->body || reader.position != reader.length)
         goto fail;
-    /* Params as jobs own them: pointers and strings in one block. */
-    record->params = malloc(((size_t)count + 1) * sizeof(char *) + bytes);
+    /* Params as jobs own them: packed, an empty string after the last. */
+    record->params = malloc(bytes + 1);
     if (!record->params)
         goto fail;
-    char *text = (char *)(record->params + count + 1);
+    char *text = record->params;
     for (uint32_t i = 0; i < count; i++) {
         size_t size = strlen(strings[i]) + 1;
         memcpy(text, strings[i], size);
-        record->params[i] = text;
         text += size;
     }
-    record->params[count] = NULL;
+    *text = '\0';
     for (uint32_t i = 0; i < count; i++)
         free(strings[i]);
     free(strings);

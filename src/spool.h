@@ -18,7 +18,7 @@ struct spool;
 struct spool_record {
     char id[64];
     char *route;          /* the configured route path */
-    char **params;        /* "NAME=value", NULL-terminated, one block */
+    char *params;         /* packed "NAME=value" strings (request_reader.h) */
     char *body;
     size_t body_length;
 };

@@ -176,7 +176,7 @@ static int teardown(void **state)
 
 static detach_job *new_job(struct fixture *fixture)
 {
-    char **params = calloc(1, sizeof(char *));   /* no params: just the NULL */
+    char *params = calloc(1, 1);   /* no params: just the empty string after them */
     detach_job *job;
 
     assert_non_null(params);

@@ -48,22 +48,22 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Params as a request brings them: one block, freed with one free(). */
-static char **make_params(const char *const *pairs, size_t count)
+/* Params as a request brings them: packed, one block, freed with one
+ * free(). */
+static char *make_params(const char *const *pairs, size_t count)
 {
-    size_t bytes = 0;
-    char **params, *text;
+    size_t bytes = 1;
+    char *params, *text;
 
     for (size_t i = 0; i < count; i++)
         bytes += strlen(pairs[i]) + 1;
-    params = malloc((count + 1) * sizeof(char *) + bytes);
-    text = (char *)(params + count + 1);
+    params = text = malloc(bytes);
+    assert_non_null(params);
     for (size_t i = 0; i < count; i++) {
         strcpy(text, pairs[i]);
-        params[i] = text;
         text += strlen(pairs[i]) + 1;
     }
-    params[count] = NULL;
+    *text = '\0';
     return params;
 }
 

@@ -17,7 +17,8 @@
 
 #include "spool.h"
 
-static char *params_block[] = { "REQUEST_METHOD=POST", "QUERY_STRING=a=1", NULL };
+/* Packed, as a job holds them: the literal's own NUL ends the list. */
+static char params_block[] = "REQUEST_METHOD=POST\0QUERY_STRING=a=1\0";
 
 static struct spool_record sample(const char *id)
 {
@@ -37,13 +38,31 @@ static void round_trip(void **state)
     assert_int_equal(spool_decode(data, length, &decoded), 0);
     assert_string_equal(decoded.id, record.id);
     assert_string_equal(decoded.route, "/jobs/report");
-    assert_string_equal(decoded.params[0], "REQUEST_METHOD=POST");
-    assert_string_equal(decoded.params[1], "QUERY_STRING=a=1");
-    assert_null(decoded.params[2]);
+    assert_memory_equal(decoded.params, params_block, sizeof(params_block));
     assert_int_equal(decoded.body_length, 10);
     assert_memory_equal(decoded.body, "x=1\0binary", 10);
     spool_record_free(&decoded);
     free(data);
+}
+
+/* A param must be NAME=value, as the request reader lets through: an
+ * empty one would end the packed list early, and a file with one was not
+ * written by us. */
+static void a_param_that_is_not_name_value_is_refused(void **state)
+{
+    static char *const bad[] = { "NO_EQUALS\0", "=value\0" };
+    struct spool_record record = sample("00000001aaaa0003"), decoded;
+    uint8_t *data;
+    size_t length;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        record.params = bad[i];
+        assert_int_equal(spool_encode(&record, &data, &length), 0);
+        assert_int_equal(spool_decode(data, length, &decoded), -1);
+        assert_null(decoded.params);
+        free(data);
+    }
 }
 
 static void every_truncation_and_flip_is_refused(void **state)
@@ -124,6 +143,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
+        cmocka_unit_test(a_param_that_is_not_name_value_is_refused),
         cmocka_unit_test(every_truncation_and_flip_is_refused),
         cmocka_unit_test(write_remove_recover),
     };

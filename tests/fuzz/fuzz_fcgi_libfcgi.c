@@ -156,9 +156,10 @@ static void take_head_apart(const uint8_t *data, size_t length, struct head *out
 /* libfcgi's envp: "FCGI_ROLE=RESPONDER", then each pair as "name=value", exactly. */
 /* request_reader_params(): every pair of the checked head, in order,
  * but HTTP_PROXY (httpoxy). */
-static void compare_params(char **params, const struct head *head)
+static void compare_params(const char *params, const struct head *head)
 {
-    size_t position = 0, index = 0;
+    size_t position = 0;
+    const char *entry = params;
 
     CHECK(params != NULL);
     while (position < head->params_length) {
@@ -169,13 +170,13 @@ static void compare_params(char **params, const struct head *head)
         position += consumed;
         if (name_length == 10 && memcmp(name, "HTTP_PROXY", 10) == 0)
             continue;
-        const char *entry = params[index++];
-        CHECK(entry != NULL);
+        CHECK(*entry != '\0');
         CHECK(strlen(entry) == name_length + 1 + value_length);
         CHECK(memcmp(entry, name, name_length) == 0 && entry[name_length] == '=');
         CHECK(memcmp(entry + name_length + 1, value, value_length) == 0);
+        entry += strlen(entry) + 1;
     }
-    CHECK(params[index] == NULL);
+    CHECK(*entry == '\0');
 }
 
 /* What one request's answer must carry. */
@@ -304,7 +305,7 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
         CHECK(head.begin_length == FCGI_RECORD_BEGIN_BODY_SIZE);
         CHECK(fcgi_connection_accept(fcgi, reader.data, reader.head_length) == 0);
         CHECK(unread_bytes(pair[1]) == left_in_socket);
-        char **params = request_reader_params(&reader);
+        char *params = request_reader_params(&reader);
         compare_params(params, &head);
         /* The lookups request_path() makes. */
         (void)request_param(params, "DOCUMENT_URI");

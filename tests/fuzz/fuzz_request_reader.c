@@ -241,22 +241,22 @@ static size_t next_piece(enum split split, uint64_t *state, size_t remaining)
 /* Feeds pieces until a verdict other than NEED_MORE, or the end (as read_request()). */
 
 /* The params a job gets: one "NAME=value" per checked pair (HTTP_PROXY
- * left out), each with a non-empty name, in a NULL-terminated array. */
+ * left out), each with a non-empty name, packed. */
 static void check_params(const struct request_reader *reader)
 {
-    char **params = request_reader_params(reader);
+    char *params = request_reader_params(reader);
     size_t count = 0;
 
     CHECK(params != NULL);
-    for (char **p = params; *p; p++, count++) {
-        const char *equals = strchr(*p, '=');
-        CHECK(equals != NULL && equals != *p);
-        CHECK(strncmp(*p, "HTTP_PROXY=", 11) != 0);
+    for (const char *p = params; *p; p += strlen(p) + 1, count++) {
+        const char *equals = strchr(p, '=');
+        CHECK(equals != NULL && equals != p);
+        CHECK(strncmp(p, "HTTP_PROXY=", 11) != 0);
         /* Its name finds a value: its own, or an earlier pair's. */
         char name[256];
-        size_t name_length = (size_t)(equals - *p);
+        size_t name_length = (size_t)(equals - p);
         if (name_length < sizeof(name)) {
-            memcpy(name, *p, name_length);
+            memcpy(name, p, name_length);
             name[name_length] = '\0';
             CHECK(request_param(params, name) != NULL);
         }
