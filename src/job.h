@@ -22,8 +22,8 @@ struct route;
 
 /*
  * params: packed "NAME=value" strings (request_reader_params()), owned by
- * the job from now on (freed with free(params)); body likewise.  conn: the connection an attached
- * job answers on, NULL for a trigger job.
+ * the job from now on (freed with free(params)); body likewise.  conn:
+ * the connection an attached job answers on, NULL for a trigger job.
  */
 detach_job *job_new(struct server_core *core, const struct route *route,
                     char *params, char *body, size_t body_len,

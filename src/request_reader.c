@@ -90,7 +90,6 @@ static enum request_verdict check_pairs(struct request_reader *reader)
         position += consumed;
         reader->params_text_bytes += name_length + value_length + 2;   /* '=' and NUL */
     }
-    reader->param_count = count;
     return REQUEST_NEED_MORE;
 }
 

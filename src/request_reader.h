@@ -50,7 +50,6 @@ struct request_reader {
     uint16_t request_id;
     uint8_t *params;          /* the params stream, gathered to check pairs */
     size_t params_length;
-    size_t param_count;       /* pairs, once the params ended */
     size_t params_text_bytes; /* their "NAME=value\0" strings, once the params ended */
 
     /* Results. */

@@ -185,6 +185,14 @@ static detach_job *new_job(struct fixture *fixture)
     return job;
 }
 
+/* count jobs whose handlers block until release(), each taken. */
+static void submit_blocked_jobs(struct fixture *fixture, struct executor *executor, int count)
+{
+    fixture->observed.block = 1;
+    for (int i = 0; i < count; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+}
+
 /* Waits (up to 10 s) until *counter reaches at least target. */
 static void wait_for(struct observed *observed, const unsigned *counter, unsigned target)
 {
@@ -274,9 +282,7 @@ static void spawner_sleeps_once_spares_are_there(void **state)
     long before;
 
     assert_non_null(executor);
-    observed->block = 1;
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    submit_blocked_jobs(fixture, executor, 5);
     wait_for(observed, &observed->running, 5);
     sleep_ms(100);
     assert_int_equal(job_threads(fixture), 5 + 2);
@@ -319,9 +325,7 @@ static void admission_limit_is_exact(void **state)
     detach_job *refused;
 
     assert_non_null(executor);
-    observed->block = 1;
-    for (int i = 0; i < 6; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    submit_blocked_jobs(fixture, executor, 6);
     refused = new_job(fixture);
     errno = 0;
     assert_int_equal(executor_submit(executor, refused), -1);
@@ -367,9 +371,7 @@ static void free_discards_queued_jobs(void **state)
     pthread_t releaser;
 
     assert_non_null(executor);
-    observed->block = 1;
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    submit_blocked_jobs(fixture, executor, 5);
     wait_for(observed, &observed->running, 1);
     assert_int_equal(job_threads(fixture), 1);   /* max_jobs 1: no spares */
     /* The running job ends only once executor_free() has said "exit", so
