@@ -100,7 +100,7 @@ class Process:
 
 class Detachd(Process):
     def __init__(self, sandbox, config_path, args=(), env=None, preexec_fn=None, stdin=None,
-                 wait_address=None):
+                 wait_address=None, logs_to_stderr=True):
         self.sandbox = sandbox
         log_path = os.path.join(sandbox.dir, f"detachd-{len(sandbox.processes)}.log")
         super().__init__([binary("detachd"), "--config", config_path, *args], log_path,
@@ -108,6 +108,11 @@ class Detachd(Process):
         sandbox.processes.append(self)
         address = wait_address or sandbox.socket
         wait_for(lambda: connectable(address) or not self.alive(), 15, "detachd to listen")
+        # Connectable is not yet serving: the socket listens (its backlog
+        # holds connections) a moment before the watcher accepts them, and
+        # a burst of connects in that moment fills the backlog.
+        if logs_to_stderr:
+            wait_for(lambda: self.events("serving") or not self.alive(), 15, "detachd to serve")
         if not self.alive():
             raise AssertionError("detachd exited at start:\n" + self.text())
 
@@ -173,7 +178,9 @@ class Sandbox:
         return path
 
     def detachd(self, routes=None, daemon=None, args=(), **kwargs):
-        return Detachd(self, self.config(routes or {}, daemon), args, **kwargs)
+        logs_to_stderr = (daemon or {}).get("log", "stderr") == "stderr"
+        return Detachd(self, self.config(routes or {}, daemon), args,
+                       logs_to_stderr=logs_to_stderr, **kwargs)
 
     def start(self, argv, name, **kwargs):
         process = Process(argv, self.path(name + ".log"), **kwargs)
