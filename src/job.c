@@ -24,6 +24,7 @@
 #include "executor.h"
 #include "fcgi_connection.h"
 #include "job.h"
+#include "job_memory.h"
 #include "log.h"
 #include "registry.h"
 #include "request_reader.h"
@@ -43,8 +44,8 @@ struct detach_job {
     struct server_core *core;
     const struct route *route;
     char id[64];
-    char *params;                    /* packed: request_reader.h */
-    char *body;
+    char *params;                    /* packed (request_reader.h), in the job's block */
+    char *body;                      /* in the job's block too; NULL: none */
     size_t body_length;
 
     struct connection *connection;   /* attached, until the response ends */
@@ -100,25 +101,41 @@ static void hex32(char *out, uint32_t value)
         out[i] = digits[value & 0xf];
 }
 
+/* Bytes in a packed params block, its closing empty string included. */
+static size_t params_size(const char *params)
+{
+    const char *entry = params;
+
+    while (*entry)
+        entry += strlen(entry) + 1;
+    return (size_t)(entry - params) + 1;
+}
+
 detach_job *job_new(struct server_core *core, const struct route *route,
-                    char *params, char *body, size_t body_length,
+                    const char *params, const char *body, size_t body_length,
                     struct connection *connection)
 {
-    detach_job *job = calloc(1, sizeof(*job));
+    size_t params_bytes = params_size(params);
+    /* One block: the job, its params, its body (NUL-terminated, as a
+     * convenience to handlers that read text). */
+    detach_job *job = job_memory_allocate(core->job_memory,
+                                          sizeof(*job) + params_bytes + (body ? body_length + 1 : 0));
     uint32_t number;
 
     if (!job) {
-        free(params);
-        free(body);
         error_set("job: out of memory");
         return NULL;
+    }
+    memset(job, 0, sizeof(*job));
+    job->params = memcpy((char *)(job + 1), params, params_bytes);
+    if (body) {
+        job->body = memcpy(job->params + params_bytes, body, body_length);
+        job->body[body_length] = '\0';
+        job->body_length = body_length;
     }
     executor_task_init(&job->task, job);
     job->core = core;
     job->route = route;
-    job->params = params;
-    job->body = body;
-    job->body_length = body_length;
     job->connection = connection;
     /* Seconds first, so ids sort by time and differ across restarts. */
     number = atomic_fetch_add(&core->next_job_number, 1);
@@ -147,9 +164,7 @@ void job_free(detach_job *job)
     pthread_mutex_destroy(&job->report_lock);
     free(job->headers);
     free(job->progress_message);
-    free(job->params);
-    free(job->body);
-    free(job);
+    job_memory_release(job);
 }
 
 struct executor_task *job_task(detach_job *job)

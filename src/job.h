@@ -21,13 +21,14 @@ struct server_core;
 struct route;
 
 /*
- * params: packed "NAME=value" strings (request_reader_params()), owned by
- * the job from now on (freed with free(params)); body likewise.  conn:
- * the connection an attached job answers on, NULL for a trigger job.
+ * params: packed "NAME=value" strings (request_reader_params()); body:
+ * NULL when the request had none.  Both are copied into the job's memory
+ * (job_memory.h), the caller keeps its own.  connection: the one an
+ * attached job answers on, NULL for a trigger job.
  */
 detach_job *job_new(struct server_core *core, const struct route *route,
-                    char *params, char *body, size_t body_len,
-                    struct connection *conn);
+                    const char *params, const char *body, size_t body_length,
+                    struct connection *connection);
 void job_free(detach_job *job);
 /* A job that will never run (dropped at stop): answers an attached job's
  * client with 503 and frees. */

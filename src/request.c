@@ -271,6 +271,8 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
     }
     body = request_reader_take_body(reader, &body_length);
     job = job_new(core, route, params, body, body_length, NULL);
+    free(params);
+    free(body);
     if (!job) {
         connection_refuse_now(connection, "500 Internal Server Error", NULL);
         return 1;
@@ -343,9 +345,9 @@ void request_serve(struct server_core *core, struct connection *connection)
     }
     job = job_new(core, route, params, body, body_length,
                   route->mode == DETACH_ATTACHED ? connection : NULL);
-    /* Both belong to the job now; job_new frees them when it fails. */
-    params = NULL;
-    body = NULL;
+    free(params);   /* the job has its own copies */
+    free(body);
+    params = body = NULL;
     if (!job) {
         connection_respond(connection, "500 Internal Server Error", NULL);
         goto release;

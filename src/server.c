@@ -23,6 +23,7 @@
 #include "server_core.h"
 #include "spool.h"
 #include "job.h"
+#include "job_memory.h"
 #include "watcher.h"
 #include "worker.h"
 
@@ -138,6 +139,9 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->core.watcher = watcher_new();
     if (!server->core.watcher)
         goto fail;
+    server->core.job_memory = job_memory_new();
+    if (!server->core.job_memory)
+        goto fail;
     server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue,
                                          server->core.options.job_nice,
                                          server->core.options.sleep_on_thread);
@@ -209,8 +213,6 @@ static void recovered(void *context, struct spool_record *record)
         return;
     }
     job = job_new(core, route, record->params, record->body, record->body_length, NULL);
-    record->params = NULL;
-    record->body = NULL;
     spool_record_free(record);
     if (!job)
         return;
@@ -291,6 +293,7 @@ void detach_server_free(detach_server *server)
     spool_close(server->core.spool);
     watcher_free(server->core.watcher);
     worker_pool_free(server->core.workers);   /* the watcher pushed to it */
+    job_memory_free(server->core.job_memory);  /* every job is gone */
     for (struct route_table *table = atomic_load(&server->core.routes), *older; table; table = older) {
         older = table->retired;
         route_table_destroy(table);

@@ -25,6 +25,7 @@
 
 #include "executor.h"
 #include "job.h"
+#include "job_memory.h"
 #include "log.h"
 #include "route.h"
 #include "server_core.h"
@@ -152,6 +153,8 @@ static int setup(void **state)
     fixture->core.watcher = watcher_new();
     assert_non_null(fixture->core.watcher);
     assert_int_equal(watcher_start(fixture->core.watcher), 0);
+    fixture->core.job_memory = job_memory_new();
+    assert_non_null(fixture->core.job_memory);
     pthread_mutex_init(&fixture->observed.lock, NULL);
     pthread_cond_init(&fixture->observed.changed, NULL);
     fixture->route = (struct route){ .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
@@ -166,6 +169,7 @@ static int teardown(void **state)
     struct fixture *fixture = *state;
 
     watcher_free(fixture->core.watcher);
+    job_memory_free(fixture->core.job_memory);
     registry_destroy(&fixture->core.registry);
     wait_for_threads(initial_threads);   /* a clean baseline for the next */
     pthread_cond_destroy(&fixture->observed.changed);
@@ -176,11 +180,8 @@ static int teardown(void **state)
 
 static detach_job *new_job(struct fixture *fixture)
 {
-    char *params = calloc(1, 1);   /* no params: just the empty string after them */
-    detach_job *job;
+    detach_job *job = job_new(&fixture->core, &fixture->route, "" /* no params */, NULL, 0, NULL);
 
-    assert_non_null(params);
-    job = job_new(&fixture->core, &fixture->route, params, NULL, 0, NULL);
     assert_non_null(job);
     return job;
 }

@@ -17,6 +17,7 @@
 #include "job.h"
 #include "route.h"
 #include "server_core.h"
+#include "job_memory.h"
 #include "timer_heap.h"
 #include "watcher.h"
 
@@ -29,6 +30,8 @@ static struct server_core *new_core(void)
     core->watcher = watcher_new();
     assert_non_null(core->watcher);
     assert_int_equal(watcher_start(core->watcher), 0);
+    core->job_memory = job_memory_new();
+    assert_non_null(core->job_memory);
     return core;
 }
 
@@ -43,6 +46,7 @@ static int teardown(void **state)
     struct server_core *core = *state;
 
     watcher_free(core->watcher);
+    job_memory_free(core->job_memory);
     registry_destroy(&core->registry);
     free(core);
     return 0;
@@ -71,8 +75,11 @@ static detach_job *new_job(struct server_core *core, const struct route *route)
 {
     static const char *const pairs[] = { "REQUEST_METHOD=POST", "QUERY_STRING=a=1&b=2" };
     char *body = strdup("payload");
-    detach_job *job = job_new(core, route, make_params(pairs, 2), body, 7, NULL);
+    char *params = make_params(pairs, 2);
+    detach_job *job = job_new(core, route, params, body, 7, NULL);
 
+    free(params);
+    free(body);
     assert_non_null(job);
     return job;
 }

@@ -1,0 +1,379 @@
+/*
+ * job_memory.c - memory for jobs, faulted in before the watcher needs it
+ * (job_memory.h).
+ *
+ * Why not malloc(): the watcher allocates every trigger's job (its state,
+ * params and body, about 1 KiB), and while jobs pile up, 2-second jobs at
+ * 30,000 acks a second, that memory is new.  A page's first touch costs
+ * 15-20 us on this class of VM, so malloc() made the watcher take a page
+ * fault every few acks, 15% of its time, each one delaying every
+ * connection behind it.
+ *
+ * The layout: 2-MiB slabs, mapped and touched by the "detach-memory"
+ * thread ahead of need, as transparent huge pages where the kernel allows
+ * (zeroing a huge page under the hypervisor costs about 2.8 ms a MiB,
+ * 512 small faults 4.6 ms).  That thread keeps the application's
+ * priority: its work is the acks', and niced it fell behind.  A slab is
+ * cut into 64-KiB chunks; the allocator carves blocks from one chunk
+ * front to back, and a chunk counts its live blocks, plus one while it is
+ * being carved.  Jobs end in about the order they began, so a chunk
+ * empties as a whole, and the release that empties it puts it back on the
+ * ready list, still faulted in.  A job that runs for days holds its chunk,
+ * at most 64 KiB, never a slab: the slab's other chunks go on being used.
+ * Past 16 MiB of empty chunks (after a burst) the thread gives the rest
+ * back to the system (MADV_DONTNEED) and keeps them mapped for later.
+ * When it falls behind, blocks come from malloc() until it catches up.
+ *
+ * Locks: allocators take `lock` (the watcher, and seldom a worker or the
+ * recovery at start: never a niced thread, so the ack path never waits
+ * for one).  Releases, from any thread, take no lock: the ready and
+ * surplus lists are lock-free stacks with one popper each (the lock's
+ * holder, the memory thread), so the ABA problem cannot arise.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "error.h"
+#include "job_memory.h"
+#include "thread.h"
+#include "wakeup.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(address, size) ASAN_POISON_MEMORY_REGION(address, size)
+#define UNPOISON(address, size) ASAN_UNPOISON_MEMORY_REGION(address, size)
+#define NO_SANITIZE_ADDRESS __attribute__((no_sanitize_address))
+#else
+#define POISON(address, size) ((void)(address), (void)(size))
+#define UNPOISON(address, size) ((void)(address), (void)(size))
+#define NO_SANITIZE_ADDRESS
+#endif
+
+enum {
+    SLAB_SIZE = 2 * 1024 * 1024,   /* a transparent huge page */
+    CHUNK_SIZE = 64 * 1024,
+    CHUNKS_PER_SLAB = SLAB_SIZE / CHUNK_SIZE,
+    CHUNK_HEADER_SIZE = 64,
+    /* Bigger blocks (a large body) come from malloc(): a chunk's tail left
+     * unused is at most this. */
+    LARGEST_BLOCK = CHUNK_SIZE / 8,
+    READY_LOW = 32,       /* fewer ready: the thread is woken */
+    READY_TARGET = 64,    /* it faults in up to this: 4 MiB, 130 ms of 30,000 acks/s */
+    READY_MOST = 256,     /* 16 MiB: empty chunks past this go back to the system */
+    PAGE = 4096,
+};
+
+struct chunk {
+    struct chunk *next;             /* on a list */
+    struct job_memory *owner;
+    _Atomic size_t references;      /* live blocks, +1 while carved */
+};
+
+/* Before every block. */
+struct block_header {
+    struct chunk *chunk;            /* NULL: from malloc() */
+    size_t size;                    /* as asked (the sanitizer's extent) */
+};
+
+struct slab {
+    struct slab *next;
+    void *base;
+};
+
+struct job_memory {
+    pthread_mutex_t lock;           /* allocators */
+    struct chunk *carving;          /* guarded by lock */
+    size_t carved;                  /* guarded by lock: its next block's offset */
+
+    _Atomic(struct chunk *) ready;  /* faulted in and empty */
+    _Atomic size_t ready_count;     /* counted before a push, after a pop */
+    _Atomic(struct chunk *) surplus; /* empty past READY_MOST: to give back */
+    _Atomic size_t in_use, returned, outside;
+
+    /* The memory thread's alone. */
+    struct chunk *cold;             /* given back, mapped, not faulted in */
+    struct slab *slabs;
+
+    struct wakeup wakeup;           /* the memory thread sleeps here */
+    _Atomic int wanted;             /* a first chunk was asked for: fill */
+    _Atomic int stopping;
+    int has_thread;
+    pthread_t thread;
+};
+
+static void push(_Atomic(struct chunk *) *list, struct chunk *chunk)
+{
+    struct chunk *head = atomic_load_explicit(list, memory_order_relaxed);
+
+    do
+        chunk->next = head;
+    while (!atomic_compare_exchange_weak_explicit(list, &head, chunk, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* The list's only popper: nobody else can take `head` (and push it
+ * again) between the load and the exchange. */
+static struct chunk *pop(_Atomic(struct chunk *) *list)
+{
+    struct chunk *head = atomic_load_explicit(list, memory_order_acquire);
+
+    while (head && !atomic_compare_exchange_weak_explicit(list, &head, head->next,
+                                                          memory_order_acquire,
+                                                          memory_order_acquire))
+        ;
+    return head;
+}
+
+/* One write per page makes the kernel fault it in (a whole huge page at
+ * the first write, where it can); poisoned memory to the sanitizer, hence
+ * the attribute. */
+NO_SANITIZE_ADDRESS static void fault_in(void *start, size_t size)
+{
+    for (volatile char *page = start; page < (char *)start + size; page += PAGE)
+        *page = 0;
+}
+
+/* Empty, faulted in: back on the ready list, or given back past
+ * READY_MOST. */
+static void chunk_recycle(struct job_memory *memory, struct chunk *chunk)
+{
+    POISON((char *)chunk + CHUNK_HEADER_SIZE, CHUNK_SIZE - CHUNK_HEADER_SIZE);
+    if (atomic_load_explicit(&memory->ready_count, memory_order_relaxed) < READY_MOST) {
+        atomic_fetch_add(&memory->ready_count, 1);
+        push(&memory->ready, chunk);
+    } else {
+        push(&memory->surplus, chunk);
+        wakeup_one(&memory->wakeup);
+    }
+}
+
+static void chunk_unreference(struct chunk *chunk)
+{
+    struct job_memory *memory = chunk->owner;
+
+    if (atomic_fetch_sub_explicit(&chunk->references, 1, memory_order_acq_rel) != 1)
+        return;
+    atomic_fetch_sub(&memory->in_use, 1);
+    chunk_recycle(memory, chunk);
+}
+
+/* Memory thread.  A new slab, its chunks on the ready list; -1 when the
+ * system has no memory to map (the allocators fall back to malloc()). */
+static int add_slab(struct job_memory *memory)
+{
+    struct slab *slab = malloc(sizeof(*slab));
+    char *mapping, *base;
+    size_t head;
+
+    if (!slab)
+        return -1;
+    /* Twice the size, to cut a slab-aligned one out: a huge page needs
+     * one. */
+    mapping = mmap(NULL, 2 * SLAB_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapping == MAP_FAILED) {
+        free(slab);
+        return -1;
+    }
+    base = (char *)(((uintptr_t)mapping + SLAB_SIZE - 1) & ~(uintptr_t)(SLAB_SIZE - 1));
+    head = (size_t)(base - mapping);
+    if (head)
+        munmap(mapping, head);
+    munmap(base + SLAB_SIZE, SLAB_SIZE - head);
+    madvise(base, SLAB_SIZE, MADV_HUGEPAGE);   /* only a hint: THP may be off */
+    fault_in(base, SLAB_SIZE);
+    slab->base = base;
+    slab->next = memory->slabs;
+    memory->slabs = slab;
+    for (int i = 0; i < CHUNKS_PER_SLAB; i++) {
+        struct chunk *chunk = (struct chunk *)(base + (size_t)i * CHUNK_SIZE);
+
+        chunk->owner = memory;
+        atomic_init(&chunk->references, 0);
+        POISON((char *)chunk + CHUNK_HEADER_SIZE, CHUNK_SIZE - CHUNK_HEADER_SIZE);
+        atomic_fetch_add(&memory->ready_count, 1);
+        push(&memory->ready, chunk);
+    }
+    return 0;
+}
+
+/* Memory thread: the surplus goes back to the system; its chunks stay
+ * mapped, to be faulted in again before a new slab is mapped. */
+static void give_back_surplus(struct job_memory *memory)
+{
+    struct chunk *chunk = atomic_exchange(&memory->surplus, NULL), *next;
+
+    for (; chunk; chunk = next) {
+        next = chunk->next;
+        /* The header stays: the first page is kept. */
+        madvise((char *)chunk + PAGE, CHUNK_SIZE - PAGE, MADV_DONTNEED);
+        chunk->next = memory->cold;
+        memory->cold = chunk;
+        atomic_fetch_add(&memory->returned, 1);
+    }
+}
+
+static void fill_ready(struct job_memory *memory)
+{
+    while (atomic_load(&memory->ready_count) < READY_TARGET && !atomic_load(&memory->stopping)) {
+        struct chunk *chunk = memory->cold;
+
+        if (chunk) {
+            memory->cold = chunk->next;
+            atomic_fetch_sub(&memory->returned, 1);
+            fault_in((char *)chunk + PAGE, CHUNK_SIZE - PAGE);
+            atomic_fetch_add(&memory->ready_count, 1);
+            push(&memory->ready, chunk);
+        } else if (add_slab(memory) < 0) {
+            return;   /* tried again at the next wake-up */
+        }
+    }
+}
+
+static void *memory_main(void *arg)
+{
+    struct job_memory *memory = arg;
+
+    pthread_setname_np(pthread_self(), "detach-memory");   /* for top -H and perf */
+    while (!atomic_load(&memory->stopping)) {
+        uint32_t seen;
+        int woken = 0;
+
+        give_back_surplus(memory);
+        if (atomic_load(&memory->wanted))
+            fill_ready(memory);
+        seen = wakeup_prepare(&memory->wakeup);
+        if (!atomic_load(&memory->surplus) && !atomic_load(&memory->stopping) &&
+            (!atomic_load(&memory->wanted) || atomic_load(&memory->ready_count) >= READY_LOW))
+            woken = wakeup_wait(&memory->wakeup, seen, NULL);
+        wakeup_done(&memory->wakeup, woken);
+    }
+    return NULL;
+}
+
+struct job_memory *job_memory_new(void)
+{
+    struct job_memory *memory = calloc(1, sizeof(*memory));
+    int rc;
+
+    if (!memory) {
+        error_set("job memory: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&memory->lock, NULL);
+    wakeup_init(&memory->wakeup);
+    rc = thread_start(&memory->thread, memory_main, memory);
+    if (rc != 0) {
+        error_set("job memory: pthread_create: %s", strerror(rc));
+        job_memory_free(memory);
+        return NULL;
+    }
+    memory->has_thread = 1;
+    return memory;
+}
+
+void job_memory_free(struct job_memory *memory)
+{
+    struct slab *slab, *next;
+
+    if (!memory)
+        return;
+    atomic_store(&memory->stopping, 1);
+    if (memory->has_thread) {
+        wakeup_all(&memory->wakeup);
+        pthread_join(memory->thread, NULL);
+    }
+    for (slab = memory->slabs; slab; slab = next) {
+        next = slab->next;
+        UNPOISON(slab->base, SLAB_SIZE);   /* the sanitizer keeps its own map */
+        munmap(slab->base, SLAB_SIZE);
+        free(slab);
+    }
+    pthread_mutex_destroy(&memory->lock);
+    free(memory);
+}
+
+/* Lock held.  The chunk being carved is full: the next ready one. */
+static void next_chunk(struct job_memory *memory)
+{
+    struct chunk *full = memory->carving;
+
+    if (!full && !atomic_load_explicit(&memory->wanted, memory_order_relaxed))
+        atomic_store(&memory->wanted, 1);   /* a server that never acks maps nothing */
+    memory->carving = pop(&memory->ready);
+    if (memory->carving) {
+        atomic_fetch_sub(&memory->ready_count, 1);
+        atomic_fetch_add(&memory->in_use, 1);
+        atomic_store_explicit(&memory->carving->references, 1, memory_order_relaxed);
+        memory->carved = CHUNK_HEADER_SIZE;
+    }
+    if (atomic_load_explicit(&memory->ready_count, memory_order_relaxed) < READY_LOW)
+        wakeup_one(&memory->wakeup);
+    if (full)
+        chunk_unreference(full);
+}
+
+void *job_memory_allocate(struct job_memory *memory, size_t size)
+{
+    struct block_header *header = NULL;
+    struct chunk *chunk = NULL;
+    size_t need;
+
+    if (size > SIZE_MAX - 32) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    need = sizeof(struct block_header) + ((size + 15) & ~(size_t)15);
+    if (need <= LARGEST_BLOCK) {
+        pthread_mutex_lock(&memory->lock);
+        if (!memory->carving || memory->carved + need > CHUNK_SIZE)
+            next_chunk(memory);
+        chunk = memory->carving;
+        if (chunk) {
+            header = (struct block_header *)((char *)chunk + memory->carved);
+            memory->carved += need;
+            atomic_fetch_add_explicit(&chunk->references, 1, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&memory->lock);
+    }
+    if (header) {
+        UNPOISON(header, sizeof(*header) + size);
+    } else {
+        header = malloc(sizeof(*header) + size);
+        if (!header)
+            return NULL;
+        atomic_fetch_add_explicit(&memory->outside, 1, memory_order_relaxed);
+    }
+    header->chunk = chunk;
+    header->size = size;
+    return header + 1;
+}
+
+void job_memory_release(void *block)
+{
+    struct block_header *header;
+    struct chunk *chunk;
+
+    if (!block)
+        return;
+    header = (struct block_header *)block - 1;
+    chunk = header->chunk;
+    if (!chunk) {
+        free(header);
+        return;
+    }
+    POISON(header, sizeof(*header) + header->size);
+    chunk_unreference(chunk);
+}
+
+void job_memory_counts(struct job_memory *memory, struct job_memory_counts *counts)
+{
+    counts->chunks_ready = atomic_load(&memory->ready_count);
+    counts->chunks_in_use = atomic_load(&memory->in_use);
+    counts->chunks_returned = atomic_load(&memory->returned);
+    counts->blocks_outside = atomic_load(&memory->outside);
+}

@@ -1,0 +1,269 @@
+/*
+ * test_job_memory.c - the jobs' memory: blocks that do not overlap,
+ * chunks reused once empty, a long-lived block holding only its chunk,
+ * surplus given back, big blocks from malloc(), releases from any thread.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "job_memory.h"
+
+enum { CHUNK_BYTES = 64 * 1024, READY_MOST = 256 };
+
+static void sleep_ms(long ms)
+{
+    struct timespec pause = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&pause, NULL);
+}
+
+static struct job_memory_counts counts_of(struct job_memory *memory)
+{
+    struct job_memory_counts counts;
+
+    job_memory_counts(memory, &counts);
+    return counts;
+}
+
+/* Every chunk is ready, in use or given back once the memory thread has
+ * handled the surplus: the chunks mapped so far. */
+static size_t chunks_mapped(struct job_memory *memory)
+{
+    struct job_memory_counts counts = counts_of(memory);
+
+    return counts.chunks_ready + counts.chunks_in_use + counts.chunks_returned;
+}
+
+/* The memory thread works on its own: wait (bounded) for it. */
+static void wait_until_ready_at_least(struct job_memory *memory, size_t ready)
+{
+    for (int i = 0; i < 5000 && counts_of(memory).chunks_ready < ready; i++)
+        sleep_ms(1);
+    assert_true(counts_of(memory).chunks_ready >= ready);
+}
+
+static void fill(unsigned char *block, size_t size, unsigned seed)
+{
+    for (size_t i = 0; i < size; i++)
+        block[i] = (unsigned char)(seed + i);
+}
+
+static int intact(const unsigned char *block, size_t size, unsigned seed)
+{
+    for (size_t i = 0; i < size; i++)
+        if (block[i] != (unsigned char)(seed + i))
+            return 0;
+    return 1;
+}
+
+static void nothing_is_mapped_before_the_first_block(void **state)
+{
+    struct job_memory *memory = job_memory_new();
+    void *block;
+
+    assert_non_null(memory);
+    assert_int_equal(chunks_mapped(memory), 0);
+    block = job_memory_allocate(memory, 100);
+    assert_non_null(block);
+    wait_until_ready_at_least(memory, 32);   /* asked once: it fills */
+    job_memory_release(block);
+    job_memory_free(memory);
+}
+
+static void blocks_are_aligned_apart_and_keep_their_bytes(void **state)
+{
+    enum { COUNT = 6000 };
+    struct job_memory *memory = job_memory_new();
+    unsigned char **blocks = calloc(COUNT, sizeof(*blocks));
+    size_t *sizes = calloc(COUNT, sizeof(*sizes));
+
+    assert_non_null(memory);
+    assert_non_null(blocks);
+    assert_non_null(sizes);
+    for (unsigned i = 0; i < COUNT; i++) {
+        sizes[i] = 1 + (i * 7919u) % 3000;   /* 1 .. 3000 bytes, mixed */
+        blocks[i] = job_memory_allocate(memory, sizes[i]);
+        assert_non_null(blocks[i]);
+        assert_int_equal((uintptr_t)blocks[i] % 16, 0);
+        fill(blocks[i], sizes[i], i);
+    }
+    /* Written all before any is checked: an overlap would show. */
+    for (unsigned i = 0; i < COUNT; i++) {
+        assert_true(intact(blocks[i], sizes[i], i));
+        job_memory_release(blocks[i]);
+    }
+    free(sizes);
+    free(blocks);
+    job_memory_free(memory);
+}
+
+static void emptied_chunks_are_carved_again(void **state)
+{
+    enum { COUNT = 4000, ROUNDS = 10 };   /* about 62 chunks a round */
+    struct job_memory *memory = job_memory_new();
+    void **blocks = calloc(COUNT, sizeof(*blocks));
+
+    assert_non_null(memory);
+    assert_non_null(blocks);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < COUNT; i++)
+            assert_non_null(blocks[i] = job_memory_allocate(memory, 1000));
+        for (int i = 0; i < COUNT; i++)
+            job_memory_release(blocks[i]);
+        /* At most the chunk being carved is still in use. */
+        assert_true(counts_of(memory).chunks_in_use <= 1);
+    }
+    /* Without reuse, 620 chunks.  With it: a round's worth, the ready
+     * list's target (64) and its low mark (32), a slab (32) of rounding. */
+    assert_true(chunks_mapped(memory) <= 62 + 64 + 32 + 32);
+    free(blocks);
+    job_memory_free(memory);
+}
+
+/* COUNT blocks of 1,000 bytes (63 a chunk), all from chunks: when the
+ * memory thread falls behind, blocks come from malloc(); give it a moment
+ * and go on. */
+static void allocate_from_chunks(struct job_memory *memory, void **blocks, int count)
+{
+    size_t outside = counts_of(memory).blocks_outside;
+
+    for (int i = 0; i < count; i++) {
+        assert_non_null(blocks[i] = job_memory_allocate(memory, 1000));
+        if (counts_of(memory).blocks_outside > outside) {
+            outside++;
+            job_memory_release(blocks[i--]);
+            sleep_ms(1);
+        }
+    }
+}
+
+static void a_long_lived_block_holds_only_its_chunk(void **state)
+{
+    enum { COUNT = 24000, KEEP_EVERY = 600 };   /* a kept block every ~9 chunks */
+    struct job_memory *memory = job_memory_new();
+    void **blocks = calloc(COUNT, sizeof(*blocks));
+    size_t kept = 0;
+
+    assert_non_null(memory);
+    assert_non_null(blocks);
+    allocate_from_chunks(memory, blocks, COUNT);
+    for (int i = 0; i < COUNT; i++) {
+        if (i % KEEP_EVERY == 0)
+            kept++;
+        else
+            job_memory_release(blocks[i]);
+    }
+    /* Each kept block's chunk, and the one being carved: nothing else.
+     * 370 chunks emptied, more than READY_MOST stay faulted in: the rest
+     * went back to the system. */
+    assert_true(counts_of(memory).chunks_in_use <= kept + 1);
+    for (int i = 0; i < 5000 && counts_of(memory).chunks_returned == 0; i++)
+        sleep_ms(1);
+    assert_true(counts_of(memory).chunks_returned > 0);
+    /* Plus a slab the thread may have been adding meanwhile. */
+    assert_true(counts_of(memory).chunks_ready <= READY_MOST + 32);
+    for (int i = 0; i < COUNT; i += KEEP_EVERY)
+        job_memory_release(blocks[i]);
+    assert_true(counts_of(memory).chunks_in_use <= 1);
+    /* Given-back chunks serve again: the thread faults them in first. */
+    allocate_from_chunks(memory, blocks, COUNT);
+    for (int i = 0; i < COUNT; i++) {
+        fill(blocks[i], 1000, (unsigned)i);
+        assert_true(intact(blocks[i], 1000, (unsigned)i));
+        job_memory_release(blocks[i]);
+    }
+    free(blocks);
+    job_memory_free(memory);
+}
+
+static void a_big_block_comes_from_malloc(void **state)
+{
+    struct job_memory *memory = job_memory_new();
+    unsigned char *big, *small;
+    size_t outside;
+
+    assert_non_null(memory);
+    small = job_memory_allocate(memory, 10);
+    wait_until_ready_at_least(memory, 32);
+    outside = counts_of(memory).blocks_outside;   /* the first may be: nothing was ready */
+    big = job_memory_allocate(memory, 1 << 20);
+    assert_non_null(big);
+    assert_non_null(small);
+    assert_int_equal(counts_of(memory).blocks_outside, outside + 1);
+    fill(big, 1 << 20, 3);
+    assert_true(intact(big, 1 << 20, 3));
+    job_memory_release(big);
+    job_memory_release(small);
+    job_memory_release(NULL);   /* ignored, as free(NULL) */
+    assert_null(job_memory_allocate(memory, SIZE_MAX - 8));
+    job_memory_free(memory);
+}
+
+/* One thread allocates, as the watcher does; others release, as job
+ * threads do, while it goes on. */
+struct relay {
+    struct job_memory *memory;
+    unsigned char **blocks;
+    size_t count;
+    _Atomic size_t published, taken;
+};
+
+enum { RELAY_BLOCKS = 60000, RELAY_SIZE = 700 };
+
+static void *release_published(void *arg)
+{
+    struct relay *relay = arg;
+    size_t index;
+
+    while ((index = atomic_fetch_add(&relay->taken, 1)) < relay->count) {
+        while (atomic_load(&relay->published) <= index)
+            ;   /* the allocator is ahead in a moment */
+        assert_true(intact(relay->blocks[index], RELAY_SIZE, (unsigned)index));
+        job_memory_release(relay->blocks[index]);
+    }
+    return NULL;
+}
+
+static void releases_from_other_threads_while_allocating(void **state)
+{
+    struct relay relay = { .count = RELAY_BLOCKS };
+    pthread_t releasers[3];
+
+    relay.memory = job_memory_new();
+    relay.blocks = calloc(RELAY_BLOCKS, sizeof(*relay.blocks));
+    assert_non_null(relay.memory);
+    assert_non_null(relay.blocks);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&releasers[i], NULL, release_published, &relay), 0);
+    for (size_t i = 0; i < RELAY_BLOCKS; i++) {
+        relay.blocks[i] = job_memory_allocate(relay.memory, RELAY_SIZE);
+        assert_non_null(relay.blocks[i]);
+        fill(relay.blocks[i], RELAY_SIZE, (unsigned)i);
+        atomic_store(&relay.published, i + 1);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(releasers[i], NULL);
+    assert_true(counts_of(relay.memory).chunks_in_use <= 1);
+    free(relay.blocks);
+    job_memory_free(relay.memory);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(nothing_is_mapped_before_the_first_block),
+        cmocka_unit_test(blocks_are_aligned_apart_and_keep_their_bytes),
+        cmocka_unit_test(emptied_chunks_are_carved_again),
+        cmocka_unit_test(a_long_lived_block_holds_only_its_chunk),
+        cmocka_unit_test(a_big_block_comes_from_malloc),
+        cmocka_unit_test(releases_from_other_threads_while_allocating),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
