@@ -16,7 +16,7 @@
 
 #include "job_memory.h"
 
-enum { CHUNK_BYTES = 64 * 1024, READY_MOST = 256 };
+enum { READY_MOST = 256 };   /* as job_memory.c: 16 MiB of empty chunks kept */
 
 static void sleep_ms(long ms)
 {
@@ -72,7 +72,7 @@ static void nothing_is_mapped_before_the_first_block(void **state)
     assert_int_equal(chunks_mapped(memory), 0);
     block = job_memory_allocate(memory, 100);
     assert_non_null(block);
-    wait_until_ready_at_least(memory, 32);   /* asked once: it fills */
+    wait_until_ready_at_least(memory, 16);   /* asked once: it fills */
     job_memory_release(block);
     job_memory_free(memory);
 }
@@ -121,8 +121,8 @@ static void emptied_chunks_are_carved_again(void **state)
         assert_true(counts_of(memory).chunks_in_use <= 1);
     }
     /* Without reuse, 620 chunks.  With it: a round's worth, the ready
-     * list's target (64) and its low mark (32), a slab (32) of rounding. */
-    assert_true(chunks_mapped(memory) <= 62 + 64 + 32 + 32);
+     * list's target (32) and its low mark (16), a slab (32) of rounding. */
+    assert_true(chunks_mapped(memory) <= 62 + 32 + 16 + 32);
     free(blocks);
     job_memory_free(memory);
 }
@@ -191,7 +191,7 @@ static void a_big_block_comes_from_malloc(void **state)
 
     assert_non_null(memory);
     small = job_memory_allocate(memory, 10);
-    wait_until_ready_at_least(memory, 32);
+    wait_until_ready_at_least(memory, 16);
     outside = counts_of(memory).blocks_outside;   /* the first may be: nothing was ready */
     big = job_memory_allocate(memory, 1 << 20);
     assert_non_null(big);
