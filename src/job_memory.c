@@ -40,6 +40,7 @@
 
 #include "error.h"
 #include "job_memory.h"
+#include "log.h"
 #include "thread.h"
 #include "wakeup.h"
 
@@ -98,6 +99,7 @@ struct job_memory {
     /* The memory thread's alone. */
     struct chunk *cold;             /* given back, mapped, not faulted in */
     struct slab *slabs;
+    int failing;                    /* mmap() failed; logged */
 
     struct wakeup wakeup;           /* the memory thread sleeps here */
     _Atomic int wanted;             /* a first chunk was asked for: fill */
@@ -176,7 +178,10 @@ static int add_slab(struct job_memory *memory)
      * one. */
     mapping = mmap(NULL, 2 * SLAB_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mapping == MAP_FAILED) {
+        int error = errno;
+
         free(slab);
+        errno = error;
         return -1;
     }
     base = (char *)(((uintptr_t)mapping + SLAB_SIZE - 1) & ~(uintptr_t)(SLAB_SIZE - 1));
@@ -217,7 +222,8 @@ static void give_back_surplus(struct job_memory *memory)
     }
 }
 
-static void fill_ready(struct job_memory *memory)
+/* -1: no memory to map; the caller waits before it tries again. */
+static int fill_ready(struct job_memory *memory)
 {
     while (atomic_load(&memory->ready_count) < READY_TARGET && !atomic_load(&memory->stopping)) {
         struct chunk *chunk = memory->cold;
@@ -229,9 +235,15 @@ static void fill_ready(struct job_memory *memory)
             atomic_fetch_add(&memory->ready_count, 1);
             push(&memory->ready, chunk);
         } else if (add_slab(memory) < 0) {
-            return;   /* tried again at the next wake-up */
+            if (!memory->failing)   /* once, until a slab is mapped again */
+                log_line(LOG_ERROR, "job_memory", "error=\"mapping a slab: %s\" note=\"jobs use malloc() meanwhile\"",
+                         strerror(errno));
+            memory->failing = 1;
+            return -1;
         }
+        memory->failing = 0;
     }
+    return 0;
 }
 
 static void *memory_main(void *arg)
@@ -240,15 +252,20 @@ static void *memory_main(void *arg)
 
     pthread_setname_np(pthread_self(), "detach-memory");   /* for top -H and perf */
     while (!atomic_load(&memory->stopping)) {
+        /* Out of memory: try again when an allocator needs a chunk, at
+         * most every 100 ms otherwise, rather than spin. */
+        const struct timespec retry = { 0, 100 * 1000 * 1000 };
+        int failed = 0, woken = 0;
         uint32_t seen;
-        int woken = 0;
 
         give_back_surplus(memory);
         if (atomic_load(&memory->wanted))
-            fill_ready(memory);
+            failed = fill_ready(memory) < 0;
         seen = wakeup_prepare(&memory->wakeup);
-        if (!atomic_load(&memory->surplus) && !atomic_load(&memory->stopping) &&
-            (!atomic_load(&memory->wanted) || atomic_load(&memory->ready_count) >= READY_LOW))
+        if (failed)
+            woken = wakeup_wait(&memory->wakeup, seen, &retry);
+        else if (!atomic_load(&memory->surplus) && !atomic_load(&memory->stopping) &&
+                 (!atomic_load(&memory->wanted) || atomic_load(&memory->ready_count) >= READY_LOW))
             woken = wakeup_wait(&memory->wakeup, seen, NULL);
         wakeup_done(&memory->wakeup, woken);
     }

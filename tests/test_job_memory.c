@@ -4,11 +4,15 @@
  * surplus given back, big blocks from malloc(), releases from any thread.
  */
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -206,6 +210,63 @@ static void a_big_block_comes_from_malloc(void **state)
     job_memory_free(memory);
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
+static double process_cpu_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+    return (double)now.tv_sec * 1000 + (double)now.tv_nsec / 1e6;
+}
+#endif
+
+/* In a child whose address space is nearly full: no slab can be mapped,
+ * blocks come from malloc(), and the memory thread waits between tries
+ * instead of spinning.  (AddressSanitizer reserves terabytes: skipped.) */
+static void with_no_memory_to_map_blocks_come_from_malloc(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    skip();
+#else
+    pid_t child = fork();
+    int status;
+
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct job_memory *memory = job_memory_new();
+        struct rlimit limit;
+        void *blocks[100];
+        double before;
+        long pages = 0;
+        FILE *statm = fopen("/proc/self/statm", "r");
+
+        if (!memory || !statm || fscanf(statm, "%ld", &pages) != 1)
+            _exit(2);
+        fclose(statm);
+        /* 1 MiB more than now: a slab takes 4 MiB of address space. */
+        limit.rlim_cur = limit.rlim_max = (rlim_t)pages * 4096 + (1 << 20);
+        if (setrlimit(RLIMIT_AS, &limit) < 0)
+            _exit(3);
+        for (int i = 0; i < 100; i++)
+            if (!(blocks[i] = job_memory_allocate(memory, 64)))
+                _exit(4);
+        before = process_cpu_ms();
+        sleep_ms(300);
+        if (process_cpu_ms() - before > 100)
+            _exit(5);   /* the thread spun */
+        if (counts_of(memory).blocks_outside != 100 || chunks_mapped(memory) != 0)
+            _exit(6);
+        for (int i = 0; i < 100; i++)
+            job_memory_release(blocks[i]);
+        job_memory_free(memory);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+#endif
+}
+
 /* One thread allocates, as the watcher does; others release, as job
  * threads do, while it goes on. */
 struct relay {
@@ -263,6 +324,7 @@ int main(void)
         cmocka_unit_test(emptied_chunks_are_carved_again),
         cmocka_unit_test(a_long_lived_block_holds_only_its_chunk),
         cmocka_unit_test(a_big_block_comes_from_malloc),
+        cmocka_unit_test(with_no_memory_to_map_blocks_come_from_malloc),
         cmocka_unit_test(releases_from_other_threads_while_allocating),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
