@@ -101,21 +101,11 @@ static void hex32(char *out, uint32_t value)
         out[i] = digits[value & 0xf];
 }
 
-/* Bytes in a packed params block, its closing empty string included. */
-static size_t params_size(const char *params)
-{
-    const char *entry = params;
-
-    while (*entry)
-        entry += strlen(entry) + 1;
-    return (size_t)(entry - params) + 1;
-}
-
 detach_job *job_new(struct server_core *core, const struct route *route,
                     const char *params, const char *body, size_t body_length,
                     struct connection *connection)
 {
-    size_t params_bytes = params_size(params);
+    size_t params_bytes = request_params_size(params);
     /* One block: the job, its params, its body (NUL-terminated, as a
      * convenience to handlers that read text). */
     detach_job *job = job_memory_allocate(core->job_memory,

@@ -272,6 +272,15 @@ const char *request_param(const char *params, const char *name)
     return NULL;
 }
 
+size_t request_params_size(const char *params)
+{
+    const char *entry = params;
+
+    while (*entry)
+        entry += strlen(entry) + 1;
+    return (size_t)(entry - params) + 1;
+}
+
 char *request_reader_take_body(struct request_reader *reader, size_t *length)
 {
     char *body = reader->body;

@@ -84,6 +84,8 @@ char *request_reader_params(const struct request_reader *reader);
 /* The value of name in packed params, or NULL.  Walking them:
  *     for (const char *entry = params; *entry; entry += strlen(entry) + 1) */
 const char *request_param(const char *params, const char *name);
+/* Bytes in packed params, the empty string after the last included. */
+size_t request_params_size(const char *params);
 
 /* The body, now the caller's (freed by it); the reader forgets it. */
 char *request_reader_take_body(struct request_reader *reader, size_t *length);

@@ -229,6 +229,8 @@ static void params_as_strings(void **state)
     params = request_reader_params(&reader);
     assert_non_null(params);
     assert_memory_equal(params, packed, sizeof(packed));   /* the last NUL: the end */
+    assert_int_equal(request_params_size(params), sizeof(packed));
+    assert_int_equal(request_params_size(""), 1);
     assert_string_equal(request_param(params, "QUERY_STRING"), "a=1&b=2");
     assert_string_equal(request_param(params, "EMPTY"), "");
     assert_null(request_param(params, "HTTP_PROXY"));

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "request_reader.h"
 #include "spool.h"
 
 #include "fuzz_check.h"
@@ -43,22 +44,12 @@ static void check_record(const struct spool_record *record)
     CHECK(record->body[record->body_length] == '\0');
 }
 
-/* Packed params' size, the empty string after the last included. */
-static size_t packed_size(const char *params)
-{
-    const char *entry = params;
-
-    while (*entry)
-        entry += strlen(entry) + 1;
-    return (size_t)(entry - params) + 1;
-}
-
 static void same_record(const struct spool_record *a, const struct spool_record *b)
 {
     CHECK(strcmp(a->id, b->id) == 0);
     CHECK(strcmp(a->route, b->route) == 0);
-    CHECK(packed_size(a->params) == packed_size(b->params));
-    CHECK(memcmp(a->params, b->params, packed_size(a->params)) == 0);
+    CHECK(request_params_size(a->params) == request_params_size(b->params));
+    CHECK(memcmp(a->params, b->params, request_params_size(a->params)) == 0);
     CHECK(a->body_length == b->body_length);
     CHECK(memcmp(a->body, b->body, a->body_length) == 0);
 }
