@@ -13,15 +13,26 @@
  * thread ahead of need, as transparent huge pages where the kernel allows
  * (zeroing a huge page under the hypervisor costs about 2.8 ms a MiB,
  * 512 small faults 4.6 ms).  That thread keeps the application's
- * priority: its work is the acks', and niced it fell behind.  A slab is
+ * priority: its work is the acks', and niced it fell behind.
+ *
+ * How much it keeps ready adapts to the demand.  Each time the thread is
+ * woken it takes a CPU from nginx, the client or the watcher, whatever
+ * its work, so under a steady demand it should be woken seldom, for big
+ * batches: with jobs queued at 30,000 a second (30 MiB/s), 2 MiB a time
+ * gave an ack p99 of 4.1-4.5 ms, 32 MiB a time 2.5-3.3 ms, for the same
+ * CPU.  So a reserve emptied
+ * within QUICK_REFILL_MS of its last refill doubles, up to READY_LARGEST,
+ * and the thread is woken when half of it is gone; after IDLE_MS without
+ * a refill it falls back to what an idle server keeps.  A slab is
  * cut into 64-KiB chunks; the allocator carves blocks from one chunk
  * front to back, and a chunk counts its live blocks, plus one while it is
  * being carved.  Jobs end in about the order they began, so a chunk
  * empties as a whole, and the release that empties it puts it back on the
  * ready list, still faulted in.  A job that runs for days holds its chunk,
  * at most 64 KiB, never a slab: the slab's other chunks go on being used.
- * Past 16 MiB of empty chunks (after a burst) the thread gives the rest
- * back to the system (MADV_DONTNEED) and keeps them mapped for later.
+ * Past 16 MiB of empty chunks, or past the reserve if it is larger, the
+ * thread gives the rest back to the system (MADV_DONTNEED) and keeps them
+ * mapped for later.
  * When it falls behind, blocks come from malloc() until it catches up.
  *
  * Locks: allocators take `lock` (the watcher, and seldom a worker or the
@@ -42,6 +53,7 @@
 #include "job_memory.h"
 #include "log.h"
 #include "thread.h"
+#include "timer_heap.h"
 #include "wakeup.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -63,9 +75,12 @@ enum {
     /* Bigger blocks (a large body) come from malloc(): a chunk's tail left
      * unused is at most this. */
     LARGEST_BLOCK = CHUNK_SIZE / 8,
-    READY_LOW = 16,       /* fewer ready: the thread is woken (1 MiB, 30 ms of 30,000 acks/s) */
-    READY_TARGET = 32,    /* it faults in up to this: one slab, what an idle server keeps */
-    READY_MOST = 256,     /* 16 MiB: empty chunks past this go back to the system */
+    READY_LEAST = 32,     /* the reserve of an idle server: one slab */
+    READY_LARGEST = 1024, /* at the busiest: 64 MiB, 2 s of 30,000 acks/s */
+    READY_MOST = 256,     /* 16 MiB: empty chunks past this (or past the
+                           * reserve) go back to the system */
+    QUICK_REFILL_MS = 500,
+    IDLE_MS = 1000,
     PAGE = 4096,
 };
 
@@ -93,10 +108,14 @@ struct job_memory {
 
     _Atomic(struct chunk *) ready;  /* faulted in and empty */
     _Atomic size_t ready_count;     /* counted before a push, after a pop */
-    _Atomic(struct chunk *) surplus; /* empty past READY_MOST: to give back */
+    _Atomic(struct chunk *) surplus; /* empty past keep_limit: to give back */
     _Atomic size_t in_use, returned, outside;
+    _Atomic size_t low_mark;        /* fewer ready: the thread is woken */
+    _Atomic size_t keep_limit;      /* more empty: the surplus is given back */
 
     /* The memory thread's alone. */
+    size_t reserve;                 /* it faults in up to this many */
+    uint64_t last_refill_ms;
     struct chunk *cold;             /* given back, mapped, not faulted in */
     struct slab *slabs;
     int failing;                    /* mmap() failed; logged */
@@ -140,12 +159,13 @@ NO_SANITIZE_ADDRESS static void fault_in(void *start, size_t size)
         *page = 0;
 }
 
-/* Empty, faulted in: back on the ready list, or given back past
- * READY_MOST. */
+/* Empty, faulted in: back on the ready list, or given back past the keep
+ * limit. */
 static void chunk_recycle(struct job_memory *memory, struct chunk *chunk)
 {
     POISON((char *)chunk + CHUNK_HEADER_SIZE, CHUNK_SIZE - CHUNK_HEADER_SIZE);
-    if (atomic_load_explicit(&memory->ready_count, memory_order_relaxed) < READY_MOST) {
+    if (atomic_load_explicit(&memory->ready_count, memory_order_relaxed) <
+        atomic_load_explicit(&memory->keep_limit, memory_order_relaxed)) {
         atomic_fetch_add(&memory->ready_count, 1);
         push(&memory->ready, chunk);
     } else {
@@ -222,10 +242,48 @@ static void give_back_surplus(struct job_memory *memory)
     }
 }
 
+/* Memory thread.  The reserve, and the marks that follow from it. */
+static void set_reserve(struct job_memory *memory, size_t reserve)
+{
+    memory->reserve = reserve;
+    atomic_store(&memory->low_mark, reserve / 2);
+    atomic_store(&memory->keep_limit, reserve > READY_MOST ? reserve : READY_MOST);
+}
+
+/* Memory thread, with no refill for IDLE_MS: back to an idle server's
+ * reserve, and what the ready list holds past the keep limit is given
+ * back.  Popping takes the allocators' lock: pop() wants one popper. */
+static void shrink_reserve(struct job_memory *memory)
+{
+    set_reserve(memory, READY_LEAST);
+    pthread_mutex_lock(&memory->lock);
+    while (atomic_load(&memory->ready_count) > atomic_load(&memory->keep_limit)) {
+        struct chunk *chunk = pop(&memory->ready);
+
+        if (!chunk)
+            break;
+        atomic_fetch_sub(&memory->ready_count, 1);
+        push(&memory->surplus, chunk);
+    }
+    pthread_mutex_unlock(&memory->lock);
+}
+
+/* Memory thread, woken below the low mark: a reserve gone this soon after
+ * its last refill was too small for the demand. */
+static void grow_reserve_if_quick(struct job_memory *memory)
+{
+    uint64_t now = monotonic_ms();
+
+    if (memory->last_refill_ms && now - memory->last_refill_ms < QUICK_REFILL_MS &&
+        memory->reserve < READY_LARGEST)
+        set_reserve(memory, memory->reserve * 2);
+    memory->last_refill_ms = now;
+}
+
 /* -1: no memory to map; the caller waits before it tries again. */
 static int fill_ready(struct job_memory *memory)
 {
-    while (atomic_load(&memory->ready_count) < READY_TARGET && !atomic_load(&memory->stopping)) {
+    while (atomic_load(&memory->ready_count) < memory->reserve && !atomic_load(&memory->stopping)) {
         struct chunk *chunk = memory->cold;
 
         if (chunk) {
@@ -253,20 +311,29 @@ static void *memory_main(void *arg)
     pthread_setname_np(pthread_self(), "detach-memory");   /* for top -H and perf */
     while (!atomic_load(&memory->stopping)) {
         /* Out of memory: try again when an allocator needs a chunk, at
-         * most every 100 ms otherwise, rather than spin. */
+         * most every 100 ms otherwise, rather than spin.  A grown reserve
+         * is looked at again after IDLE_MS. */
         const struct timespec retry = { 0, 100 * 1000 * 1000 };
+        const struct timespec idle = { IDLE_MS / 1000, (IDLE_MS % 1000) * 1000 * 1000 };
         int failed = 0, woken = 0;
         uint32_t seen;
 
         give_back_surplus(memory);
-        if (atomic_load(&memory->wanted))
+        if (atomic_load(&memory->wanted)) {
+            if (atomic_load(&memory->ready_count) < atomic_load(&memory->low_mark))
+                grow_reserve_if_quick(memory);
             failed = fill_ready(memory) < 0;
+        }
         seen = wakeup_prepare(&memory->wakeup);
-        if (failed)
+        if (failed) {
             woken = wakeup_wait(&memory->wakeup, seen, &retry);
-        else if (!atomic_load(&memory->surplus) && !atomic_load(&memory->stopping) &&
-                 (!atomic_load(&memory->wanted) || atomic_load(&memory->ready_count) >= READY_LOW))
-            woken = wakeup_wait(&memory->wakeup, seen, NULL);
+        } else if (!atomic_load(&memory->surplus) && !atomic_load(&memory->stopping) &&
+                   (!atomic_load(&memory->wanted) ||
+                    atomic_load(&memory->ready_count) >= atomic_load(&memory->low_mark))) {
+            woken = wakeup_wait(&memory->wakeup, seen, memory->reserve > READY_LEAST ? &idle : NULL);
+            if (!woken && monotonic_ms() - memory->last_refill_ms >= IDLE_MS)
+                shrink_reserve(memory);
+        }
         wakeup_done(&memory->wakeup, woken);
     }
     return NULL;
@@ -283,6 +350,7 @@ struct job_memory *job_memory_new(void)
     }
     pthread_mutex_init(&memory->lock, NULL);
     wakeup_init(&memory->wakeup);
+    set_reserve(memory, READY_LEAST);
     rc = thread_start(&memory->thread, memory_main, memory);
     if (rc != 0) {
         error_set("job memory: pthread_create: %s", strerror(rc));
@@ -328,7 +396,8 @@ static void next_chunk(struct job_memory *memory)
         atomic_store_explicit(&memory->carving->references, 1, memory_order_relaxed);
         memory->carved = CHUNK_HEADER_SIZE;
     }
-    if (atomic_load_explicit(&memory->ready_count, memory_order_relaxed) < READY_LOW)
+    if (atomic_load_explicit(&memory->ready_count, memory_order_relaxed) <
+        atomic_load_explicit(&memory->low_mark, memory_order_relaxed))
         wakeup_one(&memory->wakeup);
     if (full)
         chunk_unreference(full);

@@ -1,7 +1,8 @@
 /*
  * test_job_memory.c - the jobs' memory: blocks that do not overlap,
  * chunks reused once empty, a long-lived block holding only its chunk,
- * surplus given back, big blocks from malloc(), releases from any thread.
+ * surplus given back, a reserve that follows the demand, big blocks from
+ * malloc(), releases from any thread.
  */
 #include <pthread.h>
 #include <sys/resource.h>
@@ -20,7 +21,9 @@
 
 #include "job_memory.h"
 
-enum { READY_MOST = 256 };   /* as job_memory.c: 16 MiB of empty chunks kept */
+/* As job_memory.c: an idle server's reserve, the busiest one's, the empty
+ * chunks kept past the reserve (16 MiB), and a slab's chunks. */
+enum { READY_LEAST = 32, READY_LARGEST = 1024, READY_MOST = 256, CHUNKS_PER_SLAB = 32 };
 
 static void sleep_ms(long ms)
 {
@@ -51,6 +54,19 @@ static void wait_until_ready_at_least(struct job_memory *memory, size_t ready)
     for (int i = 0; i < 5000 && counts_of(memory).chunks_ready < ready; i++)
         sleep_ms(1);
     assert_true(counts_of(memory).chunks_ready >= ready);
+}
+
+/* After a burst: a second after its last refill the memory thread keeps
+ * at most READY_MOST empty chunks and gives the rest back. */
+static void wait_until_given_back(struct job_memory *memory)
+{
+    for (int i = 0; i < 5000; i++) {
+        struct job_memory_counts counts = counts_of(memory);
+
+        if (counts.chunks_ready <= READY_MOST && counts.chunks_returned > 0)
+            break;
+        sleep_ms(1);
+    }
 }
 
 static void fill(unsigned char *block, size_t size, unsigned seed)
@@ -110,7 +126,7 @@ static void blocks_are_aligned_apart_and_keep_their_bytes(void **state)
 
 static void emptied_chunks_are_carved_again(void **state)
 {
-    enum { COUNT = 4000, ROUNDS = 10 };   /* about 62 chunks a round */
+    enum { COUNT = 4000, ROUNDS = 30 };   /* about 62 chunks a round */
     struct job_memory *memory = job_memory_new();
     void **blocks = calloc(COUNT, sizeof(*blocks));
 
@@ -124,9 +140,10 @@ static void emptied_chunks_are_carved_again(void **state)
         /* At most the chunk being carved is still in use. */
         assert_true(counts_of(memory).chunks_in_use <= 1);
     }
-    /* Without reuse, 620 chunks.  With it: a round's worth, the ready
-     * list's target (32) and its low mark (16), a slab (32) of rounding. */
-    assert_true(chunks_mapped(memory) <= 62 + 32 + 16 + 32);
+    /* Without reuse, 1,860 chunks.  With it: a round's worth, the reserve
+     * (it may grow while the first round takes chunks fast), a slab of
+     * rounding. */
+    assert_true(chunks_mapped(memory) <= 62 + READY_LARGEST + CHUNKS_PER_SLAB);
     free(blocks);
     job_memory_free(memory);
 }
@@ -165,14 +182,13 @@ static void a_long_lived_block_holds_only_its_chunk(void **state)
             job_memory_release(blocks[i]);
     }
     /* Each kept block's chunk, and the one being carved: nothing else.
-     * 370 chunks emptied, more than READY_MOST stay faulted in: the rest
-     * went back to the system. */
+     * 370 chunks emptied, more than READY_MOST: once the reserve is back
+     * to an idle server's (a second after the last refill), the rest goes
+     * back to the system. */
     assert_true(counts_of(memory).chunks_in_use <= kept + 1);
-    for (int i = 0; i < 5000 && counts_of(memory).chunks_returned == 0; i++)
-        sleep_ms(1);
+    wait_until_given_back(memory);
+    assert_true(counts_of(memory).chunks_ready <= READY_MOST);
     assert_true(counts_of(memory).chunks_returned > 0);
-    /* Plus a slab the thread may have been adding meanwhile. */
-    assert_true(counts_of(memory).chunks_ready <= READY_MOST + 32);
     for (int i = 0; i < COUNT; i += KEEP_EVERY)
         job_memory_release(blocks[i]);
     assert_true(counts_of(memory).chunks_in_use <= 1);
@@ -183,6 +199,43 @@ static void a_long_lived_block_holds_only_its_chunk(void **state)
         assert_true(intact(blocks[i], 1000, (unsigned)i));
         job_memory_release(blocks[i]);
     }
+    free(blocks);
+    job_memory_free(memory);
+}
+
+/* Blocks taken as fast as the thread faults chunks in: the reserve grows
+ * past what an idle server keeps, so the thread is woken less often for
+ * more at a time; idle, it shrinks back and the surplus is given back. */
+static void the_reserve_follows_the_demand(void **state)
+{
+    enum { COUNT = 40000 };   /* about 635 chunks */
+    struct job_memory *memory = job_memory_new();
+    void **blocks = calloc(COUNT, sizeof(*blocks));
+    size_t most_ready = 0, outside;
+
+    assert_non_null(memory);
+    assert_non_null(blocks);
+    outside = counts_of(memory).blocks_outside;
+    for (int i = 0; i < COUNT; i++) {
+        size_t ready;
+
+        assert_non_null(blocks[i] = job_memory_allocate(memory, 1000));
+        if (counts_of(memory).blocks_outside > outside) {   /* it fell behind */
+            outside++;
+            job_memory_release(blocks[i--]);
+            sleep_ms(1);
+        }
+        ready = counts_of(memory).chunks_ready;
+        most_ready = ready > most_ready ? ready : most_ready;
+    }
+    /* A fixed reserve never holds more than itself plus the slab being
+     * cut up. */
+    assert_true(most_ready > READY_LEAST + CHUNKS_PER_SLAB);
+    for (int i = 0; i < COUNT; i++)
+        job_memory_release(blocks[i]);
+    wait_until_given_back(memory);
+    assert_true(counts_of(memory).chunks_ready <= READY_MOST);
+    assert_true(counts_of(memory).chunks_returned > 0);
     free(blocks);
     job_memory_free(memory);
 }
@@ -323,6 +376,7 @@ int main(void)
         cmocka_unit_test(blocks_are_aligned_apart_and_keep_their_bytes),
         cmocka_unit_test(emptied_chunks_are_carved_again),
         cmocka_unit_test(a_long_lived_block_holds_only_its_chunk),
+        cmocka_unit_test(the_reserve_follows_the_demand),
         cmocka_unit_test(a_big_block_comes_from_malloc),
         cmocka_unit_test(with_no_memory_to_map_blocks_come_from_malloc),
         cmocka_unit_test(releases_from_other_threads_while_allocating),
