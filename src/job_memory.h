@@ -32,6 +32,7 @@ struct job_memory_counts {
     size_t chunks_in_use;     /* being carved, or holding a live block */
     size_t chunks_returned;   /* given back to the system, kept mapped */
     size_t blocks_outside;    /* from malloc(): too big, or no chunk ready */
+    size_t chunks_reserve;    /* how many it keeps ready now: grows with the demand */
 };
 void job_memory_counts(struct job_memory *memory, struct job_memory_counts *counts);
 

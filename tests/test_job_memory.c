@@ -56,14 +56,18 @@ static void wait_until_ready_at_least(struct job_memory *memory, size_t ready)
     assert_true(counts_of(memory).chunks_ready >= ready);
 }
 
-/* After a burst: a second after its last refill the memory thread keeps
- * at most READY_MOST empty chunks and gives the rest back. */
-static void wait_until_given_back(struct job_memory *memory)
+/* After a burst: a second after its last refill the memory thread is
+ * back to an idle server's reserve, keeps at most READY_MOST empty chunks
+ * and gives the rest back.  `mapped`:
+ * chunks_mapped() before; a chunk on its way back is counted nowhere, so
+ * the count is whole again once the thread is done. */
+static void wait_until_given_back(struct job_memory *memory, size_t mapped)
 {
     for (int i = 0; i < 5000; i++) {
         struct job_memory_counts counts = counts_of(memory);
 
-        if (counts.chunks_ready <= READY_MOST && counts.chunks_returned > 0)
+        if (counts.chunks_ready <= READY_MOST && counts.chunks_returned > 0 &&
+            counts.chunks_reserve == READY_LEAST && chunks_mapped(memory) >= mapped)
             break;
         sleep_ms(1);
     }
@@ -170,11 +174,12 @@ static void a_long_lived_block_holds_only_its_chunk(void **state)
     enum { COUNT = 24000, KEEP_EVERY = 600 };   /* a kept block every ~9 chunks */
     struct job_memory *memory = job_memory_new();
     void **blocks = calloc(COUNT, sizeof(*blocks));
-    size_t kept = 0;
+    size_t kept = 0, mapped;
 
     assert_non_null(memory);
     assert_non_null(blocks);
     allocate_from_chunks(memory, blocks, COUNT);
+    mapped = chunks_mapped(memory);
     for (int i = 0; i < COUNT; i++) {
         if (i % KEEP_EVERY == 0)
             kept++;
@@ -186,7 +191,7 @@ static void a_long_lived_block_holds_only_its_chunk(void **state)
      * to an idle server's (a second after the last refill), the rest goes
      * back to the system. */
     assert_true(counts_of(memory).chunks_in_use <= kept + 1);
-    wait_until_given_back(memory);
+    wait_until_given_back(memory, mapped);
     assert_true(counts_of(memory).chunks_ready <= READY_MOST);
     assert_true(counts_of(memory).chunks_returned > 0);
     for (int i = 0; i < COUNT; i += KEEP_EVERY)
@@ -203,39 +208,58 @@ static void a_long_lived_block_holds_only_its_chunk(void **state)
     job_memory_free(memory);
 }
 
-/* Blocks taken as fast as the thread faults chunks in: the reserve grows
- * past what an idle server keeps, so the thread is woken less often for
- * more at a time; idle, it shrinks back and the surplus is given back. */
-static void the_reserve_follows_the_demand(void **state)
+/* `count` blocks of 1,000 bytes, a chunk's worth (63) a millisecond: a
+ * steady demand (64 MiB/s) the thread keeps up with, woken again soon
+ * after each refill.  When it falls behind, a block from malloc() is put
+ * back and the loop waits a moment.  Returns the largest reserve seen. */
+static size_t allocate_steadily(struct job_memory *memory, void **blocks, int count)
 {
-    enum { COUNT = 40000 };   /* about 635 chunks */
-    struct job_memory *memory = job_memory_new();
-    void **blocks = calloc(COUNT, sizeof(*blocks));
-    size_t most_ready = 0, outside;
+    size_t largest = 0, outside = counts_of(memory).blocks_outside;
 
-    assert_non_null(memory);
-    assert_non_null(blocks);
-    outside = counts_of(memory).blocks_outside;
-    for (int i = 0; i < COUNT; i++) {
-        size_t ready;
+    for (int i = 0; i < count; i++) {
+        size_t reserve;
 
         assert_non_null(blocks[i] = job_memory_allocate(memory, 1000));
-        if (counts_of(memory).blocks_outside > outside) {   /* it fell behind */
+        if (counts_of(memory).blocks_outside > outside) {
             outside++;
             job_memory_release(blocks[i--]);
             sleep_ms(1);
         }
-        ready = counts_of(memory).chunks_ready;
-        most_ready = ready > most_ready ? ready : most_ready;
+        reserve = counts_of(memory).chunks_reserve;
+        largest = reserve > largest ? reserve : largest;
+        if (i % 63 == 62)
+            sleep_ms(1);
     }
-    /* A fixed reserve never holds more than itself plus the slab being
-     * cut up. */
-    assert_true(most_ready > READY_LEAST + CHUNKS_PER_SLAB);
+    return largest;
+}
+
+/* Blocks taken steadily from new slabs: the reserve grows past what an idle server keeps, so the thread is woken less often
+ * for more at a time; idle, it shrinks back and the surplus is given
+ * back.  Taken again, the chunks given back are faulted in again in small
+ * batches: the reserve does not grow while they last. */
+static void the_reserve_follows_the_demand(void **state)
+{
+    enum { COUNT = 80000, AGAIN = 60000 };   /* about 1,270 and 950 chunks */
+    struct job_memory *memory = job_memory_new();
+    void **blocks = calloc(COUNT, sizeof(*blocks));
+    size_t returned, mapped;
+
+    assert_non_null(memory);
+    assert_non_null(blocks);
+    assert_int_equal(counts_of(memory).chunks_reserve, READY_LEAST);
+    assert_true(allocate_steadily(memory, blocks, COUNT) > READY_LEAST);
+    mapped = chunks_mapped(memory);
     for (int i = 0; i < COUNT; i++)
         job_memory_release(blocks[i]);
-    wait_until_given_back(memory);
+    wait_until_given_back(memory, mapped);
     assert_true(counts_of(memory).chunks_ready <= READY_MOST);
-    assert_true(counts_of(memory).chunks_returned > 0);
+    assert_int_equal(counts_of(memory).chunks_reserve, READY_LEAST);
+    returned = counts_of(memory).chunks_returned;
+    assert_true(returned > AGAIN / 63);
+    assert_int_equal(allocate_steadily(memory, blocks, AGAIN), READY_LEAST);
+    assert_true(counts_of(memory).chunks_returned > 0);   /* they lasted throughout */
+    for (int i = 0; i < AGAIN; i++)
+        job_memory_release(blocks[i]);
     free(blocks);
     job_memory_free(memory);
 }
