@@ -18,26 +18,27 @@
  * How much it keeps ready adapts to the demand.  Each time the thread is
  * woken it takes a CPU from nginx, the client or the watcher, whatever
  * its work, so under a steady demand it should be woken seldom, for big
- * batches: with jobs queued at 30,000 a second (30 MiB/s), 2 MiB a time
- * gave an ack p99 of 4.1-4.5 ms, 32 MiB a time 2.5-3.3 ms, for the same
- * CPU.  So a reserve emptied
- * within QUICK_REFILL_MS of its last refill doubles, up to READY_LARGEST,
- * and the thread is woken when half of it is gone; after IDLE_MS without
- * a refill it falls back to what an idle server keeps.  It does not grow
- * while chunks given back earlier wait to be faulted in again: they come
- * back as 4-KiB pages, a fault each, and a big batch of those held a CPU
- * long enough to triple the p99 (primed 2-s jobs, by hand: 7.9-22.9 ms
- * against 6.0-8.1 ms with small batches).  A slab is
- * cut into 64-KiB chunks; the allocator carves blocks from one chunk
- * front to back, and a chunk counts its live blocks, plus one while it is
- * being carved.  Jobs end in about the order they began, so a chunk
+ * batches: with jobs queued at 30,000 a second (30 MiB/s), a slab (2 MiB)
+ * a time gave an ack p99 of 3.9-4.5 ms, 32 MiB a time 2.5-3.4 ms, for the
+ * same CPU.  So a reserve emptied within QUICK_REFILL_MS of its last
+ * refill doubles, up to READY_LARGEST, and the thread is woken when half
+ * of it is gone; after IDLE_MS without a refill it falls back to what an
+ * idle server keeps.  It does not grow while chunks given back earlier
+ * wait to be faulted in again: they come back as 4-KiB pages, a fault
+ * each, and a big batch of those held a CPU long enough to double the p99
+ * (primed 2-s jobs, by hand: 7.9-22.9 ms against 6.0-8.1 ms with small
+ * batches).
+ *
+ * A slab is cut into 64-KiB chunks; the allocator carves blocks from one
+ * chunk front to back, and a chunk counts its live blocks, plus one while
+ * it is being carved.  Jobs end in about the order they began, so a chunk
  * empties as a whole, and the release that empties it puts it back on the
  * ready list, still faulted in.  A job that runs for days holds its chunk,
  * at most 64 KiB, never a slab: the slab's other chunks go on being used.
  * Past 16 MiB of empty chunks, or past the reserve if it is larger, the
  * thread gives the rest back to the system (MADV_DONTNEED) and keeps them
- * mapped for later.
- * When it falls behind, blocks come from malloc() until it catches up.
+ * mapped for later.  When it falls behind, blocks come from malloc()
+ * until it catches up.
  *
  * Locks: allocators take `lock` (the watcher, and seldom a worker or the
  * recovery at start: never a niced thread, so the ack path never waits
