@@ -37,8 +37,9 @@
  * at most 64 KiB, never a slab: the slab's other chunks go on being used.
  * Past 16 MiB of empty chunks, or past the reserve if it is larger, the
  * thread gives the rest back to the system (MADV_DONTNEED) and keeps them
- * mapped for later.  When it falls behind, blocks come from malloc()
- * until it catches up.
+ * mapped for later; a slab whose chunks have all come back is unmapped
+ * whole, so that memory comes back as a new slab, a huge page again.
+ * When it falls behind, blocks come from malloc() until it catches up.
  *
  * Locks: allocators take `lock` (the watcher, and seldom a worker or the
  * recovery at start: never a niced thread, so the ack path never waits
@@ -91,7 +92,9 @@ enum {
 
 struct chunk {
     struct chunk *next;             /* on a list */
+    struct chunk *previous_cold;    /* on the cold list, which is doubly linked */
     struct job_memory *owner;
+    struct slab *slab;
     _Atomic size_t references;      /* live blocks, +1 while carved */
 };
 
@@ -101,9 +104,11 @@ struct block_header {
     size_t size;                    /* as asked (the sanitizer's extent) */
 };
 
+/* The memory thread's alone. */
 struct slab {
-    struct slab *next;
+    struct slab *next, *previous;
     void *base;
+    unsigned given_back;            /* its chunks on the cold list */
 };
 
 struct job_memory {
@@ -124,6 +129,7 @@ struct job_memory {
     uint64_t last_refill_ms;
     struct chunk *cold;             /* given back, mapped, not faulted in */
     struct slab *slabs;
+    _Atomic size_t unmapped;        /* chunks of whole slabs given back (counts) */
     int failing;                    /* mmap() failed; logged */
 
     struct wakeup wakeup;           /* the memory thread sleeps here */
@@ -218,12 +224,17 @@ static int add_slab(struct job_memory *memory)
     madvise(base, SLAB_SIZE, MADV_HUGEPAGE);   /* only a hint: THP may be off */
     fault_in(base, SLAB_SIZE);
     slab->base = base;
+    slab->given_back = 0;
+    slab->previous = NULL;
     slab->next = memory->slabs;
+    if (memory->slabs)
+        memory->slabs->previous = slab;
     memory->slabs = slab;
     for (int i = 0; i < CHUNKS_PER_SLAB; i++) {
         struct chunk *chunk = (struct chunk *)(base + (size_t)i * CHUNK_SIZE);
 
         chunk->owner = memory;
+        chunk->slab = slab;
         atomic_init(&chunk->references, 0);
         POISON((char *)chunk + CHUNK_HEADER_SIZE, CHUNK_SIZE - CHUNK_HEADER_SIZE);
         atomic_fetch_add(&memory->ready_count, 1);
@@ -232,18 +243,67 @@ static int add_slab(struct job_memory *memory)
     return 0;
 }
 
-/* Memory thread: the surplus goes back to the system; its chunks stay
- * mapped, to be faulted in again before a new slab is mapped. */
+static void cold_unlink(struct job_memory *memory, struct chunk *chunk)
+{
+    if (chunk->previous_cold)
+        chunk->previous_cold->next = chunk->next;
+    else
+        memory->cold = chunk->next;
+    if (chunk->next)
+        chunk->next->previous_cold = chunk->previous_cold;
+    chunk->slab->given_back--;
+    atomic_fetch_sub(&memory->returned, 1);
+}
+
+/* Memory thread.  The last empty chunk of a slab whose others are all
+ * cold: the whole slab goes back, unmapped.  A chunk given back alone
+ * keeps its header page, so its slab's huge page is split and it comes
+ * back as 15 faults of 4 KiB; memory given back a slab at a time comes
+ * back as a new slab, one huge page. */
+static void unmap_slab(struct job_memory *memory, struct chunk *last)
+{
+    struct slab *slab = last->slab;
+
+    for (int i = 0; i < CHUNKS_PER_SLAB; i++) {
+        struct chunk *chunk = (struct chunk *)((char *)slab->base + (size_t)i * CHUNK_SIZE);
+
+        if (chunk != last)
+            cold_unlink(memory, chunk);
+    }
+    if (slab->previous)
+        slab->previous->next = slab->next;
+    else
+        memory->slabs = slab->next;
+    if (slab->next)
+        slab->next->previous = slab->previous;
+    UNPOISON(slab->base, SLAB_SIZE);   /* the sanitizer keeps its own map */
+    if (munmap(slab->base, SLAB_SIZE) < 0)
+        log_line(LOG_ERROR, "job_memory", "error=\"unmapping a slab: %s\"", strerror(errno));
+    free(slab);
+    atomic_fetch_add(&memory->unmapped, CHUNKS_PER_SLAB);
+}
+
+/* Memory thread: the surplus goes back to the system.  A chunk stays
+ * mapped, on the cold list, to be faulted in again before a new slab is
+ * mapped; a slab whose chunks are all back is unmapped. */
 static void give_back_surplus(struct job_memory *memory)
 {
     struct chunk *chunk = atomic_exchange(&memory->surplus, NULL), *next;
 
     for (; chunk; chunk = next) {
         next = chunk->next;
+        if (chunk->slab->given_back == CHUNKS_PER_SLAB - 1) {
+            unmap_slab(memory, chunk);
+            continue;
+        }
         /* The header stays: the first page is kept. */
         madvise((char *)chunk + PAGE, CHUNK_SIZE - PAGE, MADV_DONTNEED);
+        chunk->previous_cold = NULL;
         chunk->next = memory->cold;
+        if (memory->cold)
+            memory->cold->previous_cold = chunk;
         memory->cold = chunk;
+        chunk->slab->given_back++;
         atomic_fetch_add(&memory->returned, 1);
     }
 }
@@ -295,8 +355,7 @@ static int fill_ready(struct job_memory *memory)
         struct chunk *chunk = memory->cold;
 
         if (chunk) {
-            memory->cold = chunk->next;
-            atomic_fetch_sub(&memory->returned, 1);
+            cold_unlink(memory, chunk);
             fault_in((char *)chunk + PAGE, CHUNK_SIZE - PAGE);
             atomic_fetch_add(&memory->ready_count, 1);
             push(&memory->ready, chunk);
@@ -472,4 +531,5 @@ void job_memory_counts(struct job_memory *memory, struct job_memory_counts *coun
     counts->chunks_returned = atomic_load(&memory->returned);
     counts->blocks_outside = atomic_load(&memory->outside);
     counts->chunks_reserve = atomic_load(&memory->reserve);
+    counts->chunks_unmapped = atomic_load(&memory->unmapped);
 }

@@ -31,6 +31,7 @@ struct job_memory_counts {
     size_t chunks_ready;      /* faulted in, empty, waiting to be carved */
     size_t chunks_in_use;     /* being carved, or holding a live block */
     size_t chunks_returned;   /* given back to the system, kept mapped */
+    size_t chunks_unmapped;   /* so far, in whole slabs given back and unmapped */
     size_t blocks_outside;    /* from malloc(): too big, or no chunk ready */
     size_t chunks_reserve;    /* how many it keeps ready now: grows with the demand */
 };

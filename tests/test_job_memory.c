@@ -1,8 +1,8 @@
 /*
  * test_job_memory.c - the jobs' memory: blocks that do not overlap,
  * chunks reused once empty, a long-lived block holding only its chunk,
- * surplus given back, a reserve that follows the demand, big blocks from
- * malloc(), releases from any thread.
+ * surplus given back (whole slabs unmapped), a reserve that follows the
+ * demand, big blocks from malloc(), releases from any thread.
  */
 #include <pthread.h>
 #include <sys/resource.h>
@@ -23,7 +23,8 @@
 
 /* As job_memory.c: an idle server's reserve, the busiest one's, the empty
  * chunks kept past the reserve (16 MiB), and a slab's chunks. */
-enum { READY_LEAST = 32, READY_LARGEST = 1024, READY_MOST = 256, CHUNKS_PER_SLAB = 32 };
+enum { READY_LEAST = 32, READY_LARGEST = 1024, READY_MOST = 256, CHUNKS_PER_SLAB = 32,
+       SLAB_SIZE = 2 * 1024 * 1024, CHUNK_SIZE = 64 * 1024 };
 
 static void sleep_ms(long ms)
 {
@@ -39,13 +40,15 @@ static struct job_memory_counts counts_of(struct job_memory *memory)
     return counts;
 }
 
-/* Every chunk is ready, in use or given back once the memory thread has
- * handled the surplus: the chunks mapped so far. */
+/* Every chunk is ready, in use, given back, or unmapped with its slab
+ * once the memory thread has handled the surplus: the chunks mapped so
+ * far. */
 static size_t chunks_mapped(struct job_memory *memory)
 {
     struct job_memory_counts counts = counts_of(memory);
 
-    return counts.chunks_ready + counts.chunks_in_use + counts.chunks_returned;
+    return counts.chunks_ready + counts.chunks_in_use + counts.chunks_returned +
+           counts.chunks_unmapped;
 }
 
 /* The memory thread works on its own: wait (bounded) for it. */
@@ -66,7 +69,8 @@ static void wait_until_given_back(struct job_memory *memory, size_t mapped)
     for (int i = 0; i < 5000; i++) {
         struct job_memory_counts counts = counts_of(memory);
 
-        if (counts.chunks_ready <= READY_MOST && counts.chunks_returned > 0 &&
+        if (counts.chunks_ready <= READY_MOST &&
+            counts.chunks_returned + counts.chunks_unmapped > 0 &&
             counts.chunks_reserve == READY_LEAST && chunks_mapped(memory) >= mapped)
             break;
         sleep_ms(1);
@@ -233,16 +237,17 @@ static size_t allocate_steadily(struct job_memory *memory, void **blocks, int co
     return largest;
 }
 
-/* Blocks taken steadily from new slabs: the reserve grows past what an idle server keeps, so the thread is woken less often
- * for more at a time; idle, it shrinks back and the surplus is given
- * back.  Taken again, the chunks given back are faulted in again in small
- * batches: the reserve does not grow while they last. */
+/* Blocks taken steadily from new slabs: the reserve grows past what an
+ * idle server keeps, so the thread is woken less often for more at a
+ * time; idle, it shrinks back and the surplus is given back, whole slabs
+ * unmapped.  Taken again, the memory comes back as new slabs, and the
+ * reserve grows again. */
 static void the_reserve_follows_the_demand(void **state)
 {
-    enum { COUNT = 80000, AGAIN = 60000 };   /* about 1,270 and 950 chunks */
+    enum { COUNT = 80000 };   /* about 1,270 chunks */
     struct job_memory *memory = job_memory_new();
     void **blocks = calloc(COUNT, sizeof(*blocks));
-    size_t returned, mapped;
+    size_t mapped;
 
     assert_non_null(memory);
     assert_non_null(blocks);
@@ -254,12 +259,52 @@ static void the_reserve_follows_the_demand(void **state)
     wait_until_given_back(memory, mapped);
     assert_true(counts_of(memory).chunks_ready <= READY_MOST);
     assert_int_equal(counts_of(memory).chunks_reserve, READY_LEAST);
-    returned = counts_of(memory).chunks_returned;
-    assert_true(returned > AGAIN / 63);
-    assert_int_equal(allocate_steadily(memory, blocks, AGAIN), READY_LEAST);
+    /* Released in the order taken, most slabs emptied whole. */
+    assert_true(counts_of(memory).chunks_unmapped >= (size_t)(COUNT / 63 - READY_MOST) / 2);
+    assert_true(allocate_steadily(memory, blocks, COUNT) > READY_LEAST);
+    for (int i = 0; i < COUNT; i++)
+        job_memory_release(blocks[i]);
+    free(blocks);
+    job_memory_free(memory);
+}
+
+/* Slabs are 2-MiB aligned: is this block in the first chunk of its slab? */
+static int in_first_chunk(const void *block)
+{
+    return ((uintptr_t)block & (SLAB_SIZE - 1)) < CHUNK_SIZE;
+}
+
+/* The blocks of each slab's first chunk kept: the slabs' other chunks are
+ * given back one by one, kept mapped.  Taken again, they are faulted in
+ * again in small batches (4-KiB pages, a fault each): the reserve does not
+ * grow while they last. */
+static void given_back_chunks_come_back_in_small_batches(void **state)
+{
+    enum { COUNT = 80000, AGAIN = 40000 };   /* about 1,270 and 635 chunks */
+    struct job_memory *memory = job_memory_new();
+    void **blocks = calloc(COUNT, sizeof(*blocks));
+    void **again = calloc(AGAIN, sizeof(*again));
+    size_t mapped;
+
+    assert_non_null(memory);
+    assert_non_null(blocks);
+    assert_non_null(again);
+    allocate_steadily(memory, blocks, COUNT);
+    mapped = chunks_mapped(memory);
+    for (int i = 0; i < COUNT; i++)
+        if (!in_first_chunk(blocks[i]))
+            job_memory_release(blocks[i]);
+    wait_until_given_back(memory, mapped);
+    /* Enough for the next round, a slab of margin. */
+    assert_true(counts_of(memory).chunks_returned > AGAIN / 63 + CHUNKS_PER_SLAB);
+    assert_int_equal(allocate_steadily(memory, again, AGAIN), READY_LEAST);
     assert_true(counts_of(memory).chunks_returned > 0);   /* they lasted throughout */
     for (int i = 0; i < AGAIN; i++)
-        job_memory_release(blocks[i]);
+        job_memory_release(again[i]);
+    for (int i = 0; i < COUNT; i++)
+        if (in_first_chunk(blocks[i]))
+            job_memory_release(blocks[i]);
+    free(again);
     free(blocks);
     job_memory_free(memory);
 }
@@ -401,6 +446,7 @@ int main(void)
         cmocka_unit_test(emptied_chunks_are_carved_again),
         cmocka_unit_test(a_long_lived_block_holds_only_its_chunk),
         cmocka_unit_test(the_reserve_follows_the_demand),
+        cmocka_unit_test(given_back_chunks_come_back_in_small_batches),
         cmocka_unit_test(a_big_block_comes_from_malloc),
         cmocka_unit_test(with_no_memory_to_map_blocks_come_from_malloc),
         cmocka_unit_test(releases_from_other_threads_while_allocating),
