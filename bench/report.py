@@ -132,12 +132,14 @@ def collect(out_dir):
             case["wrk"] = measured
         if warmup:
             case["wrk_warmup"] = {k: warmup[k] for k in ("requests", "ok", "non_2xx", "socket_errors")}
-        for extra in ("loadgen", "fire", "bare", "bare2"):
+        for extra in ("loadgen", "fire", "bare", "bare2", "warmup"):
             data = load_json(os.path.join(directory, extra + ".json"))
             if data is None:
                 continue
-            if extra == "loadgen" or extra == "fire":
+            if extra in ("loadgen", "fire", "warmup"):
                 data.pop("url", None)
+            if extra == "warmup":   # only what says it went as meant
+                data = {k: data.get(k) for k in ("sent", "answered", "status", "errors")}
             case[extra] = data
         log = scan_log(meta.get("log"))
         if log:
