@@ -186,7 +186,8 @@ def ratio(a, b):
 
 def build_table(cases):
     order = ["return", "proxy", "c_a", "c_spool", "c_b", "c_b_warm", "c_b1s", "c_ref_memory",
-             "c_c", "c_c1s", "s_a", "s_b", "php_a", "php_b", "fcgiwrap_a", "fcgiwrap_b"]
+             "c_c_none", "c_c", "c_c1s_none", "c_c1s", "s_a", "s_b", "php_a", "php_b",
+             "fcgiwrap_a", "fcgiwrap_b"]
     proxy = cases.get("proxy", {}).get("wrk", {}).get("acks_per_s")
     php = {"a": cases.get("php_a", {}).get("wrk", {}).get("acks_per_s"),
            "b": cases.get("php_b", {}).get("wrk", {}).get("acks_per_s")}
@@ -198,7 +199,10 @@ def build_table(cases):
         w = case["wrk"]
         log = case.get("log")
         meta = case.get("meta", {})
-        if log:
+        if log and meta.get("drained") == 0:   # killed after its measurement
+            done = "not waited for"
+            wait = f"{fmt(log['waited_ms_p50'])}/{fmt(log['waited_ms_p99'])}"
+        elif log:
             done = f"{log['ended']:,}/{log['accepted']:,}"
             wait = f"{fmt(log['waited_ms_p50'])}/{fmt(log['waited_ms_p99'])}"
         elif "markers" in meta:
@@ -283,6 +287,8 @@ def targets(cases):
             f"non-2xx {w['non_2xx'] + warm.get('non_2xx', 0)}, "
             f"socket errors {w['socket_errors'] + warm.get('socket_errors', 0)}")
         log = cases[b_name].get("log") or {}
+        if cases[b_name].get("meta", {}).get("drained") == 0:
+            continue   # acks only: its queue was not worked off
         add(f"{label}: every acked job completes",
             log.get("ended") == log.get("accepted") and
             log.get("accepted", 0) >= cases[b_name]["ok_seen"] and log.get("failed", 1) == 0,
@@ -306,13 +312,22 @@ def targets(cases):
             f"{m.get('rss_kb_with_jobs', 0) / 1024:.1f} MiB: {per_job:.1f} KiB/job "
             f"(system-wide MemAvailable drop: {sys_kb / jobs:.1f} KiB/job, kernel stacks and "
             f"page tables included)" if per_job else "no jobs in flight")
-        c_c = acks(c_name)
-        if c_a and c_c:
+        # "With none": the same server just before its jobs were fired, back
+        # to back; (a), minutes earlier, is shown beside it.
+        c_c, none = acks(c_name), acks(c_name + "_none")
+        if c_c and not none and c_a:   # results from before the case BEFORE existed
             add(f"{jobs:,} C jobs in flight ({label}): acks as fast as with none (>= 90%)",
                 c_c >= 0.9 * c_a and m.get("in_flight_after", 0) >= jobs,
-                f"{c_c:,.0f} vs {c_a:,.0f}: {100 * c_c / c_a:.0f}%, p99 {p99(c_name):.2f} vs "
+                f"{c_c:,.0f} vs (a) {c_a:,.0f}: {100 * c_c / c_a:.0f}%, p99 {p99(c_name):.2f} vs "
                 f"{p99('c_a'):.2f} ms; in flight before/after the run: "
                 f"{jobs}/{m.get('in_flight_after')}")
+        if none and c_c:
+            add(f"{jobs:,} C jobs in flight ({label}): acks as fast as with none (>= 90%)",
+                c_c >= 0.9 * none and m.get("in_flight_after", 0) >= jobs,
+                f"{c_c:,.0f} vs {none:,.0f} on the same server just before the jobs came: "
+                f"{100 * c_c / none:.0f}%, p99 {p99(c_name):.2f} vs {p99(c_name + '_none'):.2f} ms"
+                + (f"; vs (a) at the run's start {c_a:,.0f}: {100 * c_c / c_a:.0f}%" if c_a else "")
+                + f"; in flight before/after the run: {jobs}/{m.get('in_flight_after')}")
     room, ref = cases.get("s_room", {}).get("loadgen"), cases.get("c_ref", {}).get("loadgen")
     bound = cases.get("c_ref_spawns", {}).get("loadgen")
     if room and ref:
