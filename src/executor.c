@@ -66,6 +66,7 @@ struct executor {
     _Atomic size_t admitted;   /* running + queued + in the inbox */
     _Atomic int closed;        /* no new jobs */
     _Atomic(struct executor_task *) inbox;   /* submitted, newest first */
+    _Atomic int wake_owed;     /* deferred submits since the last flush */
     struct wakeup work;        /* idle job threads sleep here */
     struct wakeup spawn;       /* the idle spawner sleeps here */
 
@@ -615,12 +616,31 @@ static int admit(struct executor *executor, int forced)
 }
 
 /*
- * This is the ack's path: no lock.  The job goes onto the inbox and, if
- * max_jobs leaves room for it, a waiting job thread is woken, unless a
- * wake-up is on its way already (the woken thread passes the word on);
- * with no thread waiting, the spawner is told a thread may be missing.
+ * After jobs went onto the inbox: if max_jobs leaves room, a waiting job
+ * thread is woken, unless a wake-up is on its way already (the woken
+ * thread passes the word on); with no thread waiting, the spawner is told
+ * a thread may be missing.
  */
-static int submit(struct executor *executor, detach_job *job, int forced)
+static void wake_for_inbox(struct executor *executor)
+{
+    /* No room: a running job must end first, and the thread that ends it
+     * takes the next queued job itself, so waking one now would only have
+     * it look and sleep again, once per ack while jobs pile up.  Read
+     * after the push: a thread lowers running before it looks at the
+     * inbox, so one of the two sees the other. */
+    if (atomic_load(&executor->running) >= executor->max_jobs)
+        return;
+    if (wakeup_has_waiters(&executor->work))
+        wakeup_one(&executor->work);
+    else
+        wakeup_one(&executor->spawn);
+}
+
+/*
+ * This is the ack's path: no lock.  The job goes onto the inbox; a job
+ * thread is woken now, or, deferred, at the next executor_flush_wakeup().
+ */
+static int submit(struct executor *executor, detach_job *job, int forced, int deferred)
 {
     struct executor_task *task = job_task(job);
     struct executor_task *head;
@@ -634,28 +654,33 @@ static int submit(struct executor *executor, detach_job *job, int forced)
     do
         task->next = head;
     while (!atomic_compare_exchange_weak(&executor->inbox, &head, task));
-    /* No room: a running job must end first, and the thread that ends it
-     * takes the next queued job itself, so waking one now would only have
-     * it look and sleep again, once per ack while jobs pile up.  Read
-     * after the push: a thread lowers running before it looks at the
-     * inbox, so one of the two sees the other. */
-    if (atomic_load(&executor->running) >= executor->max_jobs)
-        return 0;
-    if (wakeup_has_waiters(&executor->work))
-        wakeup_one(&executor->work);
+    if (deferred)
+        atomic_store_explicit(&executor->wake_owed, 1, memory_order_relaxed);
     else
-        wakeup_one(&executor->spawn);
+        wake_for_inbox(executor);
     return 0;
 }
 
 int executor_submit(struct executor *executor, detach_job *job)
 {
-    return submit(executor, job, 0);
+    return submit(executor, job, 0, 0);
+}
+
+int executor_submit_deferred(struct executor *executor, detach_job *job)
+{
+    return submit(executor, job, 0, 1);
+}
+
+void executor_flush_wakeup(struct executor *executor)
+{
+    if (atomic_load_explicit(&executor->wake_owed, memory_order_relaxed) &&
+        atomic_exchange(&executor->wake_owed, 0))
+        wake_for_inbox(executor);
 }
 
 int executor_submit_recovered(struct executor *executor, detach_job *job)
 {
-    return submit(executor, job, 1);
+    return submit(executor, job, 1, 0);
 }
 
 static int wait_until_locked(struct executor *executor, const struct timespec *deadline)

@@ -40,6 +40,15 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
                               int sleep_on_thread);
 /* 0: the job will run (it belongs to the executor now); -1: full or stopping. */
 int executor_submit(struct executor *executor, detach_job *job);
+/*
+ * The watcher's submit: the same, but the job thread it would wake is
+ * woken at the next executor_flush_wakeup(), which the watcher calls once
+ * per epoll round.  A round answers a few to a few dozen triggers, and a
+ * wake-up each (a futex call, then a thread switch) was a quarter of the
+ * CPU an ack cost.  A job starts at most one round later.
+ */
+int executor_submit_deferred(struct executor *executor, detach_job *job);
+void executor_flush_wakeup(struct executor *executor);
 /* A job recovered from the spool was promised already: queued past the
  * limits.  -1 only when out of memory or stopping. */
 int executor_submit_recovered(struct executor *executor, detach_job *job);

@@ -193,11 +193,14 @@ refused:
 /*
  * A trigger's job: spooled (with a spool) and queued, or freed.  Logged
  * either way; the caller answers, on the watcher or on a worker.  job_id
- * gets the id for the 200.
+ * gets the id for the 200.  On the watcher the job thread is woken at the
+ * end of the epoll round, once for the round's triggers.
  */
 static enum admission admit_trigger_job(struct server_core *core, detach_job *job,
-                                        const char *path, char job_id[64])
+                                        const char *path, char job_id[64], int on_watcher)
 {
+    int submitted;
+
     copy_job_id(job_id, job);
     if (core->spool) {
         /* Nothing is written for a request that would be refused anyway. */
@@ -214,7 +217,9 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
         }
     }
     job_list(job);
-    if (executor_submit(core->executor, job) < 0) {
+    submitted = on_watcher ? executor_submit_deferred(core->executor, job)
+                           : executor_submit(core->executor, job);
+    if (submitted < 0) {
         job_unlist(job, 1);
         if (core->spool && spool_remove(core->spool, job_id) < 0)
             log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
@@ -231,7 +236,7 @@ static void admit_trigger(struct server_core *core, struct connection *connectio
                           detach_job *job, const char *path)
 {
     char job_id[64];
-    enum admission admission = admit_trigger_job(core, job, path, job_id);
+    enum admission admission = admit_trigger_job(core, job, path, job_id, 0);
 
     if (admission == ADMITTED)
         acknowledge(connection, job_id);
@@ -277,7 +282,7 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
         connection_refuse_now(connection, "500 Internal Server Error", NULL);
         return 1;
     }
-    admission = admit_trigger_job(core, job, route->path, job_id);
+    admission = admit_trigger_job(core, job, route->path, job_id, 1);
     if (admission != ADMITTED) {
         connection_refuse_now(connection, "503 Service Unavailable", retry_after(admission));
         return 1;

@@ -97,6 +97,13 @@ static int copy_option_strings(detach_server *server)
     return 0;
 }
 
+/* The watcher's submits wake a job thread once per epoll round
+ * (executor_submit_deferred()). */
+static void flush_job_wakeups(void *executor)
+{
+    executor_flush_wakeup(executor);
+}
+
 detach_server *detach_server_new(const char *listen_address, const detach_options *options)
 {
     detach_server *server = calloc(1, sizeof(*server));
@@ -147,6 +154,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
                                          server->core.options.sleep_on_thread);
     if (!server->core.executor)
         goto fail;
+    watcher_on_round_end(server->core.watcher, flush_job_wakeups, server->core.executor);
     if (server->core.options.spool) {
         server->core.spool = spool_open(server->core.options.spool);
         if (!server->core.spool)
@@ -287,8 +295,13 @@ void detach_server_free(detach_server *server)
     atomic_store(&server->core.stopping, 1);
     listener_close(&server->listener);
     worker_pool_stop(server->core.workers);
-    if (server->core.watcher && server->core.executor)
+    if (server->core.watcher && server->core.executor) {
         connection_close_idle(&server->core);
+        /* The watcher outlives the executor (jobs ending use its
+         * timers), its round hook must not.  The drain closed the
+         * executor: no deferred submit is left to flush. */
+        watcher_on_round_end(server->core.watcher, NULL, NULL);
+    }
     executor_free(server->core.executor);
     spool_close(server->core.spool);
     watcher_free(server->core.watcher);

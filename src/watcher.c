@@ -30,6 +30,8 @@ struct watcher {
     struct watch **by_fd;      /* registered watches, indexed by descriptor */
     size_t by_fd_size;
     uint32_t next_generation;
+    watcher_round_fn round_end;  /* NULL: none */
+    void *round_end_arg;
     int stopping;
     int started;
     pthread_t thread;
@@ -274,9 +276,19 @@ static void *watcher_main(void *arg)
         }
         for (int i = 0; i < count; i++)
             dispatch_locked(watcher, &events[i]);
+        if (watcher->round_end && count > 0)
+            watcher->round_end(watcher->round_end_arg);
     }
     pthread_mutex_unlock(&watcher->lock);
     return NULL;
+}
+
+void watcher_on_round_end(struct watcher *watcher, watcher_round_fn fn, void *arg)
+{
+    pthread_mutex_lock(&watcher->lock);
+    watcher->round_end = fn;
+    watcher->round_end_arg = arg;
+    pthread_mutex_unlock(&watcher->lock);
 }
 
 int watcher_start(struct watcher *watcher)

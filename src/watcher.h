@@ -21,6 +21,7 @@
 struct watcher;
 struct watch;
 typedef void (*watch_fn)(struct watch *watch, uint32_t events);
+typedef void (*watcher_round_fn)(void *arg);
 
 struct watch {
     int fd;
@@ -30,6 +31,11 @@ struct watch {
 };
 
 struct watcher *watcher_new(void);
+/* fn(arg) runs on the watcher thread, its lock held, after the events of
+ * each epoll round are dispatched, for work the round's callbacks put off
+ * to do once for all of them.  fn NULL: none.  Like watcher_unwatch(),
+ * final once it returns: the fn replaced is not running and never will. */
+void watcher_on_round_end(struct watcher *watcher, watcher_round_fn fn, void *arg);
 /* Starts the thread. */
 int watcher_start(struct watcher *watcher);
 /* Stops and joins the thread; nothing may be watched or armed any more. */

@@ -7,7 +7,8 @@
  * Jobs that sleep in detach_sleep() are parked, not threads: hundreds
  * sleep at once on a few threads, and a drain or a time limit wakes them.
  * Queued jobs start as running ones end, with no wake-up from the submit,
- * and busy CPUs do not make the spawner pile up threads.
+ * the watcher's deferred submits wake a thread only when flushed, and
+ * busy CPUs do not make the spawner pile up threads.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -293,6 +294,33 @@ static void spawner_sleeps_once_spares_are_there(void **state)
     assert_true(spawner_switches() - before < 20);   /* a look a grace: about 200 */
     release(observed);
     wait_for(observed, &observed->ran, 5);
+    executor_free(executor);
+    wait_for_threads(fixture->baseline_threads);
+}
+
+/* The watcher's submits wake no job thread: their jobs wait, though
+ * threads are idle, until executor_flush_wakeup(), the end of its epoll
+ * round; then every job deferred since runs (the woken thread passes the
+ * word on). */
+static void deferred_submits_wait_for_the_flush(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(64, 16, 0, 0);
+
+    assert_non_null(executor);
+    /* Every thread the idle executor keeps at its wait: a thread still
+     * starting would look at the inbox on its own. */
+    sleep_ms(200);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(executor_submit_deferred(executor, new_job(fixture)), 0);
+    sleep_ms(200);
+    pthread_mutex_lock(&observed->lock);
+    assert_int_equal(observed->ran, 0);
+    pthread_mutex_unlock(&observed->lock);
+    executor_flush_wakeup(executor);
+    executor_flush_wakeup(executor);   /* nothing owed: a no-op */
+    wait_for(observed, &observed->ran, 8);
     executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
@@ -668,6 +696,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(new_starts_threads_and_idles_small, setup, teardown),
         cmocka_unit_test_setup_teardown(spawner_sleeps_once_spares_are_there, setup, teardown),
         cmocka_unit_test_setup_teardown(runs_every_job_within_max_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(deferred_submits_wait_for_the_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(admission_limit_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(free_discards_queued_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(recovered_jobs_pass_the_limit, setup, teardown),
