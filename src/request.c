@@ -154,6 +154,25 @@ static const char *retry_after(enum admission admission)
     return admission == SPOOL_FAILED ? "Retry-After: 5\r\n" : "Retry-After: 1\r\n";
 }
 
+/*
+ * Is the queue full?  Then the request is refused before its job is
+ * built, counted and logged as a refusal.  A job built only to be
+ * refused is carved from the job memory and released at once, and with
+ * such jobs between the admitted ones, each admitted job sat alone in a
+ * 64-KiB chunk: under overload, with the queue full and 503s in between,
+ * a queued job held 64 KiB instead of 1 (tests/soak: 13 MiB for its 200
+ * queued jobs).  Racy, as a look without the executor's count can be:
+ * the submit still decides.
+ */
+static int queue_is_full(struct server_core *core, const char *path)
+{
+    if (executor_has_room(core->executor))
+        return 0;
+    registry_rejected(&core->registry);
+    log_rejected(path, "queue_full");
+    return 1;
+}
+
 static void refuse_full(struct connection *connection, const char *path)
 {
     log_rejected(path, "queue_full");
@@ -202,19 +221,12 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
     int submitted;
 
     copy_job_id(job_id, job);
-    if (core->spool) {
-        /* Nothing is written for a request that would be refused anyway. */
-        if (!executor_has_room(core->executor)) {
-            registry_rejected(&core->registry);
-            job_free(job);
-            log_rejected(path, "queue_full");
-            return QUEUE_FULL;
-        }
-        if (job_spool(job) < 0) {
-            log_line(LOG_ERROR, "spool_write", "job=%s error=\"%s\"", job_id, detach_last_error());
-            job_free(job);
-            return SPOOL_FAILED;
-        }
+    /* The caller looked for room (queue_is_full()): nothing is written
+     * for a request that would be refused anyway. */
+    if (core->spool && job_spool(job) < 0) {
+        log_line(LOG_ERROR, "spool_write", "job=%s error=\"%s\"", job_id, detach_last_error());
+        job_free(job);
+        return SPOOL_FAILED;
     }
     job_list(job);
     submitted = on_watcher ? executor_submit_deferred(core->executor, job)
@@ -275,6 +287,12 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
         return 0;
     }
     body = request_reader_take_body(reader, &body_length);
+    if (queue_is_full(core, route->path)) {
+        free(params);
+        free(body);
+        connection_refuse_now(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
+        return 1;
+    }
     job = job_new(core, route, params, body, body_length, NULL);
     free(params);
     free(body);
@@ -346,6 +364,10 @@ void request_serve(struct server_core *core, struct connection *connection)
     if (atomic_load(&core->stopping)) {
         log_rejected(path, "stopping");
         connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
+        goto release;
+    }
+    if (queue_is_full(core, route->path)) {
+        connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
         goto release;
     }
     job = job_new(core, route, params, body, body_length,

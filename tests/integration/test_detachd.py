@@ -520,6 +520,38 @@ def test_503_when_running_and_queue_are_full():
         assert d.stop() == 0
 
 
+def test_a_refused_trigger_builds_no_job():
+    """A trigger refused for a full queue is refused before a job is built
+    for it, so it draws no job number: the next job's id follows the last
+    admitted one's.  (Built only to be refused, such jobs took job memory,
+    and under overload, 503s between the admitted jobs, each queued job
+    sat alone in a 64-KiB chunk.)  Without a spool the watcher answers,
+    with one a worker."""
+    for spool in (False, True):
+        with Sandbox() as box:
+            marks = marker_dir(box)
+            gate = box.path("gate")
+            job = box.script("job.sh", f'while [ ! -e "{gate}" ]; do sleep 0.05; done\n'
+                                       f'touch "{marks}/$DETACH_JOB_ID"\n')
+            options = {"max_jobs": 1, "queue": 1}
+            if spool:
+                options["spool"] = box.path("spool")
+            d = box.detachd({"/job": {"command": job}}, options)
+            first = assert_acked(fcgi_request(box.socket, "/job"))
+            second = assert_acked(fcgi_request(box.socket, "/job"))
+            for _ in range(4):
+                assert fcgi_request(box.socket, "/job").status == 503
+            assert len(d.wait_events("rejected", 4, reason="queue_full")) == 4
+            open(gate, "w").close()
+            wait_for(lambda: len(d.events("ended")) == 2, 15, "both acked jobs to end")
+            third = assert_acked(fcgi_request(box.socket, "/job"))
+            numbers = [int(job_id[8:], 16) for job_id in (first, second, third)]
+            assert numbers == [numbers[0], numbers[0] + 1, numbers[0] + 2], (spool, first, second, third)
+            wait_for(lambda: len(d.events("ended")) == 3, 15, "the third job to end")
+            assert markers(marks) == {first, second, third}
+            assert d.stop() == 0
+
+
 def test_burst_every_acked_job_runs():
     with Sandbox() as box:
         marks = marker_dir(box)
