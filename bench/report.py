@@ -185,9 +185,9 @@ def ratio(a, b):
 
 
 def build_table(cases):
-    order = ["return", "proxy", "c_a", "proxy_again", "c_a_again", "c_spool", "c_b", "c_b_warm", "c_b1s", "c_ref_memory",
-             "c_c_none", "c_c", "c_c1s_none", "c_c1s", "s_a", "s_b", "php_a", "php_b",
-             "fcgiwrap_a", "fcgiwrap_b"]
+    order = ["return", "proxy", "c_a", "proxy_again", "c_a_again", "c_spool", "c_b", "c_b_warm",
+             "c_b1s", "c_ref_memory", "c_c_none", "c_c", "c_c1s_none", "c_c1s", "s_a", "s_b",
+             "php_a", "php_b", "fcgiwrap_a", "fcgiwrap_b"]
     proxy = cases.get("proxy", {}).get("wrk", {}).get("acks_per_s")
     proxy_again = cases.get("proxy_again", {}).get("wrk", {}).get("acks_per_s")
     php = {"a": cases.get("php_a", {}).get("wrk", {}).get("acks_per_s"),
