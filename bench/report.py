@@ -258,27 +258,25 @@ def targets(cases):
     def p99(name):
         return cases.get(name, {}).get("wrk", {}).get("latency_ms", {}).get("p99")
 
+    # Ratios between cases measured back to back: detach's (a) again just
+    # before PHP-FPM's, the proxy again just before it.  Results from
+    # before those cases existed have (a) and the first proxy only.
     c_a, php_a, proxy = acks("c_a"), acks("php_a"), acks("proxy")
-    again = acks("c_a_again")   # measured just before PHP-FPM's (a)
-    if again and php_a:
-        add("no-job acks/s >= 2.5x PHP-FPM", again >= 2.5 * php_a,
-            f"{again:,.0f} (detach's (a) just before PHP-FPM's) vs PHP-FPM {php_a:,.0f}: "
-            f"{again / php_a:.2f}x" +
-            (f"; (a) at the run's start {c_a:,.0f}: {c_a / php_a:.2f}x" if c_a else ""))
-    elif c_a and php_a:
-        add("no-job acks/s >= 2.5x PHP-FPM", c_a >= 2.5 * php_a,
-            f"{c_a:,.0f} vs PHP-FPM {php_a:,.0f}: {c_a / php_a:.2f}x")
-    proxy_again = acks("proxy_again")
-    if c_a and proxy and again and proxy_again:
-        # Two pairs, each measured back to back: their mean ratio.
-        mean = (c_a / proxy + again / proxy_again) / 2
+    again, proxy_again = acks("c_a_again"), acks("proxy_again")
+    if php_a and (again or c_a):
+        base = again or c_a
+        add("no-job acks/s >= 2.5x PHP-FPM", base >= 2.5 * php_a,
+            (f"{again:,.0f} (detach's (a) just before PHP-FPM's) vs PHP-FPM {php_a:,.0f}: "
+             f"{again / php_a:.2f}x" +
+             (f"; (a) at the run's start {c_a:,.0f}: {c_a / php_a:.2f}x" if c_a else ""))
+            if again else f"{c_a:,.0f} vs PHP-FPM {php_a:,.0f}: {c_a / php_a:.2f}x")
+    if c_a and proxy:
+        pairs = [(c_a, proxy)] + ([(again, proxy_again)] if again and proxy_again else [])
+        mean = sum(a / p for a, p in pairs) / len(pairs)
         add("no-job acks/s >= nginx proxy ceiling", mean >= 1.0,
-            f"{c_a:,.0f} vs proxy {proxy:,.0f}: {c_a / proxy:.2f}x at the run's start; "
-            f"{again:,.0f} vs {proxy_again:,.0f}: {again / proxy_again:.2f}x before PHP-FPM; "
-            f"mean {mean:.2f}x")
-    elif c_a and proxy:
-        add("no-job acks/s >= nginx proxy ceiling", c_a >= proxy,
-            f"{c_a:,.0f} vs proxy {proxy:,.0f}: {c_a / proxy:.2f}x")
+            f"{c_a:,.0f} vs proxy {proxy:,.0f}: {c_a / proxy:.2f}x" +
+            (f" at the run's start; {again:,.0f} vs {proxy_again:,.0f}: "
+             f"{again / proxy_again:.2f}x before PHP-FPM; mean {mean:.2f}x" if len(pairs) > 1 else ""))
     for b_name, label in (("c_b", "2-s C jobs"),
                           ("c_b_warm", "2-s C jobs, primed (stacks mapped, threads started)"),
                           ("c_b1s", "2-s C jobs polling in 100-ms naps")):
@@ -329,21 +327,20 @@ def targets(cases):
             f"(system-wide MemAvailable drop: {sys_kb / jobs:.1f} KiB/job, kernel stacks and "
             f"page tables included)" if per_job else "no jobs in flight")
         # "With none": the same server just before its jobs were fired, back
-        # to back; (a), minutes earlier, is shown beside it.
-        c_c, none = acks(c_name), acks(c_name + "_none")
-        if c_c and not none and c_a:   # results from before the case BEFORE existed
+        # to back, with (a), minutes earlier, beside it; results from before
+        # that case existed have (a) only.
+        c_c = acks(c_name)
+        base_name = c_name + "_none" if acks(c_name + "_none") else "c_a"
+        base = acks(base_name)
+        if c_c and base:
             add(f"{jobs:,} C jobs in flight ({label}): acks as fast as with none (>= 90%)",
-                c_c >= 0.9 * c_a and m.get("in_flight_after", 0) >= jobs,
-                f"{c_c:,.0f} vs (a) {c_a:,.0f}: {100 * c_c / c_a:.0f}%, p99 {p99(c_name):.2f} vs "
-                f"{p99('c_a'):.2f} ms; in flight before/after the run: "
-                f"{jobs}/{m.get('in_flight_after')}")
-        if none and c_c:
-            add(f"{jobs:,} C jobs in flight ({label}): acks as fast as with none (>= 90%)",
-                c_c >= 0.9 * none and m.get("in_flight_after", 0) >= jobs,
-                f"{c_c:,.0f} vs {none:,.0f} on the same server just before the jobs came: "
-                f"{100 * c_c / none:.0f}%, p99 {p99(c_name):.2f} vs {p99(c_name + '_none'):.2f} ms"
-                + (f"; vs (a) at the run's start {c_a:,.0f}: {100 * c_c / c_a:.0f}%" if c_a else "")
-                + f"; in flight before/after the run: {jobs}/{m.get('in_flight_after')}")
+                c_c >= 0.9 * base and m.get("in_flight_after", 0) >= jobs,
+                (f"{c_c:,.0f} vs (a) {base:,.0f}: " if base_name == "c_a" else
+                 f"{c_c:,.0f} vs {base:,.0f} on the same server just before the jobs came: ") +
+                f"{100 * c_c / base:.0f}%, p99 {p99(c_name):.2f} vs {p99(base_name):.2f} ms" +
+                (f"; vs (a) at the run's start {c_a:,.0f}: {100 * c_c / c_a:.0f}%"
+                 if c_a and base_name != "c_a" else "") +
+                f"; in flight before/after the run: {jobs}/{m.get('in_flight_after')}")
     room, ref = cases.get("s_room", {}).get("loadgen"), cases.get("c_ref", {}).get("loadgen")
     bound = cases.get("c_ref_spawns", {}).get("loadgen")
     if room and ref:

@@ -106,7 +106,7 @@ struct block_header {
 
 /* The memory thread's alone. */
 struct slab {
-    struct slab *next, *previous;
+    struct slab *next;
     void *base;
     unsigned given_back;            /* its chunks on the cold list */
 };
@@ -225,10 +225,7 @@ static int add_slab(struct job_memory *memory)
     fault_in(base, SLAB_SIZE);
     slab->base = base;
     slab->given_back = 0;
-    slab->previous = NULL;
     slab->next = memory->slabs;
-    if (memory->slabs)
-        memory->slabs->previous = slab;
     memory->slabs = slab;
     for (int i = 0; i < CHUNKS_PER_SLAB; i++) {
         struct chunk *chunk = (struct chunk *)(base + (size_t)i * CHUNK_SIZE);
@@ -270,12 +267,12 @@ static void unmap_slab(struct job_memory *memory, struct chunk *last)
         if (chunk != last)
             cold_unlink(memory, chunk);
     }
-    if (slab->previous)
-        slab->previous->next = slab->next;
-    else
-        memory->slabs = slab->next;
-    if (slab->next)
-        slab->next->previous = slab->previous;
+    /* A walk: slabs are unmapped seldom, a few hundred at the most. */
+    for (struct slab **link = &memory->slabs; *link; link = &(*link)->next)
+        if (*link == slab) {
+            *link = slab->next;
+            break;
+        }
     UNPOISON(slab->base, SLAB_SIZE);   /* the sanitizer keeps its own map */
     if (munmap(slab->base, SLAB_SIZE) < 0)
         log_line(LOG_ERROR, "job_memory", "error=\"unmapping a slab: %s\"", strerror(errno));
