@@ -84,6 +84,16 @@ static detach_job *new_job(struct server_core *core, const struct route *route)
     return job;
 }
 
+/* As job_run() does before a job ends: the time limit disarmed, which is
+ * final (watcher.h), so a limit that fired has finished waking the job on
+ * the watcher before the job is freed.  Without it a test that waited for
+ * the wake-up could free the job under the watcher's callback. */
+static void free_job(detach_job *job)
+{
+    detach_set_time_limit(job, 0);
+    job_free(job);
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec pause = { ms / 1000, (ms % 1000) * 1000000L };
@@ -120,13 +130,13 @@ static void accessors(void **state)
     assert_int_equal(detach_job_mode(job), DETACH_TRIGGER);
     /* Trigger jobs ignore aborts by default, attached ones don't. */
     assert_int_equal(detach_ignore_user_abort(job, -1), 1);
-    job_free(job);
+    free_job(job);
 
     route.mode = DETACH_ATTACHED;
     route.ignore_user_abort = 0;
     job = new_job(*state, &route);
     assert_int_equal(detach_ignore_user_abort(job, -1), 0);
-    job_free(job);
+    free_job(job);
 }
 
 /* No report: -1 and an empty message.  A report keeps at most 159 bytes of
@@ -154,7 +164,7 @@ static void progress_reports_replace_each_other(void **state)
     detach_progress(job, -3, NULL);
     assert_int_equal(job_progress(job, message, sizeof(message)), 0);
     assert_string_equal(message, "");
-    job_free(job);
+    free_job(job);
 }
 
 static void trigger_job_has_no_response(void **state)
@@ -168,7 +178,7 @@ static void trigger_job_has_no_response(void **state)
     assert_int_equal(detach_finish_request(job), 0);
     /* Writing nowhere is not the client leaving. */
     assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
-    job_free(job);
+    free_job(job);
 }
 
 static void time_limit_sets_timeout_and_stop(void **state)
@@ -180,7 +190,7 @@ static void time_limit_sets_timeout_and_stop(void **state)
     wait_for_status_bit(job, DETACH_TIMEOUT, 3000);
     assert_int_equal(detach_connection_status(job), DETACH_TIMEOUT);
     assert_true(detach_should_stop(job));
-    job_free(job);
+    free_job(job);
 }
 
 static void second_call_restarts_the_clock(void **state)
@@ -196,7 +206,7 @@ static void second_call_restarts_the_clock(void **state)
     assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
     wait_for_status_bit(job, DETACH_TIMEOUT, 2000);
     assert_true(monotonic_ms() - start >= 1550);
-    job_free(job);
+    free_job(job);
 }
 
 static void zero_cancels_the_limit(void **state)
@@ -209,7 +219,7 @@ static void zero_cancels_the_limit(void **state)
     sleep_ms(1200);
     assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
     assert_false(detach_should_stop(job));
-    job_free(job);
+    free_job(job);
 }
 
 static void sleep_sleeps_and_wakes_on_stop(void **state)
@@ -229,7 +239,7 @@ static void sleep_sleeps_and_wakes_on_stop(void **state)
     assert_int_equal(detach_connection_status(job), DETACH_TIMEOUT);
     /* Once stopped, a sleep returns at once. */
     assert_int_equal(detach_sleep(job, 30000), -1);
-    job_free(job);
+    free_job(job);
 }
 
 /* A handler that times out; callbacks see the final status, in order. */
@@ -270,7 +280,7 @@ static void callbacks_see_the_final_status(void **state)
     assert_int_equal(observed.count, 3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(observed.statuses[i], DETACH_TIMEOUT);
-    job_free(job);
+    free_job(job);
 }
 
 /* The peer leaving while the time limit runs out: 3, and one run each. */
@@ -317,7 +327,7 @@ static void abort_and_timeout_race_run_callbacks_once(void **state)
     job_run(racing.job);
     assert_int_equal(racing.observed.count, 1);
     assert_int_equal(racing.observed.statuses[0], DETACH_ABORTED | DETACH_TIMEOUT);
-    job_free(racing.job);
+    free_job(racing.job);
 }
 
 int main(void)
