@@ -16,18 +16,27 @@
  * priority: its work is the acks', and niced it fell behind.
  *
  * How much it keeps ready adapts to the demand.  Each time the thread is
- * woken it takes a CPU from nginx, the client or the watcher, whatever
- * its work, so under a steady demand it should be woken seldom, for big
+ * woken it takes a CPU from nginx, the client or the watcher, whatever its
+ * work, so under a steady demand it should be woken seldom, for big
  * batches: with jobs queued at 30,000 a second (30 MiB/s), a slab (2 MiB)
  * a time gave an ack p99 of 3.9-4.5 ms, 32 MiB a time 2.5-3.4 ms, for the
  * same CPU.  So a reserve emptied within QUICK_REFILL_MS of its last
  * refill doubles, up to READY_LARGEST, and the thread is woken when half
- * of it is gone; after IDLE_MS without a refill it falls back to what an
- * idle server keeps.  It does not grow while chunks given back earlier
- * wait to be faulted in again: they come back as 4-KiB pages, a fault
- * each, and a big batch of those held a CPU long enough to double the p99
- * (primed 2-s jobs, by hand: 7.9-22.9 ms against 6.0-8.1 ms with small
- * batches).
+ * of it is gone.  It shrinks by the chunks taken, not by the refills:
+ * while jobs end as fast as new ones come, the chunks they empty feed the
+ * allocators and no refill is needed, yet the demand is as high (2-second
+ * jobs end in waves of `max_jobs`: judged by its refills, the reserve fell
+ * to its least every 4 s and was built again a slab at a time: by perf
+ * sched, the thread took a CPU 329 times in 3 s, now 60).  A reserve that
+ * IDLE_MS took none of falls back to what an idle server keeps; one that
+ * it took less than half of, to its half.  For the same reason the empty
+ * chunks kept are twice the reserve: a wave of jobs ending refills the
+ * ready list past the reserve, and memory given back then is faulted in
+ * again a moment later, 4 KiB at a time.  It does not grow while chunks
+ * given back earlier wait to be faulted in again: they come back as 4-KiB
+ * pages, a fault each, and a big batch of those held a CPU long enough to
+ * double the p99 (primed 2-s jobs, by hand: 7.9-22.9 ms against 6.0-8.1 ms
+ * with small batches).
  *
  * A slab is cut into 64-KiB chunks; the allocator carves blocks from one
  * chunk front to back, and a chunk counts its live blocks, plus one while
@@ -35,7 +44,7 @@
  * empties as a whole, and the release that empties it puts it back on the
  * ready list, still faulted in.  A job that runs for days holds its chunk,
  * at most 64 KiB, never a slab: the slab's other chunks go on being used.
- * Past 16 MiB of empty chunks, or past the reserve if it is larger, the
+ * Past 16 MiB of empty chunks, or past twice the reserve if more, the
  * thread gives the rest back to the system (MADV_DONTNEED) and keeps them
  * mapped for later; a slab whose chunks have all come back is unmapped
  * whole, so that memory comes back as a new slab, a huge page again.
@@ -83,8 +92,8 @@ enum {
     LARGEST_BLOCK = CHUNK_SIZE / 8,
     READY_LEAST = 32,     /* the reserve of an idle server: one slab */
     READY_LARGEST = 1024, /* at the busiest: 64 MiB, 2 s of 30,000 acks/s */
-    READY_MOST = 256,     /* 16 MiB: empty chunks past this (or past the
-                           * reserve) go back to the system */
+    READY_MOST = 256,     /* 16 MiB: empty chunks past this (or past twice
+                           * the reserve) go back to the system */
     QUICK_REFILL_MS = 500,
     IDLE_MS = 1000,
     PAGE = 4096,
@@ -118,6 +127,7 @@ struct job_memory {
 
     _Atomic(struct chunk *) ready;  /* faulted in and empty */
     _Atomic size_t ready_count;     /* counted before a push, after a pop */
+    _Atomic size_t taken;           /* chunks popped by the allocators, ever */
     _Atomic(struct chunk *) surplus; /* empty past keep_limit: to give back */
     _Atomic size_t in_use, returned, outside;
     _Atomic size_t low_mark;        /* fewer ready: the thread is woken */
@@ -127,6 +137,7 @@ struct job_memory {
 
     /* The memory thread's alone. */
     uint64_t last_refill_ms;
+    size_t taken_seen;              /* `taken` at the last refill or idle look */
     struct chunk *cold;             /* given back, mapped, not faulted in */
     struct slab *slabs;
     _Atomic size_t unmapped;        /* chunks of whole slabs given back (counts) */
@@ -310,15 +321,15 @@ static void set_reserve(struct job_memory *memory, size_t reserve)
 {
     atomic_store(&memory->reserve, reserve);
     atomic_store(&memory->low_mark, reserve / 2);
-    atomic_store(&memory->keep_limit, reserve > READY_MOST ? reserve : READY_MOST);
+    atomic_store(&memory->keep_limit, 2 * reserve > READY_MOST ? 2 * reserve : READY_MOST);
 }
 
-/* Memory thread, with no refill for IDLE_MS: back to an idle server's
- * reserve, and what the ready list holds past the keep limit is given
- * back.  Popping takes the allocators' lock: pop() wants one popper. */
-static void shrink_reserve(struct job_memory *memory)
+/* Memory thread: a smaller reserve, and what the ready list holds past
+ * the new keep limit is given back.  Popping takes the allocators' lock:
+ * pop() wants one popper. */
+static void shrink_reserve(struct job_memory *memory, size_t reserve)
 {
-    set_reserve(memory, READY_LEAST);
+    set_reserve(memory, reserve > READY_LEAST ? reserve : READY_LEAST);
     pthread_mutex_lock(&memory->lock);
     while (atomic_load(&memory->ready_count) > atomic_load(&memory->keep_limit)) {
         struct chunk *chunk = pop(&memory->ready);
@@ -329,6 +340,23 @@ static void shrink_reserve(struct job_memory *memory)
         push(&memory->surplus, chunk);
     }
     pthread_mutex_unlock(&memory->lock);
+}
+
+/* Memory thread, not woken for IDLE_MS: the chunks taken since the last
+ * refill or the last look say whether the reserve is more than the demand
+ * needs (none taken: an idle server's; under half of it: its half). */
+static void shrink_if_idle(struct job_memory *memory)
+{
+    size_t taken = atomic_load(&memory->taken), recent = taken - memory->taken_seen;
+    size_t reserve = atomic_load(&memory->reserve);
+
+    memory->taken_seen = taken;
+    if (monotonic_ms() - memory->last_refill_ms < IDLE_MS)
+        return;
+    if (recent == 0)
+        shrink_reserve(memory, READY_LEAST);
+    else if (recent < reserve / 2)
+        shrink_reserve(memory, reserve / 2);
 }
 
 /* Memory thread, woken below the low mark: a reserve gone this soon after
@@ -342,6 +370,7 @@ static void grow_reserve_if_quick(struct job_memory *memory)
         atomic_load(&memory->reserve) < READY_LARGEST && !memory->cold)
         set_reserve(memory, atomic_load(&memory->reserve) * 2);
     memory->last_refill_ms = now;
+    memory->taken_seen = atomic_load(&memory->taken);
 }
 
 /* -1: no memory to map; the caller waits before it tries again. */
@@ -396,8 +425,8 @@ static void *memory_main(void *arg)
                     atomic_load(&memory->ready_count) >= atomic_load(&memory->low_mark))) {
             woken = wakeup_wait(&memory->wakeup, seen,
                                 atomic_load(&memory->reserve) > READY_LEAST ? &idle : NULL);
-            if (!woken && monotonic_ms() - memory->last_refill_ms >= IDLE_MS)
-                shrink_reserve(memory);
+            if (!woken)
+                shrink_if_idle(memory);
         }
         wakeup_done(&memory->wakeup, woken);
     }
@@ -457,6 +486,7 @@ static void next_chunk(struct job_memory *memory)
     memory->carving = pop(&memory->ready);
     if (memory->carving) {
         atomic_fetch_sub(&memory->ready_count, 1);
+        atomic_fetch_add_explicit(&memory->taken, 1, memory_order_relaxed);
         atomic_fetch_add(&memory->in_use, 1);
         atomic_store_explicit(&memory->carving->references, 1, memory_order_relaxed);
         memory->carved = CHUNK_HEADER_SIZE;

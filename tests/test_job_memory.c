@@ -2,7 +2,8 @@
  * test_job_memory.c - the jobs' memory: blocks that do not overlap,
  * chunks reused once empty, a long-lived block holding only its chunk,
  * surplus given back (whole slabs unmapped), a reserve that follows the
- * demand, big blocks from malloc(), releases from any thread.
+ * demand (chunks taken, not refills), big blocks from malloc(), releases
+ * from any thread.
  */
 #include <pthread.h>
 #include <sys/resource.h>
@@ -268,6 +269,52 @@ static void the_reserve_follows_the_demand(void **state)
     job_memory_free(memory);
 }
 
+/* Jobs that end as fast as new ones come: the chunks they empty feed the
+ * allocators, no refill is needed, and the memory thread is not woken.
+ * The demand is as high as ever: the reserve holds, and nothing is given
+ * back to be faulted in again.  (Judged by its refills, it fell to its
+ * least a second after the last one.)  A ring of COUNT blocks, a chunk's
+ * worth (63) taken and the oldest chunk's worth released a millisecond,
+ * for longer than IDLE_MS (1 s) twice over. */
+static void the_reserve_holds_while_released_chunks_feed_the_demand(void **state)
+{
+    enum { COUNT = 80000, PER_CHUNK = 63, GROUPS = COUNT / PER_CHUNK, RING_MS = 2500 };
+    struct job_memory *memory = job_memory_new();
+    void **blocks = calloc(COUNT, sizeof(*blocks));
+    size_t reserve, returned;
+    struct timespec begin, now;
+
+    assert_non_null(memory);
+    assert_non_null(blocks);
+    allocate_steadily(memory, blocks, COUNT);
+    reserve = counts_of(memory).chunks_reserve;
+    assert_true(reserve > READY_LEAST);
+    wait_until_ready_at_least(memory, reserve / 2);   /* no refill under way */
+    returned = counts_of(memory).chunks_returned;
+    clock_gettime(CLOCK_MONOTONIC, &begin);
+    for (int group = 0;; group = (group + 1) % GROUPS) {
+        void **ring = blocks + (size_t)group * PER_CHUNK;
+        void *taken[PER_CHUNK];
+
+        for (int i = 0; i < PER_CHUNK; i++)
+            assert_non_null(taken[i] = job_memory_allocate(memory, 1000));
+        for (int i = 0; i < PER_CHUNK; i++) {
+            job_memory_release(ring[i]);
+            ring[i] = taken[i];
+        }
+        assert_true(counts_of(memory).chunks_reserve >= reserve);
+        sleep_ms(1);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - begin.tv_sec) * 1000 + (now.tv_nsec - begin.tv_nsec) / 1000000 > RING_MS)
+            break;
+    }
+    assert_int_equal(counts_of(memory).chunks_returned, returned);
+    for (int i = 0; i < COUNT; i++)
+        job_memory_release(blocks[i]);
+    free(blocks);
+    job_memory_free(memory);
+}
+
 /* Slabs are 2-MiB aligned: is this block in the first chunk of its slab? */
 static int in_first_chunk(const void *block)
 {
@@ -446,6 +493,7 @@ int main(void)
         cmocka_unit_test(emptied_chunks_are_carved_again),
         cmocka_unit_test(a_long_lived_block_holds_only_its_chunk),
         cmocka_unit_test(the_reserve_follows_the_demand),
+        cmocka_unit_test(the_reserve_holds_while_released_chunks_feed_the_demand),
         cmocka_unit_test(given_back_chunks_come_back_in_small_batches),
         cmocka_unit_test(a_big_block_comes_from_malloc),
         cmocka_unit_test(with_no_memory_to_map_blocks_come_from_malloc),
