@@ -394,7 +394,12 @@ def test_wait_done_draws_a_bar_on_a_terminal():
             os.close(slave)
             slave = -1
             screen = b""
+            exited = False
             deadline = time.monotonic() + 20
+            # Read until the pty reports its writer gone (EIO).  A quiet
+            # moment after the exit ends it too, but only once a last look
+            # found nothing: the exit may come between the select and the
+            # poll, its last line still unread.
             while time.monotonic() < deadline:
                 ready, _, _ = select.select([master], [], [], 0.2)
                 if ready:
@@ -405,8 +410,10 @@ def test_wait_done_draws_a_bar_on_a_terminal():
                     if not chunk:
                         break
                     screen += chunk
-                elif process.poll() is not None:
+                elif exited:
                     break
+                else:
+                    exited = process.poll() is not None
             assert process.wait(10) == 0, screen
             process.stdout.close()
         finally:
