@@ -273,12 +273,14 @@ static void the_reserve_follows_the_demand(void **state)
  * allocators, no refill is needed, and the memory thread is not woken.
  * The demand is as high as ever: the reserve holds, and nothing is given
  * back to be faulted in again.  (Judged by its refills, it fell to its
- * least a second after the last one.)  A ring of COUNT blocks, a chunk's
- * worth (63) taken and the oldest chunk's worth released a millisecond,
- * for longer than IDLE_MS (1 s) twice over. */
+ * least a second after the last one.)  A ring of COUNT blocks, four
+ * chunks' worth (63 each) taken and the oldest four chunks' worth
+ * released a millisecond, for longer than IDLE_MS (1 s) twice over: even
+ * a machine four times slower takes more than half the largest reserve
+ * a second. */
 static void the_reserve_holds_while_released_chunks_feed_the_demand(void **state)
 {
-    enum { COUNT = 80000, PER_CHUNK = 63, GROUPS = COUNT / PER_CHUNK, RING_MS = 2500 };
+    enum { COUNT = 80000, PER_STEP = 4 * 63, STEPS = COUNT / PER_STEP, RING_MS = 2500 };
     struct job_memory *memory = job_memory_new();
     void **blocks = calloc(COUNT, sizeof(*blocks));
     size_t reserve, returned;
@@ -292,13 +294,13 @@ static void the_reserve_holds_while_released_chunks_feed_the_demand(void **state
     wait_until_ready_at_least(memory, reserve / 2);   /* no refill under way */
     returned = counts_of(memory).chunks_returned;
     clock_gettime(CLOCK_MONOTONIC, &begin);
-    for (int group = 0;; group = (group + 1) % GROUPS) {
-        void **ring = blocks + (size_t)group * PER_CHUNK;
-        void *taken[PER_CHUNK];
+    for (int step = 0;; step = (step + 1) % STEPS) {
+        void **ring = blocks + (size_t)step * PER_STEP;
+        void *taken[PER_STEP];
 
-        for (int i = 0; i < PER_CHUNK; i++)
+        for (int i = 0; i < PER_STEP; i++)
             assert_non_null(taken[i] = job_memory_allocate(memory, 1000));
-        for (int i = 0; i < PER_CHUNK; i++) {
+        for (int i = 0; i < PER_STEP; i++) {
             job_memory_release(ring[i]);
             ring[i] = taken[i];
         }
