@@ -431,7 +431,9 @@ int main(int argc, char **argv)
         struct epoll_event events[256];
         uint64_t now = now_ns(), next_slot_ns = 0;
         int may_issue = now < stop_issuing_ns && (!count || issued < (uint64_t)count);
-        int in_flight = 0, wait_ms = 100, n;
+        uint64_t wait_ns = 100000000;   /* at most 100 ms */
+        struct timespec wait;
+        int in_flight = 0, n;
 
         /* Give every free connection its next request, at the rate asked. */
         for (long i = 0; i < connections_wanted; i++) {
@@ -463,11 +465,17 @@ int main(int argc, char **argv)
             break;   /* bounded, whatever happens */
         if (rate > 0 && may_issue) {
             uint64_t slot = start_ns + (uint64_t)((double)issued / rate * 1e9);
-            wait_ms = slot > now ? (int)((slot - now) / 1000000) : 0;
-            if (wait_ms > 100)
-                wait_ms = 100;
+            /* To the nanosecond: at thousands of requests a second the
+             * next slot is under a millisecond away, and a timeout in
+             * whole milliseconds turned the wait into a spin. */
+            if (slot <= now)
+                wait_ns = 0;
+            else if (slot - now < wait_ns)
+                wait_ns = slot - now;
         }
-        n = epoll_wait(epoll_fd, events, 256, wait_ms);
+        wait.tv_sec = (time_t)(wait_ns / 1000000000);
+        wait.tv_nsec = (long)(wait_ns % 1000000000);
+        n = epoll_pwait2(epoll_fd, events, 256, &wait, NULL);
         for (int i = 0; i < n; i++) {
             struct connection *c = events[i].data.ptr;
             if (c->state == CONNECTING) {
