@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 
@@ -185,7 +186,8 @@ def ratio(a, b):
 
 
 def build_table(cases):
-    order = ["return", "proxy", "c_a", "proxy_again", "c_a_again", "c_spool", "c_b", "c_b_warm",
+    order = ["return", "proxy", "c_a", "proxy_again", "c_a_again", "c_spool", "c_b", "c_a2", "c_b2",
+             "c_a3", "c_b3", "c_b_warm",
              "c_b1s", "c_ref_memory", "c_c_none", "c_c", "c_c1s_none", "c_c1s", "s_a", "s_b",
              "php_a", "php_b", "fcgiwrap_a", "fcgiwrap_b"]
     proxy = cases.get("proxy", {}).get("wrk", {}).get("acks_per_s")
@@ -292,11 +294,24 @@ def targets(cases):
             f"{c_b:,.0f} vs {c_a:,.0f}: {100 * c_b / c_a:.0f}%")
         bound = p99("c_ref_memory") if b_name == "c_b" else None
         ref = cases.get("c_ref_memory", {}).get("meta", {})
-        add(f"{label}: ack p99 <= 1.5x no-job p99", p99(b_name) <= 1.5 * p99("c_a"),
-            f"{p99(b_name):.2f} ms vs {p99('c_a'):.2f} ms: {p99(b_name) / p99('c_a'):.2f}x" +
-            (f"; {bound:.2f} ms for /noop beside a bare process holding {ref.get('hold_mib')} "
-             f"MiB as the measured run began and taking {ref.get('grow_mib_per_s')} MiB/s "
-             f"more, as this case did (the machine's bound)" if bound else ""))
+        detail = f"{p99(b_name):.2f} ms vs {p99('c_a'):.2f} ms: {p99(b_name) / p99('c_a'):.2f}x"
+        ratios = [p99(b_name) / p99("c_a")]
+        if b_name == "c_b":
+            # The pairs measured back to back after the first: the median
+            # of the ratios, as one 10-s p99 moves by a quarter run to run.
+            for pair in ("2", "3"):
+                if p99("c_a" + pair) and p99("c_b" + pair):
+                    ratios.append(p99("c_b" + pair) / p99("c_a" + pair))
+                    detail += (f"; pair {pair}: {p99('c_b' + pair):.2f} vs "
+                               f"{p99('c_a' + pair):.2f} ms: {ratios[-1]:.2f}x")
+            if len(ratios) > 1:
+                detail += f"; median of the {len(ratios)} pairs {statistics.median(ratios):.2f}x"
+        if bound:
+            detail += (f"; {bound:.2f} ms for /noop beside a bare process holding "
+                       f"{ref.get('hold_mib')} MiB as the measured run began and taking "
+                       f"{ref.get('grow_mib_per_s')} MiB/s more, as this case did (the "
+                       f"machine's bound)")
+        add(f"{label}: ack p99 <= 1.5x no-job p99", statistics.median(ratios) <= 1.5, detail)
         w = cases[b_name]["wrk"]
         warm = cases[b_name].get("wrk_warmup", {})
         add(f"{label}: no errors", w["non_2xx"] == 0 and w["socket_errors"] == 0 and
