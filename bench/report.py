@@ -188,7 +188,7 @@ def ratio(a, b):
 def build_table(cases):
     order = ["return", "proxy", "c_a", "proxy_again", "c_a_again", "c_spool", "c_b", "c_a2", "c_b2",
              "c_a3", "c_b3", "c_b_warm",
-             "c_b1s", "c_ref_memory", "c_c_none", "c_c", "c_c1s_none", "c_c1s", "s_a", "s_b",
+             "c_b1s", "c_ref_memory", "c_ref_memory_huge", "c_c_none", "c_c", "c_c1s_none", "c_c1s", "s_a", "s_b",
              "php_a", "php_b", "fcgiwrap_a", "fcgiwrap_b"]
     proxy = cases.get("proxy", {}).get("wrk", {}).get("acks_per_s")
     proxy_again = cases.get("proxy_again", {}).get("wrk", {}).get("acks_per_s")
@@ -311,6 +311,10 @@ def targets(cases):
                        f"{ref.get('hold_mib')} MiB as the measured run began and taking "
                        f"{ref.get('grow_mib_per_s')} MiB/s more, as this case did (the "
                        f"machine's bound)")
+            huge = p99("c_ref_memory_huge")
+            if huge:
+                detail += (f", {huge:.2f} ms with that memory taken as detach's memory "
+                           f"thread takes it (huge pages, 32 MiB at once)")
         add(f"{label}: ack p99 <= 1.5x no-job p99", statistics.median(ratios) <= 1.5, detail)
         w = cases[b_name]["wrk"]
         warm = cases[b_name].get("wrk_warmup", {})
