@@ -2,7 +2,9 @@
  * test_log.c - unit tests for src/log.c: the buffered stderr writer keeps
  * every line whole, once, and in each thread's order, also past the
  * buffer's size, and log_flush() writes it all before returning; the
- * fast formatter writes what vsnprintf() would.
+ * fast formatter writes what vsnprintf() would; bursts with pauses
+ * between them, which take the writer from idle to gathering and back,
+ * never leave a line unwritten or a caller waiting for good.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +25,7 @@
 #define THREADS 4
 #define LINES_PER_THREAD 5000
 #define BURST_LINES 100000
+#define PAUSED_THREADS 12   /* more than the CPUs: callers are preempted mid-line */
 #define MAX_LINE 2047   /* log.c's 2048-byte line, less the '\0' */
 
 /* "ts=2026-11-25T10:00:00.123Z" */
@@ -137,7 +141,7 @@ static void *log_from_thread(void *argument)
 }
 
 struct tally {
-    int next[THREADS];
+    int next[PAUSED_THREADS];   /* at least THREADS */
     size_t lines;
 };
 
@@ -149,7 +153,7 @@ static void check_threaded_line(const char *line, size_t length, void *context)
 
     assert_int_equal(sscanf(rest, "threaded thread=%d seq=%d pad=%n", &thread, &seq, &used), 2);
     assert_true(used > 0);
-    assert_in_range(thread, 0, THREADS - 1);
+    assert_in_range(thread, 0, PAUSED_THREADS - 1);
     /* Once each, in the order the thread logged them. */
     assert_int_equal(seq, tally->next[thread]);
     tally->next[thread]++;
@@ -319,6 +323,79 @@ static void format_matches_vsnprintf(void **state)
     assert_int_equal(n, 7);
 }
 
+#define PAUSED_ROUNDS 300
+#define PAUSED_LINES 120
+
+/* Bursts of lines a little past half a buffer, then a pause of 0-7 ms,
+ * across GATHER_MS: the writer sleeps, gathers and is woken in every
+ * order, with signals meant for a buffer it has already written. */
+static void *log_in_bursts(void *argument)
+{
+    int thread = (int)(intptr_t)argument;
+    unsigned seed = (unsigned)thread * 7919u + 1;
+    int seq = 0;
+
+    /* Half of them niced, as job threads are: preempted, they wait long. */
+    if (thread % 2)
+        setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+    for (int round = 0; round < PAUSED_ROUNDS; round++) {
+        struct timespec pause = { 0, (long)(rand_r(&seed) % 8) * 1000000L };
+
+        for (int line = 0; line < PAUSED_LINES; line++, seq++)
+            log_line(LOG_INFO, "threaded", "thread=%d seq=%d pad=%.*s", thread, seq,
+                     seq % (int)(sizeof(padding) - 1), padding);
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+/* A lost wake-up would hang the test rather than fail it: joined with a
+ * deadline, and past it the process exits (a log_flush() at exit would
+ * hang too). */
+static void join_or_exit(pthread_t thread, int seconds)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += seconds;
+    if (pthread_timedjoin_np(thread, NULL, &deadline) != 0) {
+        fprintf(stdout, "a logging thread is stuck: the writer missed a wake-up\n");
+        fflush(stdout);
+        _exit(1);
+    }
+}
+
+static void *flush_thread(void *unused)
+{
+    (void)unused;
+    log_flush();
+    return NULL;
+}
+
+static void bursts_and_pauses_never_stall_the_writer(void **state)
+{
+    struct capture capture;
+    pthread_t threads[PAUSED_THREADS], flusher;
+    struct tally tally = { { 0 }, 0 };
+    size_t length;
+    char *text;
+
+    (void)state;
+    capture_begin(&capture);
+    for (int i = 0; i < PAUSED_THREADS; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, log_in_bursts, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < PAUSED_THREADS; i++)
+        join_or_exit(threads[i], 20);
+    assert_int_equal(pthread_create(&flusher, NULL, flush_thread, NULL), 0);
+    join_or_exit(flusher, 10);
+    text = capture_end(&capture, &length);
+    assert_int_equal(each_line(text, length, check_threaded_line, &tally),
+                     PAUSED_THREADS * PAUSED_ROUNDS * PAUSED_LINES);
+    for (int i = 0; i < PAUSED_THREADS; i++)
+        assert_int_equal(tally.next[i], PAUSED_ROUNDS * PAUSED_LINES);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +406,7 @@ int main(void)
         cmocka_unit_test(burst_past_the_buffers_loses_nothing),
         cmocka_unit_test(lines_above_the_level_are_dropped),
         cmocka_unit_test(format_matches_vsnprintf),
+        cmocka_unit_test(bursts_and_pauses_never_stall_the_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
