@@ -72,6 +72,11 @@ typedef struct detach_options {
     const char *status_path;   /* e.g. "/detach-status"; NULL: no status page */
     const char *status_allow;  /* REMOTE_ADDRs allowed, space-separated,
                                   "10.0.0.0/8" ranges too: "127.0.0.1 ::1" */
+    size_t job_memory;         /* bytes of job memory (a job, queued or
+                                  running, takes about 1 KiB) faulted in at
+                                  start and always kept: a queue growing
+                                  within it takes no new memory on the ack
+                                  path.  0: taken as needed */
 } detach_options;
 
 DETACH_API void detach_options_init(detach_options *options);

@@ -44,6 +44,7 @@
 #define MAX_SECONDS 31536000ULL /* a year: anything longer is a typo */
 #define MAX_BODY_LIMIT (1ULL << 30)
 #define MAX_JOB_LOG (1ULL << 40) /* a terabyte of one job's output: a typo */
+#define MAX_JOB_MEMORY (1ULL << 40) /* a terabyte faulted in at start: a typo */
 #define UTF8_BOM "\xEF\xBB\xBF"
 
 enum section_kind { SECTION_NONE, SECTION_DAEMON, SECTION_ROUTE };
@@ -93,6 +94,7 @@ static const struct key_spec daemon_keys[] = {
     DAEMON_KEY("job_log_max", VALUE_SIZE, job_log_max, 0, MAX_JOB_LOG),
     DAEMON_KEY("log", VALUE_LOG_TARGET, log_target, 0, 0),
     DAEMON_KEY("job_nice", VALUE_UNSIGNED, job_nice, 0, 19),
+    DAEMON_KEY("job_memory", VALUE_SIZE, job_memory, 0, MAX_JOB_MEMORY),
 };
 
 static const struct key_spec route_keys[] = {
@@ -106,7 +108,7 @@ static const struct key_spec route_keys[] = {
 };
 
 #define ARRAY_LENGTH(a) (sizeof(a) / sizeof((a)[0]))
-#define MAX_SECTION_KEYS 16
+#define MAX_SECTION_KEYS 24
 
 _Static_assert(ARRAY_LENGTH(daemon_keys) <= MAX_SECTION_KEYS, "raise MAX_SECTION_KEYS");
 _Static_assert(ARRAY_LENGTH(route_keys) <= MAX_SECTION_KEYS, "raise MAX_SECTION_KEYS");

@@ -45,6 +45,10 @@ enum config_log_target { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG };
  *                  0: no limit, the job writes the file itself.
  *   log          = stderr | syslog   where detachd's event lines go;
  *                  syslog: ident "detachd", facility daemon, same text.
+ *   job_memory   = 256M   job memory (about 1 KiB a job, queued or
+ *                  running) faulted in at start and always kept, so a
+ *                  growing queue takes no new memory on the ack path.
+ *                  0 (the default): taken as needed.
  */
 struct config {
     char *path;              /* the file it came from; NULL for defaults */
@@ -63,6 +67,7 @@ struct config {
     unsigned job_nice;       /* niceness of jobs, 0..19 (default 10) */
     char *status_allow;      /* NULL when unset: the library's default */
     size_t job_log_max;      /* bytes; 0: unlimited */
+    size_t job_memory;       /* bytes faulted in at start and kept; 0: none */
     enum config_log_target log_target;
     struct config_route *routes;
     size_t route_count;

@@ -326,6 +326,7 @@ int main(int argc, char **argv)
     server_options.socket_mode = config->socket_mode;
     server_options.socket_owner = config->socket_owner;
     server_options.job_nice = (int)config->job_nice;
+    server_options.job_memory = config->job_memory;
     server_options.read_timeout_ms = config->read_timeout * 1000;
     server_options.spool = config->spool;
     server_options.status_path = config->status_path;

@@ -50,6 +50,13 @@
  * whole, so that memory comes back as a new slab, a huge page again.
  * When it falls behind, blocks come from malloc() until it catches up.
  *
+ * An application that expects a queue can have a floor faulted in at
+ * start (detach_options.job_memory) and never given back: on this class
+ * of VM every new 2-MiB slab holds a CPU for some milliseconds, whichever
+ * thread takes it, so a queue that grows within the floor keeps those
+ * stalls out of the acks (by hand, 2-s jobs at a fixed 15,000 triggers a
+ * second: ack p99 about halved; docs/benchmarks.md).
+ *
  * Locks: allocators take `lock` (the watcher, and seldom a worker or the
  * recovery at start: never a niced thread, so the ack path never waits
  * for one).  Releases, from any thread, take no lock: the ready and
@@ -134,6 +141,7 @@ struct job_memory {
     _Atomic size_t keep_limit;      /* more empty: the surplus is given back */
 
     _Atomic size_t reserve;         /* it faults in up to this many (it alone writes) */
+    size_t floor;                   /* chunks always faulted in, in use or ready */
 
     /* The memory thread's alone. */
     uint64_t last_refill_ms;
@@ -182,13 +190,22 @@ NO_SANITIZE_ADDRESS static void fault_in(void *start, size_t size)
         *page = 0;
 }
 
+/* With `ready` chunks ready, fewer are faulted in than the application
+ * asked to keep (detach_options.job_memory). */
+static int below_floor(struct job_memory *memory, size_t ready)
+{
+    return ready + atomic_load_explicit(&memory->in_use, memory_order_relaxed) < memory->floor;
+}
+
 /* Empty, faulted in: back on the ready list, or given back past the keep
  * limit. */
 static void chunk_recycle(struct job_memory *memory, struct chunk *chunk)
 {
+    size_t ready = atomic_load_explicit(&memory->ready_count, memory_order_relaxed);
+
     POISON((char *)chunk + CHUNK_HEADER_SIZE, CHUNK_SIZE - CHUNK_HEADER_SIZE);
-    if (atomic_load_explicit(&memory->ready_count, memory_order_relaxed) <
-        atomic_load_explicit(&memory->keep_limit, memory_order_relaxed)) {
+    if (ready < atomic_load_explicit(&memory->keep_limit, memory_order_relaxed) ||
+        below_floor(memory, ready)) {
         atomic_fetch_add(&memory->ready_count, 1);
         push(&memory->ready, chunk);
     } else {
@@ -331,7 +348,8 @@ static void shrink_reserve(struct job_memory *memory, size_t reserve)
 {
     set_reserve(memory, reserve > READY_LEAST ? reserve : READY_LEAST);
     pthread_mutex_lock(&memory->lock);
-    while (atomic_load(&memory->ready_count) > atomic_load(&memory->keep_limit)) {
+    while (atomic_load(&memory->ready_count) > atomic_load(&memory->keep_limit) &&
+           !below_floor(memory, atomic_load(&memory->ready_count) - 1)) {
         struct chunk *chunk = pop(&memory->ready);
 
         if (!chunk)
@@ -376,7 +394,8 @@ static void grow_reserve_if_quick(struct job_memory *memory)
 /* -1: no memory to map; the caller waits before it tries again. */
 static int fill_ready(struct job_memory *memory)
 {
-    while (atomic_load(&memory->ready_count) < atomic_load(&memory->reserve) &&
+    while ((atomic_load(&memory->ready_count) < atomic_load(&memory->reserve) ||
+            below_floor(memory, atomic_load(&memory->ready_count))) &&
            !atomic_load(&memory->stopping)) {
         struct chunk *chunk = memory->cold;
 
@@ -400,6 +419,7 @@ static int fill_ready(struct job_memory *memory)
 static void *memory_main(void *arg)
 {
     struct job_memory *memory = arg;
+    int floor_logged = 0;
 
     pthread_setname_np(pthread_self(), "detach-memory");   /* for top -H and perf */
     while (!atomic_load(&memory->stopping)) {
@@ -416,6 +436,11 @@ static void *memory_main(void *arg)
             if (atomic_load(&memory->ready_count) < atomic_load(&memory->low_mark))
                 grow_reserve_if_quick(memory);
             failed = fill_ready(memory) < 0;
+            if (!failed && memory->floor && !floor_logged) {
+                log_line(LOG_INFO, "job_memory_ready", "mib=%zu",
+                         memory->floor * CHUNK_SIZE / (1024 * 1024));
+                floor_logged = 1;
+            }
         }
         seen = wakeup_prepare(&memory->wakeup);
         if (failed) {
@@ -433,7 +458,7 @@ static void *memory_main(void *arg)
     return NULL;
 }
 
-struct job_memory *job_memory_new(void)
+struct job_memory *job_memory_new(size_t floor_bytes)
 {
     struct job_memory *memory = calloc(1, sizeof(*memory));
     int rc;
@@ -445,6 +470,10 @@ struct job_memory *job_memory_new(void)
     pthread_mutex_init(&memory->lock, NULL);
     wakeup_init(&memory->wakeup);
     set_reserve(memory, READY_LEAST);
+    /* Whole slabs, as the thread maps them; faulted in from the start. */
+    memory->floor = (floor_bytes / SLAB_SIZE + (floor_bytes % SLAB_SIZE != 0)) * CHUNKS_PER_SLAB;
+    if (memory->floor)
+        atomic_init(&memory->wanted, 1);
     rc = thread_start(&memory->thread, memory_main, memory);
     if (rc != 0) {
         error_set("job memory: pthread_create: %s", strerror(rc));
@@ -558,5 +587,6 @@ void job_memory_counts(struct job_memory *memory, struct job_memory_counts *coun
     counts->chunks_returned = atomic_load(&memory->returned);
     counts->blocks_outside = atomic_load(&memory->outside);
     counts->chunks_reserve = atomic_load(&memory->reserve);
+    counts->chunks_floor = memory->floor;
     counts->chunks_unmapped = atomic_load(&memory->unmapped);
 }

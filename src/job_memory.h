@@ -15,9 +15,11 @@
 
 struct job_memory;
 
-/* Starts the thread that faults chunks in; it maps nothing before the
- * first block is asked for.  NULL with the error set. */
-struct job_memory *job_memory_new(void);
+/* Starts the thread that faults chunks in.  With `floor_bytes` 0 it maps
+ * nothing before the first block is asked for; else it faults that much
+ * in at once, in whole 2-MiB slabs, logs event=job_memory_ready, and never
+ * gives back what would leave less faulted in.  NULL with the error set. */
+struct job_memory *job_memory_new(size_t floor_bytes);
 /* Every block must have been released. */
 void job_memory_free(struct job_memory *memory);
 
@@ -34,6 +36,7 @@ struct job_memory_counts {
     size_t chunks_unmapped;   /* so far, in whole slabs given back and unmapped */
     size_t blocks_outside;    /* from malloc(): too big, or no chunk ready */
     size_t chunks_reserve;    /* how many it keeps ready now: grows with the demand */
+    size_t chunks_floor;      /* how many it keeps faulted in, in use or ready, always */
 };
 void job_memory_counts(struct job_memory *memory, struct job_memory_counts *counts);
 

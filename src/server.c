@@ -146,7 +146,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->core.watcher = watcher_new();
     if (!server->core.watcher)
         goto fail;
-    server->core.job_memory = job_memory_new();
+    server->core.job_memory = job_memory_new(server->core.options.job_memory);
     if (!server->core.job_memory)
         goto fail;
     server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue,

@@ -154,7 +154,7 @@ static int setup(void **state)
     fixture->core.watcher = watcher_new();
     assert_non_null(fixture->core.watcher);
     assert_int_equal(watcher_start(fixture->core.watcher), 0);
-    fixture->core.job_memory = job_memory_new();
+    fixture->core.job_memory = job_memory_new(0);
     assert_non_null(fixture->core.job_memory);
     pthread_mutex_init(&fixture->observed.lock, NULL);
     pthread_cond_init(&fixture->observed.changed, NULL);

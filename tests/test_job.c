@@ -30,7 +30,7 @@ static struct server_core *new_core(void)
     core->watcher = watcher_new();
     assert_non_null(core->watcher);
     assert_int_equal(watcher_start(core->watcher), 0);
-    core->job_memory = job_memory_new();
+    core->job_memory = job_memory_new(0);
     assert_non_null(core->job_memory);
     return core;
 }

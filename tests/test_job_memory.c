@@ -2,8 +2,8 @@
  * test_job_memory.c - the jobs' memory: blocks that do not overlap,
  * chunks reused once empty, a long-lived block holding only its chunk,
  * surplus given back (whole slabs unmapped), a reserve that follows the
- * demand (chunks taken, not refills), big blocks from malloc(), releases
- * from any thread.
+ * demand (chunks taken, not refills), a floor kept faulted in, big blocks
+ * from malloc(), releases from any thread.
  */
 #include <pthread.h>
 #include <sys/resource.h>
@@ -94,7 +94,7 @@ static int intact(const unsigned char *block, size_t size, unsigned seed)
 
 static void nothing_is_mapped_before_the_first_block(void **state)
 {
-    struct job_memory *memory = job_memory_new();
+    struct job_memory *memory = job_memory_new(0);
     void *block;
 
     assert_non_null(memory);
@@ -109,7 +109,7 @@ static void nothing_is_mapped_before_the_first_block(void **state)
 static void blocks_are_aligned_apart_and_keep_their_bytes(void **state)
 {
     enum { COUNT = 6000 };
-    struct job_memory *memory = job_memory_new();
+    struct job_memory *memory = job_memory_new(0);
     unsigned char **blocks = calloc(COUNT, sizeof(*blocks));
     size_t *sizes = calloc(COUNT, sizeof(*sizes));
 
@@ -136,7 +136,7 @@ static void blocks_are_aligned_apart_and_keep_their_bytes(void **state)
 static void emptied_chunks_are_carved_again(void **state)
 {
     enum { COUNT = 4000, ROUNDS = 30 };   /* about 62 chunks a round */
-    struct job_memory *memory = job_memory_new();
+    struct job_memory *memory = job_memory_new(0);
     void **blocks = calloc(COUNT, sizeof(*blocks));
 
     assert_non_null(memory);
@@ -177,7 +177,7 @@ static void allocate_from_chunks(struct job_memory *memory, void **blocks, int c
 static void a_long_lived_block_holds_only_its_chunk(void **state)
 {
     enum { COUNT = 24000, KEEP_EVERY = 600 };   /* a kept block every ~9 chunks */
-    struct job_memory *memory = job_memory_new();
+    struct job_memory *memory = job_memory_new(0);
     void **blocks = calloc(COUNT, sizeof(*blocks));
     size_t kept = 0, mapped;
 
@@ -246,7 +246,7 @@ static size_t allocate_steadily(struct job_memory *memory, void **blocks, int co
 static void the_reserve_follows_the_demand(void **state)
 {
     enum { COUNT = 80000 };   /* about 1,270 chunks */
-    struct job_memory *memory = job_memory_new();
+    struct job_memory *memory = job_memory_new(0);
     void **blocks = calloc(COUNT, sizeof(*blocks));
     size_t mapped;
 
@@ -269,6 +269,47 @@ static void the_reserve_follows_the_demand(void **state)
     job_memory_free(memory);
 }
 
+/* detach_options.job_memory: that much (whole slabs) is faulted in at
+ * start, with nothing asked for, and after a burst past it only the memory
+ * above it goes back: READY_MOST (256) chunks would be kept without it,
+ * the floor (544) with it. */
+static void a_floor_is_faulted_in_at_start_and_kept(void **state)
+{
+    enum { COUNT = 80000, FLOOR = 17 * CHUNKS_PER_SLAB };   /* 33 MiB, rounded up */
+    struct job_memory *memory = job_memory_new(33 * 1024 * 1024);
+    void **blocks = calloc(COUNT, sizeof(*blocks));
+    struct job_memory_counts counts;
+    size_t mapped;
+
+    assert_non_null(memory);
+    assert_non_null(blocks);
+    assert_int_equal(counts_of(memory).chunks_floor, FLOOR);
+    wait_until_ready_at_least(memory, FLOOR);
+    assert_int_equal(counts_of(memory).chunks_in_use, 0);
+    for (int i = 0; i < COUNT; i++)
+        assert_non_null(blocks[i] = job_memory_allocate(memory, 1000));
+    wait_until_ready_at_least(memory, 1);   /* past the floor: the reserve refills */
+    mapped = chunks_mapped(memory);
+    assert_true(mapped > FLOOR);
+    for (int i = 0; i < COUNT; i++)
+        job_memory_release(blocks[i]);
+    for (int i = 0; i < 5000; i++) {
+        counts = counts_of(memory);
+        if (counts.chunks_reserve == READY_LEAST && counts.chunks_returned + counts.chunks_unmapped > 0 &&
+            chunks_mapped(memory) >= mapped &&
+            counts.chunks_ready + counts.chunks_in_use == FLOOR)
+            break;
+        sleep_ms(1);
+    }
+    counts = counts_of(memory);
+    assert_int_equal(counts.chunks_reserve, READY_LEAST);
+    assert_true(counts.chunks_in_use <= 1);   /* the chunk being carved */
+    assert_true(counts.chunks_returned + counts.chunks_unmapped > 0);
+    assert_int_equal(counts.chunks_ready + counts.chunks_in_use, FLOOR);
+    free(blocks);
+    job_memory_free(memory);
+}
+
 /* Jobs that end as fast as new ones come: the chunks they empty feed the
  * allocators, no refill is needed, and the memory thread is not woken.
  * The demand is as high as ever: the reserve holds, and nothing is given
@@ -281,7 +322,7 @@ static void the_reserve_follows_the_demand(void **state)
 static void the_reserve_holds_while_released_chunks_feed_the_demand(void **state)
 {
     enum { COUNT = 80000, PER_STEP = 4 * 63, STEPS = COUNT / PER_STEP, RING_MS = 2500 };
-    struct job_memory *memory = job_memory_new();
+    struct job_memory *memory = job_memory_new(0);
     void **blocks = calloc(COUNT, sizeof(*blocks));
     size_t reserve, returned;
     struct timespec begin, now;
@@ -330,7 +371,7 @@ static int in_first_chunk(const void *block)
 static void given_back_chunks_come_back_in_small_batches(void **state)
 {
     enum { COUNT = 80000, AGAIN = 40000 };   /* about 1,270 and 635 chunks */
-    struct job_memory *memory = job_memory_new();
+    struct job_memory *memory = job_memory_new(0);
     void **blocks = calloc(COUNT, sizeof(*blocks));
     void **again = calloc(AGAIN, sizeof(*again));
     size_t mapped;
@@ -360,7 +401,7 @@ static void given_back_chunks_come_back_in_small_batches(void **state)
 
 static void a_big_block_comes_from_malloc(void **state)
 {
-    struct job_memory *memory = job_memory_new();
+    struct job_memory *memory = job_memory_new(0);
     unsigned char *big, *small;
     size_t outside;
 
@@ -404,7 +445,7 @@ static void with_no_memory_to_map_blocks_come_from_malloc(void **state)
 
     assert_true(child >= 0);
     if (child == 0) {
-        struct job_memory *memory = job_memory_new();
+        struct job_memory *memory = job_memory_new(0);
         struct rlimit limit;
         void *blocks[100];
         double before;
@@ -468,7 +509,7 @@ static void releases_from_other_threads_while_allocating(void **state)
     struct relay relay = { .count = RELAY_BLOCKS };
     pthread_t releasers[3];
 
-    relay.memory = job_memory_new();
+    relay.memory = job_memory_new(0);
     relay.blocks = calloc(RELAY_BLOCKS, sizeof(*relay.blocks));
     assert_non_null(relay.memory);
     assert_non_null(relay.blocks);
@@ -496,6 +537,7 @@ int main(void)
         cmocka_unit_test(a_long_lived_block_holds_only_its_chunk),
         cmocka_unit_test(the_reserve_follows_the_demand),
         cmocka_unit_test(the_reserve_holds_while_released_chunks_feed_the_demand),
+        cmocka_unit_test(a_floor_is_faulted_in_at_start_and_kept),
         cmocka_unit_test(given_back_chunks_come_back_in_small_batches),
         cmocka_unit_test(a_big_block_comes_from_malloc),
         cmocka_unit_test(with_no_memory_to_map_blocks_come_from_malloc),
