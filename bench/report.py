@@ -187,8 +187,7 @@ def ratio(a, b):
 
 def build_table(cases):
     order = ["return", "proxy", "c_a", "proxy_again", "c_a_again", "c_spool", "c_b", "c_a2", "c_b2",
-             "c_a3", "c_b3", "c_b_warm",
-             "c_b1s", "c_b_default", "c_ref_memory", "c_ref_memory_huge", "c_c_none", "c_c", "c_c1s_none", "c_c1s", "s_a", "s_b",
+             "c_a3", "c_b3", "c_b_default", "c_ref_memory", "c_ref_memory_huge", "c_c_none", "c_c", "s_a", "s_b",
              "php_a", "php_b", "fcgiwrap_a", "fcgiwrap_b"]
     proxy = cases.get("proxy", {}).get("wrk", {}).get("acks_per_s")
     proxy_again = cases.get("proxy_again", {}).get("wrk", {}).get("acks_per_s")
@@ -283,9 +282,7 @@ def targets(cases):
                        f"{again / proxy_again:.2f}x before PHP-FPM; mean {mean:.2f}x")
         add("no-job acks/s >= nginx proxy ceiling", mean >= 1.0, detail)
     for b_name, label in (("c_b", "2-s C jobs"),
-                          ("c_b_default", "2-s C jobs, job memory as needed (the default)"),
-                          ("c_b_warm", "2-s C jobs, primed (stacks mapped, threads started)"),
-                          ("c_b1s", "2-s C jobs polling in 100-ms naps")):
+                          ("c_b_default", "2-s C jobs, job memory as needed (the default)")):
         if b_name not in cases:
             continue
         c_b = acks(b_name)
@@ -332,7 +329,7 @@ def targets(cases):
             f"ended {log.get('ended')} of accepted {log.get('accepted')} "
             f"(wrk saw {cases[b_name]['ok_seen']} 200s); ack->start p50/p99 "
             f"{log.get('waited_ms_p50')}/{log.get('waited_ms_p99')} ms")
-    for c_name, label in (("c_c", "detach_sleep"), ("c_c1s", "polling in 1-s naps")):
+    for c_name, label in (("c_c", "detach_sleep"),):
         cc = cases.get(c_name)
         if not cc or "meta" not in cc:
             continue
@@ -422,7 +419,6 @@ def plot(cases, results_dir, stamp):
         ("nginx return", ["return", None, None]),
         ("nginx proxy", ["proxy", None, None]),
         ("detach C", ["c_a", "c_b", "c_c"]),
-        ("detach C, polling", [None, "c_b1s", "c_c1s"]),
         ("detachd script", ["s_a", "s_b", None]),
         ("PHP-FPM", ["php_a", "php_b", None]),
         ("fcgiwrap", ["fcgiwrap_a", "fcgiwrap_b", None]),
@@ -517,7 +513,7 @@ def main():
         print(f"spawn: bare posix_spawn loop {spawn.get('bare_spawns_per_s')} /s, "
               f"detachd job starts {spawn.get('log', {}).get('start_rate_per_s')} /s "
               f"({spawn.get('log', {}).get('ended')} ended)")
-    for name in ("c_c", "c_c1s"):
+    for name in ("c_c",):
         cc = cases.get(name)
         if cc and "memory_per_job_kib" in cc:
             print(f"{name}: {cc['meta'].get('in_flight_before')} jobs in flight: "
