@@ -20,11 +20,12 @@
  * mutex, a job thread preempted while it held the lock kept the watcher,
  * and every ack behind it, waiting until the scheduler gave the niced
  * thread a CPU again: by perf trace, 80-110 waits of 0.1-1.7 ms in 3 s
- * of /noop, up to 5 ms with 2-s jobs.  So a caller claims its bytes with one compare-and-swap on
- * the buffer's state word (bytes claimed, copies in flight, sealed) and
- * copies without a lock; the writer seals the buffer it swaps out and
- * waits for the copies still in flight, so a preempted caller delays the
- * writer, never another caller.  Claims are in order, so the lines are.
+ * of /noop, up to 5 ms with 2-s jobs.  So a caller claims its bytes with
+ * one compare-and-swap on the buffer's state word (bytes claimed, copies
+ * in flight, sealed) and copies without a lock; the writer seals the
+ * buffer it swaps out and waits for the copies still in flight, so a
+ * preempted caller delays the writer, never another caller.  Claims are
+ * in order, so the lines are.
  *
  * When a line does not fit, its caller waits for the writer to drain the
  * other half rather than grow the buffer or write past the writer: memory

@@ -295,8 +295,8 @@ static void a_floor_is_faulted_in_at_start_and_kept(void **state)
         job_memory_release(blocks[i]);
     for (int i = 0; i < 5000; i++) {
         counts = counts_of(memory);
-        if (counts.chunks_reserve == READY_LEAST && counts.chunks_returned + counts.chunks_unmapped > 0 &&
-            chunks_mapped(memory) >= mapped &&
+        if (counts.chunks_reserve == READY_LEAST &&
+            counts.chunks_returned + counts.chunks_unmapped > 0 && chunks_mapped(memory) >= mapped &&
             counts.chunks_ready + counts.chunks_in_use == FLOOR)
             break;
         sleep_ms(1);
