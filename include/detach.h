@@ -134,6 +134,28 @@ DETACH_API detach_mode detach_job_mode(detach_job *job);
 /* 1 when this run is a retry: the job was spooled and detach restarted
  * before it ended (delivery is at least once). */
 DETACH_API int detach_job_is_retry(detach_job *job);
+/* Which run of the job this is: 1 for the first, 2 for a rerun. */
+DETACH_API unsigned detach_job_attempt(detach_job *job);
+
+/*
+ * Says this run failed, and why: a handler that could not do its work (a
+ * script that could not be started, a resource it could not get) calls it
+ * before it returns.  The job then ends "failed" however the handler ends,
+ * never counted as completed, with reason in the log ("job_failed", and
+ * error= on "ended") and as "error" on the status page.  The first reason
+ * given is kept; NULL or "" says "failed".  Any thread, while the job runs
+ * or in its shutdown callbacks.
+ */
+DETACH_API void detach_job_fail(detach_job *job, const char *reason);
+/*
+ * For shutdown callbacks: how this run ended, "ok" or "failed" (a
+ * detach_job_fail(), or a script's non-zero exit or signal); and 1 when
+ * another run of the job is scheduled: the server's stop cut this run short
+ * and the spool keeps the job for the next start (0 before the handler
+ * returned).
+ */
+DETACH_API const char *detach_job_result(detach_job *job);
+DETACH_API int detach_job_will_retry(detach_job *job);
 
 /* The connection-status tracker. */
 DETACH_API int detach_connection_status(detach_job *job);

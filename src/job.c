@@ -66,6 +66,9 @@ struct detach_job {
     uint64_t accepted_unix_ms, started_unix_ms;
     int spooled;                     /* a spool file to remove at the end */
     int retry;                       /* recovered from the spool */
+    int handler_done;                /* watcher lock: the handler returned */
+    int cut_short;                   /* watcher lock: the server's stop came
+                                        while the handler ran */
     uint64_t accepted_ms, started_ms;
 
     struct wakeup stopped;           /* a stop wakes a detach_sleep() on a thread */
@@ -73,6 +76,8 @@ struct detach_job {
     pthread_mutex_t report_lock;
     int progress_percent;            /* -1: none reported */
     int exit_code, exit_signal;      /* -1: none */
+    char *error;                     /* why the run failed (detach_job_fail); NULL */
+    int error_is_static;             /* error is not ours to free */
     /* PROGRESS_MESSAGE_SIZE bytes from the first report on: most jobs
      * report none, and a queued job is all the memory a long queue holds. */
     char *progress_message;
@@ -154,6 +159,8 @@ void job_free(detach_job *job)
     pthread_mutex_destroy(&job->report_lock);
     free(job->headers);
     free(job->progress_message);
+    if (!job->error_is_static)
+        free(job->error);
     job_memory_release(job);
 }
 
@@ -207,6 +214,10 @@ void job_abort_locked(detach_job *job)
 void job_request_stop(detach_job *job)
 {
     watcher_lock(job->core->watcher);
+    /* Stopped before its handler returned: the run did not finish, and
+     * with a spool the job runs again at the next start. */
+    if (!job->handler_done)
+        job->cut_short = 1;
     if (connection_status_request_stop(&job->status))
         stop_locked(job, "server_stopping");
     watcher_unlock(job->core->watcher);
@@ -270,6 +281,8 @@ void job_snapshot(detach_job *job, struct job_snapshot *snapshot)
     pthread_mutex_lock(&job->report_lock);
     snapshot->exit_code = job->exit_code;
     snapshot->exit_signal = job->exit_signal;
+    if (job->error)
+        snprintf(snapshot->error, sizeof(snapshot->error), "%s", job->error);
     pthread_mutex_unlock(&job->report_lock);
     snapshot->progress = job_progress(job, snapshot->message, sizeof(snapshot->message));
     snapshot->accepted_unix_ms = job->accepted_unix_ms;
@@ -393,9 +406,22 @@ void job_discard(detach_job *job)
     job_free(job);
 }
 
+/* Job thread only (report_lock guards writes others read). */
 static int job_failed(detach_job *job)
 {
-    return job->exit_signal >= 0 || job->exit_code > 0;
+    return job->exit_signal >= 0 || job->exit_code > 0 || job->error;
+}
+
+/* The drain cut this run short and the spool keeps the job: it runs again
+ * at the next start.  Read once the handler returned. */
+static int job_kept_for_rerun(detach_job *job)
+{
+    int cut_short;
+
+    watcher_lock(job->core->watcher);
+    cut_short = job->cut_short;
+    watcher_unlock(job->core->watcher);
+    return cut_short && job->spooled;
 }
 
 /* Leaves the status page's live list with a last snapshot. */
@@ -413,22 +439,44 @@ static void unlist_ended(detach_job *job)
     job->listed = 0;
 }
 
-static void log_end(detach_job *job)
+/* A run cut short by the drain, kept in the spool: no result, it is not
+ * over.  Leaves the live list without counting as completed or failed. */
+static void unlist_interrupted(detach_job *job)
 {
-    char exit_field[48] = "";
+    if (!job->listed)
+        return;
+    registry_interrupted(&job->core->registry, &job->listing);
+    job->listed = 0;
+}
+
+/* "ended" with the result, or "interrupted" for a run kept for a rerun. */
+static void log_end(detach_job *job, int kept)
+{
+    char exit_field[48] = "", error_field[300] = "", quoted[280];
 
     if (job->exit_signal >= 0)
         snprintf(exit_field, sizeof(exit_field), " exit_signal=%d", job->exit_signal);
     else if (job->exit_code >= 0)
         snprintf(exit_field, sizeof(exit_field), " exit_code=%d", job->exit_code);
-    log_line(LOG_INFO, "ended", "job=%s route=%s result=%s connection_status=%d elapsed_ms=%llu%s",
-             job->id, job->route->path, job_failed(job) ? "failed" : "ok",
-             connection_status_bits(&job->status), (unsigned long long)job_elapsed_ms(job),
-             exit_field);
+    if (job->error)
+        snprintf(error_field, sizeof(error_field), " error=%s",
+                 log_quote(quoted, sizeof(quoted), job->error));
+    if (kept)
+        log_line(LOG_INFO, "interrupted", "job=%s route=%s reason=drain_timeout will_retry=1 "
+                 "connection_status=%d elapsed_ms=%llu%s", job->id, job->route->path,
+                 connection_status_bits(&job->status), (unsigned long long)job_elapsed_ms(job),
+                 exit_field);
+    else
+        log_line(LOG_INFO, "ended", "job=%s route=%s result=%s connection_status=%d "
+                 "elapsed_ms=%llu%s%s", job->id, job->route->path,
+                 job_failed(job) ? "failed" : "ok", connection_status_bits(&job->status),
+                 (unsigned long long)job_elapsed_ms(job), exit_field, error_field);
 }
 
 void job_run(detach_job *job)
 {
+    int kept;
+
     job->started_ms = monotonic_ms();
     job->started_unix_ms = wall_clock_ms();
     atomic_store(&job->state, JOB_RUNNING);
@@ -437,6 +485,10 @@ void job_run(detach_job *job)
     log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu%s", job->id, job->route->path,
              (unsigned long long)(job->started_ms - job->accepted_ms), job->retry ? " retry=1" : "");
     job->route->handler(job, job->route->arg);
+    watcher_lock(job->core->watcher);
+    job->handler_done = 1;
+    watcher_unlock(job->core->watcher);
+    kept = job_kept_for_rerun(job);
     shutdown_list_run(&job->shutdown, job);
     watcher_lock(job->core->watcher);
     watcher_disarm_locked(job->core->watcher, &job->time_limit);
@@ -444,10 +496,16 @@ void job_run(detach_job *job)
     job->process_group = 0;
     watcher_unlock(job->core->watcher);
     end_response(job);
+    if (kept) {
+        /* As a crash would have left it: in the spool, for the next start. */
+        log_end(job, 1);
+        unlist_interrupted(job);
+        return;
+    }
     /* Only now is the promise kept: the callbacks ran. */
     if (job->spooled && spool_remove(job->core->spool, job->id) < 0)
         log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job->id, detach_last_error());
-    log_end(job);
+    log_end(job, 0);
     unlist_ended(job);
 }
 
@@ -483,6 +541,57 @@ detach_mode detach_job_mode(detach_job *job)
 int detach_job_is_retry(detach_job *job)
 {
     return job->retry;
+}
+
+unsigned detach_job_attempt(detach_job *job)
+{
+    /* The spool does not count runs yet: a recovered job is on its second. */
+    return job->retry ? 2 : 1;
+}
+
+void detach_job_fail(detach_job *job, const char *reason)
+{
+    static const char no_memory[] = "failed (reason dropped: out of memory)";
+    char quoted[280];
+    int first;
+
+    if (!reason || !*reason)
+        reason = "failed";
+    pthread_mutex_lock(&job->report_lock);
+    first = !job->error;
+    if (first) {
+        job->error = strdup(reason);
+        /* The failure must stand even when its words cannot. */
+        if (!job->error) {
+            job->error = (char *)no_memory;
+            job->error_is_static = 1;
+        }
+    }
+    pthread_mutex_unlock(&job->report_lock);
+    if (first)
+        log_line(LOG_ERROR, "job_failed", "job=%s error=%s", job->id,
+                 log_quote(quoted, sizeof(quoted), reason));
+}
+
+const char *detach_job_result(detach_job *job)
+{
+    int failed;
+
+    pthread_mutex_lock(&job->report_lock);
+    failed = job->exit_signal >= 0 || job->exit_code > 0 || job->error;
+    pthread_mutex_unlock(&job->report_lock);
+    return failed ? "failed" : "ok";
+}
+
+int detach_job_will_retry(detach_job *job)
+{
+    int handler_done;
+
+    watcher_lock(job->core->watcher);
+    handler_done = job->handler_done;
+    watcher_unlock(job->core->watcher);
+    /* Before the handler returned nothing is decided. */
+    return handler_done && job_kept_for_rerun(job);
 }
 
 int detach_connection_status(detach_job *job)

@@ -111,6 +111,16 @@ void registry_ended(struct registry *registry, struct registry_entry *entry,
     pthread_mutex_unlock(&registry->lock);
 }
 
+void registry_interrupted(struct registry *registry, struct registry_entry *entry)
+{
+    pthread_mutex_lock(&registry->lock);
+    if (entry->job) {
+        unlink_locked(registry, entry);
+        registry->counters.running--;
+    }
+    pthread_mutex_unlock(&registry->lock);
+}
+
 size_t registry_copy(struct registry *registry, struct registry_counters *counters,
                      struct job_snapshot *snapshots, size_t capacity)
 {

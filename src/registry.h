@@ -27,6 +27,8 @@ struct job_snapshot {
     char message[160];
     uint64_t accepted_unix_ms, started_unix_ms, ended_unix_ms;   /* 0: not yet */
     int retry;
+    char error[160];                 /* why the run failed (a start that
+                                        failed...); "" when none */
 };
 
 #define REGISTRY_RECENT 64
@@ -70,6 +72,10 @@ void registry_started(struct registry *registry);
 /* The job ended: snapshot taken, counters and histogram updated. */
 void registry_ended(struct registry *registry, struct registry_entry *entry,
                     const struct job_snapshot *final, double seconds, int failed);
+
+/* A running job the drain cut short, kept in the spool for the next start:
+ * it leaves the live list, counted neither completed nor failed. */
+void registry_interrupted(struct registry *registry, struct registry_entry *entry);
 
 /*
  * Copies the state out: counters, and up to *count snapshots (live jobs

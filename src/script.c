@@ -29,8 +29,8 @@
 #include "job.h"
 #include "log.h"
 #include "script.h"
+#include "script_env.h"
 
-#define DEFAULT_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 #define HEAD_LIMIT 8192
 #define PROGRESS_LINE_LIMIT 512
 
@@ -62,46 +62,20 @@ struct log_relay {
 
 /* ---- environment ---- */
 
-/* What a script (and its on_shutdown) sees: the request's CGI variables,
- * DETACH_JOB_ID, DETACH_ROUTE, and extra.  One allocation: the pointer
- * array, then the two DETACH_ strings. */
+/* What a script (and its on_shutdown) sees: the allow-listed params
+ * (script_env.h), detachd's DETACH_ variables and PATH, and extra.
+ * detachd never changes its own environment, so getenv() is safe here. */
 static char **build_environment(detach_job *job, char *const *extra, size_t extra_count)
 {
-    const char *params = job_params(job);
-    size_t count = 0, used = 0, slots;
-    int has_path = 0;
-    char **environment;
-    char *text;
-    size_t text_size = 2 * 32 + strlen(detach_job_id(job)) + strlen(detach_job_route(job));
+    const struct script_env_run run = {
+        .job_id = detach_job_id(job),
+        .route = detach_job_route(job),
+        .attempt = detach_job_attempt(job),
+        .retry = detach_job_is_retry(job),
+        .path = getenv("PATH"),
+    };
 
-    for (const char *entry = params; *entry; entry += strlen(entry) + 1)
-        count++;
-    slots = count + extra_count + 5;
-    environment = calloc(1, slots * sizeof(char *) + text_size);
-    if (!environment)
-        return NULL;
-    text = (char *)(environment + slots);
-    environment[used++] = text;
-    text += sprintf(text, "DETACH_JOB_ID=%s", detach_job_id(job)) + 1;
-    environment[used++] = text;
-    sprintf(text, "DETACH_ROUTE=%s", detach_job_route(job));
-    for (const char *entry = params; *entry; entry += strlen(entry) + 1) {
-        /* Ours win: a request cannot pose as another job. */
-        if (strncmp(entry, "DETACH_", 7) == 0)
-            continue;
-        if (strncmp(entry, "PATH=", 5) == 0)
-            has_path = 1;
-        environment[used++] = (char *)entry;   /* posix_spawn's type; never written */
-    }
-    /* A command run without a shell still expects a sane PATH. */
-    if (!has_path)
-        environment[used++] = (char *)DEFAULT_PATH;
-    if (detach_job_is_retry(job))
-        environment[used++] = (char *)"DETACH_RETRY=1";
-    for (size_t i = 0; i < extra_count; i++)
-        environment[used++] = extra[i];
-    environment[used] = NULL;
-    return environment;
+    return script_env_build(job_params(job), &run, extra, extra_count);
 }
 
 /* ---- descriptors ---- */
@@ -503,8 +477,8 @@ static void run_on_shutdown(detach_job *job, void *arg)
 {
     struct script_run *run = arg;
     const struct script_route *route = run->route;
-    char status[48], exit_info[48], elapsed[48];
-    char *extra[3] = { status, exit_info, elapsed };
+    char status[48], exit_info[48], elapsed[48], result[48], will_retry[48];
+    char *extra[5] = { status, exit_info, elapsed, result, will_retry };
     char **environment = NULL;
     int fds[4] = { -1, -1, -1, -1 };
     pid_t pid;
@@ -518,7 +492,9 @@ static void run_on_shutdown(detach_job *job, void *arg)
         snprintf(exit_info, sizeof(exit_info), "DETACH_EXIT_CODE=%d", run->exit_code);
     snprintf(elapsed, sizeof(elapsed), "DETACH_ELAPSED_MS=%llu",
              (unsigned long long)job_elapsed_ms(job));
-    environment = build_environment(job, extra, 3);
+    snprintf(result, sizeof(result), "DETACH_RESULT=%s", detach_job_result(job));
+    snprintf(will_retry, sizeof(will_retry), "DETACH_WILL_RETRY=%d", detach_job_will_retry(job));
+    environment = build_environment(job, extra, 5);
     fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
     fds[1] = open_job_log(route, job);
     fds[3] = fds[1];
@@ -545,6 +521,19 @@ out:
     free(run);
 }
 
+/* The job could not be started: it fails, with "what[ subject]: errno" as
+ * its reason (in the log and on the status page). */
+static void start_failed(detach_job *job, const char *what, const char *subject)
+{
+    char reason[160];
+    int saved = errno;
+
+    snprintf(reason, sizeof(reason), "cannot start: %s%s%s: %s", what, subject ? " " : "",
+             subject ? subject : "", strerror(saved));
+    detach_job_fail(job, reason);
+    errno = saved;
+}
+
 void script_run_job(detach_job *job, void *arg)
 {
     const struct script_route *route = arg;
@@ -561,7 +550,7 @@ void script_run_job(detach_job *job, void *arg)
     pid_t pid;
 
     if (!run) {
-        log_line(LOG_ERROR, "script", "job=%s error=\"out of memory\"", detach_job_id(job));
+        detach_job_fail(job, "starting: out of memory");
         return;
     }
     run->route = route;
@@ -569,27 +558,44 @@ void script_run_job(detach_job *job, void *arg)
     run->exit_signal = -1;
     /* Registered first: the hook runs however the rest of this ends. */
     if (detach_register_shutdown(job, run_on_shutdown, run) < 0) {
+        detach_job_fail(job, "starting: out of memory");
         free(run);
         return;
     }
     detach_ignore_user_abort(job, route->ignore_user_abort);
     if (route->time_limit)
         detach_set_time_limit(job, route->time_limit);
-    if (detach_should_stop(job))
-        goto out;   /* aborted while queued, or the server is stopping */
-
-    environment = build_environment(job, NULL, 0);
-    body_fd = body_descriptor(job);
-    log_fd = open_job_log(route, job);
-    if (!environment || body_fd < 0 || log_fd < 0 || pipe2(progress_pipe, O_CLOEXEC) < 0 ||
-        (attached && pipe2(output_pipe, O_CLOEXEC) < 0) ||
-        (capped && pipe2(log_pipe, O_CLOEXEC) < 0)) {
-        log_line(LOG_ERROR, "script", "job=%s error=\"setting up: %s\"", detach_job_id(job),
-                 strerror(errno));
+    if (detach_should_stop(job)) {
+        /* Aborted while queued, or the server is stopping (then, with a
+         * spool, the job is kept for the next start whatever this says):
+         * it never ran, so it did not complete. */
+        detach_job_fail(job, detach_connection_aborted(job) ? "aborted before it started"
+                                                           : "stopped before it started");
         goto out;
     }
-    if (attached && !(relay = calloc(1, sizeof(*relay))))
+
+    /* Each step that can fail names itself: the reason is the job's result. */
+    if (!(environment = build_environment(job, NULL, 0))) {
+        start_failed(job, "environment", NULL);
         goto out;
+    }
+    if ((body_fd = body_descriptor(job)) < 0) {
+        start_failed(job, "request body", NULL);
+        goto out;
+    }
+    if ((log_fd = open_job_log(route, job)) < 0) {
+        start_failed(job, "job log", route->log_dir);
+        goto out;
+    }
+    if (pipe2(progress_pipe, O_CLOEXEC) < 0 || (attached && pipe2(output_pipe, O_CLOEXEC) < 0) ||
+        (capped && pipe2(log_pipe, O_CLOEXEC) < 0)) {
+        start_failed(job, "pipe", NULL);
+        goto out;
+    }
+    if (attached && !(relay = calloc(1, sizeof(*relay)))) {
+        start_failed(job, "output relay", NULL);
+        goto out;
+    }
     log_relay.fd = log_fd;
     int fds[4] = { body_fd, attached ? output_pipe[1] : capped ? log_pipe[1] : log_fd,
                    capped ? log_pipe[1] : log_fd, progress_pipe[1] };
@@ -597,6 +603,7 @@ void script_run_job(detach_job *job, void *arg)
     if (pid < 0) {
         log_line(LOG_ERROR, "spawn", "job=%s command=%s error=\"%s\"", detach_job_id(job),
                  route->argv[0], strerror(errno));
+        start_failed(job, "spawn", route->argv[0]);
         goto out;
     }
     /* Our copies of the child's ends go, so EOF means the child closed them. */

@@ -100,6 +100,11 @@ static void append_job_json(struct text *text, const struct job_snapshot *job)
     } else {
         append(text, ",\"progress\":null");
     }
+    append(text, ",\"error\":");
+    if (job->error[0])
+        append_json_string(text, job->error);
+    else
+        append(text, "null");
     append(text, ",\"retry\":%s,\"times\":{\"accepted_ms\":%llu,\"started_ms\":%llu,"
                  "\"ended_ms\":%llu}}",
            job->retry ? "true" : "false", (unsigned long long)job->accepted_unix_ms,
@@ -177,7 +182,7 @@ static void append_prometheus(struct text *text, const struct registry_counters 
     append_metric(text, "detach_jobs_completed_total", "counter",
                   "Jobs that ended with exit code 0 (or a C handler that returned).", counters->completed);
     append_metric(text, "detach_jobs_failed_total", "counter",
-                  "Jobs that ended with a non-zero exit code or a signal.", counters->failed);
+                  "Jobs that ended with a non-zero exit code or a signal, or could not start.", counters->failed);
     append_metric(text, "detach_jobs_aborted_total", "counter",
                   "Jobs whose client went away (connection status bit 1).", counters->aborted);
     append_metric(text, "detach_jobs_timed_out_total", "counter",
@@ -327,7 +332,14 @@ static void append_job_row(struct text *text, const struct job_snapshot *job, ui
     append(text, "</td><td>");
     append_time(text, job->accepted_unix_ms);
     append(text, "</td><td class=\"exit\">");
-    if (job->exit_signal >= 0)
+    if (job->error[0]) {
+        /* A start that failed has no exit to show: its reason instead. */
+        append(text, "<span class=\"bad error\" title=\"");
+        append_html(text, job->error);
+        append(text, "\">");
+        append_html(text, job->error);
+        append(text, "</span>");
+    } else if (job->exit_signal >= 0)
         append(text, "<span class=\"bad\">signal %d</span>", job->exit_signal);
     else if (job->exit_code > 0)
         append(text, "<span class=\"bad\">%d</span>", job->exit_code);
