@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -330,6 +331,73 @@ static void abort_and_timeout_race_run_callbacks_once(void **state)
     free_job(racing.job);
 }
 
+static void fail_twice(detach_job *job, void *arg)
+{
+    (void)arg;
+    assert_string_equal(detach_job_result(job), "ok");
+    assert_int_equal(detach_job_will_retry(job), 0);
+    detach_job_fail(job, "cannot start: spawn /x: Permission denied");
+    detach_job_fail(job, "a second reason");
+    assert_string_equal(detach_job_result(job), "failed");
+}
+
+static void result_in_callback(detach_job *job, void *arg)
+{
+    snprintf(arg, 16, "%s/%d", detach_job_result(job), detach_job_will_retry(job));
+}
+
+/* detach_job_fail(): the run ends failed, counted so, never completed;
+ * the first reason is the one shown; shutdown callbacks see the result. */
+static void a_failed_run_is_counted_failed_with_its_reason(void **state)
+{
+    struct server_core *core = *state;
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
+                           .handler = fail_twice };
+    detach_job *job = new_job(core, &route);
+    struct registry_counters counters;
+    struct job_snapshot ended;
+    char seen[16] = "";
+    char id[64];
+
+    snprintf(id, sizeof(id), "%s", detach_job_id(job));
+    assert_int_equal(detach_register_shutdown(job, result_in_callback, seen), 0);
+    job_list(job);
+    job_run(job);
+    assert_string_equal(seen, "failed/0");
+    registry_copy(&core->registry, &counters, NULL, 0);
+    assert_int_equal(counters.failed, 1);
+    assert_int_equal(counters.completed, 0);
+    assert_int_equal(registry_find(&core->registry, id, &ended), 0);
+    assert_string_equal(ended.error, "cannot start: spawn /x: Permission denied");
+    free_job(job);
+
+    /* A handler that returns without one is ok, and says so. */
+    route.handler = no_op_handler;
+    job = new_job(core, &route);
+    assert_int_equal(detach_register_shutdown(job, result_in_callback, seen), 0);
+    job_list(job);
+    job_run(job);
+    assert_string_equal(seen, "ok/0");
+    registry_copy(&core->registry, &counters, NULL, 0);
+    assert_int_equal(counters.completed, 1);
+    free_job(job);
+}
+
+/* The first run is attempt 1; one recovered from the spool is a rerun. */
+static void attempt_counts_reruns(void **state)
+{
+    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+
+    assert_int_equal(detach_job_attempt(job), 1);
+    assert_int_equal(detach_job_is_retry(job), 0);
+    job_restore(job, "0000000100000002");
+    assert_int_equal(detach_job_attempt(job), 2);
+    assert_int_equal(detach_job_is_retry(job), 1);
+    assert_string_equal(detach_job_id(job), "0000000100000002");
+    free_job(job);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +410,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(sleep_sleeps_and_wakes_on_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(callbacks_see_the_final_status, setup, teardown),
         cmocka_unit_test_setup_teardown(abort_and_timeout_race_run_callbacks_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_run_is_counted_failed_with_its_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(attempt_counts_reruns, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

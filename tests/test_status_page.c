@@ -271,6 +271,63 @@ static void test_html_escapes_ids(void **state)
     registry_destroy(&registry);
 }
 
+/* A job that could not start: counted failed, its reason in the JSON (as
+ * a string, escaped) and on the page (as text); others say "error":null. */
+static void test_failed_start_shows_its_reason(void **state)
+{
+    struct registry registry;
+    struct registry_entry entry = { NULL, NULL, NULL };
+    struct job_snapshot job = snapshot("f6", "/jobs/report", JOB_ENDED, -1, "");
+    struct job_snapshot fine = snapshot("g7", "/jobs/report", JOB_ENDED, -1, "");
+    struct registry_counters counters;
+
+    snprintf(job.error, sizeof(job.error), "cannot start: job log \"/x\": <No such file>");
+    fine.exit_code = 0;
+    registry_init(&registry);
+    registry.counters.running = 2;
+    registry_ended(&registry, &entry, &job, 0.001, 1);
+    registry_ended(&registry, &entry, &fine, 0.001, 0);
+    registry_copy(&registry, &counters, NULL, 0);
+    assert_int_equal(counters.failed, 1);
+    assert_int_equal(counters.completed, 1);
+
+    char *body = render(&registry, "/jobs/f6", "", "200 OK", "application/json");
+    assert_non_null(strstr(body, "\"exit\":null"));
+    assert_non_null(strstr(body, "\"error\":\"cannot start: job log \\\"/x\\\": <No such file>\""));
+    free(body);
+    body = render(&registry, "/jobs/g7", "", "200 OK", "application/json");
+    assert_non_null(strstr(body, "\"error\":null"));
+    free(body);
+    body = render(&registry, "", "format=html", "200 OK", "text/html; charset=utf-8");
+    assert_non_null(strstr(body, "cannot start: job log &quot;/x&quot;: &lt;No such file&gt;"));
+    assert_null(strstr(body, "<No such file>"));
+    free(body);
+    registry_destroy(&registry);
+}
+
+/* A run the drain cut short and the spool keeps: it leaves the live list,
+ * neither completed nor failed, and is not listed as ended. */
+static void test_interrupted_job_is_not_counted(void **state)
+{
+    struct registry registry;
+    struct registry_entry entry;
+    struct registry_counters counters;
+    struct job_snapshot copy;
+    int job;   /* any address: registry_interrupted() never reads the job */
+
+    registry_init(&registry);
+    registry_add(&registry, &entry, (detach_job *)&job);
+    registry_started(&registry);
+    registry_interrupted(&registry, &entry);
+    assert_int_equal(registry_copy(&registry, &counters, &copy, 1), 0);
+    assert_int_equal(counters.accepted, 1);
+    assert_int_equal(counters.running, 0);
+    assert_int_equal(counters.queued, 0);
+    assert_int_equal(counters.completed, 0);
+    assert_int_equal(counters.failed, 0);
+    registry_destroy(&registry);
+}
+
 static void test_html_empty(void **state)
 {
     struct registry registry;
@@ -448,6 +505,8 @@ int main(void)
         cmocka_unit_test(test_html),
         cmocka_unit_test(test_html_escapes_ids),
         cmocka_unit_test(test_html_empty),
+        cmocka_unit_test(test_failed_start_shows_its_reason),
+        cmocka_unit_test(test_interrupted_job_is_not_counted),
         cmocka_unit_test(test_job_json_round_trip),
         cmocka_unit_test(test_job_status_parse),
         cmocka_unit_test(test_chunked_decode),
