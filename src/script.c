@@ -531,6 +531,11 @@ static void start_failed(detach_job *job, const char *what, const char *subject)
     snprintf(reason, sizeof(reason), "cannot start: %s%s%s: %s", what, subject ? " " : "",
              subject ? subject : "", strerror(saved));
     detach_job_fail(job, reason);
+    /* An attached client waits for an answer: fcgiwrap's for a script it
+     * cannot run, rather than an empty 200. */
+    if (detach_job_mode(job) == DETACH_ATTACHED && detach_header(job, "Status: 502 Bad Gateway") < 0)
+        log_line(LOG_INFO, "bad_header", "job=%s error=\"%s\"", detach_job_id(job),
+                 detach_last_error());
     errno = saved;
 }
 

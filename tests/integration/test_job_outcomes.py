@@ -83,14 +83,20 @@ def test_log_dir_missing_every_job_ends_failed_with_reason():
 def test_command_that_lost_its_execute_bit_fails():
     with Sandbox() as box:
         job = box.script("job.sh", "exit 0\n")
-        d = box.detachd({"/job": {"command": job}}, {"status_path": STATUS})
+        d = box.detachd({"/job": {"command": job}, "/attached": {"command": job, "mode": "attached"}},
+                        {"status_path": STATUS})
         os.chmod(job, 0o644)
+        # An attached client gets an error, not an empty 200.
+        response = fcgi_request(box.socket, "/attached")
+        assert response.ended and response.status == 502, response.stdout
+        attached = d.wait_event("ended", route="/attached")
+        assert attached["result"] == "failed", attached
         job_id = trigger(box)
         ended = d.wait_event("ended", job=job_id)
         assert ended["result"] == "failed", ended
         assert "spawn" in ended.get("error", "") and "Permission denied" in ended["error"], ended
         counters = status_json(box)
-        assert counters["failed"] == 1 and counters["completed"] == 0, counters
+        assert counters["failed"] == 2 and counters["completed"] == 0, counters
         job = status_json(box, "/jobs/" + job_id)
         assert "Permission denied" in (job.get("error") or ""), job
         assert d.stop() == 0
