@@ -406,22 +406,28 @@ void job_discard(detach_job *job)
     job_free(job);
 }
 
-/* Job thread only (report_lock guards writes others read). */
+/* A non-zero exit, a signal, or detach_job_fail(). */
 static int job_failed(detach_job *job)
 {
-    return job->exit_signal >= 0 || job->exit_code > 0 || job->error;
+    int failed;
+
+    pthread_mutex_lock(&job->report_lock);
+    failed = job->exit_signal >= 0 || job->exit_code > 0 || job->error;
+    pthread_mutex_unlock(&job->report_lock);
+    return failed;
 }
 
-/* The drain cut this run short and the spool keeps the job: it runs again
- * at the next start.  Read once the handler returned. */
-static int job_kept_for_rerun(detach_job *job)
+/* The handler returned: from now on a stop does not cut the run short.
+ * Returns 1 when one did and the spool keeps the job for the next start. */
+static int handler_returned(detach_job *job)
 {
-    int cut_short;
+    int kept;
 
     watcher_lock(job->core->watcher);
-    cut_short = job->cut_short;
+    job->handler_done = 1;
+    kept = job->cut_short && job->spooled;
     watcher_unlock(job->core->watcher);
-    return cut_short && job->spooled;
+    return kept;
 }
 
 /* Leaves the status page's live list with a last snapshot. */
@@ -458,9 +464,11 @@ static void log_end(detach_job *job, int kept)
         snprintf(exit_field, sizeof(exit_field), " exit_signal=%d", job->exit_signal);
     else if (job->exit_code >= 0)
         snprintf(exit_field, sizeof(exit_field), " exit_code=%d", job->exit_code);
+    pthread_mutex_lock(&job->report_lock);
     if (job->error)
         snprintf(error_field, sizeof(error_field), " error=%s",
                  log_quote(quoted, sizeof(quoted), job->error));
+    pthread_mutex_unlock(&job->report_lock);
     if (kept)
         log_line(LOG_INFO, "interrupted", "job=%s route=%s reason=drain_timeout will_retry=1 "
                  "connection_status=%d elapsed_ms=%llu%s", job->id, job->route->path,
@@ -485,10 +493,7 @@ void job_run(detach_job *job)
     log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu%s", job->id, job->route->path,
              (unsigned long long)(job->started_ms - job->accepted_ms), job->retry ? " retry=1" : "");
     job->route->handler(job, job->route->arg);
-    watcher_lock(job->core->watcher);
-    job->handler_done = 1;
-    watcher_unlock(job->core->watcher);
-    kept = job_kept_for_rerun(job);
+    kept = handler_returned(job);
     shutdown_list_run(&job->shutdown, job);
     watcher_lock(job->core->watcher);
     watcher_disarm_locked(job->core->watcher, &job->time_limit);
@@ -575,23 +580,18 @@ void detach_job_fail(detach_job *job, const char *reason)
 
 const char *detach_job_result(detach_job *job)
 {
-    int failed;
-
-    pthread_mutex_lock(&job->report_lock);
-    failed = job->exit_signal >= 0 || job->exit_code > 0 || job->error;
-    pthread_mutex_unlock(&job->report_lock);
-    return failed ? "failed" : "ok";
+    return job_failed(job) ? "failed" : "ok";
 }
 
 int detach_job_will_retry(detach_job *job)
 {
-    int handler_done;
+    int will_retry;
 
     watcher_lock(job->core->watcher);
-    handler_done = job->handler_done;
-    watcher_unlock(job->core->watcher);
     /* Before the handler returned nothing is decided. */
-    return handler_done && job_kept_for_rerun(job);
+    will_retry = job->handler_done && job->cut_short && job->spooled;
+    watcher_unlock(job->core->watcher);
+    return will_retry;
 }
 
 int detach_connection_status(detach_job *job)
