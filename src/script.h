@@ -2,7 +2,7 @@
  * script.h - detachd's handler: a configured command run as a job.
  *
  * The command is spawned without a shell in its own process group, with
- * the request's CGI/1.1 variables as its environment, the body on stdin,
+ * an allow-listed environment (script_env.h), the body on stdin,
  * progress lines on fd 3, and its output in the job log (trigger) or as
  * the response (attached).  With job_log_max a trigger job's output comes
  * through a pipe that the job thread copies into the log, up to the cap.  Stopping it signals the whole group.
