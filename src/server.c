@@ -49,6 +49,8 @@ void detach_options_init(detach_options *options)
     options->socket_mode = 0660;
     options->status_allow = "127.0.0.1 ::1";
     options->job_nice = 10;
+    options->queue_bytes = 64 * 1024 * 1024;
+    options->job_descriptors = 4;
 }
 
 /* queue and drain_timeout may be 0; the rest may not, and 0 there means
@@ -77,6 +79,10 @@ static void resolve_options(detach_options *options, const detach_options *given
         options->socket_mode = defaults.socket_mode;
     if (!options->status_allow)
         options->status_allow = defaults.status_allow;
+    if (!options->queue_bytes)
+        options->queue_bytes = defaults.queue_bytes;
+    if (!options->job_descriptors)
+        options->job_descriptors = defaults.job_descriptors;
 }
 
 static int copy_option_strings(detach_server *server)
@@ -154,6 +160,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
                                          server->core.options.sleep_on_thread);
     if (!server->core.executor)
         goto fail;
+    executor_set_queue_bytes(server->core.executor, server->core.options.queue_bytes);
     watcher_on_round_end(server->core.watcher, flush_job_wakeups, server->core.executor);
     if (server->core.options.spool) {
         server->core.spool = spool_open(server->core.options.spool);
