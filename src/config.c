@@ -727,6 +727,7 @@ static int begin_section(struct parser *parser, char *name)
         if (parser->daemon_section_seen)
             return fail_at(parser, parser->line_number, "duplicate section [detachd]");
         parser->daemon_section_seen = true;
+        parser->config->daemon_line = parser->line_number;
         parser->section = SECTION_DAEMON;
         return 0;
     }
@@ -1136,7 +1137,7 @@ static int spool_problem(const char *directory, char *why, size_t why_size)
 
     if (stat(directory, &info) < 0) {
         if (errno != ENOENT) {
-            snprintf(why, why_size, "%s", strerror(errno));
+            snprintf(why, why_size, "cannot be used: %s", strerror(errno));
             return -1;
         }
         parent_of(directory, path, sizeof(path));

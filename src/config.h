@@ -78,6 +78,7 @@ struct config {
     /* Where a key was set, for messages about it: 0 when not set in the
      * file; CONFIG_LINE_FLAG when a command-line flag gave the value. */
     int spool_line, status_path_line, max_jobs_line;
+    int daemon_line;         /* of the [detachd] header; 0: none */
     int last_line;           /* the file's last line: for what is missing */
     struct config_route *routes;
     size_t route_count;

@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "connection.h"
 #include "error.h"
 #include "executor.h"
+#include "fd_budget.h"
 #include "fcgi_connection.h"
 #include "listener.h"
 #include "log.h"
@@ -241,6 +243,39 @@ static void recovered(void *context, struct spool_record *record)
     log_line(LOG_INFO, "recovered", "job=%s route=%s", record->id, route->path);
 }
 
+/*
+ * The descriptor budget (fd_budget.h) from what is open now (every part
+ * is, the listener too) and RLIMIT_NOFILE: the connection cap, logged
+ * with its figures; when the configuration does not fit the limit, an
+ * error line says by how much.  detachd raised the soft limit to the hard
+ * one before this, and said so.
+ */
+static unsigned long long descriptor_budget(const struct server_core *core)
+{
+    struct rlimit limit;
+    struct fd_budget budget;
+    char figures[256];
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
+        log_line(LOG_ERROR, "descriptors", "error=\"getrlimit: %s\" note=\"no connection cap\"",
+                 strerror(errno));
+        return 0;
+    }
+    fd_budget_compute(&budget, limit.rlim_cur == RLIM_INFINITY ? ~0ULL : limit.rlim_cur,
+                      fd_budget_open_now(), core->options.workers, core->options.max_jobs,
+                      core->options.job_descriptors);
+    fd_budget_describe(&budget, figures, sizeof(figures));
+    if (budget.verdict == FD_BUDGET_FITS)
+        log_line(LOG_INFO, "descriptors", "%s max_jobs=%u job_descriptors=%u", figures,
+                 core->options.max_jobs, core->options.job_descriptors);
+    else
+        log_line(LOG_ERROR, "descriptors", "%s max_jobs=%u job_descriptors=%u "
+                 "error=\"RLIMIT_NOFILE %llu is short of the %llu descriptors max_jobs needs: "
+                 "jobs past what is left fail to start\"", figures, core->options.max_jobs,
+                 core->options.job_descriptors, budget.limit, budget.needed);
+    return budget.connections;
+}
+
 static void wait_for_stop(detach_server *server)
 {
     char byte;
@@ -265,7 +300,7 @@ int detach_serve(detach_server *server)
         return -1;
     if (core->spool && spool_recover(core->spool, recovered, core) < 0)
         log_line(LOG_ERROR, "spool_recover", "error=\"%s\"", detach_last_error());
-    if (listener_start(&server->listener, core) < 0)
+    if (listener_start(&server->listener, core, descriptor_budget(core)) < 0)
         return -1;
     log_line(LOG_INFO, "serving", "workers=%u max_jobs=%u queue=%u routes=%zu",
              core->options.workers, core->options.max_jobs, core->options.queue,
