@@ -355,8 +355,8 @@ static int check_descriptors(const struct config *config, int warn)
     }
     if (warn)
         fprintf(stderr, "%s needs %llu descriptors, more than RLIMIT_NOFILE's hard limit "
-                "%llu: jobs past what is left fail to start (warning; %s)\n", where,
-                budget.needed, budget.limit, figures);
+                "%llu: only %u jobs can run at once, the others wait queued (warning; %s)\n", where,
+                budget.needed, budget.limit, budget.jobs_at_once, figures);
     return 0;
 }
 

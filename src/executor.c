@@ -61,6 +61,8 @@ struct executor {
     int job_nice;              /* job threads (and their scripts) yield to acks */
     int sleep_on_thread;       /* detach_sleep() keeps the job's thread */
     unsigned max_jobs, queue_limit;
+    unsigned run_limit;        /* jobs started at once: max_jobs, or fewer
+                                  when descriptors are short */
 
     size_t queue_bytes;        /* budget for queued_bytes; 0: none */
 
@@ -143,7 +145,8 @@ static void collect_inbox_locked(struct executor *executor)
  * Exiting, none start (executor_free() discards them). */
 static size_t startable_locked(const struct executor *executor)
 {
-    size_t room = executor->max_jobs - executor->running;
+    size_t room = executor->running < executor->run_limit ?
+                  executor->run_limit - executor->running : 0;
 
     if (executor->exiting)
         return 0;
@@ -554,6 +557,7 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
     executor->job_nice = job_nice;
     executor->sleep_on_thread = sleep_on_thread;
     executor->max_jobs = max_jobs;
+    executor->run_limit = max_jobs;
     executor->queue_limit = queue_limit;
     executor->thread_ids = calloc(max_jobs, sizeof(*executor->thread_ids));
     if (!executor->thread_ids)
@@ -595,6 +599,14 @@ fail:
 void executor_set_queue_bytes(struct executor *executor, size_t queue_bytes)
 {
     executor->queue_bytes = queue_bytes;
+}
+
+void executor_limit_running(struct executor *executor, unsigned jobs_at_once)
+{
+    pthread_mutex_lock(&executor->lock);
+    executor->run_limit = jobs_at_once < 1 ? 1 :
+                          jobs_at_once > executor->max_jobs ? executor->max_jobs : jobs_at_once;
+    pthread_mutex_unlock(&executor->lock);
 }
 
 /* An empty queue takes any job, so a body above the budget is not
@@ -676,7 +688,7 @@ static void wake_for_inbox(struct executor *executor)
      * it look and sleep again, once per ack while jobs pile up.  Read
      * after the push: a thread lowers running before it looks at the
      * inbox, so one of the two sees the other. */
-    if (atomic_load(&executor->running) >= executor->max_jobs)
+    if (atomic_load(&executor->running) >= executor->run_limit)
         return;
     if (wakeup_has_waiters(&executor->work))
         wakeup_one(&executor->work);

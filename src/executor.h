@@ -46,6 +46,13 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
  * first submit.
  */
 void executor_set_queue_bytes(struct executor *executor, size_t queue_bytes);
+/*
+ * Fewer jobs than max_jobs at once (1..max_jobs): when the descriptors do
+ * not suffice for max_jobs (fd_budget.h), the rest wait queued instead of
+ * starting without descriptors.  Admission (max_jobs + queue) is
+ * unchanged.  Set before the first submit.
+ */
+void executor_limit_running(struct executor *executor, unsigned jobs_at_once);
 /* 0: the job will run (it belongs to the executor now); -1: full (errno
  * EAGAIN), over the byte budget (ENOBUFS), or stopping (EAGAIN). */
 int executor_submit(struct executor *executor, detach_job *job);

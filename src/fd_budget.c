@@ -23,6 +23,8 @@ void fd_budget_compute(struct fd_budget *budget, unsigned long long limit,
 {
     unsigned long long fixed, left, one_job_left;
 
+    if (!job_descriptors)
+        job_descriptors = 1;   /* a job holds its stack at least; no division by 0 */
     budget->limit = limit;
     budget->own = (own_in_use ? own_in_use : FD_BUDGET_OWN_ESTIMATE) + FD_BUDGET_SLACK;
     budget->workers = (unsigned long long)workers * FD_BUDGET_PER_WORKER;
@@ -31,6 +33,7 @@ void fd_budget_compute(struct fd_budget *budget, unsigned long long limit,
     budget->needed = fixed + budget->jobs + FD_BUDGET_MIN_CONNECTIONS * FD_BUDGET_PER_CONNECTION;
     left = floor_difference(limit, fixed);
     one_job_left = floor_difference(left, job_descriptors) / FD_BUDGET_PER_CONNECTION;
+    budget->jobs_at_once = max_jobs;
     if (limit >= budget->needed) {
         budget->verdict = FD_BUDGET_FITS;
         budget->connections = (left - budget->jobs) / FD_BUDGET_PER_CONNECTION;
@@ -43,17 +46,24 @@ void fd_budget_compute(struct fd_budget *budget, unsigned long long limit,
                                                                        : FD_BUDGET_MIN_CONNECTIONS;
         if (all_jobs_left > budget->connections)
             budget->connections = all_jobs_left;
+        budget->jobs_at_once = (unsigned)((left - budget->connections * FD_BUDGET_PER_CONNECTION) /
+                                          job_descriptors);
     } else {
         budget->verdict = FD_BUDGET_IMPOSSIBLE;
         budget->connections = 1;
+        budget->jobs_at_once = 1;   /* it may fail to start; there is no better */
     }
+    if (budget->jobs_at_once > max_jobs)
+        budget->jobs_at_once = max_jobs;
+    if (budget->jobs_at_once < 1)
+        budget->jobs_at_once = 1;
 }
 
 void fd_budget_describe(const struct fd_budget *budget, char *buffer, size_t size)
 {
     snprintf(buffer, size, "limit=%llu needed=%llu own=%llu workers=%llu jobs=%llu "
-             "max_connections=%llu", budget->limit, budget->needed, budget->own,
-             budget->workers, budget->jobs, budget->connections);
+             "max_connections=%llu jobs_at_once=%u", budget->limit, budget->needed, budget->own,
+             budget->workers, budget->jobs, budget->connections, budget->jobs_at_once);
 }
 
 unsigned long long fd_budget_open_now(void)

@@ -41,6 +41,8 @@ struct fd_budget {
     unsigned long long jobs;         /* max_jobs x job_descriptors: kept for jobs */
     unsigned long long needed;       /* own + workers + jobs + MIN_CONNECTIONS' */
     unsigned long long connections;  /* open connections allowed at once, >= 1 */
+    unsigned jobs_at_once;           /* jobs that may run at once: max_jobs when it
+                                        fits, else what the descriptors left allow */
     enum fd_budget_verdict verdict;
 };
 
@@ -48,8 +50,9 @@ struct fd_budget {
  * limit: RLIMIT_NOFILE (RLIM_INFINITY is fine); own_in_use: descriptors
  * open now that stay open (0: unknown, FD_BUDGET_OWN_ESTIMATE is taken).
  * When all does not fit, connections still get MIN_CONNECTIONS (or what
- * is left after one job) and the jobs the rest: a job that finds no
- * descriptor fails to start, which is reported, never silent.
+ * is left after one job) and the jobs the rest: jobs_at_once says how
+ * many can run at once, and the others wait in the queue rather than
+ * start without descriptors and fail.
  */
 void fd_budget_compute(struct fd_budget *budget, unsigned long long limit,
                        unsigned long long own_in_use, unsigned workers, unsigned max_jobs,

@@ -245,9 +245,11 @@ static void recovered(void *context, struct spool_record *record)
 
 /*
  * The descriptor budget (fd_budget.h) from what is open now (every part
- * is, the listener too) and RLIMIT_NOFILE: the connection cap, logged
- * with its figures; when the configuration does not fit the limit, an
- * error line says by how much.  detachd raised the soft limit to the hard
+ * is, the listener too) and RLIMIT_NOFILE: the connection cap, returned,
+ * and the jobs that may run at once, set on the executor, both logged
+ * with the figures.  When max_jobs does not fit the limit, an error line
+ * says by how much, and the jobs past what fits wait queued rather than
+ * start without descriptors.  detachd raised the soft limit to the hard
  * one before this, and said so.
  */
 static unsigned long long descriptor_budget(const struct server_core *core)
@@ -271,8 +273,9 @@ static unsigned long long descriptor_budget(const struct server_core *core)
     else
         log_line(LOG_ERROR, "descriptors", "%s max_jobs=%u job_descriptors=%u "
                  "error=\"RLIMIT_NOFILE %llu is short of the %llu descriptors max_jobs needs: "
-                 "jobs past what is left fail to start\"", figures, core->options.max_jobs,
+                 "jobs beyond jobs_at_once wait queued\"", figures, core->options.max_jobs,
                  core->options.job_descriptors, budget.limit, budget.needed);
+    executor_limit_running(core->executor, budget.jobs_at_once);
     return budget.connections;
 }
 
@@ -287,6 +290,7 @@ static void wait_for_stop(detach_server *server)
 int detach_serve(detach_server *server)
 {
     struct server_core *core = &server->core;
+    unsigned long long max_connections;
 
     if (server->served) {
         errno = EBUSY;
@@ -298,9 +302,11 @@ int detach_serve(detach_server *server)
     core->workers = worker_pool_new(core, core->options.workers);
     if (!core->workers)
         return -1;
+    /* Before any job is submitted, recovered ones included. */
+    max_connections = descriptor_budget(core);
     if (core->spool && spool_recover(core->spool, recovered, core) < 0)
         log_line(LOG_ERROR, "spool_recover", "error=\"%s\"", detach_last_error());
-    if (listener_start(&server->listener, core, descriptor_budget(core)) < 0)
+    if (listener_start(&server->listener, core, max_connections) < 0)
         return -1;
     log_line(LOG_INFO, "serving", "workers=%u max_jobs=%u queue=%u routes=%zu",
              core->options.workers, core->options.max_jobs, core->options.queue,
