@@ -442,6 +442,35 @@ static void queue_bytes_budget_is_exact(void **state)
     executor_free(executor);
 }
 
+/* executor_limit_running(): fewer at once than max_jobs (descriptors
+ * short), the others wait queued and all run. */
+static void limit_running_holds_jobs_in_the_queue(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(8, 10, 0, 0);
+    detach_job *refused;
+
+    assert_non_null(executor);
+    executor_limit_running(executor, 2);
+    submit_blocked_jobs(fixture, executor, 6);
+    wait_for(observed, &observed->running, 2);
+    sleep_ms(100);   /* time for a wrong third start to show */
+    pthread_mutex_lock(&observed->lock);
+    assert_int_equal(observed->running, 2);
+    pthread_mutex_unlock(&observed->lock);
+    /* Admission is still max_jobs + queue: 18 in all. */
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    refused = new_job(fixture);
+    assert_int_equal(executor_submit(executor, refused), -1);
+    job_free(refused);
+    release(observed);
+    wait_for(observed, &observed->ran, 18);
+    assert_true(observed->max_running <= 2);
+    executor_free(executor);
+}
+
 static void *release_later(void *arg)
 {
     sleep_ms(300);
@@ -759,6 +788,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(admission_limit_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(free_discards_queued_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(queue_bytes_budget_is_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(limit_running_holds_jobs_in_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(recovered_jobs_pass_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_runs_queued_jobs_then_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(racing_submits_keep_the_limit_exact, setup, teardown),
