@@ -1012,9 +1012,10 @@ int config_check_commands(const struct config *config, char *errbuf, size_t errb
 
 /* ---- what the start would refuse ---- */
 
-static bool starts_with(const char *text, const char *prefix)
+/* Does text start with the first length bytes of prefix? */
+static bool starts_with(const char *text, const char *prefix, size_t length)
 {
-    return strncmp(text, prefix, strlen(prefix)) == 0;
+    return strncmp(text, prefix, length) == 0 && strlen(text) >= length;
 }
 
 /*
@@ -1025,17 +1026,17 @@ static bool starts_with(const char *text, const char *prefix)
 static int status_hides_route(const char *status_path, const char *jobs_prefix,
                               const char *route_path)
 {
-    size_t length = strlen(route_path);
+    size_t length = strlen(route_path), jobs_length = strlen(jobs_prefix);
 
     if (length == 0 || route_path[length - 1] != '*')
-        return strcmp(route_path, status_path) == 0 || starts_with(route_path, jobs_prefix) ? 2 : 0;
+        return strcmp(route_path, status_path) == 0 ||
+               starts_with(route_path, jobs_prefix, jobs_length) ? 2 : 0;
     /* A prefix route: every path starting with what precedes the '*'. */
-    char prefix[length];
-    memcpy(prefix, route_path, length - 1);
-    prefix[length - 1] = '\0';
-    if (starts_with(prefix, jobs_prefix))
+    length--;
+    if (length >= jobs_length && starts_with(route_path, jobs_prefix, jobs_length))
         return 2;
-    return starts_with(status_path, prefix) || starts_with(jobs_prefix, prefix) ? 1 : 0;
+    return starts_with(status_path, route_path, length) ||
+           starts_with(jobs_prefix, route_path, length) ? 1 : 0;
 }
 
 int config_check_serving(const struct config *config, char *errbuf, size_t errbuf_size,

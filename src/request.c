@@ -173,10 +173,13 @@ static const char *refusal_reason(int error)
 static int queue_is_full(struct server_core *core, const char *path, const char *params,
                          size_t body_length)
 {
+    int refused;
+
     if (executor_has_room(core->executor, request_params_size(params) + body_length))
         return 0;
+    refused = errno;   /* which limit */
     registry_rejected(&core->registry);
-    log_rejected(path, refusal_reason(errno));
+    log_rejected(path, refusal_reason(refused));
     return 1;
 }
 

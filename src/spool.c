@@ -485,20 +485,15 @@ int spool_recover(struct spool *spool, void (*found)(void *context, struct spool
         const char *why = NULL;
         int error;
 
-        switch (read_entry(spool->directory_fd, name, &data, &length, &why, &error)) {
-        case ENTRY_DAMAGED:
+        enum entry_verdict verdict = read_entry(spool->directory_fd, name, &data, &length,
+                                                &why, &error);
+
+        if (verdict == ENTRY_DAMAGED) {
             move_aside(spool, name, why, error);
-            break;
-        case ENTRY_SKIPPED:
+        } else if (verdict == ENTRY_SKIPPED) {
             log_line(LOG_ERROR, "spool_skipped", "file=%s/%s reason=%s error=\"%s\" "
                      "note=\"left in place for the next start\"", spool->directory, name, why,
                      strerror(error));
-            break;
-        case ENTRY_READ:
-            break;
-        }
-        if (!data) {
-            /* nothing read: handled above */
         } else if (spool_decode(data, length, &record) < 0 ||
                    strncmp(name, record.id, strlen(record.id)) != 0) {
             if (record.route)
