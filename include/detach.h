@@ -77,6 +77,15 @@ typedef struct detach_options {
                                   start and always kept: a queue growing
                                   within it takes no new memory on the ack
                                   path.  0: taken as needed */
+    size_t queue_bytes;        /* params + body of all queued jobs, at most:
+                                  64 MiB.  A trigger that would go past it
+                                  gets 503 with Retry-After, as with a full
+                                  queue; a job always fits an empty queue */
+    unsigned job_descriptors;  /* descriptors one running job holds at most
+                                  (files, sockets, pipes it opens): 4.
+                                  max_jobs of them are kept free for jobs:
+                                  connections are closed at once rather
+                                  than take them */
 } detach_options;
 
 DETACH_API void detach_options_init(detach_options *options);

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <ini.h>
 #include <limits.h>
@@ -40,6 +41,10 @@
 #define DEFAULT_READ_TIMEOUT 10
 #define DEFAULT_KILL_GRACE 5
 #define DEFAULT_JOB_LOG_MAX (10ULL * 1024 * 1024)
+/* 64 MiB: a thousand queued jobs of the usual few KiB fit many times over,
+ * while a burst of max_body-sized bodies is refused at 64 of them rather
+ * than take the 1 GiB that queue x max_body allows. */
+#define DEFAULT_QUEUE_BYTES (64ULL * 1024 * 1024)
 
 #define MAX_SECONDS 31536000ULL /* a year: anything longer is a typo */
 #define MAX_BODY_LIMIT (1ULL << 30)
@@ -95,6 +100,7 @@ static const struct key_spec daemon_keys[] = {
     DAEMON_KEY("log", VALUE_LOG_TARGET, log_target, 0, 0),
     DAEMON_KEY("job_nice", VALUE_UNSIGNED, job_nice, 0, 19),
     DAEMON_KEY("job_memory", VALUE_SIZE, job_memory, 0, MAX_JOB_MEMORY),
+    DAEMON_KEY("queue_bytes", VALUE_SIZE, queue_bytes, 1, MAX_JOB_MEMORY),
 };
 
 static const struct key_spec route_keys[] = {
@@ -721,6 +727,7 @@ static int begin_section(struct parser *parser, char *name)
         if (parser->daemon_section_seen)
             return fail_at(parser, parser->line_number, "duplicate section [detachd]");
         parser->daemon_section_seen = true;
+        parser->config->daemon_line = parser->line_number;
         parser->section = SECTION_DAEMON;
         return 0;
     }
@@ -814,6 +821,17 @@ static const struct key_spec *find_key(const struct key_spec *keys, size_t count
     return NULL;
 }
 
+/* The lines later checks name (config_check_spool, ...). */
+static void record_key_line(struct config *config, const struct key_spec *key, int line)
+{
+    if (key->offset == offsetof(struct config, spool))
+        config->spool_line = line;
+    else if (key->offset == offsetof(struct config, status_path))
+        config->status_path_line = line;
+    else if (key->offset == offsetof(struct config, max_jobs))
+        config->max_jobs_line = line;
+}
+
 /* inih's handler: nonzero to go on.  inih's section name is not used. */
 static int on_key_value(void *user, const char *inih_section, const char *name,
                         const char *value)
@@ -853,6 +871,8 @@ static int on_key_value(void *user, const char *inih_section, const char *name,
         return 0;
     }
     parser->key_lines[index] = parser->line_number;
+    if (parser->section == SECTION_DAEMON)
+        record_key_line(parser->config, key, parser->line_number);
     if (value[0] == '\0') {
         fail_at(parser, parser->line_number, "key \"%s\" has no value", name);
         return 0;
@@ -903,6 +923,7 @@ void config_init_defaults(struct config *config)
         .job_log_max = DEFAULT_JOB_LOG_MAX,
         .log_target = CONFIG_LOG_STDERR,
         .job_nice = 10,
+        .queue_bytes = DEFAULT_QUEUE_BYTES,
     };
 }
 
@@ -934,6 +955,7 @@ int config_load(struct config *config, const char *path, char *errbuf, size_t er
     finish_section(&parser);
     if (parser.failed)
         goto fail;
+    loaded.last_line = parser.line_number > 0 ? parser.line_number : 1;
     fclose(parser.file);
     free(parser.line);
     *config = loaded;
@@ -986,6 +1008,174 @@ int config_check_commands(const struct config *config, char *errbuf, size_t errb
         }
     }
     return 0;
+}
+
+/* ---- what the start would refuse ---- */
+
+/* Does text start with the first length bytes of prefix? */
+static bool starts_with(const char *text, const char *prefix, size_t length)
+{
+    return strncmp(text, prefix, length) == 0 && strlen(text) >= length;
+}
+
+/*
+ * The status page answers status_path and everything under
+ * status_path/jobs/ (request.c, is_status_request), before any route.
+ * 2: it answers every path of the route; 1: some; 0: none.
+ */
+static int status_hides_route(const char *status_path, const char *jobs_prefix,
+                              const char *route_path)
+{
+    size_t length = strlen(route_path), jobs_length = strlen(jobs_prefix);
+
+    if (length == 0 || route_path[length - 1] != '*')
+        return strcmp(route_path, status_path) == 0 ||
+               starts_with(route_path, jobs_prefix, jobs_length) ? 2 : 0;
+    /* A prefix route: every path starting with what precedes the '*'. */
+    length--;
+    if (length >= jobs_length && starts_with(route_path, jobs_prefix, jobs_length))
+        return 2;
+    return starts_with(status_path, route_path, length) ||
+           starts_with(jobs_prefix, route_path, length) ? 1 : 0;
+}
+
+int config_check_serving(const struct config *config, char *errbuf, size_t errbuf_size,
+                         char *notebuf, size_t notebuf_size)
+{
+    const char *file = config->path ? config->path : "(config)";
+    char *jobs_prefix = NULL;
+    int result = -1;
+
+    if (notebuf_size > 0)
+        notebuf[0] = '\0';
+    if (config->route_count == 0) {
+        format_error(errbuf, errbuf_size, file, config->last_line,
+                     "no [route PATH] section in the file: nothing to serve");
+        return -1;
+    }
+    if (!config->status_path)
+        return 0;
+    if (asprintf(&jobs_prefix, "%s/jobs/", config->status_path) < 0) {
+        format_error(errbuf, errbuf_size, file, 0, "%s", strerror(ENOMEM));
+        return -1;
+    }
+    for (size_t i = 0; i < config->route_count; i++) {
+        const struct config_route *route = &config->routes[i];
+
+        switch (status_hides_route(config->status_path, jobs_prefix, route->path)) {
+        case 2:
+            format_error(errbuf, errbuf_size, file, config->status_path_line,
+                         "status_path \"%s\" hides [route %s] (line %d): the status page "
+                         "answers %s and every path under %s",
+                         config->status_path, route->path, route->line,
+                         config->status_path, jobs_prefix);
+            goto out;
+        case 1:
+            if (notebuf_size > 0 && notebuf[0] == '\0')
+                format_error(notebuf, notebuf_size, file, config->status_path_line,
+                             "status_path \"%s\" is inside [route %s] (line %d): the status "
+                             "page answers %s and %s..., the route the rest",
+                             config->status_path, route->path, route->line,
+                             config->status_path, jobs_prefix);
+            break;
+        default:
+            break;
+        }
+    }
+    result = 0;
+out:
+    free(jobs_prefix);
+    return result;
+}
+
+/* 0 when path is a directory we may write in; else -1 and why. */
+static int check_writable_directory(const char *path, char *why, size_t why_size)
+{
+    struct stat info;
+
+    if (stat(path, &info) < 0) {
+        snprintf(why, why_size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(info.st_mode)) {
+        snprintf(why, why_size, "%s is not a directory", path);
+        return -1;
+    }
+    if (faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) < 0) {
+        snprintf(why, why_size, "%s is not writable: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* directory's parent, as mkdir() sees it: "a/b/" -> "a", "b" -> ".". */
+static void parent_of(const char *directory, char *parent, size_t size)
+{
+    char *slash;
+
+    snprintf(parent, size, "%s", directory);
+    for (size_t length = strlen(parent); length > 1 && parent[length - 1] == '/'; length--)
+        parent[length - 1] = '\0';
+    slash = strrchr(parent, '/');
+    if (!slash)
+        snprintf(parent, size, ".");
+    else if (slash == parent)
+        parent[1] = '\0';
+    else
+        *slash = '\0';
+}
+
+/*
+ * What spool_open() and the spool's writes would fail on: the directory
+ * (made by spool_open() when missing, one level), then its tmp/ and
+ * corrupt/.  0, or -1 and why.
+ */
+static int spool_problem(const char *directory, char *why, size_t why_size)
+{
+    static const char *const subdirectories[] = { "tmp", "corrupt" };
+    char path[PATH_MAX + 16], reason[2 * PATH_MAX];
+    struct stat info;
+
+    if (stat(directory, &info) < 0) {
+        if (errno != ENOENT) {
+            snprintf(why, why_size, "cannot be used: %s", strerror(errno));
+            return -1;
+        }
+        parent_of(directory, path, sizeof(path));
+        if (check_writable_directory(path, reason, sizeof(reason)) < 0) {
+            snprintf(why, why_size, "does not exist and cannot be made: %s", reason);
+            return -1;
+        }
+        return 0;
+    }
+    if (check_writable_directory(directory, reason, sizeof(reason)) < 0) {
+        snprintf(why, why_size, "cannot be used: %s", reason);
+        return -1;
+    }
+    for (size_t i = 0; i < ARRAY_LENGTH(subdirectories); i++) {
+        snprintf(path, sizeof(path), "%s/%s", directory, subdirectories[i]);
+        if (lstat(path, &info) < 0 && errno == ENOENT)
+            continue;   /* made at start, in a directory we may write in */
+        if (check_writable_directory(path, reason, sizeof(reason)) < 0) {
+            snprintf(why, why_size, "cannot be used: %s", reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_check_spool(const struct config *config, char *errbuf, size_t errbuf_size)
+{
+    char why[3 * PATH_MAX];
+
+    if (!config->spool || spool_problem(config->spool, why, sizeof(why)) == 0)
+        return 0;
+    if (config->spool_line == CONFIG_LINE_FLAG)
+        snprintf(errbuf, errbuf_size, "detachd: --spool \"%s\" %s", config->spool, why);
+    else
+        format_error(errbuf, errbuf_size, config->path ? config->path : "(config)",
+                     config->spool_line, "spool \"%s\" %s", config->spool, why);
+    return -1;
 }
 
 void config_free(struct config *config)

@@ -49,6 +49,11 @@ enum config_log_target { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG };
  *                  running) faulted in at start and always kept, so a
  *                  growing queue takes no new memory on the ack path.
  *                  0 (the default): taken as needed.
+ *   queue_bytes  = 64M    the params and bodies of queued jobs, in all;
+ *                  a trigger that would take the queue past it gets 503
+ *                  with Retry-After, as a full queue does.  A job always
+ *                  fits an empty queue, so one body larger than the
+ *                  budget is not refused for that alone.
  */
 struct config {
     char *path;              /* the file it came from; NULL for defaults */
@@ -68,7 +73,13 @@ struct config {
     char *status_allow;      /* NULL when unset: the library's default */
     size_t job_log_max;      /* bytes; 0: unlimited */
     size_t job_memory;       /* bytes faulted in at start and kept; 0: none */
+    size_t queue_bytes;      /* params + body of the queued jobs, at most */
     enum config_log_target log_target;
+    /* Where a key was set, for messages about it: 0 when not set in the
+     * file; CONFIG_LINE_FLAG when a command-line flag gave the value. */
+    int spool_line, status_path_line, max_jobs_line;
+    int daemon_line;         /* of the [detachd] header; 0: none */
+    int last_line;           /* the file's last line: for what is missing */
     struct config_route *routes;
     size_t route_count;
 };
@@ -92,6 +103,33 @@ int config_load(struct config *config, const char *path, char *errbuf, size_t er
  * read on another host).  -1 with "FILE:LINE: ..." naming the route's line.
  */
 int config_check_commands(const struct config *config, char *errbuf, size_t errbuf_size);
+
+/* A line number meaning "the value came from a command-line flag". */
+#define CONFIG_LINE_FLAG (-1)
+
+/*
+ * What detachd would refuse at start beyond the file's syntax, so that
+ * --check-config and the start agree: no [route] section at all; a
+ * status_path that hides a route whole (equal to an exact route, or a
+ * route under <status_path>/jobs/, which the status page answers).  -1
+ * with "FILE:LINE: ..." in errbuf.
+ *
+ * A status_path inside a prefix route ("/x/" "*" and "/x/status") is not
+ * an error: that route still serves every other path below it, and a
+ * catch-all route beside a status page is a fair configuration.  Such an
+ * overlap is described in notebuf (empty when none), for a warning.
+ */
+int config_check_serving(const struct config *config, char *errbuf, size_t errbuf_size,
+                         char *notebuf, size_t notebuf_size);
+
+/*
+ * Can the spool directory be used: a directory (or one mkdir() can make:
+ * its parent is a writable directory) where files and tmp/ and corrupt/
+ * can be created?  Nothing is created.  -1 with "FILE:LINE: spool ...:
+ * why" (the spool key's line), or "--spool DIR: why" when the flag gave it.
+ * 0 when no spool is set.
+ */
+int config_check_spool(const struct config *config, char *errbuf, size_t errbuf_size);
 
 /* Frees everything and leaves the defaults, so freeing twice is harmless. */
 void config_free(struct config *config);

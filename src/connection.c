@@ -60,6 +60,7 @@ static void free_locked(struct connection *connection)
     request_reader_free(&connection->reader);
     fcgi_connection_free(connection->fcgi);
     close(connection->watch.fd);
+    atomic_fetch_sub(&connection->core->connections, 1);   /* the listener's cap */
     free(connection);
 }
 
@@ -215,6 +216,7 @@ void connection_accepted_locked(struct server_core *core, int fd)
 
     if (!connection) {
         log_line(LOG_ERROR, "accept", "error=\"out of memory\"");
+        atomic_fetch_sub(&core->connections, 1);   /* the listener counted it */
         close(fd);
         return;
     }
@@ -242,6 +244,7 @@ fail:
     if (library_fd >= 0)
         close(library_fd);
     free(connection);
+    atomic_fetch_sub(&core->connections, 1);   /* the listener counted it */
     close(fd);
 }
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -14,16 +15,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "detach.h"
+#include "fd_budget.h"
 #include "log.h"
 #include "script.h"
 
 #define DEFAULT_CONFIG "/etc/detach/detachd.conf"
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+
+/*
+ * The descriptors one script job holds at most (script.c, script_run_job):
+ * the body's memfd, the job log, the progress pipe (2), the attached
+ * output's or the capped log's pipe (2), and, while a job that drops to
+ * another user is forked, the pipe that reports its exec (2); once
+ * started, the pidfd takes the place of the child's pipe ends.  Its
+ * on_shutdown takes fewer, after those are closed.
+ */
+#define SCRIPT_JOB_DESCRIPTORS 8
 
 static const char usage_text[] =
     "Usage: detachd [OPTION]...\n"
@@ -182,10 +195,14 @@ static struct generation *load_generation(const char *path, const struct overrid
         fprintf(stderr, "detachd: out of memory\n");
         goto fail;
     }
+    if (given->spool)
+        generation->config.spool_line = CONFIG_LINE_FLAG;
     if (given->workers > 0)
         generation->config.workers = (unsigned)given->workers;
-    if (given->max_jobs > 0)
+    if (given->max_jobs > 0) {
         generation->config.max_jobs = (unsigned)given->max_jobs;
+        generation->config.max_jobs_line = CONFIG_LINE_FLAG;
+    }
     if (given->queue >= 0)
         generation->config.queue = (unsigned)given->queue;
     if (build_script_routes(generation) < 0)
@@ -201,17 +218,19 @@ fail:
 static void reload(struct daemon *daemon)
 {
     struct generation *fresh = load_generation(daemon->config_path, &daemon->given);
+    char message[1024], note[1024];
 
     if (!fresh) {
         fprintf(stderr, "detachd: reload failed; still serving the previous routes\n");
         return;
     }
-    if (fresh->config.route_count == 0) {
-        fprintf(stderr, "%s: no [route ...] section; still serving the previous routes\n",
-                fresh->config.path);
+    if (config_check_serving(&fresh->config, message, sizeof(message), note, sizeof(note)) < 0) {
+        fprintf(stderr, "%s; still serving the previous routes\n", message);
         generation_free(fresh);
         return;
     }
+    if (note[0])
+        fprintf(stderr, "%s (warning)\n", note);
     if (detach_server_replace_routes(daemon->server, fresh->specs, fresh->config.route_count) < 0) {
         fprintf(stderr, "detachd: reload failed: %s\n", detach_last_error());
         generation_free(fresh);
@@ -242,6 +261,123 @@ static void *signal_thread(void *arg)
             detach_server_stop(daemon->server);
     }
     return NULL;
+}
+
+/* RLIMIT_NOFILE's hard limit, which the start raises the soft one to;
+ * an unlimited hard limit means the kernel's own cap, fs.nr_open. */
+static unsigned long long descriptor_ceiling(const struct rlimit *limit)
+{
+    unsigned long long nr_open = 0;
+    FILE *file;
+
+    if (limit->rlim_max != RLIM_INFINITY)
+        return limit->rlim_max;
+    file = fopen("/proc/sys/fs/nr_open", "re");
+    if (file) {
+        if (fscanf(file, "%llu", &nr_open) != 1)
+            nr_open = 0;
+        fclose(file);
+    }
+    return nr_open ? nr_open : 1048576;
+}
+
+/*
+ * At start: the soft limit goes up to the hard one, so max_jobs jobs get
+ * the descriptors the budget counts on (1024, the usual soft limit, is
+ * short of 64 jobs' 512 plus a busy web server's connections).  The old
+ * and new figures go to the log.  Jobs inherit the raised limit.
+ */
+static void raise_descriptor_limit(void)
+{
+    struct rlimit limit;
+    unsigned long long old;
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
+        log_line(LOG_ERROR, "descriptor_limit", "error=\"getrlimit: %s\"", strerror(errno));
+        return;
+    }
+    old = limit.rlim_cur;
+    limit.rlim_cur = descriptor_ceiling(&limit);
+    if (old >= limit.rlim_cur) {
+        log_line(LOG_INFO, "descriptor_limit", "soft=%llu hard=%llu", old,
+                 (unsigned long long)limit.rlim_max);
+        return;
+    }
+    if (setrlimit(RLIMIT_NOFILE, &limit) < 0) {
+        log_line(LOG_ERROR, "descriptor_limit", "soft=%llu hard=%llu error=\"setrlimit: %s\"",
+                 old, (unsigned long long)limit.rlim_max, strerror(errno));
+        return;
+    }
+    log_line(LOG_INFO, "descriptor_limit", "soft=%llu raised_from=%llu hard=%llu",
+             (unsigned long long)limit.rlim_cur, old, (unsigned long long)limit.rlim_max);
+}
+
+/* "FILE:LINE: max_jobs = N" or "detachd: --max-jobs N", for messages. */
+static void describe_max_jobs(const struct config *config, char *buffer, size_t size)
+{
+    if (config->max_jobs_line == CONFIG_LINE_FLAG)
+        snprintf(buffer, size, "detachd: --max-jobs %u", config->max_jobs);
+    else if (config->max_jobs_line > 0)
+        snprintf(buffer, size, "%s:%d: max_jobs = %u", config->path, config->max_jobs_line,
+                 config->max_jobs);
+    else
+        snprintf(buffer, size, "%s:%d: max_jobs = %u (the default)", config->path,
+                 config->daemon_line > 0 ? config->daemon_line : 1, config->max_jobs);
+}
+
+/*
+ * The descriptor budget against the hard limit (what the start raises the
+ * soft limit to): -1 after printing why when not even one job beside one
+ * connection fits, which no load could change; a warning with the figures
+ * when all of max_jobs do not fit (the library logs the same at start).
+ */
+static int check_descriptors(const struct config *config, int warn)
+{
+    struct rlimit limit;
+    struct fd_budget budget;
+    char where[PATH_MAX + 64], figures[256];
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
+        fprintf(stderr, "detachd: getrlimit: %s\n", strerror(errno));
+        return 0;   /* nothing to judge by; the start logs it */
+    }
+    fd_budget_compute(&budget, descriptor_ceiling(&limit), 0, config->workers,
+                      config->max_jobs, SCRIPT_JOB_DESCRIPTORS);
+    if (budget.verdict == FD_BUDGET_FITS)
+        return 0;
+    describe_max_jobs(config, where, sizeof(where));
+    fd_budget_describe(&budget, figures, sizeof(figures));
+    if (budget.verdict == FD_BUDGET_IMPOSSIBLE) {
+        fprintf(stderr, "%s cannot be served: RLIMIT_NOFILE's hard limit %llu leaves no room "
+                "for one job (%u descriptors) beside one connection (%s)\n", where,
+                budget.limit, SCRIPT_JOB_DESCRIPTORS, figures);
+        return -1;
+    }
+    if (warn)
+        fprintf(stderr, "%s needs %llu descriptors, more than RLIMIT_NOFILE's hard limit "
+                "%llu: only %u jobs can run at once, the others wait queued (warning; %s)\n", where,
+                budget.needed, budget.limit, budget.jobs_at_once, figures);
+    return 0;
+}
+
+/*
+ * What the start refuses beyond the file's syntax, checked the same way
+ * by --check-config and by the start (exit 2 either way, the same
+ * message): no route, a status_path hiding a route, an unusable spool,
+ * a descriptor limit no job fits.
+ */
+static int check_startable(const struct config *config, int check_only)
+{
+    char message[2 * PATH_MAX + 256], note[1024];
+
+    if (config_check_serving(config, message, sizeof(message), note, sizeof(note)) < 0 ||
+        config_check_spool(config, message, sizeof(message)) < 0) {
+        fprintf(stderr, "%s\n", message);
+        return -1;
+    }
+    if (note[0])
+        fprintf(stderr, "%s (warning)\n", note);
+    return check_descriptors(config, check_only);
 }
 
 int main(int argc, char **argv)
@@ -291,6 +427,10 @@ int main(int argc, char **argv)
     if (!daemon.current)
         return EXIT_USAGE;
     config = &daemon.current->config;
+    if (check_startable(config, check_only) < 0) {
+        status = EXIT_USAGE;
+        goto out;
+    }
     if (check_only) {
         if (config_check_commands(config, message, sizeof(message)) < 0) {
             fprintf(stderr, "%s\n", message);
@@ -302,12 +442,6 @@ int main(int argc, char **argv)
         status = 0;
         goto out;
     }
-    if (config->route_count == 0) {
-        fprintf(stderr, "%s: no [route ...] section: nothing to serve\n", config->path);
-        status = EXIT_USAGE;
-        goto out;
-    }
-
     /* Blocked before any thread exists, so every thread inherits it and
      * only sigwait() ever sees these. */
     sigemptyset(&daemon.signals);
@@ -327,6 +461,8 @@ int main(int argc, char **argv)
     server_options.socket_owner = config->socket_owner;
     server_options.job_nice = (int)config->job_nice;
     server_options.job_memory = config->job_memory;
+    server_options.queue_bytes = config->queue_bytes;
+    server_options.job_descriptors = SCRIPT_JOB_DESCRIPTORS;
     server_options.read_timeout_ms = config->read_timeout * 1000;
     server_options.spool = config->spool;
     server_options.status_path = config->status_path;
@@ -334,6 +470,7 @@ int main(int argc, char **argv)
         server_options.status_allow = config->status_allow;
     /* Before the server starts any thread that logs. */
     log_set_syslog(config->log_target == CONFIG_LOG_SYSLOG);
+    raise_descriptor_limit();
     daemon.server = detach_server_new(config->listen, &server_options);
     if (!daemon.server) {
         fprintf(stderr, "detachd: %s\n", detach_last_error());

@@ -61,9 +61,14 @@ struct executor {
     int job_nice;              /* job threads (and their scripts) yield to acks */
     int sleep_on_thread;       /* detach_sleep() keeps the job's thread */
     unsigned max_jobs, queue_limit;
+    unsigned run_limit;        /* jobs started at once: max_jobs, or fewer
+                                  when descriptors are short */
+
+    size_t queue_bytes;        /* budget for queued_bytes; 0: none */
 
     /* Without the lock: the ack's path. */
     _Atomic size_t admitted;   /* running + queued + in the inbox */
+    _Atomic size_t queued_bytes;   /* task->bytes of the queued and inbox jobs */
     _Atomic int closed;        /* no new jobs */
     _Atomic(struct executor_task *) inbox;   /* submitted, newest first */
     _Atomic int wake_owed;     /* deferred submits since the last flush */
@@ -140,7 +145,8 @@ static void collect_inbox_locked(struct executor *executor)
  * Exiting, none start (executor_free() discards them). */
 static size_t startable_locked(const struct executor *executor)
 {
-    size_t room = executor->max_jobs - executor->running;
+    size_t room = executor->running < executor->run_limit ?
+                  executor->run_limit - executor->running : 0;
 
     if (executor->exiting)
         return 0;
@@ -222,6 +228,7 @@ static struct executor_task *take_work_locked(struct executor *executor)
     task = list_pop(&executor->ready);
     if (!task && startable_locked(executor)) {
         task = list_pop(&executor->queue);
+        atomic_fetch_sub(&executor->queued_bytes, task->bytes);
         executor->running++;
         running_add_locked(executor, task);
     }
@@ -550,6 +557,7 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
     executor->job_nice = job_nice;
     executor->sleep_on_thread = sleep_on_thread;
     executor->max_jobs = max_jobs;
+    executor->run_limit = max_jobs;
     executor->queue_limit = queue_limit;
     executor->thread_ids = calloc(max_jobs, sizeof(*executor->thread_ids));
     if (!executor->thread_ids)
@@ -559,6 +567,7 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
     if (!executor->fibers || !executor->parking)
         goto fail;
     atomic_init(&executor->admitted, 0);
+    atomic_init(&executor->queued_bytes, 0);
     atomic_init(&executor->closed, 0);
     atomic_init(&executor->inbox, NULL);
     wakeup_init(&executor->work);
@@ -587,29 +596,80 @@ fail:
     return NULL;
 }
 
-int executor_has_room(struct executor *executor)
+void executor_set_queue_bytes(struct executor *executor, size_t queue_bytes)
 {
-    return !atomic_load(&executor->closed) &&
-           atomic_load(&executor->admitted) < (size_t)executor->max_jobs + executor->queue_limit;
+    executor->queue_bytes = queue_bytes;
+}
+
+void executor_limit_running(struct executor *executor, unsigned jobs_at_once)
+{
+    pthread_mutex_lock(&executor->lock);
+    executor->run_limit = jobs_at_once < 1 ? 1 :
+                          jobs_at_once > executor->max_jobs ? executor->max_jobs : jobs_at_once;
+    pthread_mutex_unlock(&executor->lock);
+}
+
+/* An empty queue takes any job, so a body above the budget is not
+ * refused for that alone; else the job must fit what is left. */
+static int bytes_fit(const struct executor *executor, size_t queued, size_t bytes)
+{
+    return !executor->queue_bytes || queued == 0 ||
+           (bytes <= executor->queue_bytes && queued <= executor->queue_bytes - bytes);
+}
+
+int executor_has_room(struct executor *executor, size_t bytes)
+{
+    if (atomic_load(&executor->closed) ||
+        atomic_load(&executor->admitted) >= (size_t)executor->max_jobs + executor->queue_limit) {
+        errno = EAGAIN;
+        return 0;
+    }
+    if (!bytes_fit(executor, atomic_load(&executor->queued_bytes), bytes)) {
+        errno = ENOBUFS;
+        return 0;
+    }
+    return 1;
+}
+
+/* The bytes first, exactly (one compare-and-swap decides between two
+ * submits to an empty queue); given back if the count then refuses. */
+static int reserve_bytes(struct executor *executor, size_t bytes, int forced)
+{
+    size_t queued = atomic_load(&executor->queued_bytes);
+
+    do {
+        if (!forced && !bytes_fit(executor, queued, bytes))
+            return -1;
+    } while (!atomic_compare_exchange_weak(&executor->queued_bytes, &queued, queued + bytes));
+    return 0;
 }
 
 /* Counted before closed is read, and drain sets closed before it reads
  * the count: so either the drain waits for this job, or the job sees
  * closed and is refused. */
-static int admit(struct executor *executor, int forced)
+static int admit(struct executor *executor, size_t bytes, int forced)
 {
     size_t limit = (size_t)executor->max_jobs + executor->queue_limit;
     size_t admitted = atomic_load(&executor->admitted);
 
+    if (reserve_bytes(executor, bytes, forced) < 0) {
+        errno = ENOBUFS;
+        return -1;
+    }
     do {
-        if (!forced && admitted >= limit)
+        if (!forced && admitted >= limit) {
+            atomic_fetch_sub(&executor->queued_bytes, bytes);
+            errno = EAGAIN;
             return -1;
+        }
     } while (!atomic_compare_exchange_weak(&executor->admitted, &admitted, admitted + 1));
     if (atomic_load(&executor->closed)) {
+        atomic_fetch_sub(&executor->queued_bytes, bytes);
         atomic_fetch_sub(&executor->admitted, 1);
         pthread_mutex_lock(&executor->lock);   /* rare: a drain may wait on the count */
         pthread_cond_broadcast(&executor->idle);
         pthread_mutex_unlock(&executor->lock);
+        errno = EAGAIN;
         return -1;
     }
     return 0;
@@ -628,7 +688,7 @@ static void wake_for_inbox(struct executor *executor)
      * it look and sleep again, once per ack while jobs pile up.  Read
      * after the push: a thread lowers running before it looks at the
      * inbox, so one of the two sees the other. */
-    if (atomic_load(&executor->running) >= executor->max_jobs)
+    if (atomic_load(&executor->running) >= executor->run_limit)
         return;
     if (wakeup_has_waiters(&executor->work))
         wakeup_one(&executor->work);
@@ -645,10 +705,8 @@ static int submit(struct executor *executor, detach_job *job, int forced, int de
     struct executor_task *task = job_task(job);
     struct executor_task *head;
 
-    if (admit(executor, forced) < 0) {
-        errno = EAGAIN;
-        return -1;
-    }
+    if (admit(executor, task->bytes, forced) < 0)
+        return -1;   /* errno set */
     task->executor = executor;
     head = atomic_load(&executor->inbox);
     do
@@ -699,6 +757,7 @@ static void discard_queued_locked(struct executor *executor)
 
     collect_inbox_locked(executor);
     while ((task = list_pop(&executor->queue))) {
+        atomic_fetch_sub(&executor->queued_bytes, task->bytes);
         atomic_fetch_sub(&executor->admitted, 1);
         job_discard(task->job);
     }

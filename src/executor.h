@@ -26,6 +26,7 @@ struct executor_task {
     struct fiber *fiber;             /* from its start to its end */
     struct parked parked;
     struct executor_task *next;      /* in the inbox, the queue or the ready list */
+    size_t bytes;                    /* its params and body: the queue_bytes budget */
     struct executor_task *prev_running, *next_running;
 };
 
@@ -38,7 +39,22 @@ void executor_task_init(struct executor_task *task, detach_job *job);
  * it cannot. */
 struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice,
                               int sleep_on_thread);
-/* 0: the job will run (it belongs to the executor now); -1: full or stopping. */
+/*
+ * The most the queued jobs' bytes (executor_task.bytes, counted from the
+ * submit until a job thread starts the job) may come to; 0, the default:
+ * no byte budget.  A job always fits an empty queue.  Set before the
+ * first submit.
+ */
+void executor_set_queue_bytes(struct executor *executor, size_t queue_bytes);
+/*
+ * Fewer jobs than max_jobs at once (1..max_jobs): when the descriptors do
+ * not suffice for max_jobs (fd_budget.h), the rest wait queued instead of
+ * starting without descriptors.  Admission (max_jobs + queue) is
+ * unchanged.  Set before the first submit.
+ */
+void executor_limit_running(struct executor *executor, unsigned jobs_at_once);
+/* 0: the job will run (it belongs to the executor now); -1: full (errno
+ * EAGAIN), over the byte budget (ENOBUFS), or stopping (EAGAIN). */
 int executor_submit(struct executor *executor, detach_job *job);
 /*
  * The watcher's submit: the same, but the job thread it would wake is
@@ -54,7 +70,7 @@ void executor_flush_wakeup(struct executor *executor);
 int executor_submit_recovered(struct executor *executor, detach_job *job);
 /* A cheap, racy look: is there room right now?  Saves a spool write for a
  * request that would be refused anyway. */
-int executor_has_room(struct executor *executor);
+int executor_has_room(struct executor *executor, size_t bytes);   /* 0: errno as a submit's */
 /*
  * Stops taking jobs.  With keep_queued (a spool holds them) queued jobs are
  * set aside for the next start at once; otherwise they may still start

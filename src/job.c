@@ -129,6 +129,7 @@ detach_job *job_new(struct server_core *core, const struct route *route,
         job->body_length = body_length;
     }
     executor_task_init(&job->task, job);
+    job->task.bytes = params_bytes + (body ? body_length : 0);   /* the queue_bytes budget */
     job->core = core;
     job->route = route;
     job->connection = connection;

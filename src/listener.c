@@ -277,6 +277,40 @@ static void pause_over(struct timer *timer)
         log_line(LOG_ERROR, "listen_resume", "error=\"%s\"", strerror(errno));
 }
 
+/*
+ * Is there room for one more connection?  At the cap the new one is
+ * closed at once: the peer sees the connection closed before any answer
+ * (a web server answers its client 502 and may retry), and the
+ * descriptors kept for jobs stay free.  Closing beats leaving it in the
+ * backlog, where a web server would wait out its whole read timeout.
+ * Logged once as the cap is reached, and again only after the count fell
+ * well below it (3/4), so a server at its cap does not log per connection.
+ */
+static int room_for_connection(struct listener *listener)
+{
+    unsigned long long open = atomic_load(&listener->core->connections);
+
+    if (!listener->max_connections)
+        return 1;
+    if (open < listener->max_connections) {
+        if (listener->capped && open < listener->max_connections / 4 * 3 + 1) {
+            log_line(LOG_INFO, "connections_below_cap", "open=%llu max_connections=%llu "
+                     "closed_at_cap=%llu", open, listener->max_connections, listener->refused);
+            listener->capped = 0;
+            listener->refused = 0;
+        }
+        return 1;
+    }
+    listener->refused++;
+    if (!listener->capped) {
+        log_line(LOG_ERROR, "connections_capped", "open=%llu max_connections=%llu "
+                 "reason=\"the rest of the descriptors are kept for jobs; new connections "
+                 "are closed at once\"", open, listener->max_connections);
+        listener->capped = 1;
+    }
+    return 0;
+}
+
 static void accept_ready(struct watch *watch, uint32_t events)
 {
     struct listener *listener = container_of(watch, struct listener, watch);
@@ -286,6 +320,11 @@ static void accept_ready(struct watch *watch, uint32_t events)
     for (int i = 0; i < 256; i++) {
         int fd = accept4(listener->fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0) {
+            if (!room_for_connection(listener)) {
+                close(fd);
+                continue;
+            }
+            atomic_fetch_add(&core->connections, 1);   /* connection.c counts it down */
             connection_accepted_locked(core, fd);
             continue;
         }
@@ -301,11 +340,13 @@ static void accept_ready(struct watch *watch, uint32_t events)
     }
 }
 
-int listener_start(struct listener *listener, struct server_core *core)
+int listener_start(struct listener *listener, struct server_core *core,
+                   unsigned long long max_connections)
 {
     int one = 1;
 
     listener->core = core;
+    listener->max_connections = max_connections;
     /* Accepted TCP sockets inherit TCP_NODELAY on Linux: acks go out at once. */
     setsockopt(listener->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     watch_init(&listener->watch, listener->fd, accept_ready);

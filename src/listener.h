@@ -14,6 +14,12 @@ struct listener {
     struct server_core *core;
     struct watch watch;
     struct timer pause;     /* out of descriptors: accept again later */
+    /* Open connections allowed at once (fd_budget.h); 0: no cap.  Past
+     * it a new connection is closed at once, so idle connections never
+     * take the descriptors kept for jobs. */
+    unsigned long long max_connections;
+    int capped;             /* logged the cap; again once well below it */
+    unsigned long long refused;   /* connections closed at the cap, this episode */
 };
 
 /*
@@ -23,8 +29,9 @@ struct listener {
  */
 int listener_open(struct listener *listener, const char *address, unsigned socket_mode,
                   const char *socket_owner);
-/* Starts accepting on the watcher thread. */
-int listener_start(struct listener *listener, struct server_core *core);
+/* Starts accepting on the watcher thread; max_connections as above. */
+int listener_start(struct listener *listener, struct server_core *core,
+                   unsigned long long max_connections);
 void listener_close(struct listener *listener);
 
 #endif

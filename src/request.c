@@ -154,8 +154,14 @@ static const char *retry_after(enum admission admission)
     return admission == SPOOL_FAILED ? "Retry-After: 5\r\n" : "Retry-After: 1\r\n";
 }
 
+/* The log's reason for an executor refusal (its errno). */
+static const char *refusal_reason(int error)
+{
+    return error == ENOBUFS ? "queue_bytes" : "queue_full";
+}
+
 /*
- * Is the queue full?  Then the request is refused before its job is
+ * Is the queue full, in jobs or in bytes (queue_bytes)?  Then the request is refused before its job is
  * built, counted and logged as a refusal.  A job built only to be
  * refused is carved from the job memory and released at once, and with
  * such jobs between the admitted ones, each admitted job sat alone in a
@@ -164,18 +170,22 @@ static const char *retry_after(enum admission admission)
  * queued jobs).  Racy, as a look without the executor's count can be:
  * the submit still decides.
  */
-static int queue_is_full(struct server_core *core, const char *path)
+static int queue_is_full(struct server_core *core, const char *path, const char *params,
+                         size_t body_length)
 {
-    if (executor_has_room(core->executor))
+    int refused;
+
+    if (executor_has_room(core->executor, request_params_size(params) + body_length))
         return 0;
+    refused = errno;   /* which limit */
     registry_rejected(&core->registry);
-    log_rejected(path, "queue_full");
+    log_rejected(path, refusal_reason(refused));
     return 1;
 }
 
-static void refuse_full(struct connection *connection, const char *path)
+static void refuse_full(struct connection *connection, const char *path, int error)
 {
-    log_rejected(path, "queue_full");
+    log_rejected(path, refusal_reason(error));
     connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
 }
 
@@ -188,6 +198,7 @@ static int admit_attached(struct server_core *core, struct connection *connectio
                           detach_job *job, const char *path, int peer_spoke)
 {
     char job_id[64];
+    int refused;
 
     copy_job_id(job_id, job);
     job_list(job);
@@ -198,14 +209,15 @@ static int admit_attached(struct server_core *core, struct connection *connectio
     if (peer_spoke)
         connection_report_abort(connection);
     if (executor_submit(core->executor, job) < 0)
-        goto refused;
+        goto refused;   /* errno says why, for refuse_full() */
     log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, path);
     return 1;
 refused:
+    refused = errno;
     connection_unwatch_abort(connection);
     job_unlist(job, 1);
     job_free(job);
-    refuse_full(connection, path);
+    refuse_full(connection, path, refused);
     return 0;
 }
 
@@ -232,11 +244,13 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
     submitted = on_watcher ? executor_submit_deferred(core->executor, job)
                            : executor_submit(core->executor, job);
     if (submitted < 0) {
+        int refused = errno;
+
         job_unlist(job, 1);
         if (core->spool && spool_remove(core->spool, job_id) < 0)
             log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
         job_free(job);
-        log_rejected(path, "queue_full");
+        log_rejected(path, refusal_reason(refused));
         return QUEUE_FULL;
     }
     log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
@@ -287,7 +301,7 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
         return 0;
     }
     body = request_reader_take_body(reader, &body_length);
-    if (queue_is_full(core, route->path)) {
+    if (queue_is_full(core, route->path, params, body_length)) {
         free(params);
         free(body);
         connection_refuse_now(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
@@ -366,7 +380,7 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
         goto release;
     }
-    if (queue_is_full(core, route->path)) {
+    if (queue_is_full(core, route->path, params, body_length)) {
         connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
         goto release;
     }

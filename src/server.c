@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "connection.h"
 #include "error.h"
 #include "executor.h"
+#include "fd_budget.h"
 #include "fcgi_connection.h"
 #include "listener.h"
 #include "log.h"
@@ -49,6 +51,8 @@ void detach_options_init(detach_options *options)
     options->socket_mode = 0660;
     options->status_allow = "127.0.0.1 ::1";
     options->job_nice = 10;
+    options->queue_bytes = 64 * 1024 * 1024;
+    options->job_descriptors = 4;
 }
 
 /* queue and drain_timeout may be 0; the rest may not, and 0 there means
@@ -77,6 +81,10 @@ static void resolve_options(detach_options *options, const detach_options *given
         options->socket_mode = defaults.socket_mode;
     if (!options->status_allow)
         options->status_allow = defaults.status_allow;
+    if (!options->queue_bytes)
+        options->queue_bytes = defaults.queue_bytes;
+    if (!options->job_descriptors)
+        options->job_descriptors = defaults.job_descriptors;
 }
 
 static int copy_option_strings(detach_server *server)
@@ -154,6 +162,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
                                          server->core.options.sleep_on_thread);
     if (!server->core.executor)
         goto fail;
+    executor_set_queue_bytes(server->core.executor, server->core.options.queue_bytes);
     watcher_on_round_end(server->core.watcher, flush_job_wakeups, server->core.executor);
     if (server->core.options.spool) {
         server->core.spool = spool_open(server->core.options.spool);
@@ -234,6 +243,42 @@ static void recovered(void *context, struct spool_record *record)
     log_line(LOG_INFO, "recovered", "job=%s route=%s", record->id, route->path);
 }
 
+/*
+ * The descriptor budget (fd_budget.h) from what is open now (every part
+ * is, the listener too) and RLIMIT_NOFILE: the connection cap, returned,
+ * and the jobs that may run at once, set on the executor, both logged
+ * with the figures.  When max_jobs does not fit the limit, an error line
+ * says by how much, and the jobs past what fits wait queued rather than
+ * start without descriptors.  detachd raised the soft limit to the hard
+ * one before this, and said so.
+ */
+static unsigned long long descriptor_budget(const struct server_core *core)
+{
+    struct rlimit limit;
+    struct fd_budget budget;
+    char figures[256];
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
+        log_line(LOG_ERROR, "descriptors", "error=\"getrlimit: %s\" note=\"no connection cap\"",
+                 strerror(errno));
+        return 0;
+    }
+    fd_budget_compute(&budget, limit.rlim_cur == RLIM_INFINITY ? ~0ULL : limit.rlim_cur,
+                      fd_budget_open_now(), core->options.workers, core->options.max_jobs,
+                      core->options.job_descriptors);
+    fd_budget_describe(&budget, figures, sizeof(figures));
+    if (budget.verdict == FD_BUDGET_FITS)
+        log_line(LOG_INFO, "descriptors", "%s max_jobs=%u job_descriptors=%u", figures,
+                 core->options.max_jobs, core->options.job_descriptors);
+    else
+        log_line(LOG_ERROR, "descriptors", "%s max_jobs=%u job_descriptors=%u "
+                 "error=\"RLIMIT_NOFILE %llu is short of the %llu descriptors max_jobs needs: "
+                 "jobs beyond jobs_at_once wait queued\"", figures, core->options.max_jobs,
+                 core->options.job_descriptors, budget.limit, budget.needed);
+    executor_limit_running(core->executor, budget.jobs_at_once);
+    return budget.connections;
+}
+
 static void wait_for_stop(detach_server *server)
 {
     char byte;
@@ -245,6 +290,7 @@ static void wait_for_stop(detach_server *server)
 int detach_serve(detach_server *server)
 {
     struct server_core *core = &server->core;
+    unsigned long long max_connections;
 
     if (server->served) {
         errno = EBUSY;
@@ -256,9 +302,11 @@ int detach_serve(detach_server *server)
     core->workers = worker_pool_new(core, core->options.workers);
     if (!core->workers)
         return -1;
+    /* Before any job is submitted, recovered ones included. */
+    max_connections = descriptor_budget(core);
     if (core->spool && spool_recover(core->spool, recovered, core) < 0)
         log_line(LOG_ERROR, "spool_recover", "error=\"%s\"", detach_last_error());
-    if (listener_start(&server->listener, core) < 0)
+    if (listener_start(&server->listener, core, max_connections) < 0)
         return -1;
     log_line(LOG_INFO, "serving", "workers=%u max_jobs=%u queue=%u routes=%zu",
              core->options.workers, core->options.max_jobs, core->options.queue,

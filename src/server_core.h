@@ -37,6 +37,10 @@ struct server_core {
      * or lingering before a close), so a stop can close them; guarded by
      * the watcher lock. */
     struct connection *idle_connections;
+    /* Open connections: counted up by the listener as it accepts one,
+     * down as connection.c frees one.  The listener's cap keeps them
+     * within the descriptor budget (fd_budget.h). */
+    _Atomic unsigned long long connections;
 };
 
 #endif

@@ -318,38 +318,123 @@ int spool_remove(struct spool *spool, const char *id)
     return 0;
 }
 
-static int read_file(int directory_fd, const char *name, uint8_t **data, size_t *length)
+/* What a spool entry is when it is not a job file, for the log. */
+static const char *file_type(mode_t mode)
 {
-    struct stat info;
-    int fd = openat(directory_fd, name, O_RDONLY | O_CLOEXEC);
-    ssize_t n;
-
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &info) < 0 || info.st_size > (off_t)(4 * (size_t)MAX_FIELD) ||
-        !(*data = malloc((size_t)info.st_size + 1))) {
-        close(fd);
-        return -1;
+    switch (mode & S_IFMT) {
+    case S_IFIFO: return "fifo";
+    case S_IFLNK: return "symlink";
+    case S_IFSOCK: return "socket";
+    case S_IFDIR: return "directory";
+    case S_IFCHR: return "character_device";
+    case S_IFBLK: return "block_device";
+    default: return "not_a_regular_file";
     }
-    *length = 0;
-    while (*length < (size_t)info.st_size &&
-           (n = read(fd, *data + *length, (size_t)info.st_size - *length)) > 0)
-        *length += (size_t)n;
-    close(fd);
-    return 0;
 }
 
-static void move_aside(struct spool *spool, const char *name, const char *why)
+/* Errors that say nothing about the file: it stays for the next start. */
+static int is_transient(int error)
 {
-    char target[300];
+    return error == EMFILE || error == ENFILE || error == ENOMEM || error == EINTR ||
+           error == EAGAIN;
+}
 
+enum entry_verdict { ENTRY_READ, ENTRY_DAMAGED, ENTRY_SKIPPED };
+
+/*
+ * Reads one entry whole.  Only a regular file is ever read: anything else
+ * (a fifo would block the open, or the read, for ever; a symlink could
+ * point anywhere) is damaged, judged by lstat first so that it is never
+ * opened, and again by fstat on a descriptor opened without blocking or
+ * following a link, in case the entry changed in between.  *why: what is
+ * wrong (damaged) or the error (skipped); *error: its errno, 0 if none.
+ */
+static enum entry_verdict read_entry(int directory_fd, const char *name, uint8_t **data,
+                                     size_t *length, const char **why, int *error)
+{
+    struct stat info;
+    int fd;
+    ssize_t n;
+
+    *data = NULL;
+    *length = 0;
+    *error = 0;
+    if (fstatat(directory_fd, name, &info, AT_SYMLINK_NOFOLLOW) < 0)
+        goto failed;
+    if (!S_ISREG(info.st_mode)) {
+        *why = file_type(info.st_mode);
+        return ENTRY_DAMAGED;
+    }
+    fd = openat(directory_fd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP) {   /* replaced by a symlink since */
+            *why = "symlink";
+            return ENTRY_DAMAGED;
+        }
+        goto failed;
+    }
+    if (fstat(fd, &info) < 0) {
+        close(fd);
+        goto failed;
+    }
+    if (!S_ISREG(info.st_mode)) {
+        close(fd);
+        *why = file_type(info.st_mode);
+        return ENTRY_DAMAGED;
+    }
+    if (info.st_size > (off_t)(4 * (size_t)MAX_FIELD)) {
+        close(fd);
+        *why = "too_large";
+        return ENTRY_DAMAGED;
+    }
+    *data = malloc((size_t)info.st_size + 1);
+    if (!*data) {
+        close(fd);
+        errno = ENOMEM;
+        goto failed;
+    }
+    while (*length < (size_t)info.st_size) {
+        n = read(fd, *data + *length, (size_t)info.st_size - *length);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *error = errno;
+            close(fd);
+            free(*data);
+            *data = NULL;
+            *why = "unreadable";
+            return ENTRY_DAMAGED;
+        }
+        if (n == 0)
+            break;   /* shorter than it was: the decode refuses it */
+        *length += (size_t)n;
+    }
+    close(fd);
+    return ENTRY_READ;
+failed:
+    *error = errno;
+    if (is_transient(errno) || errno == ENOENT) {
+        *why = errno == ENOENT ? "vanished" : "cannot_open";
+        return ENTRY_SKIPPED;
+    }
+    *why = "unreadable";
+    return ENTRY_DAMAGED;
+}
+
+/* error: what reading it said, 0 when nothing. */
+static void move_aside(struct spool *spool, const char *name, const char *why, int error)
+{
+    char target[300], detail[128] = "";
+
+    if (error)
+        snprintf(detail, sizeof(detail), " read_error=\"%s\"", strerror(error));
     snprintf(target, sizeof(target), "corrupt/%s", name);
     if (renameat(spool->directory_fd, name, spool->directory_fd, target) < 0)
-        log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s error=\"%s\"",
-                 spool->directory, name, why, strerror(errno));
+        log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s%s error=\"%s\"",
+                 spool->directory, name, why, detail, strerror(errno));
     else
-        log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s moved_to=%s/%s",
-                 spool->directory, name, why, spool->directory, target);
+        log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s%s moved_to=%s/%s",
+                 spool->directory, name, why, detail, spool->directory, target);
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)
@@ -397,14 +482,23 @@ int spool_recover(struct spool *spool, void (*found)(void *context, struct spool
         struct spool_record record;
         uint8_t *data = NULL;
         size_t length = 0;
+        const char *why = NULL;
+        int error;
 
-        if (read_file(spool->directory_fd, name, &data, &length) < 0) {
-            move_aside(spool, name, "unreadable");
+        enum entry_verdict verdict = read_entry(spool->directory_fd, name, &data, &length,
+                                                &why, &error);
+
+        if (verdict == ENTRY_DAMAGED) {
+            move_aside(spool, name, why, error);
+        } else if (verdict == ENTRY_SKIPPED) {
+            log_line(LOG_ERROR, "spool_skipped", "file=%s/%s reason=%s error=\"%s\" "
+                     "note=\"left in place for the next start\"", spool->directory, name, why,
+                     strerror(error));
         } else if (spool_decode(data, length, &record) < 0 ||
                    strncmp(name, record.id, strlen(record.id)) != 0) {
             if (record.route)
                 spool_record_free(&record);
-            move_aside(spool, name, "malformed");
+            move_aside(spool, name, "malformed", 0);
         } else {
             found(context, &record);
             recovered++;

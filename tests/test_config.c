@@ -551,6 +551,181 @@ static void test_check_commands(void **state)
     config_free(&config);
 }
 
+/* config_check_serving(): what the start refuses (no route, a route the
+ * status page hides whole) and what it only notes (a status page inside
+ * a prefix route), each naming the line --check-config and the start
+ * print.  line 0: accepted; a note, when expected, starts with its line. */
+static const struct serving_case {
+    const char *text;
+    int line;             /* of the error; 0: none */
+    const char *message;  /* the error, or the note when line is 0; NULL none */
+} serving_cases[] = {
+    { "[detachd]\nworkers = 2\n", 2, "no [route PATH] section in the file: nothing to serve" },
+    { "; nothing\n", 1, "no [route PATH] section in the file: nothing to serve" },
+    { "[route /a]\ncommand = /bin/true\n", 0, NULL },
+    { "[detachd]\nstatus_path = /s\n[route /a]\ncommand = /bin/true\n", 0, NULL },
+    { "[detachd]\nstatus_path = /a\n[route /a]\ncommand = /bin/true\n", 2,
+      "status_path \"/a\" hides [route /a] (line 3): the status page answers /a and every "
+      "path under /a/jobs/" },
+    { "[detachd]\nworkers = 1\nstatus_path = /s\n[route /b]\ncommand = /bin/true\n"
+      "[route /s/jobs/x]\ncommand = /bin/true\n", 3,
+      "status_path \"/s\" hides [route /s/jobs/x] (line 6): the status page answers /s and "
+      "every path under /s/jobs/" },
+    { "[detachd]\nstatus_path = /s\n[route /s/jobs/*]\ncommand = /bin/true\n", 2,
+      "status_path \"/s\" hides [route /s/jobs/*] (line 3): the status page answers /s and "
+      "every path under /s/jobs/" },
+    /* Not whole: the route keeps its other paths.  Noted, not refused. */
+    { "[detachd]\nstatus_path = /x/st\n[route /x/*]\ncommand = /bin/true\n", 0,
+      "status_path \"/x/st\" is inside [route /x/*] (line 3): the status page answers /x/st "
+      "and /x/st/jobs/..., the route the rest" },
+    { "[detachd]\nstatus_path = /s\n[route /s/*]\ncommand = /bin/true\n", 0,
+      "status_path \"/s\" is inside [route /s/*] (line 3): the status page answers /s "
+      "and /s/jobs/..., the route the rest" },
+    { "[detachd]\nstatus_path = /s\n[route /*]\ncommand = /bin/true\n", 0,
+      "status_path \"/s\" is inside [route /*] (line 3): the status page answers /s "
+      "and /s/jobs/..., the route the rest" },
+    /* Near misses: no overlap. */
+    { "[detachd]\nstatus_path = /s\n[route /st]\ncommand = /bin/true\n"
+      "[route /s/job]\ncommand = /bin/true\n[route /st/*]\ncommand = /bin/true\n", 0, NULL },
+};
+
+static void test_check_serving(void **state)
+{
+    struct fixture *fixture = *state;
+
+    for (size_t i = 0; i < sizeof(serving_cases) / sizeof(serving_cases[0]); i++) {
+        const struct serving_case *c = &serving_cases[i];
+        char error[1024] = "", note[1024] = "x", expected[1024];
+        struct config config;
+        int rc;
+
+        load_ok(fixture, c->text, &config);
+        rc = config_check_serving(&config, error, sizeof(error), note, sizeof(note));
+        if (c->line) {
+            snprintf(expected, sizeof(expected), "%s:%d: %s", fixture->path, c->line, c->message);
+            if (rc != -1 || strcmp(error, expected) != 0)
+                fail_msg("case %zu: rc %d \"%s\", expected \"%s\"", i, rc, error, expected);
+        } else {
+            if (c->message)
+                snprintf(expected, sizeof(expected), "%s:2: %s", fixture->path, c->message);
+            else
+                expected[0] = '\0';
+            if (rc != 0 || strcmp(note, expected) != 0)
+                fail_msg("case %zu: rc %d error \"%s\" note \"%s\", expected note \"%s\"", i,
+                         rc, error, note, expected);
+        }
+        config_free(&config);
+    }
+}
+
+static void remove_spool_tree(const char *dir)
+{
+    static const char *const names[] = { "file", "sp/tmp", "sp/corrupt", "sp", "made/tmp",
+                                         "made", "ro" };
+    char path[512];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (unlink(path) < 0)
+            rmdir(path);
+    }
+}
+
+/* config_check_spool(): a spool the start could not use is an error at
+ * the spool key's line (or naming --spool); nothing is created. */
+static void test_check_spool(void **state)
+{
+    struct fixture *fixture = *state;
+    const char *dir = fixture->dir;
+    struct spool_case {
+        const char *spool;     /* under dir */
+        const char *why;       /* NULL: usable; "%s" is dir */
+    } cases[] = {
+        { "made", NULL },                        /* missing, its parent writable */
+        { "sp", NULL },                          /* a directory with tmp/ */
+        { "made/deeper", "does not exist and cannot be made: %s/made: No such file or directory" },
+        { "file", "cannot be used: %s/file is not a directory" },
+        { "file/x", "cannot be used: Not a directory" },
+        { "made/", NULL },
+    };
+    char path[512], text[1024], error[1024], expected[1024], why[512];
+    struct config config;
+
+    remove_spool_tree(dir);
+    snprintf(path, sizeof(path), "%s/file", dir);
+    write_file(path, "", 0644);
+    snprintf(path, sizeof(path), "%s/sp", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/sp/tmp", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text), "[detachd]\nworkers = 1\nspool = %s/%s\n", dir, cases[i].spool);
+        load_ok(fixture, text, &config);
+        error[0] = '\0';
+        if (!cases[i].why) {
+            if (config_check_spool(&config, error, sizeof(error)) != 0)
+                fail_msg("case %zu: %s", i, error);
+        } else {
+            snprintf(why, sizeof(why), cases[i].why, dir);
+            snprintf(expected, sizeof(expected), "%s:3: spool \"%s/%s\" %s", fixture->path, dir,
+                     cases[i].spool, why);
+            assert_int_equal(config_check_spool(&config, error, sizeof(error)), -1);
+            assert_string_equal(error, expected);
+        }
+        config_free(&config);
+    }
+    /* Nothing was made. */
+    snprintf(path, sizeof(path), "%s/made", dir);
+    assert_int_equal(access(path, F_OK), -1);
+
+    /* tmp/ that is not a directory: the start could not write a job. */
+    snprintf(path, sizeof(path), "%s/sp/corrupt", dir);
+    write_file(path, "", 0644);
+    snprintf(text, sizeof(text), "[detachd]\nspool = %s/sp\n", dir);
+    load_ok(fixture, text, &config);
+    snprintf(expected, sizeof(expected), "%s:2: spool \"%s/sp\" cannot be used: %s/sp/corrupt "
+             "is not a directory", fixture->path, dir, dir);
+    assert_int_equal(config_check_spool(&config, error, sizeof(error)), -1);
+    assert_string_equal(error, expected);
+
+    /* Given by the flag: the message names the flag, not a line. */
+    config.spool_line = CONFIG_LINE_FLAG;
+    snprintf(expected, sizeof(expected), "detachd: --spool \"%s/sp\" cannot be used: %s/sp/corrupt "
+             "is not a directory", dir, dir);
+    assert_int_equal(config_check_spool(&config, error, sizeof(error)), -1);
+    assert_string_equal(error, expected);
+    config_free(&config);
+
+    /* Not writable: root may write anywhere, so only others see it. */
+    if (geteuid() != 0) {
+        snprintf(path, sizeof(path), "%s/ro", dir);
+        assert_int_equal(mkdir(path, 0500), 0);
+        snprintf(text, sizeof(text), "[detachd]\nspool = %s/ro\n", dir);
+        load_ok(fixture, text, &config);
+        assert_int_equal(config_check_spool(&config, error, sizeof(error)), -1);
+        assert_non_null(strstr(error, "is not writable: Permission denied"));
+        config_free(&config);
+    }
+    /* No spool: nothing to check. */
+    load_ok(fixture, "[detachd]\nworkers = 1\n", &config);
+    assert_int_equal(config_check_spool(&config, error, sizeof(error)), 0);
+    config_free(&config);
+    remove_spool_tree(dir);
+}
+
+static void test_queue_bytes(void **state)
+{
+    struct config config;
+
+    config_init_defaults(&config);
+    assert_int_equal(config.queue_bytes, 64 * 1024 * 1024);
+    load_ok(*state, "[detachd]\nqueue_bytes = 8M\n", &config);
+    assert_int_equal(config.queue_bytes, 8 * 1024 * 1024);
+    config_free(&config);
+    expect_error(*state, "[detachd]\nqueue_bytes = 0\n", 2,
+                 "queue_bytes = 0 is out of range (1..1099511627776)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +752,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_load_keeps_old_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_serving, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_spool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bytes, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -359,7 +359,7 @@ static void admission_limit_is_exact(void **state)
     errno = 0;
     assert_int_equal(executor_submit(executor, refused), -1);
     assert_int_equal(errno, EAGAIN);
-    assert_false(executor_has_room(executor));
+    assert_false(executor_has_room(executor, 0));
     /* Only one job thread existed at first: four running means the
      * spawner started the others. */
     wait_for(observed, &observed->running, 4);
@@ -380,6 +380,94 @@ static void admission_limit_is_exact(void **state)
     wait_for(observed, &observed->ran, 7);
     assert_true(observed->max_running <= 4);
     assert_true(observed->max_threads - fixture->baseline_threads - HELPER_THREADS <= 4);
+    executor_free(executor);
+}
+
+/* A job whose params and body come to `bytes` (the queue_bytes budget). */
+static detach_job *new_job_of(struct fixture *fixture, size_t bytes)
+{
+    char *body = calloc(1, bytes);
+    detach_job *job;
+
+    assert_non_null(body);
+    job = job_new(&fixture->core, &fixture->route, "", body, bytes, NULL);
+    free(body);
+    assert_non_null(job);
+    return job;
+}
+
+/* queue_bytes: with max_jobs 1 busy, queued jobs take the budget until
+ * the next would pass it (ENOBUFS, and has_room agrees); an empty queue
+ * takes one job larger than the whole budget; running jobs leave it.
+ * Params count too: job_new's params are "" here, one byte. */
+static void queue_bytes_budget_is_exact(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(1, 100, 0, 0);
+    detach_job *over;
+
+    assert_non_null(executor);
+    executor_set_queue_bytes(executor, 3000);
+    submit_blocked_jobs(fixture, executor, 1);
+    wait_for(observed, &observed->running, 1);   /* it left the queue */
+    /* An empty queue takes a job over the whole budget... */
+    assert_int_equal(executor_submit(executor, new_job_of(fixture, 5000)), 0);
+    /* ...and then nothing more, not even a small one. */
+    over = new_job_of(fixture, 10);
+    errno = 0;
+    assert_int_equal(executor_submit(executor, over), -1);
+    assert_int_equal(errno, ENOBUFS);
+    release(observed);
+    wait_for(observed, &observed->ran, 2);
+    observed->block = 1;
+    submit_blocked_jobs(fixture, executor, 1);
+    wait_for(observed, &observed->running, 1);
+    /* 999 + 1 bytes of params each: three fit 3000 exactly, a fourth not. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(executor_submit(executor, new_job_of(fixture, 999)), 0);
+    assert_true(executor_has_room(executor, 0));
+    errno = 0;
+    assert_false(executor_has_room(executor, 1));
+    assert_int_equal(errno, ENOBUFS);
+    errno = 0;
+    assert_int_equal(executor_submit(executor, over), -1);
+    assert_int_equal(errno, ENOBUFS);
+    release(observed);
+    wait_for(observed, &observed->ran, 6);
+    /* Every queued job ran: the budget is all free again. */
+    assert_true(executor_has_room(executor, 3000));
+    assert_int_equal(executor_submit(executor, over), 0);
+    wait_for(observed, &observed->ran, 7);
+    executor_free(executor);
+}
+
+/* executor_limit_running(): fewer at once than max_jobs (descriptors
+ * short), the others wait queued and all run. */
+static void limit_running_holds_jobs_in_the_queue(void **state)
+{
+    struct fixture *fixture = *state;
+    struct observed *observed = &fixture->observed;
+    struct executor *executor = executor_new(8, 10, 0, 0);
+    detach_job *refused;
+
+    assert_non_null(executor);
+    executor_limit_running(executor, 2);
+    submit_blocked_jobs(fixture, executor, 6);
+    wait_for(observed, &observed->running, 2);
+    sleep_ms(100);   /* time for a wrong third start to show */
+    pthread_mutex_lock(&observed->lock);
+    assert_int_equal(observed->running, 2);
+    pthread_mutex_unlock(&observed->lock);
+    /* Admission is still max_jobs + queue: 18 in all. */
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    refused = new_job(fixture);
+    assert_int_equal(executor_submit(executor, refused), -1);
+    job_free(refused);
+    release(observed);
+    wait_for(observed, &observed->ran, 18);
+    assert_true(observed->max_running <= 2);
     executor_free(executor);
 }
 
@@ -508,7 +596,7 @@ static void racing_submits_keep_the_limit_exact(void **state)
     assert_non_null(executor);
     observed->block = 1;
     assert_int_equal(race_submits(fixture, executor, submitters), 16);
-    assert_false(executor_has_room(executor));
+    assert_false(executor_has_room(executor, 0));
     release(observed);
     wait_for(observed, &observed->ran, 16);
     for (int t = 0; t < SUBMITTERS; t++)
@@ -699,6 +787,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(deferred_submits_wait_for_the_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(admission_limit_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(free_discards_queued_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(queue_bytes_budget_is_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(limit_running_holds_jobs_in_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(recovered_jobs_pass_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_runs_queued_jobs_then_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(racing_submits_keep_the_limit_exact, setup, teardown),

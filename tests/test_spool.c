@@ -139,6 +139,68 @@ static void write_remove_recover(void **state)
     assert_int_equal(system(path), 0);
 }
 
+/* Is path (not followed) of this type? */
+static int has_type(const char *path, mode_t type)
+{
+    struct stat info;
+
+    return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == type;
+}
+
+/*
+ * A fifo, a symlink (to a valid job file elsewhere) and a directory named
+ * like job files: none is opened for reading or followed, each is moved
+ * to corrupt/ as it is, and the job beside them is recovered.  A fifo
+ * used to block the open for ever: the alarm turns a hang into a failure.
+ */
+static void entries_that_are_not_regular_files_are_moved_aside(void **state)
+{
+    char directory[] = "/tmp/detach-spool-test-XXXXXX", outside[] = "/tmp/detach-spool-out-XXXXXX";
+    char path[512], target[512];
+    struct spool *spool, *elsewhere;
+    struct found found = { .count = 0 };
+    struct spool_record good = sample("00000001cccc0001"), lure = sample("00000006link0001");
+    static const struct { const char *name; mode_t type; } odd[] = {
+        { "00000005fifo0001.job", S_IFIFO },
+        { "00000006link0001.job", S_IFLNK },
+        { "00000007dir00001.job", S_IFDIR },
+    };
+
+    assert_non_null(mkdtemp(directory));
+    assert_non_null(mkdtemp(outside));
+    spool = spool_open(directory);
+    elsewhere = spool_open(outside);
+    assert_non_null(spool);
+    assert_non_null(elsewhere);
+    assert_int_equal(spool_write(spool, &good), 0);
+    assert_int_equal(spool_write(elsewhere, &lure), 0);
+    snprintf(path, sizeof(path), "%s/%s", directory, odd[0].name);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof(path), "%s/%s", directory, odd[1].name);
+    snprintf(target, sizeof(target), "%s/%s", outside, odd[1].name);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(path, sizeof(path), "%s/%s", directory, odd[2].name);
+    assert_int_equal(mkdir(path, 0700), 0);
+
+    alarm(10);
+    assert_int_equal(spool_recover(spool, collect, &found), 1);
+    alarm(0);
+    assert_int_equal(found.count, 1);
+    assert_string_equal(found.ids[0], good.id);
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", directory, odd[i].name);
+        assert_false(has_type(path, odd[i].type));
+        snprintf(path, sizeof(path), "%s/corrupt/%s", directory, odd[i].name);
+        assert_true(has_type(path, odd[i].type));
+    }
+    /* The link's target was left alone. */
+    assert_true(has_type(target, S_IFREG));
+    spool_close(spool);
+    spool_close(elsewhere);
+    snprintf(path, sizeof(path), "rm -rf '%s' '%s'", directory, outside);
+    assert_int_equal(system(path), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +208,7 @@ int main(void)
         cmocka_unit_test(a_param_that_is_not_name_value_is_refused),
         cmocka_unit_test(every_truncation_and_flip_is_refused),
         cmocka_unit_test(write_remove_recover),
+        cmocka_unit_test(entries_that_are_not_regular_files_are_moved_aside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
