@@ -146,6 +146,31 @@ def test_triggers_pipelined_with_a_spool_are_all_served():
         assert daemon.stop() == 0
 
 
+def test_a_trigger_pipelined_behind_an_attached_job_is_served_after_it():
+    # The attached job's output is the first answer; the trigger read along
+    # with its request is not the peer leaving, and is served next.
+    with Sandbox() as box:
+        marker, job = job_writing_ids(box)
+        attached = box.script("attached.sh", "sleep 0.3\nprintf 'Content-Type: text/plain\\r\\n"
+                                             "\\r\\nattached-output'\n")
+        daemon = box.detachd({"/job": {"command": job},
+                              "/attached": {"command": attached, "mode": "attached"}},
+                             {"workers": 2})
+        connection = Connection(box.socket)
+        connection.send(request_bytes(cgi_params("/attached"), request_id=1, keep_conn=True) +
+                        request_bytes(cgi_params("/job"), request_id=2, keep_conn=True))
+        responses = read_responses(connection, 2)
+        assert [rid for rid, _ in responses] == [1, 2]
+        assert responses[0][1].status == 200 and responses[0][1].body == b"attached-output"
+        job_id = responses[1][1].header("X-Detach-Job")
+        assert responses[1][1].status == 200 and job_id
+        wait_for(lambda: job_id in lines_of(marker), 20, "the pipelined trigger's job to run")
+        connection.close()
+        ended = daemon.wait_event("ended", route="/attached")
+        assert ended["connection_status"] == "0", ended   # not taken for an abort
+        assert daemon.stop() == 0
+
+
 def test_a_request_pipelined_behind_one_that_closes_is_logged():
     with Sandbox() as box:
         _, job = job_writing_ids(box)
