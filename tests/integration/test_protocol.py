@@ -110,11 +110,12 @@ def pipelined_triggers(box, daemon, marker, count, send_paths=None):
     statuses = [response.status for _, response in responses]
     ids = [response.header("X-Detach-Job") for _, response in responses
            if response.status == 200]
+    assert len(set(ids)) == len(ids), ids
+    # Before anything else reaches detachd: nothing may wait for a next event.
+    wait_for(lambda: set(ids) <= lines_of(marker), 20, f"the {len(ids)} pipelined jobs to run")
     # The connection is still kept: one more request on it is answered.
     assert connection.request(cgi_params("/job"), keep_conn=True).status == 200
     connection.close()
-    assert len(set(ids)) == len(ids), ids
-    wait_for(lambda: set(ids) <= lines_of(marker), 20, f"the {len(ids)} pipelined jobs to run")
     return statuses, ids
 
 
