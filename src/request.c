@@ -350,8 +350,9 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_respond(connection, "400 Bad Request", NULL);
         goto release;
     }
-    /* "/jobs/pre/../../etc" must not run the prefix route "/jobs/pre/" job, nor reach
-     * the status page: refused before anything is matched. */
+    /* "/jobs/pre/../../etc" must not run the job of the prefix route
+     * "/jobs/pre/", nor reach the status page: refused before anything
+     * is matched, and logged as a rejection with its reason. */
     if ((refusal = route_path_refusal(path))) {
         log_rejected(path, refusal);
         connection_respond(connection, "400 Bad Request", NULL);

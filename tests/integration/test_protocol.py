@@ -5,9 +5,10 @@ nothing, and request paths with dot segments."""
 
 import os
 import struct
+import subprocess
 import time
 
-from harness import Sandbox, run, wait_for
+from harness import Sandbox, binary, run, wait_for
 from fcgi_client import (BEGIN_REQUEST, END_REQUEST, KEEP_CONN, PARAMS, RESPONDER, STDIN, STDOUT,
                          Connection, Response, cgi_params, encode_params, fcgi_request,
                          request_bytes)
@@ -250,6 +251,15 @@ def test_paths_with_dot_segments_run_nothing():
         wait_for(lambda: job_id in lines_of(marker), 20, "the clean path's job to run")
         assert lines_of(marker) == {job_id}
         assert daemon.stop() == 0
+
+
+def test_a_route_with_a_dot_segment_is_a_config_error():
+    with Sandbox() as box:
+        config = box.config({"/jobs/../x/*": {"command": "/bin/true"}})
+        result = subprocess.run([binary("detachd"), "--config", config, "--check-config"],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2, result
+        assert f"{config}:" in result.stderr and "segment" in result.stderr, result.stderr
 
 
 if __name__ == "__main__":
