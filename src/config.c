@@ -31,6 +31,7 @@
 
 #include "access.h"
 #include "config.h"
+#include "route.h"
 
 #define DEFAULT_WORKERS 4
 #define DEFAULT_MAX_JOBS 64
@@ -673,6 +674,10 @@ static int check_route_path(struct parser *parser, const char *path)
     if (star && (star[1] != '\0' || star[-1] != '/'))
         return fail_at(parser, parser->line_number,
                        "route path \"%s\": '*' may only end it, as in \"/jobs/*\"", path);
+    if (route_path_refusal(path))   /* no request could ever match it */
+        return fail_at(parser, parser->line_number,
+                       "route path \"%s\" has a \".\" or \"..\" segment, a backslash or an "
+                       "encoded separator", path);
     for (size_t i = 0; i < parser->config->route_count; i++)
         if (strcmp(parser->config->routes[i].path, path) == 0)
             return fail_at(parser, parser->line_number, "duplicate route \"%s\" (first at line %d)",

@@ -2,6 +2,13 @@
  * connection.c - hand-overs of a connection between watcher, worker and
  * attached job, and the deadlines that bound each state.
  *
+ * Deadlines: a new connection's first request must arrive whole within
+ * read_timeout of the connect (one that never sends a byte is closed
+ * then); on a kept connection, idle_timeout runs between requests, and
+ * read_timeout from a request's first byte to its last.  Bytes read past
+ * a request (a pipelining client) are the next request's start: it is
+ * served in turn, as soon as the answer before it is out.
+ *
  * Idle connections wait in the watcher's epoll set, not in a thread, so a
  * web server's keep-alive pool costs us no worker (PHP-FPM's keep-alive
  * deadlock, php-src#10335, cannot happen here).
@@ -56,6 +63,7 @@ static void free_locked(struct connection *connection)
 {
     watcher_unwatch_locked(connection->core->watcher, &connection->watch);
     watcher_disarm_locked(connection->core->watcher, &connection->deadline);
+    watcher_disarm_locked(connection->core->watcher, &connection->resume);
     idle_list_remove_locked(connection);
     request_reader_free(&connection->reader);
     fcgi_connection_free(connection->fcgi);
@@ -84,7 +92,8 @@ static void read_request(struct connection *connection)
         ssize_t n;
 
         if (verdict == REQUEST_INVALID) {
-            log_line(LOG_INFO, "bad_request", "reason=\"%s\"", reader->why);
+            log_line(LOG_INFO, "bad_request", "fd=%d reason=\"%s\"", connection->watch.fd,
+                     reader->why);
             connection_close(connection);
             return;
         }
@@ -134,6 +143,8 @@ static void readable(struct watch *watch, uint32_t events)
     struct connection *connection = container_of(watch, struct connection, watch);
     struct server_core *core = connection->core;
 
+    /* Bytes in the socket or bytes held, one read_request() takes both. */
+    watcher_disarm_locked(core->watcher, &connection->resume);
     if (connection->state == CONNECTION_IDLE) {
         if (!(events & EPOLLIN) || atomic_load(&core->stopping)) {
             free_locked(connection);   /* hung up with nothing to say */
@@ -159,14 +170,28 @@ static void readable(struct watch *watch, uint32_t events)
 static void deadline_expired(struct timer *timer)
 {
     struct connection *connection = container_of(timer, struct connection, deadline);
+    const struct request_reader *reader = &connection->reader;
 
-    /* Only a connection the watcher holds has a deadline: idle, waiting
-     * for the rest of a request, or lingering. */
+    /* Only a connection the watcher holds has a deadline: a new one,
+     * idle, waiting for the rest of a request, or lingering.  received=0:
+     * a peer that connected and never said a word. */
     if (connection->state == CONNECTION_READING)
-        log_line(LOG_INFO, "request_read_timeout", "fd=%d", connection->watch.fd);
+        log_line(LOG_INFO, "request_read_timeout", "fd=%d received=%zu", connection->watch.fd,
+                 reader->length + reader->dropped);
+    else if (connection->state == CONNECTION_IDLE)
+        log_line(LOG_DEBUG, "connection_idle_timeout", "fd=%d", connection->watch.fd);
     else
         log_line(LOG_DEBUG, "connection_closed_by_deadline", "fd=%d", connection->watch.fd);
     free_locked(connection);
+}
+
+/* The answer before it is out: the next request, read along with an
+ * earlier one, is served now, as if its bytes had just arrived. */
+static void resume_due(struct timer *timer)
+{
+    struct connection *connection = container_of(timer, struct connection, resume);
+
+    readable(&connection->watch, EPOLLIN);
 }
 
 /* The watcher owns it now (idle or lingering): a stop must find it. */
@@ -193,6 +218,11 @@ static int wait_for_more_locked(struct connection *connection)
     return 0;
 }
 
+/*
+ * A request answered on a kept connection: wait for the next under the
+ * idle timeout, or serve it at once when its first bytes were read with
+ * the last (the reset keeps them).
+ */
 static int wait_for_request_locked(struct connection *connection)
 {
     struct server_core *core = connection->core;
@@ -205,6 +235,27 @@ static int wait_for_request_locked(struct connection *connection)
     if (watcher_watch_locked(core->watcher, &connection->watch, WAITING_EVENTS) < 0)
         return -1;
     watcher_arm_locked(core->watcher, &connection->deadline, core->options.idle_timeout_ms);
+    /* epoll will not say so: the bytes are out of the socket already. */
+    if (connection->reader.length > 0)
+        watcher_arm_locked(core->watcher, &connection->resume, 0);
+    idle_list_add_locked(connection);
+    return 0;
+}
+
+/*
+ * A new connection: its first request must be whole within read_timeout
+ * of the connect, as nginx's client_header_timeout counts.  The idle
+ * timeout is for a web server's kept connections between requests, not
+ * for a peer that connects and says nothing.
+ */
+static int wait_for_first_request_locked(struct connection *connection)
+{
+    struct server_core *core = connection->core;
+
+    connection->state = CONNECTION_READING;
+    if (watcher_watch_locked(core->watcher, &connection->watch, WAITING_EVENTS) < 0)
+        return -1;
+    watcher_arm_locked(core->watcher, &connection->deadline, core->options.read_timeout_ms);
     idle_list_add_locked(connection);
     return 0;
 }
@@ -235,7 +286,8 @@ void connection_accepted_locked(struct server_core *core, int fd)
     request_reader_init(&connection->reader, core->options.max_body);
     watch_init(&connection->watch, fd, readable);
     timer_init(&connection->deadline, deadline_expired);
-    if (wait_for_request_locked(connection) < 0) {
+    timer_init(&connection->resume, resume_due);
+    if (wait_for_first_request_locked(connection) < 0) {
         log_line(LOG_ERROR, "accept", "error=\"%s\"", strerror(errno));
         free_locked(connection);
     }
@@ -295,6 +347,21 @@ void connection_expect_unread(struct connection *connection)
     fcgi_connection_forbid_keepalive(connection->fcgi);
 }
 
+/* A connection about to close holds the start of a pipelined request:
+ * it goes unserved, and the log says why rather than nothing. */
+static void log_unserved(const struct connection *connection, struct server_core *core)
+{
+    const struct request_reader *reader = &connection->reader;
+
+    if (!request_reader_next_is_request(reader))
+        return;
+    log_line(LOG_INFO, "pipelined_request_dropped", "fd=%d bytes=%zu reason=\"%s\"",
+             connection->watch.fd, reader->trailing_length,
+             atomic_load(&core->stopping) ? "stopping"
+             : !reader->keep_connection ? "the request before it did not ask to keep the connection"
+                                        : "the answer before it could not be sent");
+}
+
 void connection_release(struct connection *connection)
 {
     struct server_core *core = connection->core;
@@ -307,8 +374,10 @@ void connection_release(struct connection *connection)
     if (kept) {
         if (wait_for_request_locked(connection) < 0)
             free_locked(connection);
-    } else if (!connection->unread_input || linger_locked(connection) < 0) {
-        free_locked(connection);
+    } else {
+        log_unserved(connection, core);
+        if (!connection->unread_input || linger_locked(connection) < 0)
+            free_locked(connection);
     }
     watcher_unlock(core->watcher);
 }
@@ -335,8 +404,17 @@ void connection_answer_now(struct connection *connection, const char *text, size
     kept = sent == (ssize_t)needed && connection->reader.keep_connection &&
            !atomic_load(&core->stopping);
     watcher_lock(core->watcher);
-    if (!kept || wait_for_request_locked(connection) < 0)
-        free_locked(connection);
+    if (kept) {
+        if (wait_for_request_locked(connection) < 0)
+            free_locked(connection);
+    } else {
+        log_unserved(connection, core);
+        /* More of what we will not read may follow: close the slow way,
+         * so a reset cannot destroy the answer just sent. */
+        if (sent != (ssize_t)needed || !connection->reader.trailing_length ||
+            linger_locked(connection) < 0)
+            free_locked(connection);
+    }
     watcher_unlock(core->watcher);
 }
 

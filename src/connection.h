@@ -27,6 +27,7 @@ struct connection {
     struct fcgi_connection *fcgi;
     struct watch watch;
     struct timer deadline;       /* idle timeout, or the request read deadline */
+    struct timer resume;         /* due at once: read bytes hold the next request */
     enum connection_state state;
     struct request_reader reader;    /* the request read; the owner's */
     int unread_input;            /* the peer sent more than we read */

@@ -272,9 +272,10 @@ static void admit_trigger(struct server_core *core, struct connection *connectio
 
 /*
  * Watcher thread.  Only the common case is served here: a whole trigger
- * request, nothing sent after it, no spool to write (an fsync would stall
- * every connection), a server not stopping.  Admission never blocks: the
- * executor only queues, and its spawner starts threads.
+ * request, nothing sent after it but the next request (a pipelining
+ * client), no spool to write (an fsync would stall every connection), a
+ * server not stopping.  Admission never blocks: the executor only queues,
+ * and its spawner starts threads.
  */
 int request_serve_at_once(struct server_core *core, struct connection *connection)
 {
@@ -287,7 +288,8 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
     detach_job *job;
     enum admission admission;
 
-    if (core->spool || reader->request_length == 0 || reader->trailing_length > 0 ||
+    if (core->spool || reader->request_length == 0 ||
+        (reader->trailing_length > 0 && !request_reader_next_is_request(reader)) ||
         atomic_load(&core->stopping))
         return 0;
     params = request_reader_params(reader);
@@ -330,7 +332,7 @@ void request_serve(struct server_core *core, struct connection *connection)
     enum request_verdict verdict = request_reader_parse(reader);   /* final: read whole */
     char path[MAX_PATH_LENGTH];
     const struct route *route;
-    const char *subpath;
+    const char *subpath, *refusal;
     char *params = NULL, *body = NULL;
     size_t body_length = 0;
     detach_job *job;
@@ -341,11 +343,15 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_close(connection);
         return;
     }
-    /* Bytes past the request: a client that does not wait for our answer
-     * (pipelining, an abort sent at once).  No keep-alive for it, and an
-     * attached job takes it as the peer leaving. */
-    peer_spoke = verdict == REQUEST_COMPLETE && reader->trailing_length > 0;
-    if (peer_spoke || verdict == REQUEST_TOO_LARGE)
+    /* Bytes past the request that do not begin another (an abort sent at
+     * once, garbage): no keep-alive, and an attached job takes them as the
+     * peer leaving.  The next request of a pipelining client is kept and
+     * served after this one (connection.c), unless the connection closes
+     * anyway: then the rest of it is read and dropped. */
+    peer_spoke = verdict == REQUEST_COMPLETE && reader->trailing_length > 0 &&
+                 !request_reader_next_is_request(reader);
+    if (peer_spoke || verdict == REQUEST_TOO_LARGE ||
+        (reader->trailing_length > 0 && !reader->keep_connection))
         connection_expect_unread(connection);
     params = request_reader_params(reader);
     body = request_reader_take_body(reader, &body_length);
@@ -355,6 +361,14 @@ void request_serve(struct server_core *core, struct connection *connection)
         goto release;
     }
     if (request_path(params, path, sizeof(path)) < 0) {
+        connection_respond(connection, "400 Bad Request", NULL);
+        goto release;
+    }
+    /* "/jobs/pre/../../etc" must not run the job of the prefix route
+     * "/jobs/pre/", nor reach the status page: refused before anything
+     * is matched, and logged as a rejection with its reason. */
+    if ((refusal = route_path_refusal(path))) {
+        log_rejected(path, refusal);
         connection_respond(connection, "400 Bad Request", NULL);
         goto release;
     }

@@ -4,7 +4,9 @@
  * Incremental: each call parses the complete records that arrived since the
  * last one, so a large body costs one pass.  A name-value pair may span
  * PARAMS records, so the params stream is gathered (it is bounded) and its
- * pairs decoded once it ends.
+ * pairs decoded once it ends.  Padding (0-255 bytes, as the spec allows on
+ * every record) is skipped everywhere; BEGIN_REQUEST's is also cut out of
+ * the held bytes, as libfcgi mishandles it (see strip_begin_padding).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +34,14 @@ void request_reader_free(struct request_reader *reader)
 void request_reader_reset(struct request_reader *reader)
 {
     uint8_t *data = reader->data;
-    size_t capacity = reader->capacity;
+    size_t capacity = reader->capacity, kept = 0;
 
-    if (capacity > REQUEST_READER_KEPT_BUFFER) {
+    /* Bytes read past a complete request are the next one's start (a
+     * pipelining client): moved to the front, never dropped. */
+    if (reader->state == DONE && reader->trailing_length > 0) {
+        kept = reader->trailing_length;
+        memmove(data, data + reader->length - kept, kept);
+    } else if (capacity > REQUEST_READER_KEPT_BUFFER) {
         request_reader_free(reader);
         return;
     }
@@ -43,6 +50,19 @@ void request_reader_reset(struct request_reader *reader)
     request_reader_init(reader, reader->max_body);
     reader->data = data;
     reader->capacity = capacity;
+    reader->length = kept;
+}
+
+int request_reader_next_is_request(const struct request_reader *reader)
+{
+    const uint8_t *next;
+
+    if (reader->state != DONE || reader->trailing_length == 0)
+        return 0;
+    next = reader->data + reader->length - reader->trailing_length;
+    /* As far as the bytes go, a BEGIN_REQUEST record header. */
+    return next[0] == FCGI_RECORD_VERSION &&
+           (reader->trailing_length < 2 || next[1] == FCGI_TYPE_BEGIN_REQUEST);
 }
 
 int request_reader_room(struct request_reader *reader, size_t at_least)
@@ -93,6 +113,28 @@ static enum request_verdict check_pairs(struct request_reader *reader)
     return REQUEST_NEED_MORE;
 }
 
+/* Why a record of this type cannot come now: among the params, or in the body. */
+static const char *unexpected(uint8_t type, int params)
+{
+    switch (type) {
+    case FCGI_TYPE_BEGIN_REQUEST:
+        return params ? "a second BEGIN_REQUEST before the params ended"
+                      : "a second BEGIN_REQUEST before the body ended";
+    case FCGI_TYPE_ABORT_REQUEST:
+        return params ? "ABORT_REQUEST before the params ended"
+                      : "ABORT_REQUEST before the body ended";
+    case FCGI_TYPE_DATA:
+        return "a DATA record (the filter role is not served)";
+    case FCGI_TYPE_STDIN:
+        return "a STDIN record before the params ended";
+    case FCGI_TYPE_PARAMS:
+        return "a PARAMS record after the params ended";
+    default:
+        return params ? "a record type not allowed among the params"
+                      : "a record type not allowed in the body";
+    }
+}
+
 static int append(uint8_t **buffer, size_t *length, const uint8_t *data, size_t size, int text)
 {
     uint8_t *grown = realloc(*buffer, *length + size + (text ? 1 : 0));
@@ -121,12 +163,15 @@ static enum request_verdict take_record(struct request_reader *reader,
         return invalid(reader, "the request head is larger than allowed");
     switch (reader->state) {
     case EXPECT_BEGIN:
-        /* Padding is legal here, but libfcgi then marks its input stream
-         * failed and drops keep-alive; nginx and Apache never send it. */
-        if (header->type != FCGI_TYPE_BEGIN_REQUEST ||
-            header->content_length != FCGI_RECORD_BEGIN_BODY_SIZE || header->padding_length != 0 ||
+        if (header->type == FCGI_TYPE_ABORT_REQUEST)
+            return invalid(reader, "ABORT_REQUEST for no open request");
+        if (header->type != FCGI_TYPE_BEGIN_REQUEST)
+            return invalid(reader, "a request opened with a record other than BEGIN_REQUEST");
+        /* Padding is fine (parse() cuts it out); a body of another size
+         * is not what the spec defines, and libfcgi refuses it. */
+        if (header->content_length != FCGI_RECORD_BEGIN_BODY_SIZE ||
             fcgi_begin_request_decode(content, header->content_length, &role, &flags) < 0)
-            return invalid(reader, "a request must open with BEGIN_REQUEST");
+            return invalid(reader, "a BEGIN_REQUEST body other than 8 bytes");
         if (role != FCGI_ROLE_RESPONDER)
             return invalid(reader, "only the responder role is served");
         reader->request_id = header->request_id;
@@ -137,9 +182,11 @@ static enum request_verdict take_record(struct request_reader *reader,
         if (header->request_id != reader->request_id)
             return invalid(reader, "a second request id on one connection (multiplexing)");
         if (header->type != FCGI_TYPE_PARAMS)
-            return invalid(reader, "a record other than PARAMS before the params ended");
+            return invalid(reader, unexpected(header->type, 1));
         if (header->content_length == 0) {
-            reader->head_length = record_end;
+            /* Nothing of the head was dropped but BEGIN_REQUEST's padding:
+             * the head is at the front of data, this long. */
+            reader->head_length = record_end - reader->dropped;
             reader->state = IN_STDIN;
             return check_pairs(reader);
         }
@@ -152,7 +199,7 @@ static enum request_verdict take_record(struct request_reader *reader,
         if (header->request_id != reader->request_id)
             return invalid(reader, "a second request id on one connection (multiplexing)");
         if (header->type != FCGI_TYPE_STDIN)
-            return invalid(reader, "a record other than STDIN in the body");
+            return invalid(reader, unexpected(header->type, 0));
         if (header->content_length == 0) {
             reader->request_length = record_end;
             reader->state = DONE;
@@ -172,6 +219,24 @@ static enum request_verdict take_record(struct request_reader *reader,
     }
 }
 
+/*
+ * The BEGIN_REQUEST record just parsed, at index 0 of data, had padding:
+ * cut it out, so the head libfcgi parses opens with a plain 16-byte
+ * BEGIN_REQUEST (given a padded one, libfcgi 2.4.2 marks its input stream
+ * failed and drops keep-alive: fuzz regression begin_request_with_padding).
+ * The bytes count as dropped, as parsed body records do.
+ */
+static void strip_begin_padding(struct request_reader *reader, size_t index, uint8_t padding)
+{
+    size_t content_end = index + FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_BEGIN_BODY_SIZE;
+
+    memmove(reader->data + content_end, reader->data + content_end + padding,
+            reader->length - content_end - padding);
+    reader->data[index + 6] = 0;   /* the header's paddingLength */
+    reader->length -= padding;
+    reader->dropped += padding;
+}
+
 /* Drops the body records parsed so far, keeping the head at the front. */
 static void drop_parsed_body(struct request_reader *reader)
 {
@@ -188,8 +253,11 @@ enum request_verdict request_reader_parse(struct request_reader *reader)
 {
     enum request_verdict verdict;
 
-    if (reader->state == DONE)
+    if (reader->state == DONE) {
+        /* Read since: more of what comes after the request. */
+        reader->trailing_length = reader->length - (reader->position - reader->dropped);
         return REQUEST_COMPLETE;
+    }
     if (reader->state == FAILED)
         return reader->why ? REQUEST_INVALID : REQUEST_TOO_LARGE;
     for (;;) {
@@ -220,11 +288,14 @@ enum request_verdict request_reader_parse(struct request_reader *reader)
             verdict = REQUEST_NEED_MORE;
             break;
         }
+        int opening = reader->state == EXPECT_BEGIN;
         verdict = take_record(reader, &header, record + FCGI_RECORD_HEADER_SIZE,
                               reader->position + record_length);
         reader->position += record_length;
         if (verdict != REQUEST_NEED_MORE)
             break;
+        if (opening && header.padding_length > 0)
+            strip_begin_padding(reader, index, header.padding_length);
     }
     if (verdict == REQUEST_COMPLETE)
         reader->trailing_length = reader->length - (reader->position - reader->dropped);

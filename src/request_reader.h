@@ -9,7 +9,9 @@
  * empty STDIN record -- and this pure, fuzzed parser checks every record:
  * version 1, one request id, the responder role, no management or abort
  * records, every name-value length inside the params stream, bounded
- * params and body.  libfcgi then parses only the checked head.
+ * params and body.  Padding is accepted on every record, as the spec
+ * allows.  libfcgi then parses only the checked head, BEGIN_REQUEST's
+ * padding cut out of it.
  */
 #ifndef DETACH_REQUEST_READER_H
 #define DETACH_REQUEST_READER_H
@@ -54,9 +56,11 @@ struct request_reader {
 
     /* Results. */
     int keep_connection;      /* BEGIN_REQUEST's FCGI_KEEP_CONN flag */
-    size_t head_length;       /* BEGIN_REQUEST through the empty PARAMS */
-    size_t request_length;    /* through the empty STDIN */
-    size_t trailing_length;   /* read past the request: the client did not wait */
+    size_t head_length;       /* BEGIN_REQUEST through the empty PARAMS, as held at
+                               * the front of data: BEGIN's padding cut out */
+    size_t request_length;    /* through the empty STDIN, as sent */
+    size_t trailing_length;   /* read past the request, at the end of data: the
+                               * client did not wait (pipelining, or an abort) */
     char *body;               /* the STDIN content, NUL-terminated */
     size_t body_length;
     const char *why;          /* for REQUEST_INVALID */
@@ -67,8 +71,18 @@ struct request_reader {
 
 void request_reader_init(struct request_reader *reader, size_t max_body);
 void request_reader_free(struct request_reader *reader);
-/* Ready for the connection's next request; keeps a small read buffer. */
+/*
+ * Ready for the connection's next request; keeps a small read buffer, and
+ * the bytes read past a complete request (trailing_length of them), which
+ * begin the next one: they are parsed at the next request_reader_parse().
+ */
 void request_reader_reset(struct request_reader *reader);
+/*
+ * 1 when the bytes read past a complete request begin another request --
+ * as far as they go, a version-1 BEGIN_REQUEST header: a pipelining client
+ * -- rather than anything else (ABORT_REQUEST for this one, garbage).
+ */
+int request_reader_next_is_request(const struct request_reader *reader);
 /* Makes room to read at least `at_least` more bytes; -1 when out of memory. */
 int request_reader_room(struct request_reader *reader, size_t at_least);
 /* Parses what arrived since the last call. */

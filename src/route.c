@@ -3,7 +3,8 @@
  *
  * Routes are few and fixed after start, so a linear scan is fast and
  * keeps matching rules obvious: exact beats prefix, longer prefix beats
- * shorter.
+ * shorter.  A path is matched as sent, never normalized: one that would
+ * need normalizing ("..", an encoded "/") is refused instead.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,6 +39,12 @@ int route_table_add(struct route_table *table, const char *path, detach_mode mod
         return error_set("route \"%s\": a route is a path starting with '/' and a handler",
                          path ? path : "(null)");
     }
+    if (route_path_refusal(path)) {
+        /* Such a route could never match: say so at start, not by 404s. */
+        errno = EINVAL;
+        return error_set("route \"%s\": a route path cannot have a \".\" or \"..\" segment, "
+                         "a backslash or an encoded separator (%s)", path, route_path_refusal(path));
+    }
     if (mode != DETACH_TRIGGER && mode != DETACH_ATTACHED) {
         errno = EINVAL;
         return error_set("route \"%s\": unknown mode %d", path, (int)mode);
@@ -68,11 +75,61 @@ int route_table_add(struct route_table *table, const char *path, detach_mode mod
     return 0;
 }
 
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* "%" and two hex digits at text spelling `byte` (either case)? */
+static int is_escape_of(const char *text, char byte)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char high = (unsigned char)byte >> 4, low = (unsigned char)byte & 0xf;
+
+    return text[0] == '%' && text[1] && text[2] && lower(text[1]) == hex[high] &&
+           lower(text[2]) == hex[low];
+}
+
+/* One or two dots, each plain or "%2e", and nothing else, from segment
+ * to its end ('/' or NUL). */
+static int is_dot_segment(const char *segment)
+{
+    int dots = 0;
+
+    while (*segment && *segment != '/') {
+        if (*segment == '.')
+            segment++;
+        else if (is_escape_of(segment, '.'))
+            segment += 3;
+        else
+            return 0;
+        if (++dots > 2)
+            return 0;
+    }
+    return dots > 0;
+}
+
+const char *route_path_refusal(const char *path)
+{
+    for (const char *at = path; *at; at++) {
+        if (*at == '\\')
+            return "backslash";
+        if (is_escape_of(at, '/') || is_escape_of(at, '\\'))
+            return "encoded_separator";
+        if ((at == path || at[-1] == '/') && is_dot_segment(at))
+            return "dot_segment";
+    }
+    return NULL;
+}
+
 const struct route *route_table_match(const struct route_table *table, const char *path)
 {
     const struct route *best = NULL;
 
-    if (!path)
+    /* A path with dot segments would let a prefix route answer for what
+     * lies outside its prefix; the caller answers 400 before it gets here,
+     * this is the last line. */
+    if (!path || route_path_refusal(path))
         return NULL;
     for (size_t i = 0; i < table->count; i++) {
         const struct route *route = &table->routes[i];

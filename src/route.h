@@ -33,6 +33,17 @@ void route_table_destroy(struct route_table *table);
 /* -1 with a message for a path that does not start with '/' or a duplicate. */
 int route_table_add(struct route_table *table, const char *path, detach_mode mode,
                     detach_abort_policy on_abort, detach_handler handler, void *arg);
+/* NULL as well for a path route_path_refusal() refuses. */
 const struct route *route_table_match(const struct route_table *table, const char *path);
+
+/*
+ * Why a request path must not be matched at all, or NULL when it may be.
+ * Refused: a "." or ".." segment, spelled plainly or percent-encoded
+ * ("%2e", ".%2E", ...) -- "/jobs/pre/../../etc" must not run the
+ * "/jobs/pre/" job; a backslash, or a percent-encoded "/" or "\", which
+ * some later decoding would make a separator.  The reasons are short
+ * words for the log: "dot_segment", "backslash", "encoded_separator".
+ */
+const char *route_path_refusal(const char *path);
 
 #endif

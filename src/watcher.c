@@ -216,8 +216,9 @@ void watcher_disarm(struct watcher *watcher, struct timer *timer)
     pthread_mutex_unlock(&watcher->lock);
 }
 
-/* Fires due timers; returns the epoll timeout until the next one. */
-static int run_timers_locked(struct watcher *watcher)
+/* Fires due timers, counting them in *fired; returns the epoll timeout
+ * until the next one. */
+static int run_timers_locked(struct watcher *watcher, unsigned *fired)
 {
     for (;;) {
         struct timer *first = timer_heap_first(&watcher->timers);
@@ -232,6 +233,7 @@ static int run_timers_locked(struct watcher *watcher)
         }
         timer_heap_disarm(&watcher->timers, first);
         first->fire(first);
+        ++*fired;
     }
 }
 
@@ -264,7 +266,13 @@ static void *watcher_main(void *arg)
     pthread_setname_np(pthread_self(), "detach-watcher");   /* for top -H and perf */
     pthread_mutex_lock(&watcher->lock);
     while (!watcher->stopping) {
-        timeout = run_timers_locked(watcher);
+        unsigned fired = 0;
+
+        timeout = run_timers_locked(watcher, &fired);
+        /* A timer's callback may put work off as an event's does (one
+         * serves a pipelined request): it must not wait for an event. */
+        if (watcher->round_end && fired > 0)
+            watcher->round_end(watcher->round_end_arg);
         pthread_mutex_unlock(&watcher->lock);
         int count = epoll_wait(watcher->epoll_fd, events, 64, timeout);
         int saved = errno;

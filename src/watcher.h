@@ -32,9 +32,10 @@ struct watch {
 
 struct watcher *watcher_new(void);
 /* fn(arg) runs on the watcher thread, its lock held, after the events of
- * each epoll round are dispatched, for work the round's callbacks put off
- * to do once for all of them.  fn NULL: none.  Like watcher_unwatch(),
- * final once it returns: the fn replaced is not running and never will. */
+ * each epoll round are dispatched and after timers fire, for work their
+ * callbacks put off to do once for all of them.  fn NULL: none.  Like
+ * watcher_unwatch(), final once it returns: the fn replaced is not
+ * running and never will. */
 void watcher_on_round_end(struct watcher *watcher, watcher_round_fn fn, void *arg);
 /* Starts the thread. */
 int watcher_start(struct watcher *watcher);

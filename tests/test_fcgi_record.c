@@ -51,6 +51,26 @@ static void header_rejects_short_and_wrong_version(void **state)
     assert_int_equal(fcgi_header_decode(bytes, sizeof bytes, &header), -1);
 }
 
+/* Any padding 0-255 is legal on any record type, BEGIN_REQUEST included:
+ * the header decoder takes every one as sent, the reserved byte ignored. */
+static void header_takes_any_padding_on_any_type(void **state)
+{
+    uint8_t bytes[FCGI_RECORD_HEADER_SIZE];
+    struct fcgi_header header;
+
+    (void)state;
+    for (unsigned type = FCGI_TYPE_BEGIN_REQUEST; type <= FCGI_TYPE_UNKNOWN_TYPE; type++) {
+        for (unsigned padding = 0; padding <= 255; padding++) {
+            fcgi_header_encode(bytes, (uint8_t)type, 1, 8, (uint8_t)padding);
+            bytes[7] = 0xff;
+            assert_int_equal(fcgi_header_decode(bytes, sizeof bytes, &header), 0);
+            assert_int_equal(header.type, type);
+            assert_int_equal(header.content_length, 8);
+            assert_int_equal(header.padding_length, padding);
+        }
+    }
+}
+
 static void padding_rounds_to_eight(void **state)
 {
     assert_int_equal(fcgi_padding_for(0), 0);
@@ -486,6 +506,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(header_round_trip),
         cmocka_unit_test(header_rejects_short_and_wrong_version),
+        cmocka_unit_test(header_takes_any_padding_on_any_type),
         cmocka_unit_test(padding_rounds_to_eight),
         cmocka_unit_test(param_short_lengths_round_trip),
         cmocka_unit_test(param_empty_value),

@@ -267,6 +267,243 @@ static void reset_between_requests(void **state)
     fcgi_buffer_free(&second);
 }
 
+/* One record with `padding` bytes of padding (0-255, any value the spec allows). */
+static size_t padded_record(uint8_t *out, uint8_t type, uint16_t id, const void *content,
+                            uint16_t length, uint8_t padding)
+{
+    fcgi_header_encode(out, type, id, length, padding);
+    if (length)
+        memcpy(out + 8, content, length);
+    memset(out + 8 + length, 0xA5, padding);   /* padding's value means nothing */
+    return 8u + length + padding;
+}
+
+/* A whole request whose every record carries `padding` bytes of padding;
+ * *head_end gets where its head ends as sent. */
+static size_t padded_request(uint8_t *out, uint16_t id, uint8_t flags, uint8_t padding,
+                             size_t *head_end)
+{
+    static const uint8_t pairs[] = "\x0b\x02SCRIPT_NAME/x\x0e\x04REQUEST_METHODPOST";
+    uint8_t begin_body[8] = { 0, FCGI_ROLE_RESPONDER, flags, 0, 0, 0, 0, 0 };
+    size_t used = 0;
+
+    used += padded_record(out + used, FCGI_TYPE_BEGIN_REQUEST, id, begin_body, 8, padding);
+    used += padded_record(out + used, FCGI_TYPE_PARAMS, id, pairs, 15, padding);
+    used += padded_record(out + used, FCGI_TYPE_PARAMS, id, pairs + 15, sizeof(pairs) - 1 - 15,
+                          padding);
+    used += padded_record(out + used, FCGI_TYPE_PARAMS, id, NULL, 0, padding);
+    *head_end = used;
+    used += padded_record(out + used, FCGI_TYPE_STDIN, id, "bo", 2, padding);
+    used += padded_record(out + used, FCGI_TYPE_STDIN, id, "dy", 2, padding);
+    used += padded_record(out + used, FCGI_TYPE_STDIN, id, NULL, 0, padding);
+    return used;
+}
+
+/* The spec allows padding on every record, BEGIN_REQUEST included: any
+ * amount, fed whole or a byte at a time.  The head kept for libfcgi opens
+ * with a plain 16-byte BEGIN_REQUEST. */
+static void padding_on_every_record(void **state)
+{
+    static const uint8_t paddings[] = { 0, 1, 7, 8, 200, 255 };
+    uint8_t data[8 * 300];
+    struct request_reader reader;
+
+    (void)state;
+    for (size_t p = 0; p < sizeof(paddings); p++) {
+        for (int bytewise = 0; bytewise < 2; bytewise++) {
+            size_t head_end, length = padded_request(data, 7, FCGI_RECORD_FLAG_KEEP_CONN,
+                                                     paddings[p], &head_end);
+            enum request_verdict verdict = REQUEST_NEED_MORE;
+            char *params;
+
+            request_reader_init(&reader, 1024);
+            if (bytewise)
+                for (size_t i = 0; i < length; i++)
+                    verdict = feed(&reader, data + i, 1);
+            else
+                verdict = feed(&reader, data, length);
+            assert_int_equal(verdict, REQUEST_COMPLETE);
+            assert_int_equal(reader.request_id, 7);
+            assert_int_equal(reader.keep_connection, 1);
+            assert_int_equal(reader.request_length, length);
+            assert_int_equal(reader.trailing_length, 0);
+            assert_string_equal(reader.body, "body");
+            /* The head as libfcgi gets it: BEGIN_REQUEST unpadded, the
+             * PARAMS records as sent. */
+            assert_int_equal(reader.head_length, head_end - paddings[p]);
+            assert_int_equal(reader.data[6], 0);
+            assert_memory_equal(reader.data, data, 6);
+            assert_memory_equal(reader.data + 8, data + 8, 8);
+            assert_memory_equal(reader.data + 16, data + 16 + paddings[p], head_end - 16 - paddings[p]);
+            params = request_reader_params(&reader);
+            assert_non_null(params);
+            assert_string_equal(request_param(params, "SCRIPT_NAME"), "/x");
+            assert_string_equal(request_param(params, "REQUEST_METHOD"), "POST");
+            free(params);
+            request_reader_free(&reader);
+        }
+    }
+}
+
+/* A bad record's reason names what was wrong, not a generic complaint. */
+static void reasons_say_what_was_wrong(void **state)
+{
+    static const struct {
+        const char *why;
+        uint8_t type;
+        uint16_t begin_length;   /* 0: no BEGIN_REQUEST first */
+        int after_params;
+    } cases[] = {
+        { "a request opened with a record other than BEGIN_REQUEST", FCGI_TYPE_PARAMS, 0, 0 },
+        { "ABORT_REQUEST for no open request", FCGI_TYPE_ABORT_REQUEST, 0, 0 },
+        { "a BEGIN_REQUEST body other than 8 bytes", FCGI_TYPE_BEGIN_REQUEST, 16, 0 },
+        { "a second BEGIN_REQUEST before the params ended", FCGI_TYPE_BEGIN_REQUEST, 8, 0 },
+        { "ABORT_REQUEST before the params ended", FCGI_TYPE_ABORT_REQUEST, 8, 0 },
+        { "a STDIN record before the params ended", FCGI_TYPE_STDIN, 8, 0 },
+        { "a DATA record (the filter role is not served)", FCGI_TYPE_DATA, 8, 1 },
+        { "ABORT_REQUEST before the body ended", FCGI_TYPE_ABORT_REQUEST, 8, 1 },
+        { "a PARAMS record after the params ended", FCGI_TYPE_PARAMS, 8, 1 },
+        { "a second BEGIN_REQUEST before the body ended", FCGI_TYPE_BEGIN_REQUEST, 8, 1 },
+    };
+    uint8_t data[128], body[16] = { 0, FCGI_ROLE_RESPONDER };
+    struct request_reader reader;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t used = 0;
+
+        if (cases[i].begin_length)
+            used += record(data, FCGI_TYPE_BEGIN_REQUEST, 1, body, cases[i].begin_length);
+        if (cases[i].after_params)
+            used += record(data + used, FCGI_TYPE_PARAMS, 1, NULL, 0);
+        if (cases[i].begin_length == 8)
+            used += record(data + used, cases[i].type, 1, body, 8);
+        else if (!cases[i].begin_length)
+            used += record(data + used, cases[i].type, 1, NULL, 0);
+        request_reader_init(&reader, 1024);
+        assert_int_equal(feed(&reader, data, used), REQUEST_INVALID);
+        assert_string_equal(reader.why, cases[i].why);
+        request_reader_free(&reader);
+    }
+}
+
+/* Requests pipelined on a kept connection: what was read past the first
+ * is the start of the next, kept by the reset and parsed in turn. */
+static void pipelined_requests_are_kept_for_the_next(void **state)
+{
+    static const char *const sent[] = { "SCRIPT_NAME=/x" };
+    struct fcgi_buffer wire = { 0 };
+    struct request_reader reader;
+    size_t one, two, length;
+    uint8_t padded[8 * 300];
+    size_t head_end, padded_length = padded_request(padded, 3, 0, 255, &head_end);
+
+    (void)state;
+    assert_int_equal(fcgi_request_build(&wire, 1, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, "one", 3), 0);
+    one = wire.length;
+    assert_int_equal(fcgi_request_build(&wire, 2, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, "two", 3), 0);
+    two = wire.length - one;
+    assert_int_equal(fcgi_buffer_append(&wire, padded, padded_length), 0);
+
+    /* All three, and a few bytes of a fourth, in one read. */
+    request_reader_init(&reader, 1024);
+    assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
+    assert_int_equal(feed(&reader, "\x01\x01\x00", 3), REQUEST_COMPLETE);
+    assert_int_equal(reader.request_id, 1);
+    assert_int_equal(reader.trailing_length, two + padded_length + 3);
+    assert_true(request_reader_next_is_request(&reader));
+    free(request_reader_take_body(&reader, &length));
+
+    request_reader_reset(&reader);
+    assert_int_equal(reader.length, two + padded_length + 3);
+    assert_int_equal(request_reader_parse(&reader), REQUEST_COMPLETE);
+    assert_int_equal(reader.request_id, 2);
+    assert_string_equal(reader.body, "two");
+    assert_true(request_reader_next_is_request(&reader));
+
+    request_reader_reset(&reader);
+    assert_int_equal(request_reader_parse(&reader), REQUEST_COMPLETE);
+    assert_int_equal(reader.request_id, 3);
+    assert_string_equal(reader.body, "body");
+    assert_int_equal(reader.trailing_length, 3);
+    assert_true(request_reader_next_is_request(&reader));   /* as far as 3 bytes go */
+
+    /* The fourth's start waits for the rest of it. */
+    request_reader_reset(&reader);
+    assert_int_equal(reader.length, 3);
+    assert_int_equal(request_reader_parse(&reader), REQUEST_NEED_MORE);
+    assert_int_equal(feed(&reader, wire.data + 3, one - 3), REQUEST_COMPLETE);
+    assert_int_equal(reader.request_id, 1);
+    assert_int_equal(reader.trailing_length, 0);
+    assert_false(request_reader_next_is_request(&reader));
+    request_reader_reset(&reader);
+    assert_int_equal(reader.length, 0);
+    request_reader_free(&reader);
+    fcgi_buffer_free(&wire);
+}
+
+/* Bytes past a request that do not start one: an abort, garbage. */
+static void trailing_bytes_that_are_not_a_request(void **state)
+{
+    struct fcgi_buffer wire = request("", FCGI_ROLE_RESPONDER);
+    struct request_reader reader;
+    uint8_t abort_record[8];
+
+    (void)state;
+    fcgi_header_encode(abort_record, FCGI_TYPE_ABORT_REQUEST, 1, 0, 0);
+    request_reader_init(&reader, 1024);
+    assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
+    assert_false(request_reader_next_is_request(&reader));   /* nothing past it */
+    assert_int_equal(feed(&reader, abort_record, 2), REQUEST_COMPLETE);
+    assert_false(request_reader_next_is_request(&reader));
+    request_reader_free(&reader);
+
+    request_reader_init(&reader, 1024);
+    assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
+    assert_int_equal(feed(&reader, "G", 1), REQUEST_COMPLETE);
+    assert_false(request_reader_next_is_request(&reader));
+    request_reader_free(&reader);
+
+    /* A request's first byte alone may begin one. */
+    request_reader_init(&reader, 1024);
+    assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
+    assert_int_equal(feed(&reader, "\x01", 1), REQUEST_COMPLETE);
+    assert_true(request_reader_next_is_request(&reader));
+    request_reader_free(&reader);
+    fcgi_buffer_free(&wire);
+}
+
+/* A large read buffer is given back between requests, unless it holds
+ * the start of the next. */
+static void reset_keeps_a_large_buffer_only_for_pipelined_bytes(void **state)
+{
+    static const char *const sent[] = { "SCRIPT_NAME=/x" };
+    static char big[40000];
+    struct fcgi_buffer wire = { 0 };
+    struct request_reader reader;
+    size_t first, length;
+
+    (void)state;
+    memset(big, 'b', sizeof(big) - 1);
+    assert_int_equal(fcgi_request_build(&wire, 1, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, big,
+                                        sizeof(big) - 1), 0);
+    first = wire.length;
+    assert_int_equal(fcgi_request_build(&wire, 2, 0, sent, 1, "2", 1), 0);
+    request_reader_init(&reader, 1 << 20);
+    assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
+    assert_true(reader.capacity > REQUEST_READER_KEPT_BUFFER);
+    free(request_reader_take_body(&reader, &length));
+    request_reader_reset(&reader);
+    assert_int_equal(reader.length, wire.length - first);
+    assert_int_equal(request_reader_parse(&reader), REQUEST_COMPLETE);
+    assert_string_equal(reader.body, "2");
+    request_reader_reset(&reader);   /* nothing past it: the big buffer goes */
+    assert_null(reader.data);
+    assert_int_equal(reader.capacity, 0);
+    request_reader_free(&reader);
+    fcgi_buffer_free(&wire);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +515,11 @@ int main(void)
         cmocka_unit_test(verdicts_are_final),
         cmocka_unit_test(params_as_strings),
         cmocka_unit_test(reset_between_requests),
+        cmocka_unit_test(padding_on_every_record),
+        cmocka_unit_test(reasons_say_what_was_wrong),
+        cmocka_unit_test(pipelined_requests_are_kept_for_the_next),
+        cmocka_unit_test(trailing_bytes_that_are_not_a_request),
+        cmocka_unit_test(reset_keeps_a_large_buffer_only_for_pipelined_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -287,16 +287,18 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
     struct fcgi_connection *fcgi = fcgi_connection_new(library_fd);
     CHECK(fcgi);
 
+    /* One reader for the connection, as connection.c keeps it: the reset
+     * between requests keeps what was read past the last (pipelining). */
+    struct request_reader reader;
+    request_reader_init(&reader, max_body);
     for (int served = 0; open && served < MAX_REQUESTS; served++) {
-        struct request_reader reader;
         enum request_verdict verdict;
         struct head head;
 
-        request_reader_init(&reader, max_body);
-        if (read_request(pair[1], &reader, &verdict) < 0) {
-            request_reader_free(&reader);   /* dropped before libfcgi */
-            break;
-        }
+        if (served > 0)
+            request_reader_reset(&reader);
+        if (read_request(pair[1], &reader, &verdict) < 0)
+            break;   /* dropped before libfcgi */
         CHECK(verdict == REQUEST_COMPLETE || verdict == REQUEST_TOO_LARGE);
         take_head_apart(reader.data, reader.head_length, &head);
 
@@ -314,15 +316,17 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
         (void)request_param(params, "REQUEST_URI");
         free(params);
 
-        /* As request_serve(): bytes past the request, or a body left on the
-         * wire, end the connection after this answer. */
+        /* As request_serve(): a body left on the wire, or bytes past the
+         * request that are not the next request of a kept connection, end
+         * the connection after this answer. */
+        int trailing = verdict == REQUEST_COMPLETE && reader.trailing_length > 0;
         int forbidden = verdict == REQUEST_TOO_LARGE ||
-                        (verdict == REQUEST_COMPLETE && reader.length > reader.request_length);
+                        (trailing && (!request_reader_next_is_request(&reader) ||
+                                      !(head.flags & FCGI_RECORD_FLAG_KEEP_CONN)));
         if (forbidden)
             fcgi_connection_forbid_keepalive(fcgi);
         size_t body_length;
         char *body = request_reader_take_body(&reader, &body_length);
-        request_reader_free(&reader);
 
         /* The answer: 413, or 200 echoing the body (any bytes, any length). */
         char head_text[128];
@@ -363,6 +367,7 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
         free(head.params);
         open = kept;
     }
+    request_reader_free(&reader);
     fcgi_connection_free(fcgi);
     CHECK(!is_open(library_fd));   /* the wrapper closed libfcgi's copy */
     size_t left_unread = unread_bytes(pair[1]);

@@ -14,11 +14,16 @@
  *    NEED_MORE before, never after (so a connection is dropped as soon as a
  *    bad record has arrived, and never waits on one);
  *  - the verdict is the one an independent model of the rules gives:
- *    COMPLETE means BEGIN_REQUEST (responder, id not 0), PARAMS of that id
+ *    COMPLETE means BEGIN_REQUEST (responder, id not 0; padding on any
+ *    record is fine), PARAMS of that id
  *    within 64 KiB and 1024 well-formed pairs, an empty PARAMS, STDIN of
  *    that id within max_body and an empty STDIN; take_body() returns the
  *    STDIN content exactly; TOO_LARGE only when the STDIN content passes
  *    max_body, with a sound head; anything else is INVALID with a reason;
+ *  - what the reader holds is the input with BEGIN_REQUEST's padding cut
+ *    out (the head libfcgi gets opens with a plain 16-byte record);
+ *  - after a complete request, the reset keeps exactly the bytes read past
+ *    it, and they parse as the model says they would alone (pipelining);
  *  - what our own fcgi_request_build() emits is COMPLETE with the same
  *    params and body (and TOO_LARGE one byte under its body);
  * and that what the decoders take apart, the encoders put back together.
@@ -93,7 +98,8 @@ static int model_pairs(const uint8_t *stream, size_t length, size_t *count)
 struct model {
     enum request_verdict verdict;
     size_t decided_at;          /* the shortest prefix that decides it */
-    size_t head_length, request_length;
+    size_t head_length, request_length;   /* as sent */
+    uint8_t begin_padding;      /* the reader cuts it out of the head it holds */
     uint8_t *params, *body;     /* the streams' content */
     size_t params_length, body_length, pair_count;
     uint16_t request_id;
@@ -149,10 +155,11 @@ static void model_run(const uint8_t *data, size_t size, size_t max_body, struct 
         case BEGIN:
             if (record_end > REQUEST_MAX_HEAD_BYTES)
                 return;
-            if (type != FCGI_TYPE_BEGIN_REQUEST || content_length != 8 || h[6] != 0 ||
+            if (type != FCGI_TYPE_BEGIN_REQUEST || content_length != 8 ||
                 (content[0] << 8 | content[1]) != FCGI_ROLE_RESPONDER)
                 return;
             m->request_id = id;
+            m->begin_padding = h[6];
             state = PARAMS;
             break;
         case PARAMS:
@@ -238,6 +245,16 @@ static size_t next_piece(enum split split, uint64_t *state, size_t remaining)
     return piece < remaining ? piece : remaining;
 }
 
+/* The input byte the reader holds at index i before any body record is
+ * dropped: BEGIN_REQUEST's `strip` bytes of padding cut out, and its
+ * header's padding length zeroed. */
+static uint8_t held_byte(const uint8_t *data, size_t strip, size_t i)
+{
+    if (i >= FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_BEGIN_BODY_SIZE)
+        return data[i + strip];
+    return i == 6 && strip ? 0 : data[i];
+}
+
 /* Feeds pieces until a verdict other than NEED_MORE, or the end (as read_request()). */
 
 /* The params a job gets: one "NAME=value" per checked pair (HTTP_PROXY
@@ -287,14 +304,20 @@ static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum s
         offset += piece;
     }
     out->fed = offset;
-    /* Parsed body records are dropped, the head and the rest are kept. */
+    /* BEGIN_REQUEST's padding is cut out once it is accepted (its id is
+     * then set); parsed body records are dropped; the rest is kept. */
+    size_t strip = reader.request_id ? data[6] : 0;
     CHECK(reader.length + reader.dropped == offset);
-    CHECK(reader.head_length == 0 || memcmp(reader.data, data, reader.head_length) == 0);
-    if (reader.dropped == 0)
-        CHECK(offset == 0 || memcmp(reader.data, data, offset) == 0);   /* untouched */
-    else
+    CHECK(reader.dropped >= strip);
+    for (size_t i = 0; i < reader.head_length; i++)
+        CHECK(reader.data[i] == held_byte(data, strip, i));
+    if (reader.dropped == strip) {
+        for (size_t i = 0; i < reader.length; i++)
+            CHECK(reader.data[i] == held_byte(data, strip, i));
+    } else {
         CHECK(memcmp(reader.data + reader.head_length, data + reader.head_length + reader.dropped,
                      reader.length - reader.head_length) == 0);
+    }
     /* Fed piecewise, never more held than the head, one record and a read:
      * a body in tiny padded records cannot pile up. */
     if (split != ONE_PIECE)
@@ -340,10 +363,21 @@ static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum s
     /* Taken: the reader forgets it. */
     size_t again_length = 1;
     CHECK(request_reader_take_body(&reader, &again_length) == NULL && again_length == 0);
-    /* Reset for a kept-alive connection's next request: a clean start. */
+    /* Reset for a kept-alive connection's next request: a clean start,
+     * but for the bytes read past a complete request, which are the next
+     * one's (pipelining) and parse as they would alone. */
+    size_t trailing = out->verdict == REQUEST_COMPLETE ? reader.trailing_length : 0;
+    struct model next;
+    model_run(data + offset - trailing, trailing, max_body, &next);
+    if (next.verdict == REQUEST_COMPLETE || next.verdict == REQUEST_TOO_LARGE)
+        CHECK(request_reader_next_is_request(&reader));
+    if (trailing == 0)
+        CHECK(!request_reader_next_is_request(&reader));
     request_reader_reset(&reader);
-    CHECK(reader.length == 0 && reader.position == 0 && reader.params_length == 0);
-    CHECK(request_reader_parse(&reader) == REQUEST_NEED_MORE);
+    CHECK(reader.length == trailing && reader.position == 0 && reader.params_length == 0);
+    CHECK(trailing == 0 || memcmp(reader.data, data + offset - trailing, trailing) == 0);
+    CHECK(request_reader_parse(&reader) == next.verdict);
+    model_free(&next);
     request_reader_free(&reader);
 }
 
@@ -373,14 +407,14 @@ static void agrees_with_model(const struct outcome *o, const struct model *m, en
     }
     switch (m->verdict) {
     case REQUEST_COMPLETE:
-        CHECK(o->head_length == m->head_length);
+        CHECK(o->head_length + m->begin_padding == m->head_length);
         CHECK(o->request_length == m->request_length);
         CHECK(o->body_length == m->body_length);
         CHECK(m->body_length == 0 || memcmp(o->body, m->body, m->body_length) == 0);
         break;
     case REQUEST_TOO_LARGE:
         /* A sound head, and the body read before the record that overflowed. */
-        CHECK(o->head_length == m->head_length);
+        CHECK(o->head_length + m->begin_padding == m->head_length);
         CHECK(o->body_length == m->body_length);
         CHECK(m->body_length == 0 || memcmp(o->body, m->body, m->body_length) == 0);
         break;
