@@ -102,9 +102,11 @@ def test_command_that_lost_its_execute_bit_fails():
         assert d.stop() == 0
 
 
-def test_out_of_descriptors_no_acknowledged_job_vanishes():
+def test_few_descriptors_no_acknowledged_job_vanishes():
     """Few descriptors, many jobs at once: each acknowledged job either runs
-    or ends failed with its reason; the completed count is what ran."""
+    or ends failed with its reason; the completed count is what ran.  (The
+    descriptor budget now holds jobs past the limit in the queue, so none
+    should fail; on 0eb0ba0 most of them vanished, counted completed.)"""
     with Sandbox() as box:
         marks = box.path("marks")
         os.mkdir(marks)
@@ -126,7 +128,6 @@ def test_out_of_descriptors_no_acknowledged_job_vanishes():
         ran = set(os.listdir(marks))
         failed = {job_id for job_id, entry in ended.items() if entry["result"] == "failed"}
         assert ran == set(ids) - failed, f"{len(ids)} acknowledged, {len(ran)} ran, {len(failed)} failed"
-        assert failed, "the limit was too high to run out: the test proves nothing"
         for job_id in failed:
             assert "Too many open files" in ended[job_id].get("error", ""), ended[job_id]
         counters = wait_for(lambda: (lambda c: c if c["running"] == 0 else None)(status_json(box)),
