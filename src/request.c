@@ -197,9 +197,13 @@ static int admit_attached(struct server_core *core, struct connection *connectio
      * connection at any moment. */
     if (peer_spoke)
         connection_report_abort(connection);
-    if (executor_submit(core->executor, job) < 0)
-        goto refused;
+    /* Before the submit: once submitted, the job thread may log
+     * "started" at once, and "accepted" must come first. */
     log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, path);
+    if (executor_submit(core->executor, job) < 0) {
+        log_line(LOG_INFO, "withdrawn", "job=%s reason=queue_full", job_id);
+        goto refused;
+    }
     return 1;
 refused:
     connection_unwatch_abort(connection);
@@ -229,9 +233,13 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
         return SPOOL_FAILED;
     }
     job_list(job);
+    /* Before the submit, so that "accepted" always precedes the job's
+     * "started"; a submit that fails after all says "withdrawn". */
+    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
     submitted = on_watcher ? executor_submit_deferred(core->executor, job)
                            : executor_submit(core->executor, job);
     if (submitted < 0) {
+        log_line(LOG_INFO, "withdrawn", "job=%s reason=queue_full", job_id);
         job_unlist(job, 1);
         if (core->spool && spool_remove(core->spool, job_id) < 0)
             log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
@@ -239,7 +247,6 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
         log_rejected(path, "queue_full");
         return QUEUE_FULL;
     }
-    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
     return ADMITTED;
 }
 
