@@ -177,7 +177,13 @@ static struct generation *load_generation(const char *path, const struct overrid
     }
     config_init_defaults(&generation->config);
     if (config_load(&generation->config, path, message, sizeof(message)) < 0) {
-        fprintf(stderr, "%s\n", message);
+        /* "FILE:LINE: ..." stays as it is, for editors to jump to; a file
+         * that cannot be read at all ("FILE: No such file...") gets the
+         * program's name first, or nothing says who is complaining. */
+        size_t path_length = strlen(path);
+        int has_line = strncmp(message, path, path_length) == 0 && message[path_length] == ':' &&
+                       message[path_length + 1] >= '0' && message[path_length + 1] <= '9';
+        fprintf(stderr, "%s%s\n", has_line ? "" : "detachd: ", message);
         free(generation);
         return NULL;
     }
