@@ -19,6 +19,7 @@ import harness
 from fcgi_client import fcgi_request
 
 STATUS = "/detach-status"
+ROOT = os.path.abspath(os.path.join(harness.HERE, "..", ".."))
 
 
 def trigger(box, path="/job"):
@@ -103,6 +104,44 @@ def test_sigusr1_reopens_the_log_file_after_rotation():
         assert not file_events(rotated, "accepted", job=second)
         assert file_events(rotated, "accepted", job=first)
         assert not file_events(log_file, "accepted", job=first)
+        assert daemon.stop() == 0
+
+
+def test_the_packaged_logrotate_file_rotates_and_detachd_reopens():
+    """packaging/logrotate run by the real logrotate: its path and the
+    systemctl in postrotate pointed at this sandbox's detachd (no systemd
+    here), its owner lines left out (no detach user here)."""
+    assert shutil.which("logrotate"), "logrotate is missing (tests/run installs it)"
+    with harness.Sandbox() as box:
+        job = box.script("job.sh", "exit 0\n")
+        log_file = box.path("detachd.log")
+        config = box.config({"/job": {"command": job}}, {"log_file": log_file})
+        daemon = harness.Detachd(box, config, logs_to_stderr=False)
+        with open(os.path.join(ROOT, "packaging", "logrotate")) as f:
+            shipped = f.read()
+        systemctl = "systemctl kill --kill-whom=main --signal=USR1 detachd.service"
+        assert "/var/log/detach/detachd.log {" in shipped and systemctl in shipped, shipped
+        rotate_config = box.path("logrotate.conf")
+        with open(rotate_config, "w") as f:
+            f.write(shipped.replace("/var/log/detach/detachd.log", log_file)
+                    .replace(systemctl, f"kill -USR1 {daemon.pid}")
+                    .replace("    su detach detach\n", "")
+                    .replace("create 0640 detach detach", "create 0640 root root"))
+        first = trigger(box)
+        harness.wait_for(lambda: f"event=ended job={first}" in open(log_file).read(), 10,
+                         "the first job in the log")
+        rotate = subprocess.run(["logrotate", "-f", "-s", box.path("logrotate.state"),
+                                 rotate_config], capture_output=True, text=True, timeout=60)
+        assert rotate.returncode == 0, rotate.stderr
+        harness.wait_for(lambda: "event=log_reopened" in open(log_file).read(), 10,
+                         "detachd to reopen the fresh file")
+        second = trigger(box)
+        harness.wait_for(lambda: f"event=ended job={second}" in open(log_file).read(), 10,
+                         "the second job in the fresh file")
+        with open(log_file + ".1") as f:   # delaycompress: the newest stays plain
+            rotated = f.read()
+        assert f"job={first}" in rotated and f"job={second}" not in rotated
+        assert f"job={first}" not in open(log_file).read()
         assert daemon.stop() == 0
 
 
