@@ -243,5 +243,21 @@ def test_package_builds_installs_runs_and_purges():
             if made_user:
                 remove_user()
 
+def test_docs_speak_of_the_project_and_start_from_the_package():
+    """The docs the package installs: api.md names no file users do not
+    have; deploy.md starts from the package."""
+    with open(os.path.join(ROOT, "docs", "api.md")) as f:
+        api = f.read()
+    assert "/work/" not in api and "PRODUCT.md" not in api
+    with open(os.path.join(ROOT, "docs", "deploy.md")) as f:
+        deploy = f.read()
+    first_section = deploy.split("\n## ")[1]
+    assert first_section.startswith("From the package"), first_section[:200]
+    for step in ("apt install ./detach_*.deb", "/etc/detach/detachd.conf",
+                 "detachd --check-config --config /etc/detach/detachd.conf",
+                 "systemctl enable --now detachd.socket detachd.service"):
+        assert step in first_section, step
+
+
 if __name__ == "__main__":
     harness.run(globals())
