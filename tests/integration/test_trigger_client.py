@@ -322,7 +322,9 @@ int main(void)
 """)
         binary = box.path("both")
         include = os.path.join(harness.HERE, "..", "..", "include")
-        cc = subprocess.run(["cc", "-I", include, source, "-o", binary, "-L", build,
+        # Sanitized libraries need the sanitizer runtime in the program.
+        sanitize = ["-fsanitize=address,undefined"] if harness.SANITIZED else []
+        cc = subprocess.run(["cc", *sanitize, "-I", include, source, "-o", binary, "-L", build,
                              "-ldetach", "-ldetach-trigger", f"-Wl,-rpath,{build}"],
                             capture_output=True, text=True, timeout=120)
         assert cc.returncode == 0, cc.stderr
