@@ -215,35 +215,8 @@ DETACH_API void detach_progress(detach_job *job, int percent, const char *messag
 /* The message of the last failure in this thread. */
 DETACH_API const char *detach_last_error(void);
 
-/*
- * The trigger client, the C counterpart of PHP's old
- * triggerRequest($url, $post_data, $cookie).
- */
-typedef struct detach_trigger_options {
-    const char *method;           /* NULL: GET, or POST when fields given */
-    const char *const *fields;    /* "name=value" form fields, url-encoded */
-    size_t field_count;
-    const char *const *cookies;   /* "name=value" */
-    size_t cookie_count;
-    const char *const *headers;   /* "Name: value" */
-    size_t header_count;
-    const char *fcgi;             /* NULL: HTTP; else "unix:/path" or host:port */
-    int no_wait;                  /* return once the request is sent */
-    unsigned timeout_ms;          /* connect + answer; 0: 10000 */
-} detach_trigger_options;
-
-typedef struct detach_trigger_result {
-    int status;          /* HTTP status; 0 with no_wait */
-    char job_id[64];     /* X-Detach-Job, "" when absent */
-} detach_trigger_result;
-
-/*
- * url: "http://host[:port]/path?query" in HTTP mode, "/path?query" with
- * opts->fcgi.  Returns 0 once a status line was read (or the request was
- * sent, with no_wait), -1 on a usage or connection error.
- */
-DETACH_API int detach_trigger(const char *url, const detach_trigger_options *opts,
-                   detach_trigger_result *result);
+/* The trigger client, detach_trigger(), is in <detach_trigger.h> and its own
+ * library, libdetach-trigger (pkg-config detach-trigger). */
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,7 @@
  * while a burst of max_body-sized bodies is refused at 64 of them rather
  * than take the 1 GiB that queue x max_body allows. */
 #define DEFAULT_QUEUE_BYTES (64ULL * 1024 * 1024)
+#define DEFAULT_JOB_LOG_KEEP (7u * 86400)   /* a week of job logs in log_dir */
 
 #define MAX_SECONDS 31536000ULL /* a year: anything longer is a typo */
 #define MAX_BODY_LIMIT (1ULL << 30)
@@ -69,6 +70,7 @@ enum value_kind {
     VALUE_ACCESS_LIST,
     VALUE_LOG_TARGET,
     VALUE_OWNER,
+    VALUE_LOG_FORMAT,
 };
 
 struct key_spec {
@@ -99,6 +101,9 @@ static const struct key_spec daemon_keys[] = {
     DAEMON_KEY("status_allow", VALUE_ACCESS_LIST, status_allow, 0, 0),
     DAEMON_KEY("job_log_max", VALUE_SIZE, job_log_max, 0, MAX_JOB_LOG),
     DAEMON_KEY("log", VALUE_LOG_TARGET, log_target, 0, 0),
+    DAEMON_KEY("log_file", VALUE_STRING, log_file, 0, 0),
+    DAEMON_KEY("log_format", VALUE_LOG_FORMAT, log_format, 0, 0),
+    DAEMON_KEY("job_log_keep", VALUE_UNSIGNED, job_log_keep, 0, MAX_SECONDS),
     DAEMON_KEY("job_nice", VALUE_UNSIGNED, job_nice, 0, 19),
     DAEMON_KEY("job_memory", VALUE_SIZE, job_memory, 0, MAX_JOB_MEMORY),
     DAEMON_KEY("queue_bytes", VALUE_SIZE, queue_bytes, 1, MAX_JOB_MEMORY),
@@ -554,8 +559,23 @@ static int set_log_target(struct parser *parser, const struct key_spec *key, con
         *field = CONFIG_LOG_STDERR;
     else if (strcmp(text, "syslog") == 0)
         *field = CONFIG_LOG_SYSLOG;
+    else if (strcmp(text, "journal") == 0)
+        *field = CONFIG_LOG_JOURNAL;
     else
-        return fail_at(parser, parser->line_number, "bad %s \"%s\" (stderr or syslog)",
+        return fail_at(parser, parser->line_number, "bad %s \"%s\" (stderr, syslog or journal)",
+                       key->name, text);
+    return 0;
+}
+
+static int set_log_format(struct parser *parser, const struct key_spec *key, const char *text,
+                          enum config_log_format *field)
+{
+    if (strcmp(text, "logfmt") == 0)
+        *field = CONFIG_LOG_LOGFMT;
+    else if (strcmp(text, "json") == 0)
+        *field = CONFIG_LOG_JSON;
+    else
+        return fail_at(parser, parser->line_number, "bad %s \"%s\" (logfmt or json)",
                        key->name, text);
     return 0;
 }
@@ -639,6 +659,7 @@ static int set_value(struct parser *parser, const struct key_spec *key, const ch
     case VALUE_ACCESS_LIST: return set_access_list(parser, key, text, field);
     case VALUE_LOG_TARGET: return set_log_target(parser, key, text, field);
     case VALUE_OWNER: return set_owner(parser, text, field);
+    case VALUE_LOG_FORMAT: return set_log_format(parser, key, text, field);
     }
     return fail_at(parser, parser->line_number, "internal error: key %s", key->name);
 }
@@ -927,6 +948,7 @@ void config_init_defaults(struct config *config)
         .read_timeout = DEFAULT_READ_TIMEOUT,
         .job_log_max = DEFAULT_JOB_LOG_MAX,
         .log_target = CONFIG_LOG_STDERR,
+        .job_log_keep = DEFAULT_JOB_LOG_KEEP,
         .job_nice = 10,
         .queue_bytes = DEFAULT_QUEUE_BYTES,
     };
@@ -1194,6 +1216,7 @@ void config_free(struct config *config)
     free(config->socket_owner);
     free(config->status_path);
     free(config->log_dir);
+    free(config->log_file);
     free(config->status_allow);
     config_init_defaults(config);
 }

@@ -31,7 +31,8 @@ struct config_route {
     int line;                /* of the [route ...] header, for messages */
 };
 
-enum config_log_target { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG };
+enum config_log_target { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG, CONFIG_LOG_JOURNAL };
+enum config_log_format { CONFIG_LOG_LOGFMT, CONFIG_LOG_JSON };
 
 /*
  * The [detachd] keys, beside the ones the product page lists:
@@ -43,8 +44,16 @@ enum config_log_target { CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG };
  *                  log_dir (K, M or G suffix); past it the rest is dropped
  *                  after one "[detach: log truncated at N bytes]" line.
  *                  0: no limit, the job writes the file itself.
- *   log          = stderr | syslog   where detachd's event lines go;
- *                  syslog: ident "detachd", facility daemon, same text.
+ *   log          = stderr | syslog | journal   where detachd's event lines
+ *                  go; syslog: ident "detachd", facility daemon, same text;
+ *                  journal: one entry a line with its fields (JOB_ID=...).
+ *                  stderr that is systemd's journal stream means journal.
+ *   log_file     = /var/log/detach/detachd.log   with log = stderr: the
+ *                  lines go to this file instead; SIGUSR1 reopens it.
+ *   log_format   = logfmt | json   how a line looks (stderr, log_file).
+ *   job_log_keep = 604800   seconds a job log in log_dir is kept after
+ *                  its last write; older ones are removed in the
+ *                  background.  0: kept for ever.
  *   job_memory   = 256M   job memory (about 1 KiB a job, queued or
  *                  running) faulted in at start and always kept, so a
  *                  growing queue takes no new memory on the ack path.
@@ -80,6 +89,9 @@ struct config {
     int spool_line, status_path_line, max_jobs_line;
     int daemon_line;         /* of the [detachd] header; 0: none */
     int last_line;           /* the file's last line: for what is missing */
+    char *log_file;          /* NULL when unset */
+    enum config_log_format log_format;
+    unsigned job_log_keep;   /* seconds; 0: job logs are never pruned */
     struct config_route *routes;
     size_t route_count;
 };

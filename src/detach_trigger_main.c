@@ -19,8 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "detach.h"
-#include "url.h"
+#include "detach_trigger.h"
+#include "job_status.h"
+#include "trigger.h"
 
 #define PROGRAM "detach-trigger"
 #define EXIT_OK 0
@@ -36,7 +37,7 @@
 #define MAX_TIMEOUT_SECONDS 4000000.0
 
 enum { OPTION_NO_WAIT = 256, OPTION_TIMEOUT, OPTION_FCGI, OPTION_WAIT_DONE, OPTION_STATUS,
-       OPTION_HELP, OPTION_VERSION };
+       OPTION_HELP, OPTION_VERSION, OPTION_CACERT };
 
 static const struct option long_options[] = {
     {"request", required_argument, NULL, 'X'},
@@ -48,13 +49,16 @@ static const struct option long_options[] = {
     {"fcgi", required_argument, NULL, OPTION_FCGI},
     {"wait-done", no_argument, NULL, OPTION_WAIT_DONE},
     {"status", required_argument, NULL, OPTION_STATUS},
+    {"user", required_argument, NULL, 'u'},
+    {"cacert", required_argument, NULL, OPTION_CACERT},
+    {"insecure", no_argument, NULL, 'k'},
     {"help", no_argument, NULL, OPTION_HELP},
     {"version", no_argument, NULL, OPTION_VERSION},
     {NULL, 0, NULL, 0},
 };
 
 static const char usage_text[] =
-    "usage: " PROGRAM " [options] http://host[:port]/path?query\n"
+    "usage: " PROGRAM " [options] http[s]://host[:port]/path?query\n"
     "       " PROGRAM " --fcgi unix:/path|HOST:PORT [options] /path?query\n"
     "\n"
     "Sends a trigger request, prints the job id (X-Detach-Job) and exits 0 on a\n"
@@ -66,12 +70,20 @@ static const char usage_text[] =
     "  -H, --header 'NAME: VALUE'  extra request header (repeatable)\n"
     "      --no-wait               return as soon as the request is sent\n"
     "      --timeout SECONDS       limit for connecting and the answer (default 10);\n"
-    "                              with --wait-done, for the whole wait too\n"
+    "                              given with --wait-done, also the limit for the\n"
+    "                              whole wait (without it, the wait lasts as long as\n"
+    "                              the job runs)\n"
     "      --fcgi ADDR             speak FastCGI to ADDR (unix:/path, HOST:PORT, [v6]:PORT)\n"
     "      --wait-done             wait until the job ends, showing its progress; exit 0\n"
     "                              if it succeeded, 1 if it failed\n"
     "      --status URL            the status page to follow (default: /detach-status on\n"
     "                              the same server or FastCGI address)\n"
+    "  -u, --user NAME:PASSWORD    HTTP basic auth (or user:password@ in the URL)\n"
+    "      --cacert FILE           trust the certificates in FILE (PEM) for https://\n"
+    "  -k, --insecure              do not verify the server's certificate\n"
+    "\n"
+    "HTTP(S) follows redirects and takes proxies from the environment (http_proxy,\n"
+    "https_proxy, no_proxy), as curl does.\n"
     "      --help                  show this help and exit\n"
     "      --version               show the version and exit\n";
 
@@ -149,19 +161,22 @@ static char *job_status_url(const char *trigger_url, const char *fcgi, const cha
     while (length > 1 && base[length - 1] == '/')
         length--;
     if (base[0] == '/' && fcgi == NULL) {
-        /* A path on the server the trigger went to. */
-        struct url where;
-        if (url_parse(trigger_url, &where) < 0) {
-            report_error(detach_last_error(), NULL);
+        /* A path on the server the trigger went to (scheme, user and port kept). */
+        char *path;
+        if (asprintf(&path, "%.*s/jobs/%s", (int)length, base, job_id) < 0) {
+            report_error("out of memory", NULL);
             return NULL;
         }
-        n = asprintf(&url, where.host_is_ipv6 ? "http://[%s]:%u%.*s/jobs/%s"
-                                              : "http://%s:%u%.*s/jobs/%s",
-                     where.host, (unsigned)where.port, (int)length, base, job_id);
-    } else if (base[0] == '/' || strncmp(base, "http://", 7) == 0) {
+        url = trigger_url_with_path(trigger_url, path);
+        free(path);
+        if (url == NULL)
+            report_error(detach_last_error(), NULL);
+        return url;
+    } else if (base[0] == '/' || strncmp(base, "http://", 7) == 0 ||
+               strncmp(base, "https://", 8) == 0) {
         n = asprintf(&url, "%.*s/jobs/%s", (int)length, base, job_id);
     } else {
-        report_error("--status wants an http:// URL or a path starting with '/': ", base);
+        report_error("--status wants an http(s):// URL or a path starting with '/': ", base);
         return NULL;
     }
     if (n < 0) {
@@ -242,13 +257,11 @@ static int job_succeeded(const char *job_id, const struct job_status *job)
  * Polls the job until it ends.  timeout_ms: 0 for no bound, else the
  * whole wait's, from started_ms.
  */
-static int wait_done(const char *status_url, const char *fcgi, const char *job_id,
-                     unsigned timeout_ms, uint64_t started_ms)
+static int wait_done(const char *status_url, const detach_trigger_options *opts,
+                     const char *job_id, unsigned timeout_ms, uint64_t started_ms)
 {
     struct job_status last = { .progress = -2 };
     int tty = isatty(STDERR_FILENO), drawn = 0, polls = 0;
-    /* In FastCGI mode an http:// --status is fetched over HTTP. */
-    const char *via = status_url[0] == '/' ? fcgi : NULL;
 
     for (;; polls++) {
         struct job_status job;
@@ -268,7 +281,8 @@ static int wait_done(const char *status_url, const char *fcgi, const char *job_i
             if (timeout_ms - spent < request_timeout)
                 request_timeout = (unsigned)(timeout_ms - spent);
         }
-        if (trigger_fetch(status_url, via, request_timeout, STATUS_BODY_MAX, &status, &body,
+        /* In FastCGI mode an http(s):// --status is fetched over HTTP. */
+        if (trigger_fetch(status_url, opts, request_timeout, STATUS_BODY_MAX, &status, &body,
                           &body_length) < 0) {
             if (drawn)
                 fputc('\n', stderr);
@@ -338,7 +352,7 @@ int main(int argc, char **argv)
 
     opterr = 0;  /* our own messages keep the "detach-trigger: " form */
     for (;;) {
-        int option = getopt_long(argc, argv, ":X:d:b:H:", long_options, NULL);
+        int option = getopt_long(argc, argv, ":X:d:b:H:u:k", long_options, NULL);
         if (option == -1)
             break;
         switch (option) {
@@ -380,6 +394,19 @@ int main(int argc, char **argv)
             break;
         case OPTION_FCGI:
             opts.fcgi = optarg;
+            break;
+        case 'u':
+            if (strchr(optarg, ':') == NULL) {
+                status = report_error("--user is NAME:PASSWORD: ", optarg);
+                goto done;
+            }
+            opts.user = optarg;
+            break;
+        case OPTION_CACERT:
+            opts.ca_file = optarg;
+            break;
+        case 'k':
+            opts.insecure = 1;
             break;
         case OPTION_HELP:
             status = print_and_exit_status(usage_text);
@@ -441,7 +468,7 @@ int main(int argc, char **argv)
         url = job_status_url(argv[optind], opts.fcgi, status_base, result.job_id);
         if (url == NULL)
             goto done;   /* status is EXIT_USAGE; the message is out */
-        status = wait_done(url, opts.fcgi, result.job_id, timeout_given ? opts.timeout_ms : 0,
+        status = wait_done(url, &opts, result.job_id, timeout_given ? opts.timeout_ms : 0,
                            started_ms);
         free(url);
         goto done;

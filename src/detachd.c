@@ -18,9 +18,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "config.h"
 #include "detach.h"
 #include "fd_budget.h"
+#include "job_log_prune.h"
 #include "log.h"
 #include "script.h"
 
@@ -57,7 +60,8 @@ static const char usage_text[] =
     "\n"
     "Signals: SIGTERM or SIGINT stop accepting and drain running jobs for up to\n"
     "drain_timeout seconds; queued jobs stay in the spool.  SIGHUP reloads the\n"
-    "routes; running jobs are untouched.  Exit status: 0 clean stop, 1 runtime failure,\n"
+    "routes; running jobs are untouched.  SIGUSR1 reopens log_file (logrotate).\n"
+    "Exit status: 0 clean stop, 1 runtime failure,\n"
     "2 usage or configuration error.\n";
 
 struct overrides {
@@ -186,7 +190,13 @@ static struct generation *load_generation(const char *path, const struct overrid
     }
     config_init_defaults(&generation->config);
     if (config_load(&generation->config, path, message, sizeof(message)) < 0) {
-        fprintf(stderr, "%s\n", message);
+        /* "FILE:LINE: ..." stays as it is, for editors to jump to; a file
+         * that cannot be read at all ("FILE: No such file...") gets the
+         * program's name first, or nothing says who is complaining. */
+        size_t path_length = strlen(path);
+        int has_line = strncmp(message, path, path_length) == 0 && message[path_length] == ':' &&
+                       message[path_length + 1] >= '0' && message[path_length + 1] <= '9';
+        fprintf(stderr, "%s%s\n", has_line ? "" : "detachd: ", message);
         free(generation);
         return NULL;
     }
@@ -255,10 +265,18 @@ static void *signal_thread(void *arg)
 
         if (sigwait(&daemon->signals, &signal_number) != 0 || atomic_load(&daemon->exiting))
             continue;
-        if (signal_number == SIGHUP)
+        if (signal_number == SIGHUP) {
             reload(daemon);
-        else
+        } else if (signal_number == SIGUSR1) {
+            if (log_reopen() < 0)
+                log_line(LOG_ERROR, "log_reopen", "error=\"%s\"", strerror(errno));
+            else
+                log_line(LOG_INFO, "log_reopened", "pid=%d", (int)getpid());
+        } else {
+            /* Under systemd (Type=notify): the drain starts now. */
+            sd_notify(0, "STOPPING=1");
             detach_server_stop(daemon->server);
+        }
     }
     return NULL;
 }
@@ -380,6 +398,25 @@ static int check_startable(const struct config *config, int check_only)
     return check_descriptors(config, check_only);
 }
 
+/* Where and how event lines go: log, log_file, log_format.  Stderr that
+ * is systemd's journal stream means the journal itself, with fields. */
+static int config_apply_logging(const struct config *config)
+{
+    int journal = config->log_target == CONFIG_LOG_JOURNAL ||
+                  (config->log_target == CONFIG_LOG_STDERR && !config->log_file &&
+                   log_stderr_is_journal());
+
+    log_set_output_format(config->log_format == CONFIG_LOG_JSON ? LOG_JSON : LOG_LOGFMT);
+    log_set_syslog(config->log_target == CONFIG_LOG_SYSLOG);
+    log_set_journal(journal);
+    if (config->log_file && config->log_target == CONFIG_LOG_STDERR &&
+        log_set_file(config->log_file) < 0) {
+        fprintf(stderr, "%s: log_file %s: %s\n", config->path, config->log_file, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -400,6 +437,7 @@ int main(int argc, char **argv)
     detach_options server_options;
     char message[1024];
     pthread_t signals;
+    struct job_log_pruner *pruner = NULL;
     int check_only = 0, option, status = EXIT_RUNTIME, signals_started = 0;
 
     while ((option = getopt_long(argc, argv, "c:l:w:j:q:s:Vh", options, NULL)) != -1) {
@@ -448,6 +486,7 @@ int main(int argc, char **argv)
     sigaddset(&daemon.signals, SIGTERM);
     sigaddset(&daemon.signals, SIGINT);
     sigaddset(&daemon.signals, SIGHUP);
+    sigaddset(&daemon.signals, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &daemon.signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -469,7 +508,8 @@ int main(int argc, char **argv)
     if (config->status_allow)
         server_options.status_allow = config->status_allow;
     /* Before the server starts any thread that logs. */
-    log_set_syslog(config->log_target == CONFIG_LOG_SYSLOG);
+    if (config_apply_logging(config) < 0)
+        goto out;
     raise_descriptor_limit();
     daemon.server = detach_server_new(config->listen, &server_options);
     if (!daemon.server) {
@@ -488,12 +528,22 @@ int main(int argc, char **argv)
         goto out;
     }
     signals_started = 1;
+    if (config->log_dir && config->job_log_keep > 0) {
+        pruner = job_log_pruner_start(config->log_dir, config->job_log_keep);
+        if (!pruner)
+            log_line(LOG_ERROR, "job_log_prune", "dir=%s error=\"cannot start: %s\"",
+                     config->log_dir, strerror(errno));
+    }
+    /* The socket listens and the store is open: systemd may start what
+     * comes after us (a no-op without NOTIFY_SOCKET). */
+    sd_notify(0, "READY=1");
     if (detach_serve(daemon.server) < 0) {
         fprintf(stderr, "detachd: %s\n", detach_last_error());
         goto out;
     }
     status = 0;
 out:
+    job_log_pruner_stop(pruner);
     if (signals_started) {
         atomic_store(&daemon.exiting, 1);
         pthread_kill(signals, SIGTERM);   /* pending for it alone: sigwait() returns */

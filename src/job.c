@@ -294,6 +294,7 @@ void job_snapshot(detach_job *job, struct job_snapshot *snapshot)
 int job_spool(detach_job *job)
 {
     struct spool_record record = {
+        .accepted_unix_ms = job->accepted_unix_ms,
         .route = job->route->path,
         .params = job->params,
         .body = job->body,
@@ -307,9 +308,13 @@ int job_spool(detach_job *job)
     return 0;
 }
 
-void job_restore(detach_job *job, const char *id)
+void job_restore(detach_job *job, const char *id, uint64_t accepted_unix_ms)
 {
     snprintf(job->id, sizeof(job->id), "%s", id);
+    /* Its first acceptance, not this restart; 0 (an old spool file): the
+     * restart is all we know. */
+    if (accepted_unix_ms)
+        job->accepted_unix_ms = accepted_unix_ms;
     job->spooled = 1;
     job->retry = 1;
 }

@@ -46,7 +46,7 @@ void job_run(detach_job *job);
  * way the spool file goes once the shutdown callbacks ran.
  */
 int job_spool(detach_job *job);
-void job_restore(detach_job *job, const char *id);
+void job_restore(detach_job *job, const char *id, uint64_t accepted_unix_ms);
 
 /* Called with the watcher lock held: the peer went away. */
 void job_abort_locked(detach_job *job);

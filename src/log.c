@@ -1,5 +1,6 @@
 /*
- * log.c - logfmt event lines on stderr or to syslog.
+ * log.c - event lines (logfmt or JSON) on stderr, in a file, to syslog or
+ * to the systemd journal.
  *
  * One event, one line: lines from job threads, workers and the watcher
  * never interleave, and a reader can grep or parse them.
@@ -37,11 +38,20 @@
  * (SIGSEGV, kill -9) loses the lines still buffered: at most one buffer's
  * worth, usually none.  Syslog mode stays one syslog() call per line.
  *
+ * The journal: the writer thread, not the caller, turns each buffered
+ * logfmt line into one sd_journal_sendv() entry with its fields, so the
+ * request path costs the same as with stderr.  JSON lines are made by the
+ * caller from the formatted logfmt text (log_line_to_json()), so both
+ * formats carry the same fields.  A log file is stderr pointed at it:
+ * log_reopen() dup2()s a fresh descriptor over fd 2, which is atomic, so
+ * the writer needs no lock for it.
+ *
  * fork(): our children exec (or _exit) at once and never log, so there
  * are no atfork handlers; a child has no writer thread, so log_flush()
  * returns at once in a child rather than wait for one.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -50,9 +60,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+#define SD_JOURNAL_SUPPRESS_LOCATION   /* CODE_FILE= would name log.c, always */
+#include <systemd/sd-journal.h>
 
 /* <syslog.h> spells two of its priorities like our levels in log.h: keep
  * its values, then let log.h have the names. */
@@ -69,6 +84,10 @@ enum {
 
 static int log_threshold = LOG_INFO;
 static int log_to_syslog;
+static int log_to_journal;
+static int log_output = LOG_LOGFMT;
+static char *log_file_path;   /* NULL: stderr is whatever we were given */
+static pthread_mutex_t reopen_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* A line waits at most this long in the buffer before it is written. */
 #define GATHER_MS 5
@@ -267,6 +286,89 @@ static void write_all(const char *data, size_t length)
     }
 }
 
+/* Journal field names are upper-case letters, digits and '_'; ours keep
+ * their logfmt names but for job= (JOB_ID=, the name the issue asked for). */
+static size_t journal_field(char *out, size_t size, const char *key, const char *value)
+{
+    size_t used = 0;
+
+    if (strcmp(key, "job") == 0)
+        key = "job_id";
+    for (const char *p = key; *p && used + 2 < size; p++) {
+        char c = *p;
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            c = '_';
+        out[used++] = c;
+    }
+    out[used++] = '=';
+    used += (size_t)snprintf(out + used, size - used, "%s", value);
+    return used < size ? used : size - 1;
+}
+
+#define JOURNAL_MAX_FIELDS 24
+
+/* One buffered logfmt line (ts= first, no newline) as one journal entry. */
+static void journal_send_line(const char *line, size_t length)
+{
+    char text[2048], message[2100], priority[16], fields[JOURNAL_MAX_FIELDS][512];
+    char key[64], value[480];
+    struct iovec iov[JOURNAL_MAX_FIELDS + 3];
+    const char *cursor, *after_ts;
+    int count = 0, level_priority = SYSLOG_INFO;
+
+    if (length >= sizeof(text))
+        length = sizeof(text) - 1;
+    memcpy(text, line, length);
+    text[length] = '\0';
+    after_ts = strchr(text, ' ');
+    after_ts = after_ts ? after_ts + 1 : text;
+    cursor = after_ts;
+    while (count < JOURNAL_MAX_FIELDS &&
+           log_fields_next(&cursor, key, sizeof(key), value, sizeof(value))) {
+        if (strcmp(key, "level") == 0) {
+            level_priority = strcmp(value, "error") == 0   ? SYSLOG_ERR
+                             : strcmp(value, "debug") == 0 ? SYSLOG_DEBUG
+                                                           : SYSLOG_INFO;
+            continue;
+        }
+        iov[count].iov_base = fields[count];
+        iov[count].iov_len = journal_field(fields[count], sizeof(fields[count]), key, value);
+        count++;
+    }
+    snprintf(message, sizeof(message), "MESSAGE=%s", after_ts);
+    iov[count].iov_base = message;
+    iov[count++].iov_len = strlen(message);
+    snprintf(priority, sizeof(priority), "PRIORITY=%d", level_priority);
+    iov[count].iov_base = priority;
+    iov[count++].iov_len = strlen(priority);
+    iov[count].iov_base = (char *)"SYSLOG_IDENTIFIER=detachd";
+    iov[count++].iov_len = strlen("SYSLOG_IDENTIFIER=detachd");
+    /* A failed send has nowhere better to be reported. */
+    (void)sd_journal_sendv(iov, count);
+}
+
+/* Writes a run of whole lines out: to stderr, or line by line to the
+ * journal. */
+static void emit(const char *data, size_t length)
+{
+    if (!log_to_journal) {
+        write_all(data, length);
+        return;
+    }
+    while (length > 0) {
+        const char *end = memchr(data, '\n', length);
+        size_t line = end ? (size_t)(end - data) : length;
+
+        journal_send_line(data, line);
+        if (!end)
+            return;
+        length -= line + 1;
+        data = end + 1;
+    }
+}
+
 /* Monotonic now plus ms: a gather is not stretched by a clock step. */
 static struct timespec after_ms(long ms)
 {
@@ -349,7 +451,7 @@ static void *writer_main(void *unused)
         pthread_cond_broadcast(&drained);   /* callers waiting for room: go on */
         pthread_mutex_unlock(&buffer_lock);
         length = seal(out);
-        write_all(out->data, length);
+        emit(out->data, length);
         atomic_store(&out->state, STATE_SEALED);
         pthread_mutex_lock(&buffer_lock);
         writes_done++;
@@ -430,7 +532,7 @@ static void append(const char *line, size_t length)
     pthread_once(&writer_once, start_writer);
     if (!writer_running) {
         pthread_mutex_lock(&buffer_lock);
-        write_all(line, length);   /* under the lock: lines never interleave */
+        emit(line, length);   /* under the lock: lines never interleave */
         pthread_mutex_unlock(&buffer_lock);
         return;
     }
@@ -508,8 +610,216 @@ void log_line(int level, const char *event, const char *fields, ...)
         syslog(syslog_priority(level), "%s", text ? text + 1 : line);
         return;
     }
+    if (log_output == LOG_JSON && !log_to_journal) {
+        char json[4096];
+
+        line[used] = '\0';
+        used = log_line_to_json(line, json, sizeof(json) - 1);
+        json[used++] = '\n';
+        append(json, used);
+        return;
+    }
     line[used++] = '\n';
     append(line, used);
+}
+
+void log_set_output_format(int format)
+{
+    log_output = format;
+}
+
+void log_set_journal(int on)
+{
+    log_to_journal = on;
+}
+
+int log_stderr_is_journal(void)
+{
+    const char *stream = getenv("JOURNAL_STREAM");
+    unsigned long long device, inode;
+    struct stat status;
+
+    if (!stream || sscanf(stream, "%llu:%llu", &device, &inode) != 2)
+        return 0;
+    if (fstat(STDERR_FILENO, &status) < 0)
+        return 0;
+    return (unsigned long long)status.st_dev == device && (unsigned long long)status.st_ino == inode;
+}
+
+/* Opens path and puts it on fd 2 in one step. */
+static int point_stderr_at(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+    if (fd < 0)
+        return -1;
+    if (dup2(fd, STDERR_FILENO) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int log_set_file(const char *path)
+{
+    char *copy = strdup(path);
+
+    if (!copy)
+        return -1;
+    if (point_stderr_at(path) < 0) {
+        int saved = errno;
+        free(copy);
+        errno = saved;
+        return -1;
+    }
+    pthread_mutex_lock(&reopen_lock);
+    free(log_file_path);
+    log_file_path = copy;
+    pthread_mutex_unlock(&reopen_lock);
+    return 0;
+}
+
+int log_reopen(void)
+{
+    int rc = 0;
+
+    /* The lines logged before the rotation go to the old file. */
+    log_flush();
+    pthread_mutex_lock(&reopen_lock);
+    if (log_file_path)
+        rc = point_stderr_at(log_file_path);
+    pthread_mutex_unlock(&reopen_lock);
+    return rc;
+}
+
+int log_fields_next(const char **cursor, char *key, size_t key_size, char *value,
+                    size_t value_size)
+{
+    const char *p = *cursor;
+    size_t k = 0, v = 0;
+
+    while (*p == ' ')
+        p++;
+    if (*p == '\0' || key_size == 0 || value_size == 0)
+        return 0;
+    while (*p && *p != '=' && *p != ' ') {
+        if (k + 1 < key_size)
+            key[k++] = *p;
+        p++;
+    }
+    key[k] = '\0';
+    if (*p == '=')
+        p++;
+    if (*p == '"') {
+        for (p++; *p && *p != '"'; p++) {
+            char c = *p;
+            if (c == '\\' && p[1]) {
+                p++;
+                c = *p == 'n' ? '\n' : *p;
+            }
+            if (v + 1 < value_size)
+                value[v++] = c;
+        }
+        if (*p == '"')
+            p++;
+    } else {
+        for (; *p && *p != ' '; p++)
+            if (v + 1 < value_size)
+                value[v++] = *p;
+    }
+    value[v] = '\0';
+    *cursor = p;
+    return 1;
+}
+
+/* A whole decimal integer that JSON reads as the same number. */
+static int is_json_integer(const char *s)
+{
+    const char *digits = *s == '-' ? s + 1 : s;
+    size_t n = strlen(digits);
+
+    if (n == 0 || n > 15 || (digits[0] == '0' && n > 1))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (digits[i] < '0' || digits[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* Appends s as a JSON string; the length written, or 0 when it does not fit. */
+static size_t json_string(char *out, size_t room, const char *s)
+{
+    size_t used = 0;
+
+    if (room < 2)
+        return 0;
+    out[used++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char escaped[8];
+        size_t n;
+
+        if (*p == '"' || *p == '\\')
+            n = (size_t)snprintf(escaped, sizeof(escaped), "\\%c", *p);
+        else if (*p == '\n')
+            n = (size_t)snprintf(escaped, sizeof(escaped), "\\n");
+        else if (*p < 0x20)
+            n = (size_t)snprintf(escaped, sizeof(escaped), "\\u%04x", *p);
+        else
+            n = (size_t)snprintf(escaped, sizeof(escaped), "%c", *p);
+        if (used + n + 1 > room)
+            return 0;
+        memcpy(out + used, escaped, n);
+        used += n;
+    }
+    if (used + 1 > room)
+        return 0;
+    out[used++] = '"';
+    return used;
+}
+
+size_t log_line_to_json(const char *line, char *out, size_t size)
+{
+    char key[128], value[2048], member[4400];
+    const char *cursor = line;
+    size_t used = 0;
+    int first = 1;
+
+    if (size < 3) {
+        if (size)
+            out[0] = '\0';
+        return 0;
+    }
+    out[used++] = '{';
+    while (log_fields_next(&cursor, key, sizeof(key), value, sizeof(value))) {
+        size_t n = 0, part;
+
+        if (!first)
+            member[n++] = ',';
+        part = json_string(member + n, sizeof(member) - n, key);
+        if (part == 0)
+            continue;
+        n += part;
+        member[n++] = ':';
+        if (strcmp(key, "job") != 0 && is_json_integer(value)) {
+            part = (size_t)snprintf(member + n, sizeof(member) - n, "%s", value);
+        } else {
+            part = json_string(member + n, sizeof(member) - n, value);
+            if (part == 0)
+                continue;
+        }
+        n += part;
+        if (used + n + 2 > size)   /* room for '}' and '\0' */
+            continue;
+        memcpy(out + used, member, n);
+        used += n;
+        first = 0;
+    }
+    out[used++] = '}';
+    out[used] = '\0';
+    return used;
 }
 
 const char *log_quote(char *buf, size_t size, const char *s)

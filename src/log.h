@@ -1,5 +1,6 @@
 /*
- * log.h - one logfmt line per event on stderr, or to syslog.
+ * log.h - one line per event (logfmt, or JSON) on stderr, in a file, to
+ * syslog or to the systemd journal.
  *
  * Lines look like "ts=2026-11-25T10:00:00.123Z level=info event=started
  * job=... route=/x".  Lines are buffered and a writer thread writes
@@ -23,6 +24,46 @@ void log_set_level(int level);
  * to syslog instead of stderr; off: back to stderr.  Set once at start,
  * before any thread logs. */
 void log_set_syslog(int on);
+
+enum log_output_format { LOG_LOGFMT, LOG_JSON };
+
+/* LOG_JSON: each line is one JSON object, {"ts":"...","level":"info",
+ * "event":"started","job":"...",...}, the same fields as logfmt.  Set once
+ * at start, before any thread logs. */
+void log_set_output_format(int format);
+
+/* on: every later line goes to the systemd journal (sd_journal_send), one
+ * entry per line with MESSAGE= (the logfmt line less ts=), PRIORITY=,
+ * SYSLOG_IDENTIFIER=detachd, and each field as its own upper-case field:
+ * EVENT=, JOB_ID= (job=), ROUTE=, RESULT=, ERROR=...  Set once at start. */
+void log_set_journal(int on);
+
+/* 1 when stderr is the journal stream systemd gave us (JOURNAL_STREAM
+ * names its device and inode): the service runs under systemd. */
+int log_stderr_is_journal(void);
+
+/* Points stderr at path (appended, created 0640 when missing): the event
+ * lines, and whatever else detachd prints, go there.  log_reopen() opens
+ * the path again -- after logrotate moved the file away -- and swaps it in
+ * atomically (dup2), so no line is lost or split.  0, or -1 with errno;
+ * log_reopen() without a file is 0 and does nothing. */
+int log_set_file(const char *path);
+int log_reopen(void);
+
+/*
+ * The logfmt reader JSON and journal output share: the next key=value
+ * pair at *cursor (bare value, or quoted with \" \\ \n escapes; an
+ * unterminated quote runs to the end).  1 with key and value filled (cut
+ * to their sizes, '\0'-ended) and *cursor moved past the pair, 0 at the end.
+ */
+int log_fields_next(const char **cursor, char *key, size_t key_size, char *value,
+                    size_t value_size);
+
+/* One logfmt line (no newline) as a JSON object, '\0'-ended in out.  Whole
+ * integers are numbers, other values strings (the job id always a string).
+ * A pair that does not fit is left out, so the object stays valid JSON.
+ * Returns its length. */
+size_t log_line_to_json(const char *line, char *out, size_t size);
 
 /* fields: printf-style "key=value key2=value2"; the caller quotes values
  * that may hold spaces with log_quote(). */

@@ -208,9 +208,16 @@ static int admit_attached(struct server_core *core, struct connection *connectio
      * connection at any moment. */
     if (peer_spoke)
         connection_report_abort(connection);
-    if (executor_submit(core->executor, job) < 0)
-        goto refused;   /* errno says why, for refuse_full() */
+    /* Before the submit: once submitted, the job thread may log
+     * "started" at once, and "accepted" must come first. */
     log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, path);
+    if (executor_submit(core->executor, job) < 0) {
+        int saved = errno;   /* says why, for refuse_full() */
+
+        log_line(LOG_INFO, "withdrawn", "job=%s reason=%s", job_id, refusal_reason(saved));
+        errno = saved;
+        goto refused;
+    }
     return 1;
 refused:
     refused = errno;
@@ -241,11 +248,15 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
         return SPOOL_FAILED;
     }
     job_list(job);
+    /* Before the submit, so that "accepted" always precedes the job's
+     * "started"; a submit that fails after all says "withdrawn". */
+    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
     submitted = on_watcher ? executor_submit_deferred(core->executor, job)
                            : executor_submit(core->executor, job);
     if (submitted < 0) {
         int refused = errno;
 
+        log_line(LOG_INFO, "withdrawn", "job=%s reason=%s", job_id, refusal_reason(refused));
         job_unlist(job, 1);
         if (core->spool && spool_remove(core->spool, job_id) < 0)
             log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
@@ -253,7 +264,6 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
         log_rejected(path, refusal_reason(refused));
         return QUEUE_FULL;
     }
-    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
     return ADMITTED;
 }
 

@@ -3,9 +3,12 @@
  *
  * The file format is length-prefixed and ends with a checksum, so a torn
  * write (a crash mid-file, a disk that lied) is recognised rather than
- * half-read: "DSPOOL1\n", then id, route, the params, the body, each as a
- * 32-bit little-endian length and its bytes (params as a count, then
- * each), then an FNV-1a checksum of everything before it.
+ * half-read: "DSPOOL2\n", the acceptance time (64-bit little-endian Unix
+ * ms: a recovered job keeps it), then id, route, the params, the body, each
+ * as a 32-bit little-endian length and its bytes (params as a count, then
+ * each), then an FNV-1a checksum of everything before it.  "DSPOOL1\n"
+ * files, from before the acceptance time was kept, are the same without
+ * it, and still read (their time is then 0: unknown).
  *
  * Durability order: write tmp/<id>, fsync it, rename to <id>.job, fsync
  * the directory.  Only then is the trigger acknowledged.
@@ -23,7 +26,8 @@
 #include "log.h"
 #include "spool.h"
 
-#define MAGIC "DSPOOL1\n"
+#define MAGIC "DSPOOL2\n"
+#define MAGIC_V1 "DSPOOL1\n"
 #define MAGIC_LENGTH 8
 #define SUFFIX ".job"
 #define MAX_FIELD (64u * 1024 * 1024)
@@ -52,6 +56,12 @@ static void put_u32(uint8_t **out, uint32_t value)
         *(*out)++ = (uint8_t)(value >> (8 * i));
 }
 
+static void put_u64(uint8_t **out, uint64_t value)
+{
+    for (int i = 0; i < 8; i++)
+        *(*out)++ = (uint8_t)(value >> (8 * i));
+}
+
 static void put_field(uint8_t **out, const void *data, size_t length)
 {
     put_u32(out, (uint32_t)length);
@@ -62,7 +72,7 @@ static void put_field(uint8_t **out, const void *data, size_t length)
 int spool_encode(const struct spool_record *record, uint8_t **data, size_t *length)
 {
     size_t id_length = strlen(record->id), route_length = strlen(record->route);
-    size_t count = 0, size = MAGIC_LENGTH + 4 + id_length + 4 + route_length + 4 + 4 +
+    size_t count = 0, size = MAGIC_LENGTH + 8 + 4 + id_length + 4 + route_length + 4 + 4 +
                              record->body_length + 4;
     uint8_t *buffer, *out;
 
@@ -80,6 +90,7 @@ int spool_encode(const struct spool_record *record, uint8_t **data, size_t *leng
     out = buffer;
     memcpy(out, MAGIC, MAGIC_LENGTH);
     out += MAGIC_LENGTH;
+    put_u64(&out, record->accepted_unix_ms);
     put_field(&out, record->id, id_length);
     put_field(&out, record->route, route_length);
     put_u32(&out, (uint32_t)count);
@@ -148,13 +159,20 @@ int spool_decode(const uint8_t *data, size_t length, struct spool_record *record
     size_t bytes = 0;
 
     memset(record, 0, sizeof(*record));
-    if (length < MAGIC_LENGTH + 4 || memcmp(data, MAGIC, MAGIC_LENGTH) != 0)
+    if (length < MAGIC_LENGTH + 4 ||
+        (memcmp(data, MAGIC, MAGIC_LENGTH) != 0 && memcmp(data, MAGIC_V1, MAGIC_LENGTH) != 0))
         return -1;
     reader.length = length - 4;   /* the checksum is not payload */
     checksum = (uint32_t)data[length - 4] | (uint32_t)data[length - 3] << 8 |
                (uint32_t)data[length - 2] << 16 | (uint32_t)data[length - 1] << 24;
     if (fnv1a(data, length - 4) != checksum)
         return -1;
+    if (memcmp(data, MAGIC, MAGIC_LENGTH) == 0) {
+        uint32_t low, high;
+        if (get_u32(&reader, &low) < 0 || get_u32(&reader, &high) < 0)
+            return -1;
+        record->accepted_unix_ms = (uint64_t)high << 32 | low;
+    }
     id = get_field(&reader, NULL, 1);
     if (!id || !*id || strlen(id) >= sizeof(record->id) || strchr(id, '/'))
         goto fail;

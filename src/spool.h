@@ -17,6 +17,7 @@ struct spool;
 
 struct spool_record {
     char id[64];
+    uint64_t accepted_unix_ms;   /* when first accepted; 0: unknown (old file) */
     char *route;          /* the configured route path */
     char *params;         /* packed "NAME=value" strings (request_reader.h) */
     char *body;

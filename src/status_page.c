@@ -310,15 +310,19 @@ static void append_job_row(struct text *text, const struct job_snapshot *job, ui
     if (job->mode == DETACH_ATTACHED)
         append(text, " <span class=\"tag\">attached</span>");
     append(text, "</td><td class=\"state %s\">%s</td>\n<td class=\"progress\">", state, state);
-    append(text, "<progress id=\"progress-");
-    append_html(text, job->id);
-    append(text, "\" data-job=\"");
-    append_html(text, job->id);
-    if (job->progress >= 0)
+    /* A bar only for a job that reported progress: an empty <progress>
+     * is drawn as an animated "indeterminate" bar, which said "busy" for
+     * ended jobs that never reported anything. */
+    if (job->progress >= 0) {
+        append(text, "<progress id=\"progress-");
+        append_html(text, job->id);
+        append(text, "\" data-job=\"");
+        append_html(text, job->id);
         append(text, "\" value=\"%d\" max=\"100\">%d%%</progress> <span class=\"percent\">%d%%</span>",
                job->progress, job->progress, job->progress);
-    else
-        append(text, "\" max=\"100\"></progress> <span class=\"percent\"></span>");
+    } else {
+        append(text, "<span class=\"none\">&mdash;</span>");
+    }
     if (job->message[0]) {
         append(text, " <span class=\"message\">");
         append_html(text, job->message);
@@ -388,13 +392,18 @@ static const char page_style[] =
     ".counters span{color:var(--muted);font-size:.8rem}"
     "table{border-collapse:collapse;width:100%;table-layout:fixed}"
     "th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);"
-    "vertical-align:middle;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}"
+    "vertical-align:middle;overflow-wrap:anywhere}"
     "th{color:var(--muted);font-weight:600;font-size:.8rem}"
-    /* The three tables line up: the same fixed column widths. */
-    "th:nth-child(1){width:13%}th:nth-child(2){width:15%}th:nth-child(3){width:7%}"
-    "th:nth-child(4){width:28%}th:nth-child(5){width:11%}th:nth-child(6){width:8%}"
-    "th:nth-child(7){width:12%}th:nth-child(8){width:6%}"
-    "td.id{font-family:ui-monospace,monospace;font-size:.85rem}.num{white-space:nowrap}"
+    /* The three tables line up: the same fixed column widths.  Short
+     * values (time, state, exit) get fixed widths sized for their longest
+     * form at 14 px and never wrap; route, progress and connection take
+     * the rest and wrap rather than cut, so nothing is hidden from 1024 px
+     * windows up (tests/integration/test_browser.py measures it). */
+    "th:nth-child(1){width:8.5rem}th:nth-child(3){width:4.5rem}th:nth-child(4){width:24%}"
+    "th:nth-child(5){width:5rem}th:nth-child(6){width:5.5rem}th:nth-child(7){width:4.5rem}"
+    "th:nth-child(8){width:4.5rem}"
+    "td.state,td.num,td.exit,td:nth-child(7){white-space:nowrap}"
+    "td.id{font-family:ui-monospace,monospace;font-size:.85rem}"
     "progress{width:8rem;max-width:45%;height:.9rem;vertical-align:middle;accent-color:var(--accent)}"
     ".percent{display:inline-block;min-width:2.8rem;text-align:right}"
     ".message{color:var(--muted)}.tag{font-size:.7rem;border:1px solid var(--line);"

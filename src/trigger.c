@@ -2,16 +2,22 @@
  * trigger.c - detach_trigger(): the client side of a trigger, the C
  * counterpart of PHP's old triggerRequest($url, $post_data, $cookie).
  *
- * It speaks just enough HTTP/1.1, or FastCGI straight to detachd, to send
- * one request and read the head of the answer; the body is never read,
- * because a trigger's answer is an empty 200 and the job id in a header.
- * Every wait is bounded by one overall deadline, and the socket is
- * non-blocking throughout so that no single call can outlive it.
+ * Two transports.  HTTP(S) is libcurl's: https://, proxies from the
+ * environment, redirects and basic auth come with it, and its URL API
+ * parses every URL here.  FastCGI straight to detachd is ours: the params
+ * nginx's fastcgi_params would send, one request per connection, the
+ * answer's CGI head read from the app's stdout records.
+ *
+ * A trigger waits for the head of the answer only: the body of a trigger's
+ * answer is empty, and the job id is in a header.  Every wait is bounded
+ * by one overall deadline; the FastCGI socket is non-blocking throughout
+ * so that no single call can outlive it.
  */
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "detach.h"
+#include <curl/curl.h>
+
+#include "cgi_head.h"
+#include "detach_trigger.h"
 #include "error.h"
 #include "fcgi_record.h"
-#include "url.h"
+#include "trigger.h"
 
 #define DEFAULT_TIMEOUT_MS 10000u
 #define USER_AGENT "detach-trigger/" DETACH_VERSION
@@ -36,22 +45,39 @@
 #define READ_CHUNK 16384
 /* How long to back off when a unix socket's backlog is full. */
 #define BACKLOG_RETRY_MS 10
+#define MAX_REDIRECTS 10
 
 /* Sets errno for callers that check it, and records the message. */
 #define INVALID(...) (errno = EINVAL, error_set(__VA_ARGS__))
 
-_Static_assert(sizeof(((detach_trigger_result *)0)->job_id) == HTTP_JOB_ID_SIZE,
+_Static_assert(sizeof(((detach_trigger_result *)0)->job_id) == CGI_JOB_ID_SIZE,
                "the parsed job id must fit the result exactly");
+
+/*
+ * The request URL's parts, from libcurl's URL parser.  For FastCGI, a bare
+ * "/path?query" is resolved against http://localhost/ and keeps port 0.
+ */
+struct target {
+    char *scheme;     /* "http" or "https" */
+    char *host;       /* SERVER_NAME: IPv6 without brackets */
+    int host_is_ipv6;
+    unsigned port;    /* 0: a bare path gave none */
+    char *path;       /* as given: no dot segments removed */
+    char *query;      /* NULL: none */
+};
 
 /* Everything detach_trigger() works on, gathered once up front. */
 struct trigger_request {
     const detach_trigger_options *opts;
     const char *method;
-    struct url url;
-    char *body;          /* form-encoded fields, or NULL */
+    const char *url;
+    struct target target;   /* FastCGI only */
+    char *body;             /* form-encoded fields, or NULL */
     size_t body_length;
     uint64_t deadline_ms;
 };
+
+/* --- time and sockets (FastCGI) --- */
 
 static uint64_t now_ms(void)
 {
@@ -155,23 +181,14 @@ fail:
     return -1;
 }
 
-/* host as the user would write it again: brackets around IPv6 literals. */
-static void format_host_port(char *out, size_t size, const struct url *where)
-{
-    snprintf(out, size, where->host_is_ipv6 ? "[%s]:%u" : "%s:%u", where->host,
-             (unsigned)where->port);
-}
-
 /* Tries each address the name resolves to, in the resolver's order. */
-static int connect_tcp(const struct url *where, uint64_t deadline_ms)
+static int connect_tcp(const struct fcgi_address *where, uint64_t deadline_ms)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *addresses = NULL;
     char service[8];
-    char printable[URL_HOST_SIZE + 16];
 
-    format_host_port(printable, sizeof printable, where);
-    snprintf(service, sizeof service, "%u", (unsigned)where->port);
+    snprintf(service, sizeof service, "%u", where->port);
     int resolved = getaddrinfo(where->host, service, &hints, &addresses);
     if (resolved != 0) {
         if (resolved != EAI_SYSTEM)
@@ -192,7 +209,9 @@ static int connect_tcp(const struct url *where, uint64_t deadline_ms)
         int saved_errno = errno;
         freeaddrinfo(addresses);
         errno = saved_errno;
-        return error_set("cannot connect to %s: %s", printable, strerror(errno));
+        return error_set(where->is_ipv6 ? "cannot connect to [%s]:%u: %s"
+                                        : "cannot connect to %s:%u: %s",
+                         where->host, where->port, strerror(errno));
     }
     freeaddrinfo(addresses);
     return fd;
@@ -217,11 +236,11 @@ static int connect_unix(const char *path, uint64_t deadline_ms)
 /* The FastCGI address: "unix:/path", "host:port" or "[v6]:port". */
 static int connect_fcgi(const char *address, uint64_t deadline_ms)
 {
-    struct url where;
+    struct fcgi_address where;
 
     if (strncmp(address, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
         return connect_unix(address + strlen(UNIX_PREFIX), deadline_ms);
-    if (url_parse_address(address, &where) < 0)
+    if (fcgi_address_parse(address, &where) < 0)
         return error_set("bad FastCGI address '%s' (want unix:/path or host:port)", address);
     return connect_tcp(&where, deadline_ms);
 }
@@ -268,27 +287,7 @@ static ssize_t receive_some(int fd, struct fcgi_buffer *input, uint64_t deadline
     }
 }
 
-static int append_format(struct fcgi_buffer *buffer, const char *format, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int append_format(struct fcgi_buffer *buffer, const char *format, ...)
-{
-    va_list args;
-
-    va_start(args, format);
-    int needed = vsnprintf(NULL, 0, format, args);
-    va_end(args);
-    if (needed < 0)
-        return error_set("formatting the request failed");
-    /* +1: vsnprintf always writes its NUL, which length then leaves out. */
-    if (fcgi_buffer_reserve(buffer, (size_t)needed + 1) < 0)
-        return error_set("out of memory building the request");
-    va_start(args, format);
-    vsnprintf((char *)buffer->data + buffer->length, (size_t)needed + 1, format, args);
-    va_end(args);
-    buffer->length += (size_t)needed;
-    return 0;
-}
+/* --- what the user gives --- */
 
 static int is_token_char(unsigned char c)
 {
@@ -364,98 +363,6 @@ static int check_options(const detach_trigger_options *opts, const char *method)
     if (opts->cookie_count > 0 && user_header(opts, "Cookie") != NULL)
         return INVALID("give cookies either as cookies or as a Cookie header");
     return 0;
-}
-
-static int method_expects_body(const char *method)
-{
-    return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-           strcmp(method, "PATCH") == 0;
-}
-
-static int append_cookies(struct fcgi_buffer *out, const detach_trigger_options *opts)
-{
-    for (size_t i = 0; i < opts->cookie_count; i++)
-        if (append_format(out, "%s%s", i > 0 ? "; " : "", opts->cookies[i]) < 0)
-            return -1;
-    return 0;
-}
-
-static int build_http_request(const struct trigger_request *request, struct fcgi_buffer *out)
-{
-    const detach_trigger_options *opts = request->opts;
-    const struct url *url = &request->url;
-
-    if (append_format(out, "%s %.*s HTTP/1.1\r\n", request->method, (int)url->target_length,
-                      url->target) < 0)
-        return -1;
-    if (user_header(opts, "Host") == NULL) {
-        const char *open = url->host_is_ipv6 ? "[" : "", *close = url->host_is_ipv6 ? "]" : "";
-        int rc = url->port == 80
-                     ? append_format(out, "Host: %s%s%s\r\n", open, url->host, close)
-                     : append_format(out, "Host: %s%s%s:%u\r\n", open, url->host, close,
-                                     (unsigned)url->port);
-        if (rc < 0)
-            return -1;
-    }
-    if (user_header(opts, "User-Agent") == NULL &&
-        append_format(out, "User-Agent: %s\r\n", USER_AGENT) < 0)
-        return -1;
-    if (append_format(out, "Connection: close\r\n") < 0)
-        return -1;
-    if (opts->cookie_count > 0) {
-        if (append_format(out, "Cookie: ") < 0 || append_cookies(out, opts) < 0 ||
-            append_format(out, "\r\n") < 0)
-            return -1;
-    }
-    if (request->body != NULL && user_header(opts, "Content-Type") == NULL &&
-        append_format(out, "Content-Type: %s\r\n", FORM_CONTENT_TYPE) < 0)
-        return -1;
-    if ((request->body_length > 0 || method_expects_body(request->method)) &&
-        append_format(out, "Content-Length: %zu\r\n", request->body_length) < 0)
-        return -1;
-    for (size_t i = 0; i < opts->header_count; i++)
-        if (append_format(out, "%s\r\n", opts->headers[i]) < 0)
-            return -1;
-    if (append_format(out, "\r\n") < 0)
-        return -1;
-    if (request->body_length > 0 && fcgi_buffer_append(out, request->body, request->body_length) < 0)
-        return error_set("out of memory building the request");
-    return 0;
-}
-
-/*
- * Reads into input until the whole response head is in: its length, or -1
- * with a message.  What came after the head stays in input.
- */
-static int receive_http_head(int fd, uint64_t deadline_ms, struct fcgi_buffer *input,
-                             struct http_response *response)
-{
-    for (;;) {
-        ssize_t received = receive_some(fd, input, deadline_ms);
-        if (received < 0)
-            return -1;
-        int parsed = http_response_parse((const char *)input->data, input->length, response);
-        if (parsed > 0)
-            return parsed;
-        if (parsed < 0) {
-            errno = EPROTO;
-            return error_set("malformed HTTP response");
-        }
-        if (received == 0) {
-            errno = ECONNRESET;
-            return error_set("the server closed the connection before a response");
-        }
-    }
-}
-
-/* Reads until the whole response head is in; the body is left unread. */
-static int read_http_head(int fd, uint64_t deadline_ms, struct http_response *response)
-{
-    struct fcgi_buffer input = {0};
-    int rc = receive_http_head(fd, deadline_ms, &input, response);
-
-    fcgi_buffer_free(&input);
-    return rc < 0 ? -1 : 0;
 }
 
 /* --- FastCGI --- */
@@ -560,48 +467,69 @@ static int add_header_param(struct param_list *list, const char *header)
     return add_param(list, "HTTP_%s=%s", name, header_value(header));
 }
 
-/* HTTP_HOST as the Host header would be: the port only when it is not 80. */
-static int append_host_param(struct param_list *list, const struct url *url,
+/* HTTP_HOST as the Host header would be: the port only when it is not
+ * the scheme's own. */
+static int append_host_param(struct param_list *list, const struct target *target,
                              const char *server_name)
 {
-    const char *open = url->host_is_ipv6 ? "[" : "", *close = url->host_is_ipv6 ? "]" : "";
-    if (url->port == 0 || url->port == 80)
+    const char *open = target->host_is_ipv6 ? "[" : "", *close = target->host_is_ipv6 ? "]" : "";
+    unsigned default_port = strcmp(target->scheme, "https") == 0 ? 443 : 80;
+
+    if (target->port == 0 || target->port == default_port)
         return add_param(list, "HTTP_HOST=%s%s%s", open, server_name, close);
-    return add_param(list, "HTTP_HOST=%s%s%s:%u", open, server_name, close, (unsigned)url->port);
+    return add_param(list, "HTTP_HOST=%s%s%s:%u", open, server_name, close, target->port);
+}
+
+/* "name=value; name2=value2", malloc'd, or NULL with a message. */
+static char *joined_cookies(const detach_trigger_options *opts)
+{
+    size_t length = 1;
+    char *joined, *cursor;
+
+    for (size_t i = 0; i < opts->cookie_count; i++)
+        length += strlen(opts->cookies[i]) + 2;
+    joined = malloc(length);
+    if (joined == NULL) {
+        error_set("out of memory joining the cookies");
+        return NULL;
+    }
+    cursor = joined;
+    for (size_t i = 0; i < opts->cookie_count; i++)
+        cursor += sprintf(cursor, "%s%s", i > 0 ? "; " : "", opts->cookies[i]);
+    *cursor = '\0';
+    return joined;
 }
 
 /* The CGI/1.1 variables nginx's fastcgi_params would send. */
 static int build_fcgi_params(const struct trigger_request *request, struct param_list *list)
 {
     const detach_trigger_options *opts = request->opts;
-    const struct url *url = &request->url;
-    const char *query = "";
-    size_t query_length = 0;
+    const struct target *target = &request->target;
+    const char *query = target->query != NULL ? target->query : "";
     char *path = NULL;
 
-    if (url->path_length < url->target_length) {
-        query = url->target + url->path_length + 1;
-        query_length = url->target_length - url->path_length - 1;
-    }
-    path = decode_path(url->target, url->path_length);
+    path = decode_path(target->path, strlen(target->path));
     if (path == NULL)
         goto fail;
 
-    const char *server_name = url->host[0] != '\0' ? url->host : "localhost";
+    const char *server_name = target->host[0] != '\0' ? target->host : "localhost";
     if (add_param(list, "GATEWAY_INTERFACE=CGI/1.1") < 0 ||
         add_param(list, "SERVER_SOFTWARE=%s", USER_AGENT) < 0 ||
         add_param(list, "SERVER_PROTOCOL=HTTP/1.1") < 0 ||
-        add_param(list, "REQUEST_SCHEME=http") < 0 ||
+        add_param(list, "REQUEST_SCHEME=%s", target->scheme) < 0 ||
         add_param(list, "REQUEST_METHOD=%s", request->method) < 0 ||
-        add_param(list, "REQUEST_URI=%.*s", (int)url->target_length, url->target) < 0 ||
+        add_param(list, "REQUEST_URI=%s%s%s", target->path, target->query != NULL ? "?" : "",
+                  query) < 0 ||
         add_param(list, "SCRIPT_NAME=%s", path) < 0 ||
         add_param(list, "DOCUMENT_URI=%s", path) < 0 ||
-        add_param(list, "QUERY_STRING=%.*s", (int)query_length, query) < 0 ||
+        add_param(list, "QUERY_STRING=%s", query) < 0 ||
         add_param(list, "SERVER_NAME=%s", server_name) < 0 ||
-        add_param(list, "SERVER_PORT=%u", (unsigned)url->port) < 0 ||
+        add_param(list, "SERVER_PORT=%u", target->port) < 0 ||
         add_param(list, "REMOTE_ADDR=127.0.0.1") < 0)
         goto fail;
-    if (user_header(opts, "Host") == NULL && append_host_param(list, url, server_name) < 0)
+    if (strcmp(target->scheme, "https") == 0 && add_param(list, "HTTPS=on") < 0)
+        goto fail;
+    if (user_header(opts, "Host") == NULL && append_host_param(list, target, server_name) < 0)
         goto fail;
     if (user_header(opts, "User-Agent") == NULL &&
         add_param(list, "HTTP_USER_AGENT=%s", USER_AGENT) < 0)
@@ -614,12 +542,9 @@ static int build_fcgi_params(const struct trigger_request *request, struct param
             goto fail;
     }
     if (opts->cookie_count > 0) {
-        struct fcgi_buffer cookies = {0};
-        int rc = append_cookies(&cookies, opts);
-        if (rc == 0)
-            rc = add_param(list, "HTTP_COOKIE=%.*s", (int)cookies.length,
-                           cookies.data != NULL ? (const char *)cookies.data : "");
-        fcgi_buffer_free(&cookies);
+        char *cookies = joined_cookies(opts);
+        int rc = cookies != NULL ? add_param(list, "HTTP_COOKIE=%s", cookies) : -1;
+        free(cookies);
         if (rc < 0)
             goto fail;
     }
@@ -670,7 +595,7 @@ static const char *protocol_status_name(uint8_t status)
  * head is complete, 0 to keep reading, -1 on error.
  */
 static int handle_fcgi_record(const struct fcgi_header *header, const uint8_t *content,
-                              struct fcgi_buffer *head, struct http_response *response)
+                              struct fcgi_buffer *head, struct cgi_head *response)
 {
     if (header->type == FCGI_TYPE_STDOUT) {
         if (header->content_length == 0)
@@ -747,7 +672,7 @@ static int next_record(int fd, uint64_t deadline_ms, struct record_reader *reade
 }
 
 /* Reads FastCGI records until the CGI head is in or the request ends. */
-static int read_fcgi_head(int fd, uint64_t deadline_ms, struct http_response *response)
+static int read_fcgi_head(int fd, uint64_t deadline_ms, struct cgi_head *response)
 {
     struct record_reader reader = { {0}, 0 };
     struct fcgi_buffer head = {0};
@@ -767,186 +692,13 @@ static int read_fcgi_head(int fd, uint64_t deadline_ms, struct http_response *re
     return handled < 0 ? -1 : 0;
 }
 
-/* --- the entry point --- */
-
-static int prepare(const char *url, const detach_trigger_options *opts,
-                   struct trigger_request *request)
-{
-    request->opts = opts;
-    request->method = opts->method != NULL ? opts->method : opts->field_count > 0 ? "POST" : "GET";
-    if (check_options(opts, request->method) < 0)
-        return -1;
-
-    if (url == NULL) {
-        errno = EINVAL;
-        return error_set("no URL given");
-    }
-    /* With --fcgi a full http:// URL is taken too; its host names the server. */
-    int parsed = opts->fcgi != NULL && url[0] == '/' ? url_parse_target(url, &request->url)
-                                                     : url_parse(url, &request->url);
-    if (parsed < 0)
-        return -1;
-
-    if (opts->field_count > 0) {
-        request->body = url_form_encode(opts->fields, opts->field_count);
-        if (request->body == NULL)
-            return -1;
-        request->body_length = strlen(request->body);
-    }
-    return 0;
-}
-
-int detach_trigger(const char *url, const detach_trigger_options *opts,
-                   detach_trigger_result *result)
-{
-    static const detach_trigger_options defaults;
-    detach_trigger_result ignored;
-    struct trigger_request request = {0};
-    struct fcgi_buffer message = {0};
-    struct http_response response = {0};
-    int fd = -1;
-
-    if (opts == NULL)
-        opts = &defaults;
-    if (result == NULL)
-        result = &ignored;
-    memset(result, 0, sizeof *result);
-    request.deadline_ms = now_ms() + (opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS);
-
-    if (prepare(url, opts, &request) < 0)
-        goto fail;
-    if (opts->fcgi != NULL) {
-        if (build_fcgi_request(&request, &message) < 0)
-            goto fail;
-        fd = connect_fcgi(opts->fcgi, request.deadline_ms);
-    } else {
-        if (build_http_request(&request, &message) < 0)
-            goto fail;
-        fd = connect_tcp(&request.url, request.deadline_ms);
-    }
-    if (fd < 0)
-        goto fail;
-    if (send_all(fd, message.data, message.length, request.deadline_ms) < 0)
-        goto fail;
-
-    if (!opts->no_wait) {
-        int head_read = opts->fcgi != NULL ? read_fcgi_head(fd, request.deadline_ms, &response)
-                                           : read_http_head(fd, request.deadline_ms, &response);
-        if (head_read < 0)
-            goto fail;
-        result->status = response.status;
-        memcpy(result->job_id, response.job_id, sizeof result->job_id);
-    }
-
-    close(fd);
-    fcgi_buffer_free(&message);
-    free(request.body);
-    return 0;
-
-fail:
-    {
-        int saved_errno = errno;
-        if (fd >= 0)
-            close(fd);
-        fcgi_buffer_free(&message);
-        free(request.body);
-        errno = saved_errno;
-    }
-    return -1;
-}
-
-/* --- fetching a whole answer: detach-trigger --wait-done --- */
-
-/* The body of an HTTP answer whose head is input[0, head_length). */
-static int read_http_body(int fd, uint64_t deadline_ms, struct fcgi_buffer *input,
-                          size_t head_length, const struct http_response *head, size_t max_body,
-                          char **body, size_t *body_length)
-{
-    size_t have;
-
-    for (;;) {
-        const char *raw = (const char *)input->data + head_length;
-
-        have = input->length - head_length;
-        if (head->chunked) {
-            char *decoded = malloc(have + 1);
-            size_t decoded_length = 0;
-            int done;
-            if (decoded == NULL)
-                return error_set("out of memory reading the response");
-            done = http_chunked_decode(raw, have, decoded, &decoded_length);
-            if (done < 0) {
-                free(decoded);
-                errno = EPROTO;
-                return error_set("malformed chunked body");
-            }
-            if (done > 0) {
-                decoded[decoded_length] = '\0';
-                *body = decoded;
-                *body_length = decoded_length;
-                return 0;
-            }
-            free(decoded);
-        } else if (head->content_length >= 0 && have >= (size_t)head->content_length) {
-            have = (size_t)head->content_length;
-            break;
-        }
-        if (have > max_body) {
-            errno = EMSGSIZE;
-            return error_set("the response is larger than %zu bytes", max_body);
-        }
-        ssize_t received = receive_some(fd, input, deadline_ms);
-        if (received < 0)
-            return -1;
-        if (received == 0) {
-            if (head->chunked || head->content_length >= 0) {
-                errno = ECONNRESET;
-                return error_set("the server closed the connection inside the response");
-            }
-            have = input->length - head_length;
-            break;   /* no length given: the body runs to the end */
-        }
-    }
-    if (have > max_body) {
-        errno = EMSGSIZE;
-        return error_set("the response is larger than %zu bytes", max_body);
-    }
-    *body = malloc(have + 1);
-    if (*body == NULL)
-        return error_set("out of memory reading the response");
-    memcpy(*body, input->data + head_length, have);
-    (*body)[have] = '\0';
-    *body_length = have;
-    return 0;
-}
-
-static int fetch_http(int fd, uint64_t deadline_ms, size_t max_body, int *status, char **body,
-                      size_t *body_length)
-{
-    struct fcgi_buffer input = {0};
-    struct http_response head = {0};
-    int head_length = receive_http_head(fd, deadline_ms, &input, &head);
-
-    if (head_length < 0)
-        goto fail;
-    if (read_http_body(fd, deadline_ms, &input, (size_t)head_length, &head, max_body, body,
-                       body_length) < 0)
-        goto fail;
-    *status = head.status;
-    fcgi_buffer_free(&input);
-    return 0;
-fail:
-    fcgi_buffer_free(&input);
-    return -1;
-}
-
 /* Collects the app's stdout until FCGI_END_REQUEST, then splits the CGI head off. */
 static int fetch_fcgi(int fd, uint64_t deadline_ms, size_t max_body, int *status, char **body,
                       size_t *body_length)
 {
     struct record_reader reader = { {0}, 0 };
     struct fcgi_buffer output = {0};
-    struct http_response head = {0};
+    struct cgi_head head = {0};
     int ended = 0, head_length;
 
     while (!ended) {
@@ -957,7 +709,7 @@ static int fetch_fcgi(int fd, uint64_t deadline_ms, size_t max_body, int *status
                         "before the end of its response") < 0)
             goto fail;
         if (header.type == FCGI_TYPE_STDOUT) {
-            if (output.length + header.content_length > max_body + HTTP_HEAD_MAX) {
+            if (output.length + header.content_length > max_body + CGI_HEAD_MAX) {
                 errno = EMSGSIZE;
                 error_set("the response is larger than %zu bytes", max_body);
                 goto fail;
@@ -999,40 +751,569 @@ fail:
     return -1;
 }
 
-int trigger_fetch(const char *url, const char *fcgi, unsigned timeout_ms, size_t max_body,
-                  int *status, char **body, size_t *body_length)
-{
-    detach_trigger_options opts = {.method = "GET", .fcgi = fcgi};
-    struct trigger_request request = {0};
-    struct fcgi_buffer message = {0};
-    int fd = -1, rc = -1;
+/* --- URLs and the form body (libcurl's parser and escaping) --- */
 
-    *body = NULL;
-    *body_length = 0;
-    request.deadline_ms = now_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
-    if (prepare(url, &opts, &request) < 0)
-        goto out;
-    if (fcgi != NULL) {
-        if (build_fcgi_request(&request, &message) < 0)
-            goto out;
-        fd = connect_fcgi(fcgi, request.deadline_ms);
-    } else {
-        if (build_http_request(&request, &message) < 0)
-            goto out;
-        fd = connect_tcp(&request.url, request.deadline_ms);
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void curl_init(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int curl_ready(void)
+{
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_result != CURLE_OK) {
+        errno = ENOMEM;
+        return error_set("cannot initialise libcurl: %s", curl_easy_strerror(curl_init_result));
     }
-    if (fd < 0 || send_all(fd, message.data, message.length, request.deadline_ms) < 0)
+    return 0;
+}
+
+static void target_free(struct target *target)
+{
+    curl_free(target->scheme);
+    curl_free(target->host);
+    curl_free(target->path);
+    curl_free(target->query);
+    memset(target, 0, sizeof *target);
+}
+
+/* A part of a parsed URL, or NULL when absent. */
+static char *url_part(CURLU *url, CURLUPart part, unsigned flags)
+{
+    char *value = NULL;
+
+    if (curl_url_get(url, part, &value, flags) != CURLUE_OK)
+        return NULL;
+    return value;
+}
+
+/*
+ * Parses url: a full http(s):// URL, or with path_only a "/path?query"
+ * alone (as --fcgi takes it).  Dot segments are kept as given (the server
+ * sees the path the user typed), as are percent escapes.
+ */
+static int target_parse(const char *text, int path_only, struct target *out)
+{
+    CURLU *url = curl_url();
+    CURLUcode rc;
+    char *port;
+
+    memset(out, 0, sizeof *out);
+    if (url == NULL)
+        return error_set("out of memory parsing the URL");
+    if (path_only) {
+        /* Resolved against a base: the path and query are all it gives. */
+        rc = curl_url_set(url, CURLUPART_URL, "http://localhost/", 0);
+        if (rc == CURLUE_OK)
+            rc = curl_url_set(url, CURLUPART_URL, text, CURLU_PATH_AS_IS);
+    } else {
+        rc = curl_url_set(url, CURLUPART_URL, text, CURLU_PATH_AS_IS);
+    }
+    if (rc != CURLUE_OK) {
+        curl_url_cleanup(url);
+        return INVALID("bad URL '%s': %s", text, curl_url_strerror(rc));
+    }
+    out->scheme = url_part(url, CURLUPART_SCHEME, 0);
+    out->host = url_part(url, CURLUPART_HOST, 0);
+    out->path = url_part(url, CURLUPART_PATH, 0);
+    out->query = url_part(url, CURLUPART_QUERY, 0);
+    port = path_only ? NULL : url_part(url, CURLUPART_PORT, CURLU_DEFAULT_PORT);
+    curl_url_cleanup(url);
+    if (port != NULL) {
+        out->port = (unsigned)strtoul(port, NULL, 10);
+        curl_free(port);
+    }
+    if (out->scheme == NULL || out->host == NULL || out->path == NULL) {
+        target_free(out);
+        return error_set("out of memory parsing the URL");
+    }
+    if (strcmp(out->scheme, "http") != 0 && strcmp(out->scheme, "https") != 0) {
+        target_free(out);
+        return INVALID("bad URL '%s': only http:// and https:// are spoken", text);
+    }
+    if (path_only) {
+        /* No host given: SERVER_NAME is "localhost", HTTP_HOST too. */
+        out->host[0] = '\0';
+    } else if (out->host[0] == '[') {
+        /* curl keeps the brackets; SERVER_NAME has none. */
+        size_t length = strlen(out->host);
+        memmove(out->host, out->host + 1, length - 2);
+        out->host[length - 2] = '\0';
+        out->host_is_ipv6 = 1;
+    }
+    return 0;
+}
+
+char *trigger_url_with_path(const char *trigger_url, const char *path)
+{
+    CURLU *url;
+    CURLUcode rc;
+    char *joined = NULL, *copy;
+
+    if (curl_ready() < 0)
+        return NULL;
+    url = curl_url();
+    if (url == NULL) {
+        error_set("out of memory building the status URL");
+        return NULL;
+    }
+    rc = curl_url_set(url, CURLUPART_URL, trigger_url, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_set(url, CURLUPART_PATH, path, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_set(url, CURLUPART_QUERY, NULL, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_set(url, CURLUPART_FRAGMENT, NULL, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(url, CURLUPART_URL, &joined, 0);
+    curl_url_cleanup(url);
+    if (rc != CURLUE_OK) {
+        errno = EINVAL;
+        error_set("bad URL '%s': %s", trigger_url, curl_url_strerror(rc));
+        return NULL;
+    }
+    copy = strdup(joined);
+    curl_free(joined);
+    if (copy == NULL)
+        error_set("out of memory building the status URL");
+    return copy;
+}
+
+/*
+ * application/x-www-form-urlencoded body of "name=value" fields (a field
+ * with no '=' is a name with an empty value), joined with '&'.  malloc'd,
+ * or NULL with a message.
+ */
+static char *form_encode(CURL *escaper, const char *const *fields, size_t count)
+{
+    size_t length = 1, used = 0;
+    char *body = malloc(length);
+
+    if (body == NULL)
+        goto oom;
+    body[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        const char *equals = strchr(fields[i], '=');
+        size_t name_length = equals != NULL ? (size_t)(equals - fields[i]) : strlen(fields[i]);
+        char *name = curl_easy_escape(escaper, fields[i], (int)name_length);
+        char *value = curl_easy_escape(escaper, equals != NULL ? equals + 1 : "", 0);
+        char *grown;
+
+        if (name == NULL || value == NULL) {
+            curl_free(name);
+            curl_free(value);
+            goto oom;
+        }
+        length += strlen(name) + strlen(value) + 2;
+        grown = realloc(body, length);
+        if (grown == NULL) {
+            curl_free(name);
+            curl_free(value);
+            goto oom;
+        }
+        body = grown;
+        used += (size_t)sprintf(body + used, "%s%s=%s", i > 0 ? "&" : "", name, value);
+        curl_free(name);
+        curl_free(value);
+    }
+    return body;
+oom:
+    free(body);
+    error_set("out of memory encoding the form");
+    return NULL;
+}
+
+/* --- HTTP(S) with libcurl --- */
+
+/* What one transfer gathers. */
+struct transfer {
+    int want_body;           /* 0: stop at the first byte of the final body */
+    int no_wait;             /* stop once the request is sent */
+    size_t body_to_send;     /* bytes of request body still to go out */
+    int request_sent;
+    int stopped_on_purpose;
+    size_t max_body;
+    char *body;
+    size_t body_length;
+    int too_large;
+};
+
+static size_t on_body(char *data, size_t size, size_t count, void *context)
+{
+    struct transfer *transfer = context;
+    size_t length = size * count;
+    char *grown;
+
+    if (!transfer->want_body) {
+        /* The head is in; a trigger reads no further. */
+        transfer->stopped_on_purpose = 1;
+        return 0;
+    }
+    if (transfer->body_length + length > transfer->max_body) {
+        transfer->too_large = 1;
+        return 0;
+    }
+    grown = realloc(transfer->body, transfer->body_length + length + 1);
+    if (grown == NULL)
+        return 0;
+    transfer->body = grown;
+    memcpy(transfer->body + transfer->body_length, data, length);
+    transfer->body_length += length;
+    transfer->body[transfer->body_length] = '\0';
+    return length;
+}
+
+/* --no-wait: libcurl reports what it sent; once the whole request is
+ * out, the progress callback ends the transfer. */
+static int on_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *context)
+{
+    struct transfer *transfer = context;
+
+    (void)curl;
+    (void)data;
+    if (type == CURLINFO_HEADER_OUT && transfer->body_to_send == 0)
+        transfer->request_sent = 1;
+    if (type == CURLINFO_DATA_OUT) {
+        transfer->body_to_send -= size < transfer->body_to_send ? size : transfer->body_to_send;
+        if (transfer->body_to_send == 0)
+            transfer->request_sent = 1;
+    }
+    return 0;
+}
+
+static int on_progress(void *context, curl_off_t download_total, curl_off_t downloaded,
+                       curl_off_t upload_total, curl_off_t uploaded)
+{
+    struct transfer *transfer = context;
+
+    (void)download_total;
+    (void)downloaded;
+    (void)upload_total;
+    (void)uploaded;
+    if (transfer->no_wait && transfer->request_sent) {
+        transfer->stopped_on_purpose = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* errno for a libcurl failure, so callers can tell a timeout apart. */
+static int curl_errno(CURLcode code)
+{
+    switch (code) {
+    case CURLE_OPERATION_TIMEDOUT: return ETIMEDOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return EHOSTUNREACH;
+    case CURLE_COULDNT_CONNECT: return ECONNREFUSED;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL: return EINVAL;
+    case CURLE_OUT_OF_MEMORY: return ENOMEM;
+    default: return EPROTO;
+    }
+}
+
+static int method_expects_body(const char *method)
+{
+    return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+           strcmp(method, "PATCH") == 0;
+}
+
+#define SET(option, value)                                                   \
+    do {                                                                     \
+        if ((code = curl_easy_setopt(curl, option, value)) != CURLE_OK)      \
+            goto curl_failed;                                                \
+    } while (0)
+
+/*
+ * One HTTP(S) request: the answer's status and X-Detach-Job into *result,
+ * and with transfer->want_body its body into transfer.
+ */
+static int http_exchange(const struct trigger_request *request, struct transfer *transfer,
+                         detach_trigger_result *result)
+{
+    const detach_trigger_options *opts = request->opts;
+    struct curl_slist *headers = NULL, *grown;
+    struct curl_header *job_header = NULL;
+    char errors[CURL_ERROR_SIZE] = "";
+    char *cookies = NULL;
+    CURLcode code = CURLE_OK;
+    long status = 0;
+    int left = remaining_ms(request->deadline_ms), rc = -1;
+    CURL *curl = curl_easy_init();
+
+    if (curl == NULL)
+        return error_set("cannot start a libcurl transfer");
+    SET(CURLOPT_ERRORBUFFER, errors);
+    SET(CURLOPT_URL, request->url);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 1L);
+    SET(CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+    SET(CURLOPT_NOSIGNAL, 1L);   /* callers may be threads: no SIGALRM */
+    SET(CURLOPT_TIMEOUT_MS, (long)(left > 0 ? left : 1));
+    if (user_header(opts, "User-Agent") == NULL)
+        SET(CURLOPT_USERAGENT, USER_AGENT);
+    /* What our own request framing says, and no 100-continue wait. */
+    if ((grown = curl_slist_append(headers, "Expect:")) == NULL)
+        goto out_of_memory;
+    headers = grown;
+    for (size_t i = 0; i < opts->header_count; i++) {
+        if ((grown = curl_slist_append(headers, opts->headers[i])) == NULL)
+            goto out_of_memory;
+        headers = grown;
+    }
+    SET(CURLOPT_HTTPHEADER, headers);
+    if (opts->cookie_count > 0) {
+        cookies = joined_cookies(opts);
+        if (cookies == NULL)
+            goto out;
+        SET(CURLOPT_COOKIE, cookies);
+    }
+    if (request->body != NULL || method_expects_body(request->method)) {
+        SET(CURLOPT_POSTFIELDS, request->body != NULL ? request->body : "");
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->body_length);
+        if (strcmp(request->method, "POST") != 0)
+            SET(CURLOPT_CUSTOMREQUEST, request->method);
+    } else if (strcmp(request->method, "HEAD") == 0) {
+        SET(CURLOPT_NOBODY, 1L);
+    } else if (strcmp(request->method, "GET") != 0) {
+        SET(CURLOPT_CUSTOMREQUEST, request->method);
+    }
+    if (opts->user != NULL) {
+        SET(CURLOPT_USERPWD, opts->user);
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    }
+    if (opts->ca_file != NULL)
+        SET(CURLOPT_CAINFO, opts->ca_file);
+    if (opts->insecure) {
+        SET(CURLOPT_SSL_VERIFYPEER, 0L);
+        SET(CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, transfer);
+    if (transfer->no_wait) {
+        transfer->body_to_send = request->body_length;
+        SET(CURLOPT_DEBUGFUNCTION, on_debug);
+        SET(CURLOPT_DEBUGDATA, transfer);
+        SET(CURLOPT_VERBOSE, 1L);
+        SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+        SET(CURLOPT_XFERINFODATA, transfer);
+        SET(CURLOPT_NOPROGRESS, 0L);
+    }
+
+    code = curl_easy_perform(curl);
+    if (code != CURLE_OK && !transfer->stopped_on_purpose) {
+        if (transfer->too_large) {
+            errno = EMSGSIZE;
+            error_set("the response is larger than %zu bytes", transfer->max_body);
+            goto out;
+        }
+        goto curl_failed;
+    }
+    if (transfer->no_wait) {
+        rc = 0;
         goto out;
-    rc = fcgi != NULL ? fetch_fcgi(fd, request.deadline_ms, max_body, status, body, body_length)
-                      : fetch_http(fd, request.deadline_ms, max_body, status, body, body_length);
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 100 || status > 599) {
+        errno = EPROTO;
+        error_set("%s: no HTTP status in the answer", request->url);
+        goto out;
+    }
+    result->status = (int)status;
+    /* The final answer's (request -1), after any redirect. */
+    if (curl_easy_header(curl, "X-Detach-Job", 0, CURLH_HEADER, -1, &job_header) == CURLHE_OK) {
+        const char *id = job_header->value;
+        size_t length = strlen(id);
+        int visible = length < sizeof result->job_id;
+        for (size_t i = 0; visible && i < length; i++)
+            visible = (unsigned char)id[i] > ' ' && (unsigned char)id[i] < 0x7f;
+        if (!visible) {
+            errno = EPROTO;
+            error_set("%s: a malformed X-Detach-Job header", request->url);
+            goto out;
+        }
+        memcpy(result->job_id, id, length + 1);
+    }
+    rc = 0;
+    goto out;
+
+curl_failed:
+    errno = curl_errno(code);
+    error_set("%s: %s", request->url, errors[0] ? errors : curl_easy_strerror(code));
+    goto out;
+out_of_memory:
+    errno = ENOMEM;
+    error_set("out of memory building the request");
 out:
+    {
+        int saved_errno = errno;
+        curl_easy_cleanup(curl);
+        curl_slist_free_all(headers);
+        free(cookies);
+        errno = saved_errno;
+    }
+    return rc;
+}
+
+#undef SET
+/* --- the entry points --- */
+
+static int prepare(const char *url, const detach_trigger_options *opts,
+                   struct trigger_request *request)
+{
+    request->opts = opts;
+    request->url = url;
+    request->method = opts->method != NULL ? opts->method : opts->field_count > 0 ? "POST" : "GET";
+    if (check_options(opts, request->method) < 0)
+        return -1;
+    if (url == NULL) {
+        errno = EINVAL;
+        return error_set("no URL given");
+    }
+    if (curl_ready() < 0)
+        return -1;
+    /* Checked here for both transports, so a bad URL is a usage error
+     * before anything is sent; with --fcgi a full URL is taken too, its
+     * host naming the server. */
+    if (target_parse(url, opts->fcgi != NULL && url[0] == '/', &request->target) < 0)
+        return -1;
+    if (opts->field_count > 0) {
+        CURL *escaper = curl_easy_init();
+        if (escaper == NULL)
+            return error_set("cannot start a libcurl transfer");
+        request->body = form_encode(escaper, opts->fields, opts->field_count);
+        curl_easy_cleanup(escaper);
+        if (request->body == NULL)
+            return -1;
+        request->body_length = strlen(request->body);
+    }
+    return 0;
+}
+
+static void release(struct trigger_request *request)
+{
+    int saved_errno = errno;
+
+    target_free(&request->target);
+    free(request->body);
+    request->body = NULL;
+    errno = saved_errno;
+}
+
+/* Sends the request over FastCGI; the connected socket, or -1. */
+static int fcgi_send(const struct trigger_request *request)
+{
+    struct fcgi_buffer message = {0};
+    int fd = -1;
+
+    if (build_fcgi_request(request, &message) < 0)
+        goto fail;
+    fd = connect_fcgi(request->opts->fcgi, request->deadline_ms);
+    if (fd < 0)
+        goto fail;
+    if (send_all(fd, message.data, message.length, request->deadline_ms) < 0)
+        goto fail;
+    fcgi_buffer_free(&message);
+    return fd;
+fail:
     {
         int saved_errno = errno;
         if (fd >= 0)
             close(fd);
         fcgi_buffer_free(&message);
-        free(request.body);
         errno = saved_errno;
     }
+    return -1;
+}
+
+int detach_trigger(const char *url, const detach_trigger_options *opts,
+                   detach_trigger_result *result)
+{
+    static const detach_trigger_options defaults;
+    detach_trigger_result ignored;
+    struct trigger_request request = {0};
+    int rc = -1;
+
+    if (opts == NULL)
+        opts = &defaults;
+    if (result == NULL)
+        result = &ignored;
+    memset(result, 0, sizeof *result);
+    request.deadline_ms = now_ms() + (opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS);
+    if (prepare(url, opts, &request) < 0)
+        goto out;
+    if (opts->fcgi != NULL) {
+        struct cgi_head head = {0};
+        int fd = fcgi_send(&request);
+        if (fd < 0)
+            goto out;
+        if (!opts->no_wait) {
+            if (read_fcgi_head(fd, request.deadline_ms, &head) < 0) {
+                int saved_errno = errno;
+                close(fd);
+                errno = saved_errno;
+                goto out;
+            }
+            result->status = head.status;
+            memcpy(result->job_id, head.job_id, sizeof result->job_id);
+        }
+        close(fd);
+        rc = 0;
+    } else {
+        struct transfer transfer = {.no_wait = opts->no_wait};
+        rc = http_exchange(&request, &transfer, result);
+    }
+out:
+    release(&request);
+    return rc;
+}
+
+int trigger_fetch(const char *url, const detach_trigger_options *like, unsigned timeout_ms,
+                  size_t max_body, int *status, char **body, size_t *body_length)
+{
+    detach_trigger_options opts = {.method = "GET", .user = like->user, .ca_file = like->ca_file,
+                                   .insecure = like->insecure};
+    struct trigger_request request = {0};
+    int rc = -1;
+
+    *body = NULL;
+    *body_length = 0;
+    /* Over FastCGI only a bare path: an http(s):// status URL is HTTP's. */
+    if (like->fcgi != NULL && url != NULL && url[0] == '/')
+        opts.fcgi = like->fcgi;
+    request.deadline_ms = now_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
+    if (prepare(url, &opts, &request) < 0)
+        goto out;
+    if (opts.fcgi != NULL) {
+        int fd = fcgi_send(&request);
+        if (fd < 0)
+            goto out;
+        rc = fetch_fcgi(fd, request.deadline_ms, max_body, status, body, body_length);
+        {
+            int saved_errno = errno;
+            close(fd);
+            errno = saved_errno;
+        }
+    } else {
+        struct transfer transfer = {.want_body = 1, .max_body = max_body};
+        detach_trigger_result result = {0};
+        rc = http_exchange(&request, &transfer, &result);
+        if (rc == 0) {
+            *status = result.status;
+            *body = transfer.body != NULL ? transfer.body : strdup("");
+            *body_length = transfer.body_length;
+            if (*body == NULL) {
+                rc = error_set("out of memory reading the response");
+            }
+        } else {
+            free(transfer.body);
+        }
+    }
+out:
+    release(&request);
     return rc;
 }

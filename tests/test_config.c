@@ -726,6 +726,30 @@ static void test_queue_bytes(void **state)
                  "queue_bytes = 0 is out of range (1..1099511627776)");
 }
 
+/* The log keys: log_format, log_file, log = journal, job_log_keep (a week
+ * unless set; 0 keeps job logs for ever). */
+static void test_log_keys(void **state)
+{
+    struct config config;
+
+    config_init_defaults(&config);
+    assert_int_equal(config.log_format, CONFIG_LOG_LOGFMT);
+    assert_int_equal(config.job_log_keep, 7 * 86400);
+    assert_null(config.log_file);
+    load_ok(*state,
+            "[detachd]\nlog_format = json\nlog_file = /var/log/detach/detachd.log\n"
+            "job_log_keep = 0\nlog = journal\n",
+            &config);
+    assert_int_equal(config.log_format, CONFIG_LOG_JSON);
+    assert_string_equal(config.log_file, "/var/log/detach/detachd.log");
+    assert_int_equal(config.job_log_keep, 0);
+    assert_int_equal(config.log_target, CONFIG_LOG_JOURNAL);
+    config_free(&config);
+    expect_error(*state, "[detachd]\nlog_format = xml\n", 2, "bad log_format \"xml\" (logfmt or json)");
+    expect_error(*state, "[detachd]\nlog = file\n", 2,
+                 "bad log \"file\" (stderr, syslog or journal)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -755,6 +779,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_serving, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_keys, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -391,7 +391,7 @@ static void attempt_counts_reruns(void **state)
 
     assert_int_equal(detach_job_attempt(job), 1);
     assert_int_equal(detach_job_is_retry(job), 0);
-    job_restore(job, "0000000100000002");
+    job_restore(job, "0000000100000002", 0);
     assert_int_equal(detach_job_attempt(job), 2);
     assert_int_equal(detach_job_is_retry(job), 1);
     assert_string_equal(detach_job_id(job), "0000000100000002");

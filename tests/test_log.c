@@ -396,6 +396,78 @@ static void bursts_and_pauses_never_stall_the_writer(void **state)
     free(text);
 }
 
+/* logfmt pairs read back as written: bare, quoted, escaped, unterminated. */
+static void fields_are_read_back(void **state)
+{
+    const char *cursor = "a=1 msg=\"x y \\\"q\\\" \\\\ z\\nw\" empty= cut=\"open";
+    char key[16], value[64];
+
+    (void)state;
+    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
+    assert_string_equal(key, "a");
+    assert_string_equal(value, "1");
+    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
+    assert_string_equal(key, "msg");
+    assert_string_equal(value, "x y \"q\" \\ z\nw");
+    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
+    assert_string_equal(key, "empty");
+    assert_string_equal(value, "");
+    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
+    assert_string_equal(key, "cut");
+    assert_string_equal(value, "open");
+    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 0);
+}
+
+/* log_format = json: the same fields, integers as numbers, the job id a
+ * string even when it is all digits, escapes JSON's own. */
+static void logfmt_line_becomes_json(void **state)
+{
+    char out[512];
+    size_t length;
+
+    (void)state;
+    length = log_line_to_json("ts=2026-11-25T10:00:00.123Z level=info event=ended job=0001 "
+                              "elapsed_ms=12 code=-3 zero=0 lead=012 error=\"a \\\"b\\\"\\nc\"",
+                              out, sizeof(out));
+    assert_string_equal(out, "{\"ts\":\"2026-11-25T10:00:00.123Z\",\"level\":\"info\","
+                             "\"event\":\"ended\",\"job\":\"0001\",\"elapsed_ms\":12,"
+                             "\"code\":-3,\"zero\":0,\"lead\":\"012\","
+                             "\"error\":\"a \\\"b\\\"\\nc\"}");
+    assert_int_equal(length, strlen(out));
+}
+
+/* A line too long for the output keeps the pairs that fit: still JSON. */
+static void json_that_does_not_fit_stays_valid(void **state)
+{
+    char out[40];
+
+    (void)state;
+    log_line_to_json("event=started job=abc route=/a/very/long/route/that/does/not/fit", out,
+                     sizeof(out));
+    assert_string_equal(out, "{\"event\":\"started\",\"job\":\"abc\"}");
+    log_line_to_json("", out, sizeof(out));
+    assert_string_equal(out, "{}");
+}
+
+/* With log = json, log_line writes one JSON object a line. */
+static void log_line_writes_json_when_asked(void **state)
+{
+    struct capture capture;
+    size_t length;
+    char *text;
+
+    (void)state;
+    capture_begin(&capture);
+    log_set_output_format(LOG_JSON);
+    log_line(LOG_INFO, "accepted", "job=%s route=%s n=%d", "id1", "/x y", 5);
+    log_set_output_format(LOG_LOGFMT);
+    text = capture_end(&capture, &length);
+    assert_non_null(strstr(text, "\",\"level\":\"info\",\"event\":\"accepted\",\"job\":\"id1\","
+                                 "\"route\":\"/x\",\"y\":\"\",\"n\":5}\n"));
+    assert_int_equal(strncmp(text, "{\"ts\":\"", 7), 0);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +479,10 @@ int main(void)
         cmocka_unit_test(lines_above_the_level_are_dropped),
         cmocka_unit_test(format_matches_vsnprintf),
         cmocka_unit_test(bursts_and_pauses_never_stall_the_writer),
+        cmocka_unit_test(fields_are_read_back),
+        cmocka_unit_test(logfmt_line_becomes_json),
+        cmocka_unit_test(json_that_does_not_fit_stays_valid),
+        cmocka_unit_test(log_line_writes_json_when_asked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

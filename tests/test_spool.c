@@ -201,6 +201,66 @@ static void entries_that_are_not_regular_files_are_moved_aside(void **state)
     assert_int_equal(system(path), 0);
 }
 
+/* The acceptance time travels with the record: a job recovered after a
+ * restart keeps the time it was first accepted. */
+static void acceptance_time_round_trips(void **state)
+{
+    struct spool_record record = sample("00000001aaaa0004"), decoded;
+    uint8_t *data;
+    size_t length;
+
+    (void)state;
+    record.accepted_unix_ms = 1795000000123ull;
+    assert_int_equal(spool_encode(&record, &data, &length), 0);
+    assert_int_equal(spool_decode(data, length, &decoded), 0);
+    assert_true(decoded.accepted_unix_ms == 1795000000123ull);
+    spool_record_free(&decoded);
+    free(data);
+}
+
+static void put_le32(uint8_t *out, size_t *at, uint32_t value)
+{
+    for (int i = 0; i < 4; i++)
+        out[(*at)++] = (uint8_t)(value >> (8 * i));
+}
+
+/* A file written before the acceptance time was kept ("DSPOOL1") is still
+ * read, its time unknown (0). */
+static void a_version_1_file_still_decodes(void **state)
+{
+    static const char id[] = "00000001aaaa0005", route[] = "/jobs/old", param[] = "A=1";
+    uint8_t file[128];
+    size_t at = 0;
+    uint32_t hash = 2166136261u;
+    struct spool_record decoded;
+
+    (void)state;
+    memcpy(file, "DSPOOL1\n", 8);
+    at = 8;
+    put_le32(file, &at, sizeof(id) - 1);
+    memcpy(file + at, id, sizeof(id) - 1);
+    at += sizeof(id) - 1;
+    put_le32(file, &at, sizeof(route) - 1);
+    memcpy(file + at, route, sizeof(route) - 1);
+    at += sizeof(route) - 1;
+    put_le32(file, &at, 1);
+    put_le32(file, &at, sizeof(param) - 1);
+    memcpy(file + at, param, sizeof(param) - 1);
+    at += sizeof(param) - 1;
+    put_le32(file, &at, 0);   /* empty body */
+    for (size_t i = 0; i < at; i++) {
+        hash ^= file[i];
+        hash *= 16777619u;
+    }
+    put_le32(file, &at, hash);
+    assert_int_equal(spool_decode(file, at, &decoded), 0);
+    assert_string_equal(decoded.id, id);
+    assert_string_equal(decoded.route, route);
+    assert_string_equal(decoded.params, param);
+    assert_true(decoded.accepted_unix_ms == 0);
+    spool_record_free(&decoded);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +269,8 @@ int main(void)
         cmocka_unit_test(every_truncation_and_flip_is_refused),
         cmocka_unit_test(write_remove_recover),
         cmocka_unit_test(entries_that_are_not_regular_files_are_moved_aside),
+        cmocka_unit_test(acceptance_time_round_trips),
+        cmocka_unit_test(a_version_1_file_still_decodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -458,7 +458,7 @@ def test_systemd_units_socket_activation():
 
         def command(key):
             argv = unit_value(service_unit, key).split()
-            assert argv[0] == "/usr/local/bin/detachd", argv
+            assert argv[0] == "/usr/sbin/detachd", argv
             return [harness.binary("detachd")] + [config if a == "/etc/detach/detachd.conf" else a
                                                   for a in argv[1:]]
 
@@ -468,7 +468,8 @@ def test_systemd_units_socket_activation():
             os.mkdir(units)
             for name, text in (("detachd.socket", socket_unit), ("detachd.service", service_unit)):
                 with open(os.path.join(units, name), "w") as f:
-                    f.write(text.replace("/usr/local/bin/detachd", harness.binary("detachd")))
+                    f.write(text.replace("/usr/sbin/detachd", harness.binary("detachd"))
+                            .replace("man:detachd(8) ", ""))   # not installed here
             verify = subprocess.run([analyze, "verify", os.path.join(units, "detachd.socket"),
                                      os.path.join(units, "detachd.service")],
                                     capture_output=True, text=True, timeout=60)

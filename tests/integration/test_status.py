@@ -252,7 +252,7 @@ def test_new_config_keys_errors_name_the_line():
             ("status_allow", "localhost", 'bad address "localhost" in status_allow'),
             ("job_log_max", "10Q", 'bad size "10Q" for job_log_max'),
             ("job_log_max", "2T", 'bad size "2T" for job_log_max'),
-            ("log", "journal", 'bad log "journal" (stderr or syslog)'),
+            ("log", "file", 'bad log "file" (stderr, syslog or journal)'),
             ("job_memory", "2048G", "job_memory = 2048G is out of range (0..1099511627776)"),
         ]
         for key, value, message in cases:

@@ -1,0 +1,58 @@
+/*
+ * detach_trigger.h - the trigger client, libdetach-trigger: the C
+ * counterpart of PHP's old triggerRequest($url, $post_data, $cookie).
+ *
+ * Its own library (pkg-config detach-trigger, -ldetach-trigger) because
+ * its HTTP side is libcurl's: a FastCGI application linking libdetach
+ * does not load libcurl, OpenSSL and the rest for a client it never calls.
+ * It does not need libdetach; both may be linked into one program.
+ */
+#ifndef DETACH_TRIGGER_H
+#define DETACH_TRIGGER_H
+
+#include <stddef.h>
+
+#include "detach.h"   /* DETACH_API, detach_last_error() */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct detach_trigger_options {
+    const char *method;           /* NULL: GET, or POST when fields given */
+    const char *const *fields;    /* "name=value" form fields, url-encoded */
+    size_t field_count;
+    const char *const *cookies;   /* "name=value" */
+    size_t cookie_count;
+    const char *const *headers;   /* "Name: value" */
+    size_t header_count;
+    const char *fcgi;             /* NULL: HTTP(S); else "unix:/path" or host:port */
+    int no_wait;                  /* return once the request is sent */
+    unsigned timeout_ms;          /* connect + answer; 0: 10000 */
+    /* HTTP(S) only.  Proxies come from the environment (http_proxy,
+     * https_proxy, no_proxy), as for curl; redirects are followed. */
+    const char *user;             /* "name:password", HTTP basic auth; NULL: none,
+                                   * or the URL's own user:password@ */
+    const char *ca_file;          /* PEM certificates to trust; NULL: the system's */
+    int insecure;                 /* 1: do not verify the server's certificate */
+} detach_trigger_options;
+
+typedef struct detach_trigger_result {
+    int status;          /* HTTP status; 0 with no_wait */
+    char job_id[64];     /* X-Detach-Job, "" when absent */
+} detach_trigger_result;
+
+/*
+ * url: "http://host[:port]/path?query" or "https://..." in HTTP mode,
+ * "/path?query" with opts->fcgi.  Returns 0 once the answer's status was
+ * read (or the request was sent, with no_wait), -1 on a usage or
+ * connection error, with errno and a message in detach_last_error().
+ */
+DETACH_API int detach_trigger(const char *url, const detach_trigger_options *opts,
+                              detach_trigger_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DETACH_TRIGGER_H */
