@@ -49,6 +49,8 @@
 #include "run_protocol.h"
 
 #define MAX_DEPTH 64
+/* How much sooner than detachd's SIGKILL of the group ours comes in a stop. */
+#define STOP_MARGIN_MS 200
 
 extern char **environ;
 
@@ -122,9 +124,11 @@ static pid_t start(char *const argv[], char *const environment[], int hook_log)
 }
 
 /* Signals every descendant of parent, depth first, through each of its
- * threads' children lists.  A process that forks meanwhile is dying: its
- * new child becomes ours and the next round gets it. */
-static void signal_descendants(pid_t parent, int signal_number, int depth)
+ * threads' children lists; with skip_group, not those still in that
+ * process group (a kill() of the group reached them).  A process that
+ * forks meanwhile is dying: its new child becomes ours and the next round
+ * gets it. */
+static void signal_descendants(pid_t parent, int signal_number, pid_t skip_group, int depth)
 {
     char path[64];
     struct dirent *task;
@@ -147,8 +151,9 @@ static void signal_descendants(pid_t parent, int signal_number, int depth)
         if (!children)
             continue;
         while (fscanf(children, "%d", &child) == 1) {
-            kill(child, signal_number);
-            signal_descendants(child, signal_number, depth + 1);
+            if (!skip_group || getpgid(child) != skip_group)
+                kill(child, signal_number);
+            signal_descendants(child, signal_number, skip_group, depth + 1);
         }
         fclose(children);
     }
@@ -173,12 +178,16 @@ static int reap(struct supervisor *supervisor)
     }
 }
 
-static void drain_signals(int signal_fd)
+/* Reads the signalfd dry; 1 if a SIGTERM was among the signals. */
+static int drain_signals(int signal_fd)
 {
     struct signalfd_siginfo info;
+    int terminate = 0;
 
     while (read(signal_fd, &info, sizeof(info)) == (ssize_t)sizeof(info))
-        ;
+        if (info.ssi_signo == SIGTERM)
+            terminate = 1;
+    return terminate;
 }
 
 /* Ends this process as the command ended. */
@@ -204,31 +213,35 @@ static void exit_like(int status)
     _exit(128 + signal_number);   /* a signal whose default is not to end */
 }
 
-/* Waits for SIGCHLD (or timeout_ms, -1: none); 1 if the lifeline broke. */
+enum { LIFELINE_BROKEN = 1, GOT_SIGTERM = 2 };
+
+/* Waits for a signal (or timeout_ms, -1: none); LIFELINE_BROKEN and
+ * GOT_SIGTERM tell what came. */
 static int wait_round(struct supervisor *supervisor, int timeout_ms)
 {
     struct pollfd fds[2] = {
         { .fd = supervisor->signal_fd, .events = POLLIN },
         { .fd = supervisor->lifeline_fd, .events = POLLIN },
     };
+    int what = 0;
 
     if (poll(fds, 2, timeout_ms) < 0) {
         if (errno != EINTR) {
             say("poll: %s", strerror(errno));
             /* Never spin: a broken poll is treated as a lost detachd. */
-            return 1;
+            return LIFELINE_BROKEN;
         }
         return 0;
     }
-    if (fds[0].revents)
-        drain_signals(supervisor->signal_fd);
+    if (fds[0].revents && drain_signals(supervisor->signal_fd))
+        what |= GOT_SIGTERM;
     if (fds[1].revents) {
         char byte;
         ssize_t n = read(supervisor->lifeline_fd, &byte, 1);
         if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-            return 1;
+            what |= LIFELINE_BROKEN;
     }
-    return 0;
+    return what;
 }
 
 /* detachd is gone: nothing of the job may run on (a restarted detachd
@@ -241,7 +254,7 @@ static void lost(struct supervisor *supervisor)
 
     supervisor->lifeline_fd = -1;
     do {
-        signal_descendants(supervisor->self, SIGKILL, 0);
+        signal_descendants(supervisor->self, SIGKILL, 0, 0);
         wait_round(supervisor, 100);
     } while (reap(supervisor));
     say("detachd is gone: killed the job's processes");
@@ -269,7 +282,7 @@ static void lost(struct supervisor *supervisor)
         if (hook_running && kill(hook, 0) < 0)
             hook_running = 0;
         if (!hook_running)
-            signal_descendants(supervisor->self, SIGKILL, 0);
+            signal_descendants(supervisor->self, SIGKILL, 0, 0);
         wait_round(supervisor, 100);
     }
     _exit(0);
@@ -300,6 +313,7 @@ int main(int argc, char **argv)
     }
     sigemptyset(&child);
     sigaddset(&child, SIGCHLD);
+    sigaddset(&child, SIGTERM);   /* a stop of the group: see the loop */
     supervisor.signal_fd = signalfd(-1, &child, SFD_CLOEXEC | SFD_NONBLOCK);
     if (supervisor.signal_fd < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
         int error = errno;
@@ -322,32 +336,43 @@ int main(int argc, char **argv)
     close(RUN_FD_REPORT);   /* EOF: detachd's spawn returns */
 
     for (;;) {
-        int timeout = -1;
+        int timeout = -1, what;
 
-        if (phase == TERMINATING) {
+        if (phase == KILLING) {
+            timeout = 100;   /* rescan: a dying leftover's children are ours now */
+        } else if (deadline) {
             uint64_t now = now_ms();
             timeout = now >= deadline ? 0 : (int)(deadline - now);
-        } else if (phase == KILLING) {
-            timeout = 100;   /* rescan: a dying leftover's children are ours now */
         }
-        if (wait_round(&supervisor, timeout))
+        what = wait_round(&supervisor, timeout);
+        if (what & LIFELINE_BROKEN)
             lost(&supervisor);
+        if ((what & GOT_SIGTERM) && phase == RUNNING && !deadline) {
+            /* A stop (time limit, abort, drain): detachd SIGTERMed the group
+             * and SIGKILLs it after kill_grace, us included.  What left the
+             * group gets the same TERM, and our KILL of everything comes
+             * just before detachd's, which could not reach it. */
+            uint64_t grace = (uint64_t)supervisor.plan.kill_grace * 1000;
+            uint64_t margin = grace / 4 < STOP_MARGIN_MS ? grace / 4 : STOP_MARGIN_MS;
+            signal_descendants(supervisor.self, SIGTERM, supervisor.self, 0);
+            deadline = now_ms() + grace - margin;
+        }
         if (!reap(&supervisor))
             exit_like(supervisor.command_status);   /* the command and all it left are gone */
-        if (!supervisor.command_done)
-            continue;
-        if (phase == RUNNING) {
+        if (supervisor.command_done && phase == RUNNING) {
             /* The command ended and left processes behind. */
-            kill(-supervisor.self, SIGTERM);
-            deadline = now_ms() + (uint64_t)supervisor.plan.kill_grace * 1000;
+            if (!deadline) {
+                kill(-supervisor.self, SIGTERM);
+                signal_descendants(supervisor.self, SIGTERM, supervisor.self, 0);
+                deadline = now_ms() + (uint64_t)supervisor.plan.kill_grace * 1000;
+            }
             phase = TERMINATING;
         }
-        if (phase == TERMINATING && now_ms() >= deadline) {
-            say("the job's leftover processes outlived kill_grace=%u: SIGKILL",
-                supervisor.plan.kill_grace);
+        if (phase != KILLING && deadline && now_ms() >= deadline) {
+            say("the job's processes outlived kill_grace=%u: SIGKILL", supervisor.plan.kill_grace);
             phase = KILLING;
         }
         if (phase == KILLING)
-            signal_descendants(supervisor.self, SIGKILL, 0);
+            signal_descendants(supervisor.self, SIGKILL, 0, 0);
     }
 }
