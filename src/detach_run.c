@@ -51,6 +51,9 @@
 #define MAX_DEPTH 64
 /* How much sooner than detachd's SIGKILL of the group ours comes in a stop. */
 #define STOP_MARGIN_MS 200
+/* In a stop, how long after detachd's SIGKILL is due ours comes if it did not. */
+#define STOP_SLACK_MS 1000
+#define KILL_NOW 1   /* an outside_deadline that has passed */
 
 extern char **environ;
 
@@ -298,7 +301,8 @@ int main(int argc, char **argv)
 {
     struct supervisor supervisor = { .signal_fd = -1, .lifeline_fd = -1 };
     enum phase phase = RUNNING;
-    uint64_t deadline = 0;
+    uint64_t deadline = 0;          /* SIGKILL for all that is left */
+    uint64_t outside_deadline = 0;  /* in a stop: SIGKILL for what left the group */
     sigset_t all, child;
 
     supervisor.started_ms = now_ms();
@@ -338,27 +342,35 @@ int main(int argc, char **argv)
     for (;;) {
         int timeout = -1, what;
 
-        if (phase == KILLING) {
+        if (phase == KILLING || outside_deadline == KILL_NOW) {
             timeout = 100;   /* rescan: a dying leftover's children are ours now */
         } else if (deadline) {
-            uint64_t now = now_ms();
-            timeout = now >= deadline ? 0 : (int)(deadline - now);
+            uint64_t now = now_ms(), next = deadline;
+            if (outside_deadline && outside_deadline < next)
+                next = outside_deadline;
+            timeout = now >= next ? 0 : (int)(next - now);
         }
         what = wait_round(&supervisor, timeout);
         if (what & LIFELINE_BROKEN)
             lost(&supervisor);
         if ((what & GOT_SIGTERM) && phase == RUNNING && !deadline) {
             /* A stop (time limit, abort, drain): detachd SIGTERMed the group
-             * and SIGKILLs it after kill_grace, us included.  What left the
-             * group gets the same TERM, and our KILL of everything comes
-             * just before detachd's, which could not reach it. */
-            uint64_t grace = (uint64_t)supervisor.plan.kill_grace * 1000;
+             * and SIGKILLs it after kill_grace, us included, so what left
+             * the group gets the same TERM from us, and its KILL just
+             * before detachd's (which could not reach it).  The group's
+             * KILL stays detachd's; ours comes later, only if it did not. */
+            uint64_t grace = (uint64_t)supervisor.plan.kill_grace * 1000, now = now_ms();
             uint64_t margin = grace / 4 < STOP_MARGIN_MS ? grace / 4 : STOP_MARGIN_MS;
             signal_descendants(supervisor.self, SIGTERM, supervisor.self, 0);
-            deadline = now_ms() + grace - margin;
+            outside_deadline = now + grace - margin;
+            deadline = now + grace + STOP_SLACK_MS;
         }
         if (!reap(&supervisor))
             exit_like(supervisor.command_status);   /* the command and all it left are gone */
+        if (outside_deadline && now_ms() >= outside_deadline) {
+            outside_deadline = KILL_NOW;
+            signal_descendants(supervisor.self, SIGKILL, supervisor.self, 0);
+        }
         if (supervisor.command_done && phase == RUNNING) {
             /* The command ended and left processes behind. */
             if (!deadline) {

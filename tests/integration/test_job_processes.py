@@ -48,8 +48,11 @@ def kill_all(pid_list):
             pass
 
 
-# A leftover that ignores SIGTERM: the ignore survives exec.
-IGNORES_TERM = "sh -c 'trap \"\" TERM; exec sleep 30' &"
+def term_ignorer(box, pid_file):
+    """Shell lines starting a leftover that ignores SIGTERM (the ignore
+    survives exec) and waiting until it does, so a TERM cannot beat it."""
+    ignorer = box.script("ignorer.sh", 'trap "" TERM\necho $$ >> "$1"\nexec sleep 30\n')
+    return f"{ignorer} {pid_file} &\nuntil [ -s {pid_file} ]; do sleep 0.01; done\n"
 
 
 def test_kill_9_kills_the_jobs_and_the_restart_never_overlaps_a_run():
@@ -143,7 +146,7 @@ def test_a_leftover_is_terminated_when_the_job_ends():
 def test_a_leftover_ignoring_term_is_killed_after_kill_grace():
     with Sandbox() as box:
         left = box.path("left")
-        job = box.script("job.sh", f"{IGNORES_TERM}\necho $! > {left}\nkill -USR1 $$\n")
+        job = box.script("job.sh", term_ignorer(box, left) + "kill -USR1 $$\n")
         daemon = box.detachd({"/job": {"command": job, "kill_grace": 1}})
         job_id = fire(box.socket, "/job")
         ended = daemon.wait_event("ended", 10, job=job_id)
@@ -162,9 +165,7 @@ def test_a_leftover_ignoring_term_is_killed_after_kill_grace():
 def test_a_time_limit_stops_leftovers_even_one_that_left_the_group():
     with Sandbox() as box:
         left = box.path("left")
-        job = box.script("job.sh", f"""
-{IGNORES_TERM}
-echo $! >> {left}
+        job = box.script("job.sh", term_ignorer(box, left) + f"""
 setsid sleep 30 &
 echo $! >> {left}
 sleep 60
@@ -185,18 +186,19 @@ sleep 60
 
 def test_the_daemons_stop_leaves_no_job_process_behind():
     with Sandbox() as box:
-        left = box.path("left")
+        left, slow_left = box.path("left"), box.path("slow_left")
         quick = box.script("quick.sh", f"sleep 30 &\necho $! >> {left}\n")
-        slow = box.script("slow.sh", f"setsid sleep 30 &\necho $! >> {left}\n"
-                                     f"{IGNORES_TERM}\necho $! >> {left}\nexec sleep 60\n")
+        slow = box.script("slow.sh", term_ignorer(box, slow_left) +
+                          f"setsid sleep 30 &\necho $! >> {slow_left}\nexec sleep 60\n")
         routes = {"/quick": {"command": quick, "kill_grace": 1},
                   "/slow": {"command": slow, "kill_grace": 1}}
         daemon = box.detachd(routes, {"drain_timeout": 1})
         quick_id = fire(box.socket, "/quick")
         daemon.wait_event("ended", 10, job=quick_id)
         fire(box.socket, "/slow")
-        wait_for(lambda: len(pids(left)) == 3, 10, "the slow job to start its children")
-        leftover = pids(left)
+        wait_for(lambda: len(pids(slow_left)) == 2, 10, "the slow job to start its children")
+        leftover = pids(left) + pids(slow_left)
+        assert len(leftover) == 3
         try:
             assert daemon.stop(signal.SIGTERM, 20) == 0
             wait_for(lambda: not any(alive(pid) for pid in leftover), 3,
