@@ -451,6 +451,11 @@ int main(int argc, char **argv)
             status = EXIT_USAGE;
             goto out;
         }
+        /* A broken install, caught before systemd starts the daemon. */
+        if (find_supervisor(daemon.supervisor_path, sizeof(daemon.supervisor_path)) < 0) {
+            status = EXIT_RUNTIME;
+            goto out;
+        }
         printf("%s: ok, %zu route%s\n", config->path, config->route_count,
                config->route_count == 1 ? "" : "s");
         status = 0;
