@@ -61,8 +61,8 @@ enum phase { RUNNING, TERMINATING, KILLING };
 
 struct supervisor {
     struct run_plan plan;
-    pid_t self, command;
-    int command_done, command_status;
+    pid_t self, command, hook;
+    int command_done, command_status, hook_done;
     int signal_fd, lifeline_fd;
     uint64_t started_ms;
 };
@@ -177,6 +177,8 @@ static int reap(struct supervisor *supervisor)
         if (pid == supervisor->command) {
             supervisor->command_done = 1;
             supervisor->command_status = status;
+        } else if (pid == supervisor->hook) {
+            supervisor->hook_done = 1;
         }
     }
 }
@@ -252,8 +254,8 @@ static int wait_round(struct supervisor *supervisor, int timeout_ms)
 static void lost(struct supervisor *supervisor)
 {
     struct run_outcome outcome;
+    int status;
     char **environment;
-    pid_t hook;
 
     supervisor->lifeline_fd = -1;
     do {
@@ -263,9 +265,10 @@ static void lost(struct supervisor *supervisor)
     say("detachd is gone: killed the job's processes");
     if (!supervisor->plan.on_shutdown)
         _exit(0);
+    status = supervisor->command_status;
     outcome = (struct run_outcome){
-        .exit_code = WIFEXITED(supervisor->command_status) ? WEXITSTATUS(supervisor->command_status) : -1,
-        .exit_signal = WIFSIGNALED(supervisor->command_status) ? WTERMSIG(supervisor->command_status) : -1,
+        .exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+        .exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : -1,
         .elapsed_ms = now_ms() - supervisor->started_ms,
         .will_retry = supervisor->plan.will_retry,
     };
@@ -274,17 +277,15 @@ static void lost(struct supervisor *supervisor)
         say("on_shutdown: out of memory");
         _exit(1);
     }
-    hook = start(supervisor->plan.on_shutdown, environment, RUN_FD_HOOK_LOG);
+    supervisor->hook = start(supervisor->plan.on_shutdown, environment, RUN_FD_HOOK_LOG);
     free(environment);
-    if (hook < 0) {
+    if (supervisor->hook < 0) {
         say("on_shutdown %s: %s", supervisor->plan.on_shutdown[0], strerror(errno));
         _exit(1);
     }
     /* The hook's leftovers go with it: no detachd will stop them. */
-    for (int hook_running = 1; reap(supervisor);) {
-        if (hook_running && kill(hook, 0) < 0)
-            hook_running = 0;
-        if (!hook_running)
+    while (reap(supervisor)) {
+        if (supervisor->hook_done)
             signal_descendants(supervisor->self, SIGKILL, 0, 0);
         wait_round(supervisor, 100);
     }

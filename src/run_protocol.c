@@ -126,7 +126,8 @@ char **run_shutdown_environment(char *const *environment, const struct run_outco
      * a spool the next detachd runs the job again. */
     result[used++] = strcpy(text, "DETACH_RESULT=failed");
     text += TEXT;
-    result[used++] = strcpy(text, outcome->will_retry ? "DETACH_WILL_RETRY=1" : "DETACH_WILL_RETRY=0");
+    result[used++] = strcpy(text, outcome->will_retry ? "DETACH_WILL_RETRY=1"
+                                                      : "DETACH_WILL_RETRY=0");
     result[used] = NULL;
     return result;
 }

@@ -115,7 +115,8 @@ static void hook_environment_says_the_run_was_cut_short(void **state)
     assert_string_equal(find(environment, "DETACH_JOB_ID"), "abc");
     assert_string_equal(find(environment, "DETACH_RETRY"), "1");
     assert_string_equal(find(environment, "PATH"), "/bin");
-    assert_string_equal(find(environment, "DETACH_RESULT"), "failed");   /* the job's own is dropped */
+    /* The job's own DETACH_RESULT is dropped. */
+    assert_string_equal(find(environment, "DETACH_RESULT"), "failed");
     for (int i = 0; environment[i]; i++)
         results += strncmp(environment[i], "DETACH_RESULT=", 14) == 0;
     assert_int_equal(results, 1);
