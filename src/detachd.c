@@ -6,7 +6,9 @@
  * or configuration error (the message names file:line).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -15,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -30,6 +35,14 @@
 #define DEFAULT_CONFIG "/etc/detach/detachd.conf"
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+#ifndef DETACH_LIBEXECDIR
+#define DETACH_LIBEXECDIR "/usr/local/libexec/detach"
+#endif
+#define SUPERVISOR_NAME "detach-run"
+#define SPOOL_LOCK_NAME "detachd.lock"
+/* How long a restarted detachd waits for the jobs of the one that died to
+ * be stopped (their on_shutdown included) before it gives up. */
+#define SPOOL_LOCK_WAIT_SECONDS 60
 
 /*
  * The descriptors one script job holds at most (script.c, script_run_job):
@@ -101,6 +114,9 @@ struct daemon {
     struct overrides given;
     detach_server *server;
     struct generation *current;
+    struct script_supervisor supervisor;   /* every script route points here */
+    char supervisor_path[4096];
+    int lifeline[2];                       /* we hold the write end until we die */
     sigset_t signals;   /* handled by the signal thread, blocked everywhere */
     _Atomic int exiting;   /* main is done: the signal thread returns */
 };
@@ -117,7 +133,8 @@ static void generation_free(struct generation *generation)
     }
 }
 
-static int build_script_routes(struct generation *generation)
+static int build_script_routes(struct generation *generation,
+                               const struct script_supervisor *supervisor)
 {
     const struct config *config = &generation->config;
 
@@ -138,6 +155,7 @@ static int build_script_routes(struct generation *generation)
         to->kill_grace = from->kill_grace;
         to->log_dir = config->log_dir;
         to->job_log_max = config->job_log_max;
+        to->supervisor = supervisor;
         if (from->user) {
             struct passwd *entry = getpwnam(from->user);
             if (!entry) {
@@ -179,7 +197,8 @@ static int replace_string(char **field, const char *value)
 
 /* Reads the config, applies the command line over it, builds the routes.
  * NULL after printing why. */
-static struct generation *load_generation(const char *path, const struct overrides *given)
+static struct generation *load_generation(const char *path, const struct overrides *given,
+                                          const struct script_supervisor *supervisor)
 {
     struct generation *generation = calloc(1, sizeof(*generation));
     char message[1024];
@@ -215,7 +234,7 @@ static struct generation *load_generation(const char *path, const struct overrid
     }
     if (given->queue >= 0)
         generation->config.queue = (unsigned)given->queue;
-    if (build_script_routes(generation) < 0)
+    if (build_script_routes(generation, supervisor) < 0)
         goto fail;
     return generation;
 fail:
@@ -227,7 +246,8 @@ fail:
  * file changes nothing. */
 static void reload(struct daemon *daemon)
 {
-    struct generation *fresh = load_generation(daemon->config_path, &daemon->given);
+    struct generation *fresh = load_generation(daemon->config_path, &daemon->given,
+                                               &daemon->supervisor);
     char message[1024], note[1024];
 
     if (!fresh) {
@@ -248,6 +268,138 @@ static void reload(struct daemon *daemon)
     }
     fresh->older = daemon->current;
     daemon->current = fresh;
+}
+
+/* ---- jobs die with detachd (detach_run.c) ---- */
+
+/* detach-run beside our own executable (the build tree, a relocated
+ * install), else where it was installed. */
+static int find_supervisor(char *path, size_t size)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    if (n > 0) {
+        self[n] = '\0';
+        snprintf(path, size, "%s/" SUPERVISOR_NAME, dirname(self));
+        if (access(path, X_OK) == 0)
+            return 0;
+    }
+    snprintf(path, size, "%s/" SUPERVISOR_NAME, DETACH_LIBEXECDIR);
+    if (access(path, X_OK) == 0)
+        return 0;
+    fprintf(stderr, "detachd: cannot find %s next to detachd or in %s: jobs need it to die "
+                    "with detachd\n", SUPERVISOR_NAME, DETACH_LIBEXECDIR);
+    return -1;
+}
+
+/* fd moved to 10 or above (run_protocol.h places 0..7 in each child). */
+static int move_high(int fd)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+
+    close(fd);
+    return high;
+}
+
+/* The lifeline: every supervisor holds the read end; the write end is ours
+ * alone (close-on-exec), so its EOF tells them we are gone, however. */
+static int open_lifeline(int lifeline[2])
+{
+    if (pipe2(lifeline, O_CLOEXEC) < 0) {
+        fprintf(stderr, "detachd: lifeline pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    lifeline[0] = move_high(lifeline[0]);
+    lifeline[1] = move_high(lifeline[1]);
+    if (lifeline[0] < 0 || lifeline[1] < 0) {
+        fprintf(stderr, "detachd: lifeline pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The pid in the lock file names a detachd that is alive: a second
+ * daemon on the spool, not the leftovers of a dead one. */
+static pid_t live_owner(int fd)
+{
+    char text[32] = "", path[64], comm[32] = "";
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    long pid = n > 0 ? strtol(text, NULL, 10) : 0;
+    FILE *file;
+
+    if (pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) < 0 && errno != EPERM))
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    file = fopen(path, "re");
+    if (!file)
+        return 0;
+    if (!fgets(comm, sizeof(comm), file))
+        comm[0] = '\0';
+    fclose(file);
+    return strncmp(comm, "detachd", 7) == 0 ? (pid_t)pid : 0;
+}
+
+/*
+ * Exclusion on the spool: an exclusive flock on DIR/detachd.lock, held by
+ * this open file description, which every supervisor inherits.  The lock
+ * is free only once detachd and all its jobs' processes are gone, so a
+ * restarted detachd waits here (bounded) rather than rerun a job beside
+ * the previous run, and a second detachd on the same spool is refused.
+ * Returns the descriptor, -1 after saying why.
+ */
+static int lock_spool(const char *directory)
+{
+    char path[4096], text[32];
+    struct timespec pause = { 0, 20 * 1000 * 1000 };
+    int fd, waited_ms = 0, n;
+    pid_t owner;
+
+    if (mkdir(directory, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "detachd: spool %s: mkdir: %s\n", directory, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/" SPOOL_LOCK_NAME, directory);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || (fd = move_high(fd)) < 0) {
+        fprintf(stderr, "detachd: spool lock %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK) {
+            fprintf(stderr, "detachd: spool lock %s: %s\n", path, strerror(errno));
+            goto fail;
+        }
+        if ((owner = live_owner(fd)) > 0) {
+            fprintf(stderr, "detachd: spool %s is in use by detachd (pid %d): two daemons on one "
+                            "spool would run its jobs twice\n", directory, (int)owner);
+            goto fail;
+        }
+        if (waited_ms == 0)
+            log_line(LOG_INFO, "spool_lock_wait", "path=%s reason=\"the jobs of a detachd that "
+                     "died are still being stopped\" timeout_s=%d", path, SPOOL_LOCK_WAIT_SECONDS);
+        if (waited_ms >= SPOOL_LOCK_WAIT_SECONDS * 1000) {
+            fprintf(stderr, "detachd: spool %s: still locked after %d s by the processes of an "
+                            "earlier detachd's jobs (see fuser %s)\n", directory,
+                    SPOOL_LOCK_WAIT_SECONDS, path);
+            goto fail;
+        }
+        nanosleep(&pause, NULL);
+        waited_ms += 20;
+    }
+    if (waited_ms > 0)
+        log_line(LOG_INFO, "spool_lock_taken", "path=%s waited_ms=%d", path, waited_ms);
+    n = snprintf(text, sizeof(text), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+        fprintf(stderr, "detachd: spool lock %s: %s\n", path, strerror(errno));
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
 }
 
 /* Signals arrive here as plain events, never in a handler: stopping and
@@ -432,7 +584,9 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct daemon daemon = { .config_path = DEFAULT_CONFIG,
-                             .given = { NULL, NULL, -1, -1, -1 } };
+                             .given = { NULL, NULL, -1, -1, -1 },
+                             .supervisor = { .lifeline_fd = -1, .lock_fd = -1 },
+                             .lifeline = { -1, -1 } };
     struct config *config;
     detach_options server_options;
     char message[1024];
@@ -461,7 +615,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    daemon.current = load_generation(daemon.config_path, &daemon.given);
+    daemon.current = load_generation(daemon.config_path, &daemon.given, &daemon.supervisor);
     if (!daemon.current)
         return EXIT_USAGE;
     config = &daemon.current->config;
@@ -473,6 +627,11 @@ int main(int argc, char **argv)
         if (config_check_commands(config, message, sizeof(message)) < 0) {
             fprintf(stderr, "%s\n", message);
             status = EXIT_USAGE;
+            goto out;
+        }
+        /* A broken install, caught before systemd starts the daemon. */
+        if (find_supervisor(daemon.supervisor_path, sizeof(daemon.supervisor_path)) < 0) {
+            status = EXIT_RUNTIME;
             goto out;
         }
         printf("%s: ok, %zu route%s\n", config->path, config->route_count,
@@ -511,6 +670,13 @@ int main(int argc, char **argv)
     if (config_apply_logging(config) < 0)
         goto out;
     raise_descriptor_limit();
+    if (find_supervisor(daemon.supervisor_path, sizeof(daemon.supervisor_path)) < 0 ||
+        open_lifeline(daemon.lifeline) < 0 ||
+        (config->spool && (daemon.supervisor.lock_fd = lock_spool(config->spool)) < 0))
+        goto out;
+    daemon.supervisor.program = daemon.supervisor_path;
+    daemon.supervisor.lifeline_fd = daemon.lifeline[0];
+    daemon.supervisor.will_retry = config->spool != NULL;
     daemon.server = detach_server_new(config->listen, &server_options);
     if (!daemon.server) {
         fprintf(stderr, "detachd: %s\n", detach_last_error());
@@ -551,5 +717,11 @@ out:
     }
     detach_server_free(daemon.server);
     generation_free(daemon.current);
+    /* Last: closing the write end tells any supervisor left that we are gone. */
+    for (int i = 0; i < 2; i++)
+        if (daemon.lifeline[i] >= 0)
+            close(daemon.lifeline[i]);
+    if (daemon.supervisor.lock_fd >= 0)
+        close(daemon.supervisor.lock_fd);
     return status;
 }

@@ -28,6 +28,7 @@
 
 #include "job.h"
 #include "log.h"
+#include "run_protocol.h"
 #include "script.h"
 #include "script_env.h"
 
@@ -125,35 +126,52 @@ static int body_descriptor(detach_job *job)
 
 /* ---- spawning ---- */
 
-/* Dropping privileges needs code between fork and exec, which posix_spawn
- * has no room for; only then do we fork.  Each call is checked: a job
- * must never run as root by accident. */
-static pid_t spawn_as_user(const struct script_route *route, char *const argv[],
-                           char *const environment[], const int fds[4])
+/* Blocks until a new child reports how its start went: EOF once it runs,
+ * an int errno written if it could not.  Closes report. */
+static pid_t await_start(pid_t pid, int report)
 {
-    int report[2];
-    pid_t pid;
     int child_errno = 0;
     ssize_t n;
 
-    if (pipe2(report, O_CLOEXEC) < 0)
-        return -1;
-    pid = fork();
-    if (pid < 0) {
-        close(report[0]);
-        close(report[1]);
+    do
+        n = read(report, &child_errno, sizeof(child_errno));
+    while (n < 0 && errno == EINTR);
+    close(report);
+    if (n == sizeof(child_errno)) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        errno = child_errno;
         return -1;
     }
+    return pid;
+}
+
+/* Dropping privileges needs code between fork and exec, which posix_spawn
+ * has no room for; only then do we fork.  Each call is checked: a job
+ * must never run as root by accident.  The child gets sources[i] as
+ * descriptor i (-1: none) and writes an errno to report if it fails. */
+static pid_t fork_as_user(const struct script_route *route, char *const argv[],
+                          char *const environment[], const int *sources, int count,
+                          int block_signals, int report)
+{
+    pid_t pid = fork();
+
     if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
+        sigset_t mask;
+        int child_errno;
+        ssize_t n;
+
+        if (block_signals)
+            sigfillset(&mask);
+        else
+            sigemptyset(&mask);
         for (int signal_number = 1; signal_number < NSIG; signal_number++)
             signal(signal_number, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        sigprocmask(SIG_SETMASK, &mask, NULL);
         if (setpgid(0, 0) < 0)
             goto child_fail;
-        for (int target = 0; target < 4; target++)
-            if (dup2(fds[target], target) < 0)
+        for (int target = 0; target < count; target++)
+            if (sources[target] >= 0 && dup2(sources[target], target) < 0)
                 goto child_fail;
         if (setgid(route->gid) < 0 || initgroups(route->user, route->gid) < 0 ||
             setuid(route->uid) < 0)
@@ -161,43 +179,36 @@ static pid_t spawn_as_user(const struct script_route *route, char *const argv[],
         execve(argv[0], argv, environment);
 child_fail:
         child_errno = errno;
-        n = write(report[1], &child_errno, sizeof(child_errno));
+        n = write(report, &child_errno, sizeof(child_errno));
         (void)n;
         _exit(127);
-    }
-    close(report[1]);
-    do
-        n = read(report[0], &child_errno, sizeof(child_errno));
-    while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == sizeof(child_errno)) {
-        waitpid(pid, NULL, 0);
-        errno = child_errno;
-        return -1;
     }
     return pid;
 }
 
-static pid_t spawn(const struct script_route *route, char *const argv[],
-                   char *const environment[], const int fds[4])
+/* posix_spawn (vfork-fast) into a new process group, so a stop reaches
+ * whatever the child starts; sources as for fork_as_user(). */
+static pid_t spawn_group(char *const argv[], char *const environment[], const int *sources,
+                         int count, int block_signals)
 {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attributes;
-    sigset_t none, all;
+    sigset_t mask, all;
     pid_t pid = -1;
     int rc;
 
-    if (route->user && geteuid() == 0)
-        return spawn_as_user(route, argv, environment, fds);
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_init(&attributes);
-    for (int target = 0; target < 4; target++)
-        posix_spawn_file_actions_adddup2(&actions, fds[target], target);
-    sigemptyset(&none);
+    for (int target = 0; target < count; target++)
+        if (sources[target] >= 0)
+            posix_spawn_file_actions_adddup2(&actions, sources[target], target);
+    if (block_signals)
+        sigfillset(&mask);
+    else
+        sigemptyset(&mask);
     sigfillset(&all);
-    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigmask(&attributes, &mask);
     posix_spawnattr_setsigdefault(&attributes, &all);
-    /* Its own process group, so a stop reaches whatever it starts. */
     posix_spawnattr_setpgroup(&attributes, 0);
     posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                               POSIX_SPAWN_SETSIGDEF);
@@ -209,6 +220,95 @@ static pid_t spawn(const struct script_route *route, char *const argv[],
         return -1;
     }
     return pid;
+}
+
+/* The command itself as the group leader: what detachd did before it had
+ * a supervisor, and what a script_route without one still gets. */
+static pid_t spawn_unsupervised(const struct script_route *route, char *const argv[],
+                                char *const environment[], const int fds[4])
+{
+    int report[2];
+    pid_t pid;
+
+    if (!(route->user && geteuid() == 0))
+        return spawn_group(argv, environment, fds, 4, 0);
+    if (pipe2(report, O_CLOEXEC) < 0)
+        return -1;
+    pid = fork_as_user(route, argv, environment, fds, 4, 0, report[1]);
+    close(report[1]);
+    if (pid < 0) {
+        close(report[0]);
+        return -1;
+    }
+    return await_start(pid, report[0]);
+}
+
+/* A copy of fd at 10 or above, so that placing descriptors 0..7 in the
+ * child can never overwrite it before it is placed itself. */
+static int high_copy(int fd)
+{
+    return fcntl(fd, F_DUPFD_CLOEXEC, 10);
+}
+
+/*
+ * Starts argv under detach-run (run_protocol.h), which leads the new
+ * process group: the returned pid is its, and it exits as the command
+ * does.  hook is the route's on_shutdown for a run cut short by detachd's
+ * death (NULL for the hook itself), hook_log where it and detach-run
+ * write.  Returns once the command runs, or -1 with the errno of what
+ * failed (the supervisor's start or the command's).
+ */
+static pid_t spawn_supervised(const struct script_route *route, char *const argv[],
+                              char *const hook[], char *const environment[], const int fds[4],
+                              int hook_log)
+{
+    const struct script_supervisor *supervisor = route->supervisor;
+    int report[2] = { -1, -1 }, log_copy = -1, saved;
+    char **run_argv = NULL;
+    pid_t pid = -1;
+
+    if (!supervisor)
+        return spawn_unsupervised(route, argv, environment, fds);
+    run_argv = run_argv_build(supervisor->program, route->kill_grace, supervisor->will_retry,
+                              hook, argv);
+    if (!run_argv || pipe2(report, O_CLOEXEC) < 0)
+        goto fail;
+    if ((saved = high_copy(report[1])) < 0)
+        goto fail;
+    close(report[1]);
+    report[1] = saved;
+    if ((log_copy = high_copy(hook_log >= 0 ? hook_log : fds[2])) < 0)
+        goto fail;
+    int sources[8] = { fds[0], fds[1], fds[2], fds[3], supervisor->lifeline_fd, report[1],
+                       log_copy, supervisor->lock_fd };
+    if (route->user && geteuid() == 0)
+        pid = fork_as_user(route, (char *const *)run_argv, environment, sources, 8, 1, report[1]);
+    else
+        pid = spawn_group((char *const *)run_argv, environment, sources, 8, 1);
+    if (pid < 0)
+        goto fail;
+    close(report[1]);
+    close(log_copy);
+    free(run_argv);
+    return await_start(pid, report[0]);
+fail:
+    saved = errno;
+    for (int i = 0; i < 2; i++)
+        if (report[i] >= 0)
+            close(report[i]);
+    if (log_copy >= 0)
+        close(log_copy);
+    free(run_argv);
+    errno = saved;
+    return -1;
+}
+
+/* on_shutdown: supervised (its leftovers are stopped too) with no hook of
+ * its own. */
+static pid_t spawn(const struct script_route *route, char *const argv[],
+                   char *const environment[], const int fds[4])
+{
+    return spawn_supervised(route, argv, NULL, environment, fds, -1);
 }
 
 /* ---- attached output ---- */
@@ -604,7 +704,7 @@ void script_run_job(detach_job *job, void *arg)
     log_relay.fd = log_fd;
     int fds[4] = { body_fd, attached ? output_pipe[1] : capped ? log_pipe[1] : log_fd,
                    capped ? log_pipe[1] : log_fd, progress_pipe[1] };
-    pid = spawn(route, route->argv, environment, fds);
+    pid = spawn_supervised(route, route->argv, route->on_shutdown_argv, environment, fds, log_fd);
     if (pid < 0) {
         log_line(LOG_ERROR, "spawn", "job=%s command=%s error=\"%s\"", detach_job_id(job),
                  route->argv[0], strerror(errno));

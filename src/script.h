@@ -1,8 +1,9 @@
 /*
  * script.h - detachd's handler: a configured command run as a job.
  *
- * The command is spawned without a shell in its own process group, with
- * an allow-listed environment (script_env.h), the body on stdin,
+ * The command is spawned without a shell in its own process group (under
+ * detach-run, which leads the group: see detach_run.c), with an
+ * allow-listed environment (script_env.h), the body on stdin,
  * progress lines on fd 3, and its output in the job log (trigger) or as
  * the response (attached).  With job_log_max a trigger job's output comes
  * through a pipe that the job thread copies into the log, up to the cap.  Stopping it signals the whole group.
@@ -12,6 +13,17 @@
 
 #include <sys/types.h>
 #include "detach.h"
+
+/*
+ * detach-run, the per-job supervisor (detach_run.c), and what detachd
+ * hands every one it starts.  Owned by detachd for its whole life.
+ */
+struct script_supervisor {
+    const char *program;     /* detach-run's path */
+    int lifeline_fd;         /* read end of a pipe only detachd writes to */
+    int lock_fd;             /* the spool's lock, -1: none */
+    int will_retry;          /* a run cut short runs again (a spool is set) */
+};
 
 struct script_route {
     char *const *argv;
@@ -26,6 +38,8 @@ struct script_route {
     const char *user;                /* NULL: run as detachd runs */
     uid_t uid;
     gid_t gid;
+    const struct script_supervisor *supervisor;   /* NULL: the command leads
+                                                     its group itself */
 };
 
 /* The detach_handler for script routes; arg is a struct script_route. */
