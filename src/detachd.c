@@ -45,14 +45,14 @@
 #define SPOOL_LOCK_WAIT_SECONDS 60
 
 /*
- * The descriptors one script job holds at most (script.c, script_run_job):
- * the body's memfd, the job log, the progress pipe (2), the attached
- * output's or the capped log's pipe (2), and, while a job that drops to
- * another user is forked, the pipe that reports its exec (2); once
- * started, the pidfd takes the place of the child's pipe ends.  Its
- * on_shutdown takes fewer, after those are closed.
+ * The descriptors one script job holds at most (script.c, script_run_job
+ * and spawn_supervised): the body's memfd, the job log, the progress pipe
+ * (2), the attached output's or the capped log's pipe (2), and while
+ * detach-run starts, the pipe that reports its start (2) and a copy of the
+ * log for it (1); once started, the pidfd takes the place of those.  Its
+ * on_shutdown takes fewer, after the job's are closed.
  */
-#define SCRIPT_JOB_DESCRIPTORS 8
+#define SCRIPT_JOB_DESCRIPTORS 10
 
 static const char usage_text[] =
     "Usage: detachd [OPTION]...\n"

@@ -258,7 +258,7 @@ def test_short_descriptor_limit_warns_and_no_acknowledged_job_vanishes():
         job = box.script("job.sh", f'sleep 0.3\necho "$DETACH_JOB_ID" >> {done}\n')
         config = {"max_jobs": 32, "workers": 2, "queue": 400}
         path = box.config({"/job": {"command": job}}, config)
-        # 32 jobs x 8 descriptors do not fit 96: --check-config says so,
+        # 32 jobs x 10 descriptors do not fit 96: --check-config says so,
         # with the figures, and still accepts the file.
         checked = run_detachd("--config", path, "--check-config", preexec_fn=nofile(96))
         assert checked.returncode == 0, checked
