@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <ini.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -856,6 +857,8 @@ static void record_key_line(struct config *config, const struct key_spec *key, i
         config->status_path_line = line;
     else if (key->offset == offsetof(struct config, max_jobs))
         config->max_jobs_line = line;
+    else if (key->offset == offsetof(struct config, log_file))
+        config->log_file_line = line;
 }
 
 /* inih's handler: nonzero to go on.  inih's section name is not used. */
@@ -1202,6 +1205,56 @@ int config_check_spool(const struct config *config, char *errbuf, size_t errbuf_
     else
         format_error(errbuf, errbuf_size, config->path ? config->path : "(config)",
                      config->spool_line, "spool \"%s\" %s", config->spool, why);
+    return -1;
+}
+
+/* Why path could not be opened to append to without creating anything
+ * now: 0 when it could.  An existing file must be writable and not a
+ * directory; a missing one needs a writable directory to be made in. */
+static int log_file_problem(const char *path, char *why, size_t size)
+{
+    struct stat info;
+    char *copy, *directory;
+    int rc = 0;
+
+    if (stat(path, &info) == 0) {
+        if (S_ISDIR(info.st_mode)) {
+            snprintf(why, size, "is a directory");
+            return -1;
+        }
+        if (access(path, W_OK) < 0) {
+            snprintf(why, size, "cannot be written: %s", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    if (errno != ENOENT) {
+        snprintf(why, size, "cannot be used: %s", strerror(errno));
+        return -1;
+    }
+    copy = strdup(path);
+    if (!copy) {
+        snprintf(why, size, "cannot be checked: out of memory");
+        return -1;
+    }
+    directory = dirname(copy);
+    if (access(directory, W_OK) < 0) {
+        snprintf(why, size, "cannot be created in %s: %s", directory, strerror(errno));
+        rc = -1;
+    }
+    free(copy);
+    return rc;
+}
+
+int config_check_log_file(const struct config *config, char *errbuf, size_t errbuf_size)
+{
+    char why[PATH_MAX + 128];
+
+    if (!config->log_file || config->log_target != CONFIG_LOG_STDERR ||
+        log_file_problem(config->log_file, why, sizeof(why)) == 0)
+        return 0;
+    format_error(errbuf, errbuf_size, config->path ? config->path : "(config)",
+                 config->log_file_line, "log_file \"%s\" %s", config->log_file, why);
     return -1;
 }
 

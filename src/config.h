@@ -86,7 +86,7 @@ struct config {
     enum config_log_target log_target;
     /* Where a key was set, for messages about it: 0 when not set in the
      * file; CONFIG_LINE_FLAG when a command-line flag gave the value. */
-    int spool_line, status_path_line, max_jobs_line;
+    int spool_line, status_path_line, max_jobs_line, log_file_line;
     int daemon_line;         /* of the [detachd] header; 0: none */
     int last_line;           /* the file's last line: for what is missing */
     char *log_file;          /* NULL when unset */
@@ -142,6 +142,10 @@ int config_check_serving(const struct config *config, char *errbuf, size_t errbu
  * 0 when no spool is set.
  */
 int config_check_spool(const struct config *config, char *errbuf, size_t errbuf_size);
+/* A log_file the start could not open for appending (a missing directory,
+ * no write permission, not a file): an error at its line.  Creates
+ * nothing. */
+int config_check_log_file(const struct config *config, char *errbuf, size_t errbuf_size);
 
 /* Frees everything and leaves the defaults, so freeing twice is harmless. */
 void config_free(struct config *config);

@@ -534,14 +534,15 @@ static int check_descriptors(const struct config *config, int warn)
  * What the start refuses beyond the file's syntax, checked the same way
  * by --check-config and by the start (exit 2 either way, the same
  * message): no route, a status_path hiding a route, an unusable spool,
- * a descriptor limit no job fits.
+ * a log_file that cannot be opened, a descriptor limit no job fits.
  */
 static int check_startable(const struct config *config, int check_only)
 {
     char message[2 * PATH_MAX + 256], note[1024];
 
     if (config_check_serving(config, message, sizeof(message), note, sizeof(note)) < 0 ||
-        config_check_spool(config, message, sizeof(message)) < 0) {
+        config_check_spool(config, message, sizeof(message)) < 0 ||
+        config_check_log_file(config, message, sizeof(message)) < 0) {
         fprintf(stderr, "%s\n", message);
         return -1;
     }

@@ -750,6 +750,44 @@ static void test_log_keys(void **state)
                  "bad log \"file\" (stderr, syslog or journal)");
 }
 
+/* config_check_log_file(): what the start could not open is an error at
+ * the log_file line, for --check-config and the start alike. */
+static void test_check_log_file(void **state)
+{
+    struct fixture *fixture = *state;
+    struct log_file_case {
+        const char *name;     /* under the fixture's dir; "%s" is the dir */
+        const char *why;      /* NULL: usable */
+    } cases[] = {
+        { "%s/detachd.log", NULL },
+        { "%s", "is a directory" },
+        { "%s/missing/detachd.log", "cannot be created in %s/missing: No such file or directory" },
+    };
+    char text[512], error[1024], expected[1024], name[256], why[512];
+    struct config config;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(name, sizeof(name), cases[i].name, fixture->dir);
+        snprintf(text, sizeof(text), "[detachd]\nworkers = 1\nlog_file = %s\n", name);
+        load_ok(fixture, text, &config);
+        error[0] = '\0';
+        if (!cases[i].why) {
+            if (config_check_log_file(&config, error, sizeof(error)) != 0)
+                fail_msg("case %zu: %s", i, error);
+        } else {
+            snprintf(why, sizeof(why), cases[i].why, fixture->dir);
+            snprintf(expected, sizeof(expected), "%s:3: log_file \"%s\" %s", fixture->path, name,
+                     why);
+            assert_int_equal(config_check_log_file(&config, error, sizeof(error)), -1);
+            assert_string_equal(error, expected);
+        }
+        config_free(&config);
+    }
+    /* Nothing was created. */
+    snprintf(name, sizeof(name), "%s/detachd.log", fixture->dir);
+    assert_int_equal(access(name, F_OK), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +818,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_log_file, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
