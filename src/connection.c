@@ -26,11 +26,7 @@
 #include "connection.h"
 #include "fcgi_connection.h"
 #include "fcgi_record.h"
-#include "job.h"
 #include "log.h"
-#include "request.h"
-#include "server_core.h"
-#include "worker.h"
 
 /*
  * While the watcher holds a connection (waiting for a request, or for the
@@ -48,12 +44,12 @@
 
 static void idle_list_remove_locked(struct connection *connection)
 {
-    struct server_core *core = connection->core;
+    struct io_context *io = connection->io;
 
     if (connection->previous_idle)
         connection->previous_idle->next_idle = connection->next_idle;
-    else if (core->idle_connections == connection)
-        core->idle_connections = connection->next_idle;
+    else if (io->idle_connections == connection)
+        io->idle_connections = connection->next_idle;
     if (connection->next_idle)
         connection->next_idle->previous_idle = connection->previous_idle;
     connection->next_idle = connection->previous_idle = NULL;
@@ -61,14 +57,14 @@ static void idle_list_remove_locked(struct connection *connection)
 
 static void free_locked(struct connection *connection)
 {
-    watcher_unwatch_locked(connection->core->watcher, &connection->watch);
-    watcher_disarm_locked(connection->core->watcher, &connection->deadline);
-    watcher_disarm_locked(connection->core->watcher, &connection->resume);
+    watcher_unwatch_locked(connection->io->watcher, &connection->watch);
+    watcher_disarm_locked(connection->io->watcher, &connection->deadline);
+    watcher_disarm_locked(connection->io->watcher, &connection->resume);
     idle_list_remove_locked(connection);
     request_reader_free(&connection->reader);
     fcgi_connection_free(connection->fcgi);
     close(connection->watch.fd);
-    atomic_fetch_sub(&connection->core->connections, 1);   /* the listener's cap */
+    atomic_fetch_sub(&connection->io->connections, 1);   /* the listener's cap */
     free(connection);
 }
 
@@ -83,7 +79,7 @@ static int wait_for_more_locked(struct connection *connection);
  */
 static void read_request(struct connection *connection)
 {
-    struct server_core *core = connection->core;
+    struct io_context *io = connection->io;
     struct request_reader *reader = &connection->reader;
     size_t read_now = 0;
 
@@ -122,38 +118,38 @@ static void read_request(struct connection *connection)
             return;
         }
     }
-    if (request_serve_at_once(core, connection))
+    if (io->answer_now(io->handler_arg, connection))
         return;
-    watcher_lock(core->watcher);
-    watcher_unwatch_locked(core->watcher, &connection->watch);
-    watcher_disarm_locked(core->watcher, &connection->deadline);
-    watcher_unlock(core->watcher);
-    worker_pool_push(core->workers, connection);
+    watcher_lock(io->watcher);
+    watcher_unwatch_locked(io->watcher, &connection->watch);
+    watcher_disarm_locked(io->watcher, &connection->deadline);
+    watcher_unlock(io->watcher);
+    io->hand_off(io->handler_arg, connection);
     return;
 wait:
-    watcher_lock(core->watcher);
+    watcher_lock(io->watcher);
     if (wait_for_more_locked(connection) < 0)
         free_locked(connection);
-    watcher_unlock(core->watcher);
+    watcher_unlock(io->watcher);
 }
 
 /* Watcher thread: bytes (or an EOF) for an idle or half-read connection. */
 static void readable(struct watch *watch, uint32_t events)
 {
     struct connection *connection = container_of(watch, struct connection, watch);
-    struct server_core *core = connection->core;
+    struct io_context *io = connection->io;
 
     /* Bytes in the socket or bytes held, one read_request() takes both. */
-    watcher_disarm_locked(core->watcher, &connection->resume);
+    watcher_disarm_locked(io->watcher, &connection->resume);
     if (connection->state == CONNECTION_IDLE) {
-        if (!(events & EPOLLIN) || atomic_load(&core->stopping)) {
+        if (!(events & EPOLLIN) || atomic_load(&io->stopping)) {
             free_locked(connection);   /* hung up with nothing to say */
             return;
         }
         connection->state = CONNECTION_READING;
         /* The whole request must arrive within the read deadline, however
          * it trickles. */
-        watcher_arm_locked(core->watcher, &connection->deadline, core->options.read_timeout_ms);
+        watcher_arm_locked(io->watcher, &connection->deadline, io->read_timeout_ms);
     }
     idle_list_remove_locked(connection);
     /*
@@ -162,9 +158,9 @@ static void readable(struct watch *watch, uint32_t events)
      * no list, and its watch and deadline fire only on this thread, which
      * is busy here.
      */
-    watcher_unlock(core->watcher);
+    watcher_unlock(io->watcher);
     read_request(connection);
-    watcher_lock(core->watcher);
+    watcher_lock(io->watcher);
 }
 
 static void deadline_expired(struct timer *timer)
@@ -197,22 +193,22 @@ static void resume_due(struct timer *timer)
 /* The watcher owns it now (idle or lingering): a stop must find it. */
 static void idle_list_add_locked(struct connection *connection)
 {
-    struct server_core *core = connection->core;
+    struct io_context *io = connection->io;
 
     connection->previous_idle = NULL;
-    connection->next_idle = core->idle_connections;
-    if (core->idle_connections)
-        core->idle_connections->previous_idle = connection;
-    core->idle_connections = connection;
+    connection->next_idle = io->idle_connections;
+    if (io->idle_connections)
+        io->idle_connections->previous_idle = connection;
+    io->idle_connections = connection;
 }
 
 /* Part of a request came: the rest is awaited under the read deadline. */
 static int wait_for_more_locked(struct connection *connection)
 {
     /* A stop closes every connection the watcher holds; none may come back. */
-    if (atomic_load(&connection->core->stopping))
+    if (atomic_load(&connection->io->stopping))
         return -1;
-    if (watcher_watch_locked(connection->core->watcher, &connection->watch, WAITING_EVENTS) < 0)
+    if (watcher_watch_locked(connection->io->watcher, &connection->watch, WAITING_EVENTS) < 0)
         return -1;
     idle_list_add_locked(connection);
     return 0;
@@ -225,19 +221,19 @@ static int wait_for_more_locked(struct connection *connection)
  */
 static int wait_for_request_locked(struct connection *connection)
 {
-    struct server_core *core = connection->core;
+    struct io_context *io = connection->io;
 
-    if (atomic_load(&core->stopping))
+    if (atomic_load(&io->stopping))
         return -1;
     connection->state = CONNECTION_IDLE;
     connection->watch.ready = readable;
     request_reader_reset(&connection->reader);
-    if (watcher_watch_locked(core->watcher, &connection->watch, WAITING_EVENTS) < 0)
+    if (watcher_watch_locked(io->watcher, &connection->watch, WAITING_EVENTS) < 0)
         return -1;
-    watcher_arm_locked(core->watcher, &connection->deadline, core->options.idle_timeout_ms);
+    watcher_arm_locked(io->watcher, &connection->deadline, io->idle_timeout_ms);
     /* epoll will not say so: the bytes are out of the socket already. */
     if (connection->reader.length > 0)
-        watcher_arm_locked(core->watcher, &connection->resume, 0);
+        watcher_arm_locked(io->watcher, &connection->resume, 0);
     idle_list_add_locked(connection);
     return 0;
 }
@@ -250,28 +246,28 @@ static int wait_for_request_locked(struct connection *connection)
  */
 static int wait_for_first_request_locked(struct connection *connection)
 {
-    struct server_core *core = connection->core;
+    struct io_context *io = connection->io;
 
     connection->state = CONNECTION_READING;
-    if (watcher_watch_locked(core->watcher, &connection->watch, WAITING_EVENTS) < 0)
+    if (watcher_watch_locked(io->watcher, &connection->watch, WAITING_EVENTS) < 0)
         return -1;
-    watcher_arm_locked(core->watcher, &connection->deadline, core->options.read_timeout_ms);
+    watcher_arm_locked(io->watcher, &connection->deadline, io->read_timeout_ms);
     idle_list_add_locked(connection);
     return 0;
 }
 
-void connection_accepted_locked(struct server_core *core, int fd)
+void connection_accepted_locked(struct io_context *io, int fd)
 {
     struct connection *connection = calloc(1, sizeof(*connection));
     int library_fd = -1;
 
     if (!connection) {
         log_line(LOG_ERROR, "accept", "error=\"out of memory\"");
-        atomic_fetch_sub(&core->connections, 1);   /* the listener counted it */
+        atomic_fetch_sub(&io->connections, 1);   /* the listener counted it */
         close(fd);
         return;
     }
-    connection->core = core;
+    connection->io = io;
     /* libfcgi gets its own descriptor for the socket and may close it
      * whenever it likes; ours stays open until we free the connection, so
      * its number is never reused under a watch or a pending deadline. */
@@ -283,7 +279,7 @@ void connection_accepted_locked(struct server_core *core, int fd)
     connection->fcgi = fcgi_connection_new(library_fd);
     if (!connection->fcgi)
         goto fail;
-    request_reader_init(&connection->reader, core->options.max_body);
+    request_reader_init(&connection->reader, io->max_body);
     watch_init(&connection->watch, fd, readable);
     timer_init(&connection->deadline, deadline_expired);
     timer_init(&connection->resume, resume_due);
@@ -296,13 +292,13 @@ fail:
     if (library_fd >= 0)
         close(library_fd);
     free(connection);
-    atomic_fetch_sub(&core->connections, 1);   /* the listener counted it */
+    atomic_fetch_sub(&io->connections, 1);   /* the listener counted it */
     close(fd);
 }
 
 void connection_close(struct connection *connection)
 {
-    struct watcher *watcher = connection->core->watcher;
+    struct watcher *watcher = connection->io->watcher;
 
     watcher_lock(watcher);
     free_locked(connection);
@@ -333,10 +329,10 @@ static int linger_locked(struct connection *connection)
     connection->state = CONNECTION_LINGERING;
     connection->watch.ready = lingering_ready;
     if (shutdown(connection->watch.fd, SHUT_WR) < 0 ||
-        watcher_watch_locked(connection->core->watcher, &connection->watch,
+        watcher_watch_locked(connection->io->watcher, &connection->watch,
                              EPOLLIN | EPOLLRDHUP) < 0)
         return -1;
-    watcher_arm_locked(connection->core->watcher, &connection->deadline, LINGER_MS);
+    watcher_arm_locked(connection->io->watcher, &connection->deadline, LINGER_MS);
     idle_list_add_locked(connection);
     return 0;
 }
@@ -349,7 +345,7 @@ void connection_expect_unread(struct connection *connection)
 
 /* A connection about to close holds the start of a pipelined request:
  * it goes unserved, and the log says why rather than nothing. */
-static void log_unserved(const struct connection *connection, struct server_core *core)
+static void log_unserved(const struct connection *connection, struct io_context *io)
 {
     const struct request_reader *reader = &connection->reader;
 
@@ -357,34 +353,34 @@ static void log_unserved(const struct connection *connection, struct server_core
         return;
     log_line(LOG_INFO, "pipelined_request_dropped", "fd=%d bytes=%zu reason=\"%s\"",
              connection->watch.fd, reader->trailing_length,
-             atomic_load(&core->stopping) ? "stopping"
+             atomic_load(&io->stopping) ? "stopping"
              : !reader->keep_connection ? "the request before it did not ask to keep the connection"
                                         : "the answer before it could not be sent");
 }
 
 void connection_release(struct connection *connection)
 {
-    struct server_core *core = connection->core;
+    struct io_context *io = connection->io;
     int kept;
 
-    if (atomic_load(&core->stopping))
+    if (atomic_load(&io->stopping))
         fcgi_connection_forbid_keepalive(connection->fcgi);
     kept = fcgi_connection_finish(connection->fcgi);
-    watcher_lock(core->watcher);
+    watcher_lock(io->watcher);
     if (kept) {
         if (wait_for_request_locked(connection) < 0)
             free_locked(connection);
     } else {
-        log_unserved(connection, core);
+        log_unserved(connection, io);
         if (!connection->unread_input || linger_locked(connection) < 0)
             free_locked(connection);
     }
-    watcher_unlock(core->watcher);
+    watcher_unlock(io->watcher);
 }
 
 void connection_answer_now(struct connection *connection, const char *text, size_t length)
 {
-    struct server_core *core = connection->core;
+    struct io_context *io = connection->io;
     uint8_t wire[1024];
     size_t needed = fcgi_short_response_encode(wire, sizeof(wire), connection->reader.request_id,
                                                text, (uint16_t)(length > 65535 ? 0 : length));
@@ -402,20 +398,20 @@ void connection_answer_now(struct connection *connection, const char *text, size
         log_line(LOG_INFO, "answer_not_sent", "fd=%d error=\"%s\"", connection->watch.fd,
                  sent < 0 ? strerror(errno) : "short write");
     kept = sent == (ssize_t)needed && connection->reader.keep_connection &&
-           !atomic_load(&core->stopping);
-    watcher_lock(core->watcher);
+           !atomic_load(&io->stopping);
+    watcher_lock(io->watcher);
     if (kept) {
         if (wait_for_request_locked(connection) < 0)
             free_locked(connection);
     } else {
-        log_unserved(connection, core);
+        log_unserved(connection, io);
         /* More of what we will not read may follow: close the slow way,
          * so a reset cannot destroy the answer just sent. */
         if (sent != (ssize_t)needed || !connection->reader.trailing_length ||
             linger_locked(connection) < 0)
             free_locked(connection);
     }
-    watcher_unlock(core->watcher);
+    watcher_unlock(io->watcher);
 }
 
 /* Watcher thread: readable while a job answers means the peer is gone:
@@ -425,19 +421,21 @@ static void responding_ready(struct watch *watch, uint32_t events)
 {
     struct connection *connection = container_of(watch, struct connection, watch);
 
-    watcher_unwatch_locked(connection->core->watcher, watch);
-    if (connection->job)
-        job_abort_locked(connection->job);
+    watcher_unwatch_locked(connection->io->watcher, watch);
+    if (connection->peer_left)
+        connection->peer_left(connection->peer_left_arg);
 }
 
-int connection_watch_for_abort(struct connection *connection, detach_job *job)
+int connection_watch_for_abort(struct connection *connection, void (*peer_left)(void *arg),
+                               void *arg)
 {
-    struct watcher *watcher = connection->core->watcher;
+    struct watcher *watcher = connection->io->watcher;
     int rc;
 
     watcher_lock(watcher);
     connection->state = CONNECTION_RESPONDING;
-    connection->job = job;
+    connection->peer_left = peer_left;
+    connection->peer_left_arg = arg;
     connection->watch.ready = responding_ready;
     rc = watcher_watch_locked(watcher, &connection->watch,
                               EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
@@ -447,31 +445,32 @@ int connection_watch_for_abort(struct connection *connection, detach_job *job)
 
 void connection_unwatch_abort(struct connection *connection)
 {
-    struct watcher *watcher = connection->core->watcher;
+    struct watcher *watcher = connection->io->watcher;
 
     watcher_lock(watcher);
     watcher_unwatch_locked(watcher, &connection->watch);
-    connection->job = NULL;
+    connection->peer_left = NULL;
+    connection->peer_left_arg = NULL;
     watcher_unlock(watcher);
 }
 
 void connection_report_abort(struct connection *connection)
 {
-    struct watcher *watcher = connection->core->watcher;
+    struct watcher *watcher = connection->io->watcher;
 
     watcher_lock(watcher);
     watcher_unwatch_locked(watcher, &connection->watch);
-    if (connection->job)
-        job_abort_locked(connection->job);
+    if (connection->peer_left)
+        connection->peer_left(connection->peer_left_arg);
     watcher_unlock(watcher);
 }
 
-void connection_close_idle(struct server_core *core)
+void connection_close_idle(struct io_context *io)
 {
-    watcher_lock(core->watcher);
-    while (core->idle_connections)
-        free_locked(core->idle_connections);
-    watcher_unlock(core->watcher);
+    watcher_lock(io->watcher);
+    while (io->idle_connections)
+        free_locked(io->idle_connections);
+    watcher_unlock(io->watcher);
 }
 
 struct fcgi_connection *connection_fcgi(struct connection *connection)

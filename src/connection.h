@@ -10,20 +10,50 @@
 #ifndef DETACH_CONNECTION_H
 #define DETACH_CONNECTION_H
 
-#include "detach.h"
+#include <stdatomic.h>
+#include <stddef.h>
 #include "request_reader.h"
 #include "timer_heap.h"
 #include "watcher.h"
 
-struct server_core;
 struct fcgi_connection;
+struct connection;
+
+/*
+ * What the connections of one server share; the server owns it (embedded
+ * in its core) and it outlives every connection.
+ */
+struct io_context {
+    struct watcher *watcher;          /* borrowed from the server */
+    unsigned read_timeout_ms, idle_timeout_ms;
+    size_t max_body;
+    _Atomic int stopping;             /* no new requests, no keep-alive */
+    /* Connections only the watcher holds (waiting for their next request,
+     * or lingering before a close), so a stop can close them; guarded by
+     * the watcher lock. */
+    struct connection *idle_connections;
+    /* Open connections: counted up by the listener as it accepts one,
+     * down as connection.c frees one.  The listener's cap keeps them
+     * within the descriptor budget (fd_budget.h). */
+    _Atomic unsigned long long connections;
+    /*
+     * A request read whole, on the watcher thread, no lock held.
+     * answer_now: 1 when it answered (the connection is handed back with
+     * connection_answer_now() or the like), 0 to let hand_off have it;
+     * hand_off takes the connection (out of epoll, no deadline) and must
+     * not block.  Both get handler_arg.
+     */
+    int (*answer_now)(void *arg, struct connection *connection);
+    void (*hand_off)(void *arg, struct connection *connection);
+    void *handler_arg;
+};
 
 enum connection_state {
     CONNECTION_IDLE, CONNECTION_READING, CONNECTION_RESPONDING, CONNECTION_LINGERING
 };
 
 struct connection {
-    struct server_core *core;
+    struct io_context *io;
     struct fcgi_connection *fcgi;
     struct watch watch;
     struct timer deadline;       /* idle timeout, or the request read deadline */
@@ -31,13 +61,15 @@ struct connection {
     enum connection_state state;
     struct request_reader reader;    /* the request read; the owner's */
     int unread_input;            /* the peer sent more than we read */
-    detach_job *job;             /* the attached job it answers; watcher lock */
+    /* The attached job's "peer left" callback and its argument; watcher lock. */
+    void (*peer_left)(void *arg);
+    void *peer_left_arg;
     struct connection *next_idle, *previous_idle;
     struct connection *next_ready;   /* the worker queue */
 };
 
 /* From the listener, on the watcher thread (lock held): a new connection. */
-void connection_accepted_locked(struct server_core *core, int fd);
+void connection_accepted_locked(struct io_context *io, int fd);
 
 /*
  * A worker is done with the request: the connection goes back to waiting
@@ -58,8 +90,11 @@ void connection_refuse_now(struct connection *connection, const char *status, co
 /*
  * Attached jobs: watch the connection for the peer leaving while the job
  * runs (within milliseconds, writes or not), and stop watching at the end.
+ * peer_left(arg) runs on the watcher thread with the watcher lock held,
+ * at most once per watch, never after connection_unwatch_abort() returns.
  */
-int connection_watch_for_abort(struct connection *connection, detach_job *job);
+int connection_watch_for_abort(struct connection *connection, void (*peer_left)(void *arg),
+                               void *arg);
 void connection_unwatch_abort(struct connection *connection);
 /* The peer spoke after its request (we read it along with the request):
  * for an attached job that is the peer leaving, as if the watcher saw it. */
@@ -81,6 +116,6 @@ void connection_expect_unread(struct connection *connection);
 void connection_respond(struct connection *connection, const char *status, const char *extra);
 
 /* Closes every idle connection; on stop, after the listener is closed. */
-void connection_close_idle(struct server_core *core);
+void connection_close_idle(struct io_context *io);
 
 #endif

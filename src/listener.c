@@ -26,7 +26,6 @@
 #include "error.h"
 #include "listener.h"
 #include "log.h"
-#include "server_core.h"
 
 #define container_of(pointer, type, member) \
     ((type *)((char *)(pointer) - offsetof(type, member)))
@@ -273,7 +272,7 @@ static void pause_over(struct timer *timer)
 {
     struct listener *listener = container_of(timer, struct listener, pause);
 
-    if (watcher_watch_locked(listener->core->watcher, &listener->watch, EPOLLIN) < 0)
+    if (watcher_watch_locked(listener->io->watcher, &listener->watch, EPOLLIN) < 0)
         log_line(LOG_ERROR, "listen_resume", "error=\"%s\"", strerror(errno));
 }
 
@@ -288,7 +287,7 @@ static void pause_over(struct timer *timer)
  */
 static int room_for_connection(struct listener *listener)
 {
-    unsigned long long open = atomic_load(&listener->core->connections);
+    unsigned long long open = atomic_load(&listener->io->connections);
 
     if (!listener->max_connections)
         return 1;
@@ -314,7 +313,7 @@ static int room_for_connection(struct listener *listener)
 static void accept_ready(struct watch *watch, uint32_t events)
 {
     struct listener *listener = container_of(watch, struct listener, watch);
-    struct server_core *core = listener->core;
+    struct io_context *io = listener->io;
 
     /* Bounded, so a connection flood cannot starve the deadlines. */
     for (int i = 0; i < 256; i++) {
@@ -324,8 +323,8 @@ static void accept_ready(struct watch *watch, uint32_t events)
                 close(fd);
                 continue;
             }
-            atomic_fetch_add(&core->connections, 1);   /* connection.c counts it down */
-            connection_accepted_locked(core, fd);
+            atomic_fetch_add(&io->connections, 1);   /* connection.c counts it down */
+            connection_accepted_locked(io, fd);
             continue;
         }
         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
@@ -333,34 +332,34 @@ static void accept_ready(struct watch *watch, uint32_t events)
         log_line(LOG_ERROR, "accept", "error=\"%s\"", strerror(errno));
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* The backlog keeps the clients; retrying at once would spin. */
-            watcher_unwatch_locked(core->watcher, &listener->watch);
-            watcher_arm_locked(core->watcher, &listener->pause, 100);
+            watcher_unwatch_locked(io->watcher, &listener->watch);
+            watcher_arm_locked(io->watcher, &listener->pause, 100);
         }
         return;
     }
 }
 
-int listener_start(struct listener *listener, struct server_core *core,
+int listener_start(struct listener *listener, struct io_context *io,
                    unsigned long long max_connections)
 {
     int one = 1;
 
-    listener->core = core;
+    listener->io = io;
     listener->max_connections = max_connections;
     /* Accepted TCP sockets inherit TCP_NODELAY on Linux: acks go out at once. */
     setsockopt(listener->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     watch_init(&listener->watch, listener->fd, accept_ready);
     timer_init(&listener->pause, pause_over);
-    return watcher_watch(core->watcher, &listener->watch, EPOLLIN);
+    return watcher_watch(io->watcher, &listener->watch, EPOLLIN);
 }
 
 void listener_close(struct listener *listener)
 {
-    if (listener->core) {
-        watcher_lock(listener->core->watcher);
-        watcher_unwatch_locked(listener->core->watcher, &listener->watch);
-        watcher_disarm_locked(listener->core->watcher, &listener->pause);
-        watcher_unlock(listener->core->watcher);
+    if (listener->io) {
+        watcher_lock(listener->io->watcher);
+        watcher_unwatch_locked(listener->io->watcher, &listener->watch);
+        watcher_disarm_locked(listener->io->watcher, &listener->pause);
+        watcher_unlock(listener->io->watcher);
     }
     if (listener->fd >= 0)
         close(listener->fd);

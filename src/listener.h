@@ -6,12 +6,12 @@
 
 #include "watcher.h"
 
-struct server_core;
+struct io_context;
 
 struct listener {
     int fd;
     char *unix_path;        /* set when we created the socket file */
-    struct server_core *core;
+    struct io_context *io;
     struct watch watch;
     struct timer pause;     /* out of descriptors: accept again later */
     /* Open connections allowed at once (fd_budget.h); 0: no cap.  Past
@@ -30,7 +30,7 @@ struct listener {
 int listener_open(struct listener *listener, const char *address, unsigned socket_mode,
                   const char *socket_owner);
 /* Starts accepting on the watcher thread; max_connections as above. */
-int listener_start(struct listener *listener, struct server_core *core,
+int listener_start(struct listener *listener, struct io_context *io,
                    unsigned long long max_connections);
 void listener_close(struct listener *listener);
 

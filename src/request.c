@@ -189,6 +189,12 @@ static void refuse_full(struct connection *connection, const char *path, int err
     connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
 }
 
+/* Watcher thread, watcher lock held: an attached job's peer went away. */
+static void peer_left(void *job)
+{
+    job_abort_locked(job);
+}
+
 /*
  * An attached job takes the connection: the watcher watches it for the
  * peer leaving from now on.  1 when the job has it; 0 when the answer was
@@ -202,7 +208,7 @@ static int admit_attached(struct server_core *core, struct connection *connectio
 
     copy_job_id(job_id, job);
     job_list(job);
-    if (connection_watch_for_abort(connection, job) < 0)
+    if (connection_watch_for_abort(connection, peer_left, job) < 0)
         goto refused;
     /* Before the submit: once submitted, the job may end and free the
      * connection at any moment. */
@@ -300,7 +306,7 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
 
     if (core->spool || reader->request_length == 0 ||
         (reader->trailing_length > 0 && !request_reader_next_is_request(reader)) ||
-        atomic_load(&core->stopping))
+        atomic_load(&core->io.stopping))
         return 0;
     params = request_reader_params(reader);
     if (!params)
@@ -399,7 +405,7 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_respond(connection, "404 Not Found", NULL);
         goto release;
     }
-    if (atomic_load(&core->stopping)) {
+    if (atomic_load(&core->io.stopping)) {
         log_rejected(path, "stopping");
         connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
         goto release;

@@ -22,6 +22,7 @@
 #include "fcgi_connection.h"
 #include "listener.h"
 #include "log.h"
+#include "request.h"
 #include "server_core.h"
 #include "spool.h"
 #include "job.h"
@@ -105,6 +106,18 @@ static int copy_option_strings(detach_server *server)
     return 0;
 }
 
+/* A request read whole: a trigger is answered on the watcher thread when
+ * it can be (request.c), anything else goes to a worker. */
+static int answer_now(void *core, struct connection *connection)
+{
+    return request_serve_at_once(core, connection);
+}
+
+static void hand_off(void *core, struct connection *connection)
+{
+    worker_pool_push(((struct server_core *)core)->workers, connection);
+}
+
 /* The watcher's submits wake a job thread once per epoll round
  * (executor_submit_deferred()). */
 static void flush_job_wakeups(void *executor)
@@ -154,6 +167,13 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->core.watcher = watcher_new();
     if (!server->core.watcher)
         goto fail;
+    server->core.io.watcher = server->core.watcher;
+    server->core.io.read_timeout_ms = server->core.options.read_timeout_ms;
+    server->core.io.idle_timeout_ms = server->core.options.idle_timeout_ms;
+    server->core.io.max_body = server->core.options.max_body;
+    server->core.io.answer_now = answer_now;
+    server->core.io.hand_off = hand_off;
+    server->core.io.handler_arg = &server->core;
     server->core.job_memory = job_memory_new(server->core.options.job_memory);
     if (!server->core.job_memory)
         goto fail;
@@ -306,7 +326,7 @@ int detach_serve(detach_server *server)
     max_connections = descriptor_budget(core);
     if (core->spool && spool_recover(core->spool, recovered, core) < 0)
         log_line(LOG_ERROR, "spool_recover", "error=\"%s\"", detach_last_error());
-    if (listener_start(&server->listener, core, max_connections) < 0)
+    if (listener_start(&server->listener, &core->io, max_connections) < 0)
         return -1;
     log_line(LOG_INFO, "serving", "workers=%u max_jobs=%u queue=%u routes=%zu",
              core->options.workers, core->options.max_jobs, core->options.queue,
@@ -315,12 +335,12 @@ int detach_serve(detach_server *server)
     wait_for_stop(server);
 
     log_line(LOG_INFO, "stopping_server", "drain_timeout=%u", core->options.drain_timeout);
-    atomic_store(&core->stopping, 1);
+    atomic_store(&core->io.stopping, 1);
     listener_close(&server->listener);
     worker_pool_stop(core->workers);
-    connection_close_idle(core);
+    connection_close_idle(&core->io);
     executor_drain(core->executor, core->options.drain_timeout, core->spool != NULL);
-    connection_close_idle(core);
+    connection_close_idle(&core->io);
     log_line(LOG_INFO, "stopped", "jobs_running=%d", 0);
     return 0;
 }
@@ -340,11 +360,11 @@ void detach_server_free(detach_server *server)
 {
     if (!server)
         return;
-    atomic_store(&server->core.stopping, 1);
+    atomic_store(&server->core.io.stopping, 1);
     listener_close(&server->listener);
     worker_pool_stop(server->core.workers);
     if (server->core.watcher && server->core.executor) {
-        connection_close_idle(&server->core);
+        connection_close_idle(&server->core.io);
         /* The watcher outlives the executor (jobs ending use its
          * timers), its round hook must not.  The drain closed the
          * executor: no deferred submit is left to flush. */

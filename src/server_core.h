@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include "connection.h"
 #include "detach.h"
 #include "registry.h"
 #include "route.h"
@@ -32,15 +33,9 @@ struct server_core {
     struct spool *spool;              /* NULL: no durability promised */
     struct registry registry;         /* for the status page */
     _Atomic uint32_t next_job_number; /* job ids; seeded at random per start */
-    _Atomic int stopping;             /* no new requests, no keep-alive */
-    /* Connections only the watcher holds (waiting for their next request,
-     * or lingering before a close), so a stop can close them; guarded by
-     * the watcher lock. */
-    struct connection *idle_connections;
-    /* Open connections: counted up by the listener as it accepts one,
-     * down as connection.c frees one.  The listener's cap keeps them
-     * within the descriptor budget (fd_budget.h). */
-    _Atomic unsigned long long connections;
+    /* The connections' share: the watcher, timeouts, the stopping flag,
+     * the idle list, and the callbacks into request.c and the workers. */
+    struct io_context io;
 };
 
 #endif
