@@ -36,10 +36,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "detach.h"
 #include "error.h"
 #include "executor.h"
 #include "fiber.h"
-#include "job.h"
 #include "log.h"
 #include "thread.h"
 #include "wakeup.h"
@@ -237,9 +237,9 @@ static struct executor_task *take_work_locked(struct executor *executor)
     return task;
 }
 
-static void job_fiber_main(void *job)
+static void task_fiber_main(void *task)
 {
-    job_run(job);
+    ((struct executor_task *)task)->ops->run(task);
 }
 
 /*
@@ -250,11 +250,11 @@ static void job_fiber_main(void *job)
 static int run_task(struct executor *executor, struct executor_task *task)
 {
     if (!task->fiber) {
-        task->fiber = fiber_new(executor->fibers, job_fiber_main, task->job);
+        task->fiber = fiber_new(executor->fibers, task_fiber_main, task);
         if (!task->fiber) {
             log_line(LOG_ERROR, "job_fiber", "job=%s error=\"%s\" note=\"runs on its thread\"",
-                     detach_job_id(task->job), detach_last_error());
-            job_run(task->job);
+                     task->ops->name(task), detach_last_error());
+            task->ops->run(task);
             return 1;
         }
     }
@@ -315,12 +315,12 @@ static void *job_thread_main(void *arg)
         fiber_release(executor->fibers, task->fiber);
         task->fiber = NULL;
         pthread_mutex_lock(&executor->lock);
-        /* Freed under the lock, so executor_drain() never asks a freed
-         * job to stop; one lock hold per job. */
+        /* Released under the lock, so executor_drain() never asks a
+         * freed job to stop; one lock hold per job. */
         running_remove_locked(executor, task);
         executor->running--;
         atomic_fetch_sub(&executor->admitted, 1);
-        job_free(task->job);
+        task->ops->release(task);
         pthread_cond_broadcast(&executor->idle);
         if (may_leave_locked(executor))
             wakeup_all(&executor->work);
@@ -354,38 +354,35 @@ static void *parker_main(void *arg)
     return NULL;
 }
 
-static int must_stop(void *job)
+static int must_stop(void *task)
 {
-    return detach_should_stop(job);
+    return ((struct executor_task *)task)->ops->should_stop(task);
 }
 
-int executor_sleep(detach_job *job, uint64_t deadline_ms)
+int executor_sleep(struct executor_task *task, uint64_t deadline_ms)
 {
-    struct executor_task *task = job_task(job);
     int rc;
 
     if (!task->executor || task->executor->sleep_on_thread || !task->fiber ||
         fiber_current() != task->fiber)
         return -1;
-    rc = parking_park(task->executor->parking, &task->parked, deadline_ms, must_stop, job);
+    rc = parking_park(task->executor->parking, &task->parked, deadline_ms, must_stop, task);
     if (rc < 0)
         log_line(LOG_ERROR, "parking", "job=%s error=\"%s\" note=\"sleeps on its thread\"",
-                 detach_job_id(job), detach_last_error());
+                 task->ops->name(task), detach_last_error());
     return rc;
 }
 
-void executor_wake(detach_job *job)
+void executor_wake(struct executor_task *task)
 {
-    struct executor_task *task = job_task(job);
-
     if (task->executor)
         parking_wake(task->executor->parking, &task->parked);
 }
 
-void executor_task_init(struct executor_task *task, detach_job *job)
+void executor_task_init(struct executor_task *task, const struct executor_ops *ops)
 {
     memset(task, 0, sizeof(*task));
-    task->job = job;
+    task->ops = ops;
     parked_init(&task->parked);
 }
 
@@ -700,9 +697,8 @@ static void wake_for_inbox(struct executor *executor)
  * This is the ack's path: no lock.  The job goes onto the inbox; a job
  * thread is woken now, or, deferred, at the next executor_flush_wakeup().
  */
-static int submit(struct executor *executor, detach_job *job, int forced, int deferred)
+static int submit(struct executor *executor, struct executor_task *task, int forced, int deferred)
 {
-    struct executor_task *task = job_task(job);
     struct executor_task *head;
 
     if (admit(executor, task->bytes, forced) < 0)
@@ -719,14 +715,14 @@ static int submit(struct executor *executor, detach_job *job, int forced, int de
     return 0;
 }
 
-int executor_submit(struct executor *executor, detach_job *job)
+int executor_submit(struct executor *executor, struct executor_task *task)
 {
-    return submit(executor, job, 0, 0);
+    return submit(executor, task, 0, 0);
 }
 
-int executor_submit_deferred(struct executor *executor, detach_job *job)
+int executor_submit_deferred(struct executor *executor, struct executor_task *task)
 {
-    return submit(executor, job, 0, 1);
+    return submit(executor, task, 0, 1);
 }
 
 void executor_flush_wakeup(struct executor *executor)
@@ -736,9 +732,9 @@ void executor_flush_wakeup(struct executor *executor)
         wake_for_inbox(executor);
 }
 
-int executor_submit_recovered(struct executor *executor, detach_job *job)
+int executor_submit_recovered(struct executor *executor, struct executor_task *task)
 {
-    return submit(executor, job, 1, 0);
+    return submit(executor, task, 1, 0);
 }
 
 static int wait_until_locked(struct executor *executor, const struct timespec *deadline)
@@ -759,7 +755,7 @@ static void discard_queued_locked(struct executor *executor)
     while ((task = list_pop(&executor->queue))) {
         atomic_fetch_sub(&executor->queued_bytes, task->bytes);
         atomic_fetch_sub(&executor->admitted, 1);
-        job_discard(task->job);
+        task->ops->discard(task);
     }
 }
 
@@ -779,7 +775,7 @@ void executor_drain(struct executor *executor, unsigned timeout_seconds, int kee
         discard_queued_locked(executor);
         /* Parked ones too: the stop resumes them. */
         for (struct executor_task *task = executor->running_jobs; task; task = task->next_running)
-            job_request_stop(task->job);
+            task->ops->request_stop(task);
         while (executor->running)
             pthread_cond_wait(&executor->idle, &executor->lock);
     }

@@ -9,19 +9,40 @@
 #define DETACH_EXECUTOR_H
 
 #include <stdint.h>
-#include "detach.h"
 #include "parking.h"
 
 struct executor;
 struct fiber;
 
+struct executor_task;
+
 /*
- * The executor's part of a job, embedded in it (job_task()), so running,
- * parking and resuming a job allocate nothing but its stack.  Executor
- * lock, except parked (parking lock).
+ * What the executor does with a task: it knows no job, only these.  run:
+ * on the task's fiber (or its thread), until the work is done; it may
+ * park with executor_sleep().  release: once run returned and the fiber
+ * is back, under the executor lock; the task is not touched afterwards.
+ * discard: a queued task that will never run (stop with a spool), under
+ * the executor lock, instead of run and release.  request_stop: a drain
+ * ran out of time, under the executor lock, for every running task.
+ * should_stop: polled by a parked task's parking (parking lock).  name:
+ * for the log.
+ */
+struct executor_ops {
+    void (*run)(struct executor_task *task);
+    void (*release)(struct executor_task *task);
+    void (*discard)(struct executor_task *task);
+    void (*request_stop)(struct executor_task *task);
+    int (*should_stop)(struct executor_task *task);
+    const char *(*name)(struct executor_task *task);
+};
+
+/*
+ * The executor's part of a piece of work, embedded in it (a job's
+ * job_task()), so running, parking and resuming allocate nothing but its
+ * stack.  Executor lock, except parked (parking lock).
  */
 struct executor_task {
-    detach_job *job;
+    const struct executor_ops *ops;
     struct executor *executor;       /* set by a submit */
     struct fiber *fiber;             /* from its start to its end */
     struct parked parked;
@@ -30,7 +51,7 @@ struct executor_task {
     struct executor_task *prev_running, *next_running;
 };
 
-void executor_task_init(struct executor_task *task, detach_job *job);
+void executor_task_init(struct executor_task *task, const struct executor_ops *ops);
 
 /* job_nice: the niceness of job threads, the spawner and the processes
  * they start.  sleep_on_thread: executor_sleep() declines, so a sleeping
@@ -55,7 +76,7 @@ void executor_set_queue_bytes(struct executor *executor, size_t queue_bytes);
 void executor_limit_running(struct executor *executor, unsigned jobs_at_once);
 /* 0: the job will run (it belongs to the executor now); -1: full (errno
  * EAGAIN), over the byte budget (ENOBUFS), or stopping (EAGAIN). */
-int executor_submit(struct executor *executor, detach_job *job);
+int executor_submit(struct executor *executor, struct executor_task *task);
 /*
  * The watcher's submit: the same, but the job thread it would wake is
  * woken at the next executor_flush_wakeup(), which the watcher calls once
@@ -63,11 +84,11 @@ int executor_submit(struct executor *executor, detach_job *job);
  * wake-up each (a futex call, then a thread switch) was a quarter of the
  * CPU an ack cost.  A job starts at most one round later.
  */
-int executor_submit_deferred(struct executor *executor, detach_job *job);
+int executor_submit_deferred(struct executor *executor, struct executor_task *task);
 void executor_flush_wakeup(struct executor *executor);
 /* A job recovered from the spool was promised already: queued past the
  * limits.  -1 only when out of memory or stopping. */
-int executor_submit_recovered(struct executor *executor, detach_job *job);
+int executor_submit_recovered(struct executor *executor, struct executor_task *task);
 /* A cheap, racy look: is there room right now?  Saves a spool write for a
  * request that would be refused anyway. */
 int executor_has_room(struct executor *executor, size_t bytes);   /* 0: errno as a submit's */
@@ -81,15 +102,15 @@ void executor_drain(struct executor *executor, unsigned timeout_seconds, int kee
 void executor_free(struct executor *executor);
 
 /*
- * On the job's own fiber: parks it, with no thread held, until
+ * On the task's own fiber: parks it, with no thread held, until
  * deadline_ms (monotonic) or executor_wake().  0 once resumed; 1 at once
- * when the job must stop already; -1 when the job does not run on a fiber
+ * when the task must stop already (ops->should_stop); -1 when it does not run on a fiber
  * of its own here (a plain thread, or a thread the handler started):
  * then the caller waits on its thread.
  */
-int executor_sleep(detach_job *job, uint64_t deadline_ms);
-/* The job must stop: if it is parked, it resumes now.  Any thread, under
+int executor_sleep(struct executor_task *task, uint64_t deadline_ms);
+/* The task must stop: if it is parked, it resumes now.  Any thread, under
  * any lock (the parking thread resumes it). */
-void executor_wake(detach_job *job);
+void executor_wake(struct executor_task *task);
 
 #endif

@@ -96,6 +96,51 @@ static uint64_t wall_clock_ms(void)
 }
 static void kill_escalation_due(struct timer *timer);
 
+/* The executor sees a job only as a task and these. */
+static detach_job *task_job(struct executor_task *task)
+{
+    return container_of(task, detach_job, task);
+}
+
+static void task_run(struct executor_task *task)
+{
+    job_run(task_job(task));
+}
+
+static void task_release(struct executor_task *task)
+{
+    job_free(task_job(task));
+}
+
+static void task_discard(struct executor_task *task)
+{
+    job_discard(task_job(task));
+}
+
+static void task_request_stop(struct executor_task *task)
+{
+    job_request_stop(task_job(task));
+}
+
+static int task_should_stop(struct executor_task *task)
+{
+    return detach_should_stop(task_job(task));
+}
+
+static const char *task_name(struct executor_task *task)
+{
+    return task_job(task)->id;
+}
+
+static const struct executor_ops job_ops = {
+    .run = task_run,
+    .release = task_release,
+    .discard = task_discard,
+    .request_stop = task_request_stop,
+    .should_stop = task_should_stop,
+    .name = task_name,
+};
+
 /* Eight lowercase hex digits, as "%08x" would write them, without printf's
  * cost on the ack path. */
 static void hex32(char *out, uint32_t value)
@@ -128,7 +173,7 @@ detach_job *job_new(struct server_core *core, const struct route *route,
         job->body[body_length] = '\0';
         job->body_length = body_length;
     }
-    executor_task_init(&job->task, job);
+    executor_task_init(&job->task, &job_ops);
     job->task.bytes = params_bytes + (body ? body_length : 0);   /* the queue_bytes budget */
     job->core = core;
     job->route = route;
@@ -176,7 +221,7 @@ struct executor_task *job_task(detach_job *job)
 static void stop_locked(detach_job *job, const char *reason)
 {
     log_line(LOG_INFO, "stopping", "job=%s reason=%s", job->id, reason);
-    executor_wake(job);
+    executor_wake(&job->task);
     wakeup_all(&job->stopped);
     if (job->process_group > 0) {
         kill(-job->process_group, SIGTERM);
@@ -672,7 +717,7 @@ int detach_sleep(detach_job *job, unsigned ms)
     /* On its fiber the job parks and its thread runs other jobs; parked
      * deadlines are whole milliseconds, rounded up so a sleep is never
      * short. */
-    if (executor_sleep(job, (deadline_ns + 999999u) / 1000000u) < 0)
+    if (executor_sleep(&job->task, (deadline_ns + 999999u) / 1000000u) < 0)
         sleep_blocking(job, deadline_ns);
     if (connection_status_should_stop(&job->status)) {
         errno = ECANCELED;

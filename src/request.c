@@ -217,7 +217,7 @@ static int admit_attached(struct server_core *core, struct connection *connectio
     /* Before the submit: once submitted, the job thread may log
      * "started" at once, and "accepted" must come first. */
     log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, path);
-    if (executor_submit(core->executor, job) < 0) {
+    if (executor_submit(core->executor, job_task(job)) < 0) {
         int saved = errno;   /* says why, for refuse_full() */
 
         log_line(LOG_INFO, "withdrawn", "job=%s reason=%s", job_id, refusal_reason(saved));
@@ -257,8 +257,8 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
     /* Before the submit, so that "accepted" always precedes the job's
      * "started"; a submit that fails after all says "withdrawn". */
     log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
-    submitted = on_watcher ? executor_submit_deferred(core->executor, job)
-                           : executor_submit(core->executor, job);
+    submitted = on_watcher ? executor_submit_deferred(core->executor, job_task(job))
+                           : executor_submit(core->executor, job_task(job));
     if (submitted < 0) {
         int refused = errno;
 

@@ -255,7 +255,7 @@ static void recovered(void *context, struct spool_record *record)
         return;
     job_restore(job, record->id, record->accepted_unix_ms);
     job_list(job);
-    if (executor_submit_recovered(core->executor, job) < 0) {
+    if (executor_submit_recovered(core->executor, job_task(job)) < 0) {
         log_line(LOG_ERROR, "spool_recover", "job=%s error=\"%s\"", record->id, strerror(errno));
         job_discard(job);
         return;

@@ -192,7 +192,7 @@ static void submit_blocked_jobs(struct fixture *fixture, struct executor *execut
 {
     fixture->observed.block = 1;
     for (int i = 0; i < count; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
 }
 
 /* Waits (up to 10 s) until *counter reaches at least target. */
@@ -313,7 +313,7 @@ static void deferred_submits_wait_for_the_flush(void **state)
      * starting would look at the inbox on its own. */
     sleep_ms(200);
     for (int i = 0; i < 8; i++)
-        assert_int_equal(executor_submit_deferred(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit_deferred(executor, job_task(new_job(fixture))), 0);
     sleep_ms(200);
     pthread_mutex_lock(&observed->lock);
     assert_int_equal(observed->ran, 0);
@@ -334,7 +334,7 @@ static void runs_every_job_within_max_jobs(void **state)
 
     assert_non_null(executor);
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(&fixture->observed, &fixture->observed.ran, N);
     assert_int_equal(fixture->observed.ran, N);
     assert_true(fixture->observed.max_running <= M);
@@ -357,7 +357,7 @@ static void admission_limit_is_exact(void **state)
     submit_blocked_jobs(fixture, executor, 6);
     refused = new_job(fixture);
     errno = 0;
-    assert_int_equal(executor_submit(executor, refused), -1);
+    assert_int_equal(executor_submit(executor, job_task(refused)), -1);
     assert_int_equal(errno, EAGAIN);
     assert_false(executor_has_room(executor, 0));
     /* Only one job thread existed at first: four running means the
@@ -370,13 +370,13 @@ static void admission_limit_is_exact(void **state)
     assert_int_equal(observed->ran, 0);
     pthread_mutex_unlock(&observed->lock);
     /* Still full while the two wait. */
-    assert_int_equal(executor_submit(executor, refused), -1);
+    assert_int_equal(executor_submit(executor, job_task(refused)), -1);
     assert_int_equal(errno, EAGAIN);
 
     release(observed);
     wait_for(observed, &observed->ran, 6);
     /* Room again once they ended. */
-    assert_int_equal(executor_submit(executor, refused), 0);
+    assert_int_equal(executor_submit(executor, job_task(refused)), 0);
     wait_for(observed, &observed->ran, 7);
     assert_true(observed->max_running <= 4);
     assert_true(observed->max_threads - fixture->baseline_threads - HELPER_THREADS <= 4);
@@ -412,11 +412,11 @@ static void queue_bytes_budget_is_exact(void **state)
     submit_blocked_jobs(fixture, executor, 1);
     wait_for(observed, &observed->running, 1);   /* it left the queue */
     /* An empty queue takes a job over the whole budget... */
-    assert_int_equal(executor_submit(executor, new_job_of(fixture, 5000)), 0);
+    assert_int_equal(executor_submit(executor, job_task(new_job_of(fixture, 5000))), 0);
     /* ...and then nothing more, not even a small one. */
     over = new_job_of(fixture, 10);
     errno = 0;
-    assert_int_equal(executor_submit(executor, over), -1);
+    assert_int_equal(executor_submit(executor, job_task(over)), -1);
     assert_int_equal(errno, ENOBUFS);
     release(observed);
     wait_for(observed, &observed->ran, 2);
@@ -425,19 +425,19 @@ static void queue_bytes_budget_is_exact(void **state)
     wait_for(observed, &observed->running, 1);
     /* 999 + 1 bytes of params each: three fit 3000 exactly, a fourth not. */
     for (int i = 0; i < 3; i++)
-        assert_int_equal(executor_submit(executor, new_job_of(fixture, 999)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job_of(fixture, 999))), 0);
     assert_true(executor_has_room(executor, 0));
     errno = 0;
     assert_false(executor_has_room(executor, 1));
     assert_int_equal(errno, ENOBUFS);
     errno = 0;
-    assert_int_equal(executor_submit(executor, over), -1);
+    assert_int_equal(executor_submit(executor, job_task(over)), -1);
     assert_int_equal(errno, ENOBUFS);
     release(observed);
     wait_for(observed, &observed->ran, 6);
     /* Every queued job ran: the budget is all free again. */
     assert_true(executor_has_room(executor, 3000));
-    assert_int_equal(executor_submit(executor, over), 0);
+    assert_int_equal(executor_submit(executor, job_task(over)), 0);
     wait_for(observed, &observed->ran, 7);
     executor_free(executor);
 }
@@ -461,9 +461,9 @@ static void limit_running_holds_jobs_in_the_queue(void **state)
     pthread_mutex_unlock(&observed->lock);
     /* Admission is still max_jobs + queue: 18 in all. */
     for (int i = 0; i < 12; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     refused = new_job(fixture);
-    assert_int_equal(executor_submit(executor, refused), -1);
+    assert_int_equal(executor_submit(executor, job_task(refused)), -1);
     job_free(refused);
     release(observed);
     wait_for(observed, &observed->ran, 18);
@@ -511,7 +511,7 @@ static void recovered_jobs_pass_the_limit(void **state)
     assert_non_null(executor);
     observed->block = 1;
     for (int i = 0; i < 5; i++)
-        assert_int_equal(executor_submit_recovered(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit_recovered(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, 2);
     assert_int_equal(job_threads(fixture), 2);
     release(observed);
@@ -529,11 +529,11 @@ static void drain_runs_queued_jobs_then_refuses(void **state)
 
     assert_non_null(executor);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     executor_drain(executor, 10, 0);
     assert_int_equal(observed->ran, 10);
     late = new_job(fixture);
-    assert_int_equal(executor_submit(executor, late), -1);
+    assert_int_equal(executor_submit(executor, job_task(late)), -1);
     assert_int_equal(errno, EAGAIN);
     job_free(late);
     executor_free(executor);
@@ -551,7 +551,7 @@ static void *submit_all(void *arg)
     struct submitter *submitter = arg;
 
     for (int i = 0; i < 64; i++) {
-        if (executor_submit(submitter->executor, submitter->jobs[i]) == 0) {
+        if (executor_submit(submitter->executor, job_task(submitter->jobs[i])) == 0) {
             submitter->accepted++;
             submitter->jobs[i] = NULL;
         }
@@ -672,7 +672,7 @@ static void busy_cpus_do_not_pile_up_threads(void **state)
     for (int i = 0; i < HOGS; i++)
         assert_int_equal(pthread_create(&hogs[i], NULL, hog_cpu, NULL), 0);
     for (end = monotonic_ms() + 3000; monotonic_ms() < end; submitted++) {
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
         sleep_ms(1);
     }
     atomic_store(&hogging, 0);
@@ -698,7 +698,7 @@ static void sleeping_jobs_hold_no_thread(void **state)
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 400;
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, N);
     /* All 200 running (asleep), on far fewer threads. */
     assert_true(job_threads(fixture) <= N / 4);
@@ -723,7 +723,7 @@ static void sleep_on_thread_keeps_the_thread(void **state)
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 300;
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, N);
     assert_int_equal(job_threads(fixture), N);
     wait_for(observed, &observed->ran, N);
@@ -747,7 +747,7 @@ static void drain_timeout_wakes_parked_jobs(void **state)
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 30000;
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, N);
     start = monotonic_ms();
     executor_drain(executor, 0, 0);
@@ -770,7 +770,7 @@ static void time_limit_wakes_a_parked_job(void **state)
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 30000;
     observed->time_limit = 1;
-    assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->ran, 1);
     assert_true(monotonic_ms() - start < 5000);
     assert_int_equal(observed->cancelled, 1);
