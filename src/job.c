@@ -303,9 +303,15 @@ const char *job_params(detach_job *job)
     return job->params;
 }
 
+/* The registry reads a listed job through this (registry lock held). */
+static void listing_snapshot(const struct registry_entry *entry, struct job_snapshot *snapshot)
+{
+    job_snapshot(container_of(entry, detach_job, listing), snapshot);
+}
+
 void job_list(detach_job *job)
 {
-    registry_add(&job->core->registry, &job->listing, job);
+    registry_add(&job->core->registry, &job->listing, job->id, listing_snapshot);
     job->listed = 1;
 }
 

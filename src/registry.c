@@ -5,11 +5,11 @@
  * admitting a job allocates nothing here.  A job is in the list from
  * admission until registry_ended(), which its job thread calls before it
  * frees the job: while a snapshot is copied under the lock, every listed
- * job is alive.
+ * job is alive.  Jobs are read only through the entry's id and snapshot
+ * callback, so this ledger sits below job.c and knows nothing of it.
  */
 #include <string.h>
 
-#include "job.h"
 #include "registry.h"
 #include "timer_heap.h"
 
@@ -29,10 +29,12 @@ void registry_destroy(struct registry *registry)
     pthread_mutex_destroy(&registry->lock);
 }
 
-void registry_add(struct registry *registry, struct registry_entry *entry, detach_job *job)
+void registry_add(struct registry *registry, struct registry_entry *entry, const char *id,
+                  void (*snapshot)(const struct registry_entry *, struct job_snapshot *))
 {
     pthread_mutex_lock(&registry->lock);
-    entry->job = job;
+    entry->id = id;
+    entry->snapshot = snapshot;
     entry->previous = NULL;
     entry->next = registry->live;
     if (registry->live)
@@ -52,13 +54,13 @@ static void unlink_locked(struct registry *registry, struct registry_entry *entr
     if (entry->next)
         entry->next->previous = entry->previous;
     entry->next = entry->previous = NULL;
-    entry->job = NULL;
+    entry->id = NULL;
 }
 
 void registry_remove(struct registry *registry, struct registry_entry *entry, int rejected)
 {
     pthread_mutex_lock(&registry->lock);
-    if (entry->job) {
+    if (entry->id) {
         unlink_locked(registry, entry);
         registry->counters.queued--;
         if (rejected)
@@ -114,7 +116,7 @@ void registry_ended(struct registry *registry, struct registry_entry *entry,
 void registry_interrupted(struct registry *registry, struct registry_entry *entry)
 {
     pthread_mutex_lock(&registry->lock);
-    if (entry->job) {
+    if (entry->id) {
         unlink_locked(registry, entry);
         registry->counters.running--;
     }
@@ -131,7 +133,7 @@ size_t registry_copy(struct registry *registry, struct registry_counters *counte
     counters->uptime_seconds = (monotonic_ms() - registry->started_ms) / 1000;
     for (struct registry_entry *entry = registry->live; entry && copied < capacity;
          entry = entry->next)
-        job_snapshot(entry->job, &snapshots[copied++]);
+        entry->snapshot(entry, &snapshots[copied++]);
     for (size_t i = 0; i < registry->recent_count && copied < capacity; i++) {
         size_t slot = (registry->recent_next + REGISTRY_RECENT - 1 - i) % REGISTRY_RECENT;
         snapshots[copied++] = registry->recent[slot];
@@ -146,8 +148,8 @@ int registry_find(struct registry *registry, const char *id, struct job_snapshot
 
     pthread_mutex_lock(&registry->lock);
     for (struct registry_entry *entry = registry->live; entry; entry = entry->next) {
-        if (strcmp(detach_job_id(entry->job), id) == 0) {
-            job_snapshot(entry->job, snapshot);
+        if (strcmp(entry->id, id) == 0) {
+            entry->snapshot(entry, snapshot);
             found = 0;
             goto out;
         }

@@ -45,8 +45,18 @@ struct registry_counters {
 /* Upper bounds of the histogram buckets, in seconds; the last is +Inf. */
 extern const double registry_bucket_bounds[REGISTRY_BUCKETS];
 
+/*
+ * A live job's place in the registry, embedded in the job (no allocation
+ * on admission).  The registry knows no job: it reads one through id and
+ * snapshot(), which the owner sets at registry_add() and which must stay
+ * valid until the entry leaves the list (registry_remove/ended/
+ * interrupted).  snapshot() runs under the registry lock, from any
+ * thread: it may take a lock of the job's own that is never held while
+ * calling into the registry, nothing else.
+ */
 struct registry_entry {
-    detach_job *job;
+    const char *id;                  /* NULL: not listed */
+    void (*snapshot)(const struct registry_entry *entry, struct job_snapshot *out);
     struct registry_entry *next, *previous;
 };
 
@@ -62,8 +72,10 @@ struct registry {
 void registry_init(struct registry *registry);
 void registry_destroy(struct registry *registry);
 
-/* A job was admitted (queued); entry lives in the job. */
-void registry_add(struct registry *registry, struct registry_entry *entry, detach_job *job);
+/* A job was admitted (queued); entry lives in the job, id and snapshot as
+ * struct registry_entry says. */
+void registry_add(struct registry *registry, struct registry_entry *entry, const char *id,
+                  void (*snapshot)(const struct registry_entry *, struct job_snapshot *));
 /* rejected: never admitted after all (503).  Otherwise: a queued job that
  * will not run here (stopping; kept in the spool or dropped). */
 void registry_remove(struct registry *registry, struct registry_entry *entry, int rejected);
