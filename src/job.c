@@ -28,8 +28,6 @@
 #include "log.h"
 #include "registry.h"
 #include "request_reader.h"
-#include "route.h"
-#include "server_core.h"
 #include "shutdown.h"
 #include "spool.h"
 #include "timer_heap.h"
@@ -41,8 +39,8 @@
 
 struct detach_job {
     struct executor_task task;       /* the executor's part: fiber, parking */
-    struct server_core *core;
-    const struct route *route;
+    struct job_env *env;
+    const struct job_kind *kind;
     char id[64];
     char *params;                    /* packed (request_reader.h), in the job's block */
     char *body;                      /* in the job's block too; NULL: none */
@@ -151,14 +149,14 @@ static void hex32(char *out, uint32_t value)
         out[i] = digits[value & 0xf];
 }
 
-detach_job *job_new(struct server_core *core, const struct route *route,
+detach_job *job_new(struct job_env *env, const struct job_kind *kind,
                     const char *params, const char *body, size_t body_length,
                     struct connection *connection)
 {
     size_t params_bytes = request_params_size(params);
     /* One block: the job, its params, its body (NUL-terminated, as a
      * convenience to handlers that read text). */
-    detach_job *job = job_memory_allocate(core->job_memory,
+    detach_job *job = job_memory_allocate(env->job_memory,
                                           sizeof(*job) + params_bytes + (body ? body_length + 1 : 0));
     uint32_t number;
 
@@ -175,15 +173,15 @@ detach_job *job_new(struct server_core *core, const struct route *route,
     }
     executor_task_init(&job->task, &job_ops);
     job->task.bytes = params_bytes + (body ? body_length : 0);   /* the queue_bytes budget */
-    job->core = core;
-    job->route = route;
+    job->env = env;
+    job->kind = kind;
     job->connection = connection;
     /* Seconds first, so ids sort by time and differ across restarts. */
-    number = atomic_fetch_add(&core->next_job_number, 1);
+    number = atomic_fetch_add(&env->next_job_number, 1);
     hex32(job->id, (uint32_t)time(NULL));
     hex32(job->id + 8, number);
     job->id[16] = '\0';
-    connection_status_init(&job->status, route->ignore_user_abort);
+    connection_status_init(&job->status, kind->ignore_user_abort);
     shutdown_list_init(&job->shutdown);
     timer_init(&job->time_limit, time_limit_expired);
     timer_init(&job->kill_escalation, kill_escalation_due);
@@ -225,7 +223,7 @@ static void stop_locked(detach_job *job, const char *reason)
     wakeup_all(&job->stopped);
     if (job->process_group > 0) {
         kill(-job->process_group, SIGTERM);
-        watcher_arm_locked(job->core->watcher, &job->kill_escalation,
+        watcher_arm_locked(job->env->watcher, &job->kill_escalation,
                            (uint64_t)job->kill_grace * 1000);
     }
 }
@@ -259,43 +257,43 @@ void job_abort_locked(detach_job *job)
 
 void job_request_stop(detach_job *job)
 {
-    watcher_lock(job->core->watcher);
+    watcher_lock(job->env->watcher);
     /* Stopped before its handler returned: the run did not finish, and
      * with a spool the job runs again at the next start. */
     if (!job->handler_done)
         job->cut_short = 1;
     if (connection_status_request_stop(&job->status))
         stop_locked(job, "server_stopping");
-    watcher_unlock(job->core->watcher);
+    watcher_unlock(job->env->watcher);
 }
 
 int job_set_process_group(detach_job *job, pid_t group, unsigned kill_grace)
 {
     int stopping;
 
-    watcher_lock(job->core->watcher);
+    watcher_lock(job->env->watcher);
     job->process_group = group;
     job->kill_grace = kill_grace;
     stopping = connection_status_should_stop(&job->status);
     if (stopping) {
         /* The stop came before the process did. */
         kill(-group, SIGTERM);
-        watcher_arm_locked(job->core->watcher, &job->kill_escalation, (uint64_t)kill_grace * 1000);
+        watcher_arm_locked(job->env->watcher, &job->kill_escalation, (uint64_t)kill_grace * 1000);
     }
-    watcher_unlock(job->core->watcher);
+    watcher_unlock(job->env->watcher);
     return stopping;
 }
 
 void job_clear_process_group(detach_job *job)
 {
-    watcher_lock(job->core->watcher);
+    watcher_lock(job->env->watcher);
     /* A stopped job's leader is gone but not reaped yet, so the group id is
      * still ours: sweep whatever it left behind. */
     if (job->process_group > 0 && connection_status_should_stop(&job->status))
         kill(-job->process_group, SIGKILL);
     job->process_group = 0;
-    watcher_disarm_locked(job->core->watcher, &job->kill_escalation);
-    watcher_unlock(job->core->watcher);
+    watcher_disarm_locked(job->env->watcher, &job->kill_escalation);
+    watcher_unlock(job->env->watcher);
 }
 
 const char *job_params(detach_job *job)
@@ -311,14 +309,14 @@ static void listing_snapshot(const struct registry_entry *entry, struct job_snap
 
 void job_list(detach_job *job)
 {
-    registry_add(&job->core->registry, &job->listing, job->id, listing_snapshot);
+    registry_add(job->env->registry, &job->listing, job->id, listing_snapshot);
     job->listed = 1;
 }
 
 void job_unlist(detach_job *job, int rejected)
 {
     if (job->listed)
-        registry_remove(&job->core->registry, &job->listing, rejected);
+        registry_remove(job->env->registry, &job->listing, rejected);
     job->listed = 0;
 }
 
@@ -326,8 +324,8 @@ void job_snapshot(detach_job *job, struct job_snapshot *snapshot)
 {
     memset(snapshot, 0, sizeof(*snapshot));
     snprintf(snapshot->id, sizeof(snapshot->id), "%s", job->id);
-    snprintf(snapshot->route, sizeof(snapshot->route), "%s", job->route->path);
-    snapshot->mode = job->route->mode;
+    snprintf(snapshot->route, sizeof(snapshot->route), "%s", job->kind->path);
+    snapshot->mode = job->kind->mode;
     snapshot->state = atomic_load(&job->state);
     snapshot->connection_status = connection_status_bits(&job->status);
     pthread_mutex_lock(&job->report_lock);
@@ -346,14 +344,14 @@ int job_spool(detach_job *job)
 {
     struct spool_record record = {
         .accepted_unix_ms = job->accepted_unix_ms,
-        .route = job->route->path,
+        .route = job->kind->path,
         .params = job->params,
         .body = job->body,
         .body_length = job->body_length,
     };
 
     snprintf(record.id, sizeof(record.id), "%s", job->id);
-    if (spool_write(job->core->spool, &record) < 0)
+    if (spool_write(job->env->spool, &record) < 0)
         return -1;
     job->spooled = 1;
     return 0;
@@ -421,9 +419,9 @@ static int send_headers(detach_job *job)
 
 static void output_failed(detach_job *job)
 {
-    watcher_lock(job->core->watcher);
+    watcher_lock(job->env->watcher);
     job_abort_locked(job);
-    watcher_unlock(job->core->watcher);
+    watcher_unlock(job->env->watcher);
 }
 
 /* Ends an attached response and hands the connection back. */
@@ -480,10 +478,10 @@ static int handler_returned(detach_job *job)
 {
     int kept;
 
-    watcher_lock(job->core->watcher);
+    watcher_lock(job->env->watcher);
     job->handler_done = 1;
     kept = job->cut_short && job->spooled;
-    watcher_unlock(job->core->watcher);
+    watcher_unlock(job->env->watcher);
     return kept;
 }
 
@@ -497,7 +495,7 @@ static void unlist_ended(detach_job *job)
     atomic_store(&job->state, JOB_ENDED);
     job_snapshot(job, &final);
     final.ended_unix_ms = wall_clock_ms();
-    registry_ended(&job->core->registry, &job->listing, &final,
+    registry_ended(job->env->registry, &job->listing, &final,
                    (double)job_elapsed_ms(job) / 1000.0, job_failed(job));
     job->listed = 0;
 }
@@ -508,7 +506,7 @@ static void unlist_interrupted(detach_job *job)
 {
     if (!job->listed)
         return;
-    registry_interrupted(&job->core->registry, &job->listing);
+    registry_interrupted(job->env->registry, &job->listing);
     job->listed = 0;
 }
 
@@ -528,12 +526,12 @@ static void log_end(detach_job *job, int kept)
     pthread_mutex_unlock(&job->report_lock);
     if (kept)
         log_line(LOG_INFO, "interrupted", "job=%s route=%s reason=drain_timeout will_retry=1 "
-                 "connection_status=%d elapsed_ms=%llu%s", job->id, job->route->path,
+                 "connection_status=%d elapsed_ms=%llu%s", job->id, job->kind->path,
                  connection_status_bits(&job->status), (unsigned long long)job_elapsed_ms(job),
                  exit_field);
     else
         log_line(LOG_INFO, "ended", "job=%s route=%s result=%s connection_status=%d "
-                 "elapsed_ms=%llu%s%s", job->id, job->route->path,
+                 "elapsed_ms=%llu%s%s", job->id, job->kind->path,
                  job_failed(job) ? "failed" : "ok", connection_status_bits(&job->status),
                  (unsigned long long)job_elapsed_ms(job), exit_field, error_field);
 }
@@ -546,17 +544,17 @@ void job_run(detach_job *job)
     job->started_unix_ms = wall_clock_ms();
     atomic_store(&job->state, JOB_RUNNING);
     if (job->listed)
-        registry_started(&job->core->registry);
-    log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu%s", job->id, job->route->path,
+        registry_started(job->env->registry);
+    log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu%s", job->id, job->kind->path,
              (unsigned long long)(job->started_ms - job->accepted_ms), job->retry ? " retry=1" : "");
-    job->route->handler(job, job->route->arg);
+    job->kind->handler(job, job->kind->arg);
     kept = handler_returned(job);
     shutdown_list_run(&job->shutdown, job);
-    watcher_lock(job->core->watcher);
-    watcher_disarm_locked(job->core->watcher, &job->time_limit);
-    watcher_disarm_locked(job->core->watcher, &job->kill_escalation);
+    watcher_lock(job->env->watcher);
+    watcher_disarm_locked(job->env->watcher, &job->time_limit);
+    watcher_disarm_locked(job->env->watcher, &job->kill_escalation);
     job->process_group = 0;
-    watcher_unlock(job->core->watcher);
+    watcher_unlock(job->env->watcher);
     end_response(job);
     if (kept) {
         /* As a crash would have left it: in the spool, for the next start. */
@@ -565,7 +563,7 @@ void job_run(detach_job *job)
         return;
     }
     /* Only now is the promise kept: the callbacks ran. */
-    if (job->spooled && spool_remove(job->core->spool, job->id) < 0)
+    if (job->spooled && spool_remove(job->env->spool, job->id) < 0)
         log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job->id, detach_last_error());
     log_end(job, 0);
     unlist_ended(job);
@@ -592,12 +590,12 @@ const char *detach_job_id(detach_job *job)
 
 const char *detach_job_route(detach_job *job)
 {
-    return job->route->path;
+    return job->kind->path;
 }
 
 detach_mode detach_job_mode(detach_job *job)
 {
-    return job->route->mode;
+    return job->kind->mode;
 }
 
 int detach_job_is_retry(detach_job *job)
@@ -644,10 +642,10 @@ int detach_job_will_retry(detach_job *job)
 {
     int will_retry;
 
-    watcher_lock(job->core->watcher);
+    watcher_lock(job->env->watcher);
     /* Before the handler returned nothing is decided. */
     will_retry = job->handler_done && job->cut_short && job->spooled;
-    watcher_unlock(job->core->watcher);
+    watcher_unlock(job->env->watcher);
     return will_retry;
 }
 
@@ -667,9 +665,9 @@ int detach_ignore_user_abort(detach_job *job, int on)
     int previous = connection_status_ignore_user_abort(&job->status, on, &stop_now);
 
     if (stop_now) {
-        watcher_lock(job->core->watcher);
+        watcher_lock(job->env->watcher);
         stop_locked(job, "aborted");
-        watcher_unlock(job->core->watcher);
+        watcher_unlock(job->env->watcher);
     }
     return previous;
 }
@@ -677,9 +675,9 @@ int detach_ignore_user_abort(detach_job *job, int on)
 void detach_set_time_limit(detach_job *job, unsigned seconds)
 {
     if (seconds == 0)
-        watcher_disarm(job->core->watcher, &job->time_limit);
+        watcher_disarm(job->env->watcher, &job->time_limit);
     else
-        watcher_arm(job->core->watcher, &job->time_limit, (uint64_t)seconds * 1000);
+        watcher_arm(job->env->watcher, &job->time_limit, (uint64_t)seconds * 1000);
 }
 
 int detach_should_stop(detach_job *job)

@@ -11,14 +11,43 @@
 #ifndef DETACH_JOB_H
 #define DETACH_JOB_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "detach.h"
 
 struct connection;
-struct server_core;
-struct route;
+struct watcher;
+struct registry;
+struct spool;
+struct job_memory;
+
+/*
+ * What kind of job to run: a route's part that a job reads (route.h
+ * embeds one).  Borrowed: it must outlive every job made from it (route
+ * tables are retired, not freed, while jobs may use them).
+ */
+struct job_kind {
+    char *path;                      /* the route as configured */
+    detach_mode mode;
+    int ignore_user_abort;           /* a new job's setting */
+    detach_handler handler;
+    void *arg;
+};
+
+/*
+ * What the jobs of one server share; the server owns it and the objects
+ * it points to (borrowed here), and it outlives every job.  spool NULL:
+ * no durability promised.
+ */
+struct job_env {
+    struct watcher *watcher;         /* timers, and the lock a stop takes */
+    struct registry *registry;       /* the status page's ledger */
+    struct spool *spool;
+    struct job_memory *job_memory;   /* every job's block */
+    _Atomic uint32_t next_job_number;   /* job ids; seeded at random per start */
+};
 
 /*
  * params: packed "NAME=value" strings (request_reader_params()); body:
@@ -26,7 +55,7 @@ struct route;
  * (job_memory.h), the caller keeps its own.  connection: the one an
  * attached job answers on, NULL for a trigger job.
  */
-detach_job *job_new(struct server_core *core, const struct route *route,
+detach_job *job_new(struct job_env *env, const struct job_kind *kind,
                     const char *params, const char *body, size_t body_length,
                     struct connection *connection);
 void job_free(detach_job *job);

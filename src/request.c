@@ -314,25 +314,25 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
     if (request_path(params, path, sizeof(path)) < 0 ||
         is_status_request(core->options.status_path, path, &subpath) ||
         !(route = route_table_match(atomic_load(&core->routes), path)) ||
-        route->mode != DETACH_TRIGGER) {
+        route->kind.mode != DETACH_TRIGGER) {
         free(params);
         return 0;
     }
     body = request_reader_take_body(reader, &body_length);
-    if (queue_is_full(core, route->path, params, body_length)) {
+    if (queue_is_full(core, route->kind.path, params, body_length)) {
         free(params);
         free(body);
         connection_refuse_now(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
         return 1;
     }
-    job = job_new(core, route, params, body, body_length, NULL);
+    job = job_new(&core->jobs, &route->kind, params, body, body_length, NULL);
     free(params);
     free(body);
     if (!job) {
         connection_refuse_now(connection, "500 Internal Server Error", NULL);
         return 1;
     }
-    admission = admit_trigger_job(core, job, route->path, job_id, 1);
+    admission = admit_trigger_job(core, job, route->kind.path, job_id, 1);
     if (admission != ADMITTED) {
         connection_refuse_now(connection, "503 Service Unavailable", retry_after(admission));
         return 1;
@@ -410,12 +410,12 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
         goto release;
     }
-    if (queue_is_full(core, route->path, params, body_length)) {
+    if (queue_is_full(core, route->kind.path, params, body_length)) {
         connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
         goto release;
     }
-    job = job_new(core, route, params, body, body_length,
-                  route->mode == DETACH_ATTACHED ? connection : NULL);
+    job = job_new(&core->jobs, &route->kind, params, body, body_length,
+                  route->kind.mode == DETACH_ATTACHED ? connection : NULL);
     free(params);   /* the job has its own copies */
     free(body);
     params = body = NULL;
@@ -423,11 +423,11 @@ void request_serve(struct server_core *core, struct connection *connection)
         connection_respond(connection, "500 Internal Server Error", NULL);
         goto release;
     }
-    if (route->mode == DETACH_ATTACHED) {
-        if (admit_attached(core, connection, job, route->path, peer_spoke))
+    if (route->kind.mode == DETACH_ATTACHED) {
+        if (admit_attached(core, connection, job, route->kind.path, peer_spoke))
             return;   /* the job answers on this connection and releases it */
     } else {
-        admit_trigger(core, connection, job, route->path);
+        admit_trigger(core, connection, job, route->kind.path);
     }
 release:
     free(params);

@@ -23,7 +23,7 @@ void route_table_init(struct route_table *table)
 void route_table_destroy(struct route_table *table)
 {
     for (size_t i = 0; i < table->count; i++)
-        free(table->routes[i].path);
+        free(table->routes[i].kind.path);
     free(table->routes);
     route_table_init(table);
 }
@@ -50,7 +50,7 @@ int route_table_add(struct route_table *table, const char *path, detach_mode mod
         return error_set("route \"%s\": unknown mode %d", path, (int)mode);
     }
     for (size_t i = 0; i < table->count; i++) {
-        if (strcmp(table->routes[i].path, path) == 0) {
+        if (strcmp(table->routes[i].kind.path, path) == 0) {
             errno = EEXIST;
             return error_set("route \"%s\" is defined twice", path);
         }
@@ -60,17 +60,17 @@ int route_table_add(struct route_table *table, const char *path, detach_mode mod
         return error_set("route \"%s\": out of memory", path);
     table->routes = routes;
     route = &routes[table->count];
-    route->path = strdup(path);
-    if (!route->path)
+    route->kind.path = strdup(path);
+    if (!route->kind.path)
         return error_set("route \"%s\": out of memory", path);
     length = strlen(path);
     route->is_prefix = length >= 2 && path[length - 1] == '*' && path[length - 2] == '/';
     route->match_length = route->is_prefix ? length - 1 : length;
-    route->mode = mode;
-    route->ignore_user_abort = on_abort == DETACH_ABORT_DEFAULT ? mode == DETACH_TRIGGER
+    route->kind.mode = mode;
+    route->kind.ignore_user_abort = on_abort == DETACH_ABORT_DEFAULT ? mode == DETACH_TRIGGER
                                                                 : on_abort == DETACH_ABORT_IGNORE;
-    route->handler = handler;
-    route->arg = arg;
+    route->kind.handler = handler;
+    route->kind.arg = arg;
     table->count++;
     return 0;
 }
@@ -134,11 +134,11 @@ const struct route *route_table_match(const struct route_table *table, const cha
     for (size_t i = 0; i < table->count; i++) {
         const struct route *route = &table->routes[i];
         if (!route->is_prefix) {
-            if (strcmp(route->path, path) == 0)
+            if (strcmp(route->kind.path, path) == 0)
                 return route;
             continue;
         }
-        if (strncmp(route->path, path, route->match_length) == 0 &&
+        if (strncmp(route->kind.path, path, route->match_length) == 0 &&
             (!best || route->match_length > best->match_length))
             best = route;
     }

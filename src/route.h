@@ -11,15 +11,14 @@
 
 #include <stddef.h>
 #include "detach.h"
+#include "job.h"
 
 struct route {
-    char *path;           /* as configured, with any trailing "*" */
+    /* What a job made for it reads: path (as configured, with any
+     * trailing "*"), mode, ignore_user_abort, handler and arg. */
+    struct job_kind kind;
     size_t match_length;  /* prefix routes: length without the '*' */
     int is_prefix;
-    detach_mode mode;
-    int ignore_user_abort;  /* a new job's setting */
-    detach_handler handler;
-    void *arg;
 };
 
 struct route_table {

@@ -152,7 +152,8 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     atomic_init(&server->core.routes, routes);
     if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
         seed = (uint32_t)getpid() * 2654435761u;
-    atomic_init(&server->core.next_job_number, seed);
+    atomic_init(&server->core.jobs.next_job_number, seed);
+    server->core.jobs.registry = &server->core.registry;
     if (fcgi_library_init() < 0)
         goto fail;
     if (pipe2(server->stop_pipe, O_CLOEXEC) < 0) {
@@ -168,6 +169,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     if (!server->core.watcher)
         goto fail;
     server->core.io.watcher = server->core.watcher;
+    server->core.jobs.watcher = server->core.watcher;
     server->core.io.read_timeout_ms = server->core.options.read_timeout_ms;
     server->core.io.idle_timeout_ms = server->core.options.idle_timeout_ms;
     server->core.io.max_body = server->core.options.max_body;
@@ -177,6 +179,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->core.job_memory = job_memory_new(server->core.options.job_memory);
     if (!server->core.job_memory)
         goto fail;
+    server->core.jobs.job_memory = server->core.job_memory;
     server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue,
                                          server->core.options.job_nice,
                                          server->core.options.sleep_on_thread);
@@ -188,6 +191,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
         server->core.spool = spool_open(server->core.options.spool);
         if (!server->core.spool)
             goto fail;
+        server->core.jobs.spool = server->core.spool;
     }
     return server;
 fail:
@@ -241,7 +245,7 @@ static void recovered(void *context, struct spool_record *record)
     detach_job *job;
 
     for (size_t i = 0; i < routes->count; i++)
-        if (strcmp(routes->routes[i].path, record->route) == 0)
+        if (strcmp(routes->routes[i].kind.path, record->route) == 0)
             route = &routes->routes[i];
     if (!route) {
         log_line(LOG_ERROR, "spool_orphan", "job=%s route=%s reason=\"no such route now; left in the spool\"",
@@ -249,7 +253,7 @@ static void recovered(void *context, struct spool_record *record)
         spool_record_free(record);
         return;
     }
-    job = job_new(core, route, record->params, record->body, record->body_length, NULL);
+    job = job_new(&core->jobs, &route->kind, record->params, record->body, record->body_length, NULL);
     spool_record_free(record);
     if (!job)
         return;
@@ -260,7 +264,7 @@ static void recovered(void *context, struct spool_record *record)
         job_discard(job);
         return;
     }
-    log_line(LOG_INFO, "recovered", "job=%s route=%s", record->id, route->path);
+    log_line(LOG_INFO, "recovered", "job=%s route=%s", record->id, route->kind.path);
 }
 
 /*

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "connection.h"
 #include "detach.h"
+#include "job.h"
 #include "registry.h"
 #include "route.h"
 
@@ -32,7 +33,9 @@ struct server_core {
     _Atomic(struct route_table *) routes;
     struct spool *spool;              /* NULL: no durability promised */
     struct registry registry;         /* for the status page */
-    _Atomic uint32_t next_job_number; /* job ids; seeded at random per start */
+    /* What every job shares (job.h): borrowed pointers to the watcher,
+     * registry, spool and job memory above, and the id counter. */
+    struct job_env jobs;
     /* The connections' share: the watcher, timeouts, the stopping flag,
      * the idle list, and the callbacks into request.c and the workers. */
     struct io_context io;

@@ -28,8 +28,8 @@
 #include "job.h"
 #include "job_memory.h"
 #include "log.h"
-#include "route.h"
-#include "server_core.h"
+#include "job.h"
+#include "registry.h"
 #include "timer_heap.h"
 #include "watcher.h"
 
@@ -49,9 +49,10 @@ struct observed {
 };
 
 struct fixture {
-    struct server_core core;
+    struct job_env core;
+    struct registry registry;
     struct observed observed;
-    struct route route;
+    struct job_kind route;
     int baseline_threads;      /* before the executor: main, watcher, ... */
 };
 
@@ -150,7 +151,8 @@ static int setup(void **state)
     struct fixture *fixture = calloc(1, sizeof(*fixture));
 
     assert_non_null(fixture);
-    registry_init(&fixture->core.registry);
+    registry_init(&fixture->registry);
+    fixture->core.registry = &fixture->registry;
     fixture->core.watcher = watcher_new();
     assert_non_null(fixture->core.watcher);
     assert_int_equal(watcher_start(fixture->core.watcher), 0);
@@ -158,7 +160,7 @@ static int setup(void **state)
     assert_non_null(fixture->core.job_memory);
     pthread_mutex_init(&fixture->observed.lock, NULL);
     pthread_cond_init(&fixture->observed.changed, NULL);
-    fixture->route = (struct route){ .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
+    fixture->route = (struct job_kind){ .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
                                      .handler = handler, .arg = &fixture->observed };
     fixture->baseline_threads = process_threads();
     *state = fixture;
@@ -171,7 +173,7 @@ static int teardown(void **state)
 
     watcher_free(fixture->core.watcher);
     job_memory_free(fixture->core.job_memory);
-    registry_destroy(&fixture->core.registry);
+    registry_destroy(&fixture->registry);
     wait_for_threads(initial_threads);   /* a clean baseline for the next */
     pthread_cond_destroy(&fixture->observed.changed);
     pthread_mutex_destroy(&fixture->observed.lock);
