@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "detach.h"
 
 struct parsed {
     unsigned char bytes[16];
@@ -105,4 +106,9 @@ int access_list_valid(const char *list, const char **bad_start, int *bad_length)
         p += length;
     }
     return 0;
+}
+
+int detach_allow_list_valid(const char *list, const char **bad, int *bad_length)
+{
+    return access_list_valid(list, bad, bad_length);
 }

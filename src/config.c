@@ -29,9 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "access.h"
 #include "config.h"
-#include "route.h"
 
 #define DEFAULT_WORKERS 4
 #define DEFAULT_MAX_JOBS 64
@@ -543,7 +541,7 @@ static int set_access_list(struct parser *parser, const struct key_spec *key, co
     const char *bad = NULL;
     int bad_length = 0;
 
-    if (access_list_valid(text, &bad, &bad_length) < 0)
+    if (detach_allow_list_valid(text, &bad, &bad_length) < 0)
         return fail_at(parser, parser->line_number,
                        "bad address \"%.*s\" in %s (IPv4 or IPv6 addresses and ranges, "
                        "as in 127.0.0.1 ::1 10.0.0.0/8)", bad_length, bad, key->name);
@@ -695,7 +693,7 @@ static int check_route_path(struct parser *parser, const char *path)
     if (star && (star[1] != '\0' || star[-1] != '/'))
         return fail_at(parser, parser->line_number,
                        "route path \"%s\": '*' may only end it, as in \"/jobs/*\"", path);
-    if (route_path_refusal(path))   /* no request could ever match it */
+    if (detach_route_path_refusal(path))   /* no request could ever match it */
         return fail_at(parser, parser->line_number,
                        "route path \"%s\" has a \".\" or \"..\" segment, a backslash or an "
                        "encoded separator", path);

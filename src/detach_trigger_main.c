@@ -20,8 +20,6 @@
 #include <unistd.h>
 
 #include "detach_trigger.h"
-#include "job_status.h"
-#include "trigger.h"
 
 #define PROGRAM "detach-trigger"
 #define EXIT_OK 0
@@ -31,7 +29,6 @@
 #define DEFAULT_STATUS_PATH "/detach-status"
 #define POLL_INTERVAL_MS 200
 #define POLL_REQUEST_TIMEOUT_MS 10000u
-#define STATUS_BODY_MAX 65536
 #define BAR_WIDTH 20
 /* detach_trigger_options.timeout_ms is unsigned milliseconds. */
 #define MAX_TIMEOUT_SECONDS 4000000.0
@@ -167,7 +164,7 @@ static char *job_status_url(const char *trigger_url, const char *fcgi, const cha
             report_error("out of memory", NULL);
             return NULL;
         }
-        url = trigger_url_with_path(trigger_url, path);
+        url = detach_trigger_url_with_path(trigger_url, path);
         free(path);
         if (url == NULL)
             report_error(detach_last_error(), NULL);
@@ -205,13 +202,13 @@ static int terminal_columns(void)
 
 /* "[#####-----]  50% message": redrawn in place on a terminal, one line
  * per change otherwise. */
-static void show_progress(const struct job_status *job, int tty)
+static void show_progress(const detach_job_status *job, int tty)
 {
     char bar[BAR_WIDTH + 1];
     char line[512];
     int percent = job->progress < 0 ? 0 : job->progress;
     int filled = percent * BAR_WIDTH / 100;
-    char message[JOB_STATUS_MESSAGE_SIZE];
+    char message[DETACH_JOB_STATUS_MESSAGE_SIZE];
 
     snprintf(message, sizeof message, "%s", job->message);
     printable(message);
@@ -232,7 +229,7 @@ static void show_progress(const struct job_status *job, int tty)
     fflush(stderr);
 }
 
-static int job_succeeded(const char *job_id, const struct job_status *job)
+static int job_succeeded(const char *job_id, const detach_job_status *job)
 {
     static const char *const status_names[] = { "normal", "aborted", "timeout",
                                                 "aborted and timeout" };
@@ -260,13 +257,11 @@ static int job_succeeded(const char *job_id, const struct job_status *job)
 static int wait_done(const char *status_url, const detach_trigger_options *opts,
                      const char *job_id, unsigned timeout_ms, uint64_t started_ms)
 {
-    struct job_status last = { .progress = -2 };
+    detach_job_status last = { .progress = -2 };
     int tty = isatty(STDERR_FILENO), drawn = 0, polls = 0;
 
     for (;; polls++) {
-        struct job_status job;
-        char *body = NULL;
-        size_t body_length;
+        detach_job_status job;
         int status;
         unsigned request_timeout = POLL_REQUEST_TIMEOUT_MS;
 
@@ -281,9 +276,9 @@ static int wait_done(const char *status_url, const detach_trigger_options *opts,
             if (timeout_ms - spent < request_timeout)
                 request_timeout = (unsigned)(timeout_ms - spent);
         }
-        /* In FastCGI mode an http(s):// --status is fetched over HTTP. */
-        if (trigger_fetch(status_url, opts, request_timeout, STATUS_BODY_MAX, &status, &body,
-                          &body_length) < 0) {
+        /* In FastCGI mode an http(s):// --status is fetched over HTTP.  -1: no
+         * answer, or a 200 that is not a job's JSON (EPROTO). */
+        if (detach_trigger_job_status(status_url, opts, request_timeout, &status, &job) < 0) {
             if (drawn)
                 fputc('\n', stderr);
             if (errno == ETIMEDOUT && timeout_ms && monotonic_ms() - started_ms >= timeout_ms) {
@@ -298,23 +293,13 @@ static int wait_done(const char *status_url, const detach_trigger_options *opts,
                 fputc('\n', stderr);
             if (status == 404 && polls > 0) {
                 fprintf(stderr, PROGRAM ": job %s is no longer on the status page\n", job_id);
-                free(body);
                 return EXIT_JOB_FAILED;
             }
             fprintf(stderr, PROGRAM ": %s: HTTP %d%s\n", status_url, status,
                     status == 403 ? " (not in status_allow?)"
                     : status == 404 ? " (is status_path set? see --status)" : "");
-            free(body);
             return EXIT_USAGE;
         }
-        if (job_status_parse(body, body_length, &job) < 0) {
-            if (drawn)
-                fputc('\n', stderr);
-            fprintf(stderr, PROGRAM ": %s: %s\n", status_url, detach_last_error());
-            free(body);
-            return EXIT_USAGE;
-        }
-        free(body);
         int ended = strcmp(job.state, "ended") == 0;
         int changed = job.progress != last.progress || strcmp(job.message, last.message) != 0;
         /* A terminal gets the bar redrawn; a log gets a line per change. */

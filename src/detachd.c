@@ -27,9 +27,7 @@
 
 #include "config.h"
 #include "detach.h"
-#include "fd_budget.h"
 #include "job_log_prune.h"
-#include "log.h"
 #include "script.h"
 
 #define DEFAULT_CONFIG "/etc/detach/detachd.conf"
@@ -378,8 +376,8 @@ static int lock_spool(const char *directory)
             goto fail;
         }
         if (waited_ms == 0)
-            log_line(LOG_INFO, "spool_lock_wait", "path=%s reason=\"the jobs of a detachd that "
-                     "died are still being stopped\" timeout_s=%d", path, SPOOL_LOCK_WAIT_SECONDS);
+            detach_log(DETACH_LOG_INFO, "spool_lock_wait", "path=%s reason=\"the jobs of a detachd that "
+                       "died are still being stopped\" timeout_s=%d", path, SPOOL_LOCK_WAIT_SECONDS);
         if (waited_ms >= SPOOL_LOCK_WAIT_SECONDS * 1000) {
             fprintf(stderr, "detachd: spool %s: still locked after %d s by the processes of an "
                             "earlier detachd's jobs (see fuser %s)\n", directory,
@@ -390,7 +388,7 @@ static int lock_spool(const char *directory)
         waited_ms += 20;
     }
     if (waited_ms > 0)
-        log_line(LOG_INFO, "spool_lock_taken", "path=%s waited_ms=%d", path, waited_ms);
+        detach_log(DETACH_LOG_INFO, "spool_lock_taken", "path=%s waited_ms=%d", path, waited_ms);
     n = snprintf(text, sizeof(text), "%d\n", (int)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n) {
         fprintf(stderr, "detachd: spool lock %s: %s\n", path, strerror(errno));
@@ -420,10 +418,10 @@ static void *signal_thread(void *arg)
         if (signal_number == SIGHUP) {
             reload(daemon);
         } else if (signal_number == SIGUSR1) {
-            if (log_reopen() < 0)
-                log_line(LOG_ERROR, "log_reopen", "error=\"%s\"", strerror(errno));
+            if (detach_log_reopen() < 0)
+                detach_log(DETACH_LOG_ERROR, "log_reopen", "error=\"%s\"", strerror(errno));
             else
-                log_line(LOG_INFO, "log_reopened", "pid=%d", (int)getpid());
+                detach_log(DETACH_LOG_INFO, "log_reopened", "pid=%d", (int)getpid());
         } else {
             /* Under systemd (Type=notify): the drain starts now. */
             sd_notify(0, "STOPPING=1");
@@ -463,23 +461,23 @@ static void raise_descriptor_limit(void)
     unsigned long long old;
 
     if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
-        log_line(LOG_ERROR, "descriptor_limit", "error=\"getrlimit: %s\"", strerror(errno));
+        detach_log(DETACH_LOG_ERROR, "descriptor_limit", "error=\"getrlimit: %s\"", strerror(errno));
         return;
     }
     old = limit.rlim_cur;
     limit.rlim_cur = descriptor_ceiling(&limit);
     if (old >= limit.rlim_cur) {
-        log_line(LOG_INFO, "descriptor_limit", "soft=%llu hard=%llu", old,
-                 (unsigned long long)limit.rlim_max);
+        detach_log(DETACH_LOG_INFO, "descriptor_limit", "soft=%llu hard=%llu", old,
+                   (unsigned long long)limit.rlim_max);
         return;
     }
     if (setrlimit(RLIMIT_NOFILE, &limit) < 0) {
-        log_line(LOG_ERROR, "descriptor_limit", "soft=%llu hard=%llu error=\"setrlimit: %s\"",
-                 old, (unsigned long long)limit.rlim_max, strerror(errno));
+        detach_log(DETACH_LOG_ERROR, "descriptor_limit", "soft=%llu hard=%llu error=\"setrlimit: %s\"",
+                   old, (unsigned long long)limit.rlim_max, strerror(errno));
         return;
     }
-    log_line(LOG_INFO, "descriptor_limit", "soft=%llu raised_from=%llu hard=%llu",
-             (unsigned long long)limit.rlim_cur, old, (unsigned long long)limit.rlim_max);
+    detach_log(DETACH_LOG_INFO, "descriptor_limit", "soft=%llu raised_from=%llu hard=%llu",
+               (unsigned long long)limit.rlim_cur, old, (unsigned long long)limit.rlim_max);
 }
 
 /* "FILE:LINE: max_jobs = N" or "detachd: --max-jobs N", for messages. */
@@ -504,29 +502,28 @@ static void describe_max_jobs(const struct config *config, char *buffer, size_t 
 static int check_descriptors(const struct config *config, int warn)
 {
     struct rlimit limit;
-    struct fd_budget budget;
-    char where[PATH_MAX + 64], figures[256];
+    detach_descriptor_budget budget;
+    char where[PATH_MAX + 64];
 
     if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
         fprintf(stderr, "detachd: getrlimit: %s\n", strerror(errno));
         return 0;   /* nothing to judge by; the start logs it */
     }
-    fd_budget_compute(&budget, descriptor_ceiling(&limit), 0, config->workers,
-                      config->max_jobs, SCRIPT_JOB_DESCRIPTORS);
-    if (budget.verdict == FD_BUDGET_FITS)
+    detach_descriptor_budget_compute(&budget, descriptor_ceiling(&limit), config->workers,
+                                     config->max_jobs, SCRIPT_JOB_DESCRIPTORS);
+    if (budget.verdict == DETACH_BUDGET_FITS)
         return 0;
     describe_max_jobs(config, where, sizeof(where));
-    fd_budget_describe(&budget, figures, sizeof(figures));
-    if (budget.verdict == FD_BUDGET_IMPOSSIBLE) {
+    if (budget.verdict == DETACH_BUDGET_IMPOSSIBLE) {
         fprintf(stderr, "%s cannot be served: RLIMIT_NOFILE's hard limit %llu leaves no room "
                 "for one job (%u descriptors) beside one connection (%s)\n", where,
-                budget.limit, SCRIPT_JOB_DESCRIPTORS, figures);
+                budget.limit, SCRIPT_JOB_DESCRIPTORS, budget.figures);
         return -1;
     }
     if (warn)
         fprintf(stderr, "%s needs %llu descriptors, more than RLIMIT_NOFILE's hard limit "
                 "%llu: only %u jobs can run at once, the others wait queued (warning; %s)\n", where,
-                budget.needed, budget.limit, budget.jobs_at_once, figures);
+                budget.needed, budget.limit, budget.jobs_at_once, budget.figures);
     return 0;
 }
 
@@ -556,13 +553,13 @@ static int config_apply_logging(const struct config *config)
 {
     int journal = config->log_target == CONFIG_LOG_JOURNAL ||
                   (config->log_target == CONFIG_LOG_STDERR && !config->log_file &&
-                   log_stderr_is_journal());
+                   detach_log_stderr_is_journal());
 
-    log_set_output_format(config->log_format == CONFIG_LOG_JSON ? LOG_JSON : LOG_LOGFMT);
-    log_set_syslog(config->log_target == CONFIG_LOG_SYSLOG);
-    log_set_journal(journal);
+    detach_log_set_json(config->log_format == CONFIG_LOG_JSON);
+    detach_log_set_syslog(config->log_target == CONFIG_LOG_SYSLOG);
+    detach_log_set_journal(journal);
     if (config->log_file && config->log_target == CONFIG_LOG_STDERR &&
-        log_set_file(config->log_file) < 0) {
+        detach_log_set_file(config->log_file) < 0) {
         fprintf(stderr, "%s: log_file %s: %s\n", config->path, config->log_file, strerror(errno));
         return -1;
     }
@@ -697,8 +694,8 @@ int main(int argc, char **argv)
     if (config->log_dir && config->job_log_keep > 0) {
         pruner = job_log_pruner_start(config->log_dir, config->job_log_keep);
         if (!pruner)
-            log_line(LOG_ERROR, "job_log_prune", "dir=%s error=\"cannot start: %s\"",
-                     config->log_dir, strerror(errno));
+            detach_log(DETACH_LOG_ERROR, "job_log_prune", "dir=%s error=\"cannot start: %s\"",
+                       config->log_dir, strerror(errno));
     }
     /* The socket listens and the store is open: systemd may start what
      * comes after us (a no-op without NOTIFY_SOCKET). */

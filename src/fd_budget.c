@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <stdio.h>
 
+#include "detach.h"
 #include "fd_budget.h"
 
 static unsigned long long floor_difference(unsigned long long a, unsigned long long b)
@@ -79,4 +80,22 @@ unsigned long long fd_budget_open_now(void)
             count++;
     closedir(directory);
     return count > 0 ? count - 1 : 0;   /* not the directory's own */
+}
+
+/* The public face (detach.h), for a daemon's configuration check: the
+ * same computation the library applies at serve time. */
+void detach_descriptor_budget_compute(detach_descriptor_budget *budget,
+                                      unsigned long long limit, unsigned workers,
+                                      unsigned max_jobs, unsigned job_descriptors)
+{
+    struct fd_budget figures;
+
+    fd_budget_compute(&figures, limit, 0, workers, max_jobs, job_descriptors);
+    budget->verdict = figures.verdict == FD_BUDGET_FITS    ? DETACH_BUDGET_FITS
+                      : figures.verdict == FD_BUDGET_SHORT ? DETACH_BUDGET_SHORT
+                                                           : DETACH_BUDGET_IMPOSSIBLE;
+    budget->limit = figures.limit;
+    budget->needed = figures.needed;
+    budget->jobs_at_once = figures.jobs_at_once;
+    fd_budget_describe(&figures, budget->figures, sizeof(budget->figures));
 }

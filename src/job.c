@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +53,10 @@ struct detach_job {
     struct connection_status status;
     struct shutdown_list shutdown;
     struct timer time_limit;
-    struct timer kill_escalation;
-    pid_t process_group;             /* watcher lock */
-    unsigned kill_grace;
+    /* detach_on_stop()'s hook; watcher lock (the lock every stop takes). */
+    detach_stop_fn on_stop;
+    void *on_stop_arg;
+    int stop_announced;              /* the hook ran, or had no reason to */
 
     struct registry_entry listing;   /* on the status page while live */
     int listed;
@@ -92,7 +92,6 @@ static uint64_t wall_clock_ms(void)
     clock_gettime(CLOCK_REALTIME, &now);
     return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }
-static void kill_escalation_due(struct timer *timer);
 
 /* The executor sees a job only as a task and these. */
 static detach_job *task_job(struct executor_task *task)
@@ -184,7 +183,6 @@ detach_job *job_new(struct job_env *env, const struct job_kind *kind,
     connection_status_init(&job->status, kind->ignore_user_abort);
     shutdown_list_init(&job->shutdown);
     timer_init(&job->time_limit, time_limit_expired);
-    timer_init(&job->kill_escalation, kill_escalation_due);
     job->accepted_ms = monotonic_ms();
     job->accepted_unix_ms = wall_clock_ms();
     atomic_init(&job->state, JOB_QUEUED);
@@ -213,18 +211,18 @@ struct executor_task *job_task(detach_job *job)
     return &job->task;
 }
 
-/* Stops what can be stopped from outside: a script's process group, and
- * a sleep in detach_sleep() (parked, or waiting on a thread).  A C handler
+/* Stops what can be stopped from outside: a sleep in detach_sleep()
+ * (parked, or waiting on a thread), and whatever the handler's stop hook
+ * stops (detach_on_stop(): a script's process group).  A C handler
  * otherwise polls detach_should_stop().  Watcher lock held. */
 static void stop_locked(detach_job *job, const char *reason)
 {
     log_line(LOG_INFO, "stopping", "job=%s reason=%s", job->id, reason);
     executor_wake(&job->task);
     wakeup_all(&job->stopped);
-    if (job->process_group > 0) {
-        kill(-job->process_group, SIGTERM);
-        watcher_arm_locked(job->env->watcher, &job->kill_escalation,
-                           (uint64_t)job->kill_grace * 1000);
+    if (!job->stop_announced && job->on_stop) {
+        job->stop_announced = 1;
+        job->on_stop(job, job->on_stop_arg);
     }
 }
 
@@ -235,16 +233,6 @@ static void time_limit_expired(struct timer *timer)
     log_line(LOG_INFO, "timeout", "job=%s", job->id);
     if (connection_status_timeout(&job->status))
         stop_locked(job, "timeout");
-}
-
-static void kill_escalation_due(struct timer *timer)
-{
-    detach_job *job = container_of(timer, detach_job, kill_escalation);
-
-    if (job->process_group > 0) {
-        log_line(LOG_INFO, "killing", "job=%s group=%d", job->id, (int)job->process_group);
-        kill(-job->process_group, SIGKILL);
-    }
 }
 
 void job_abort_locked(detach_job *job)
@@ -267,36 +255,24 @@ void job_request_stop(detach_job *job)
     watcher_unlock(job->env->watcher);
 }
 
-int job_set_process_group(detach_job *job, pid_t group, unsigned kill_grace)
+int detach_on_stop(detach_job *job, detach_stop_fn fn, void *arg)
 {
-    int stopping;
+    int stopped;
 
     watcher_lock(job->env->watcher);
-    job->process_group = group;
-    job->kill_grace = kill_grace;
-    stopping = connection_status_should_stop(&job->status);
-    if (stopping) {
-        /* The stop came before the process did. */
-        kill(-group, SIGTERM);
-        watcher_arm_locked(job->env->watcher, &job->kill_escalation, (uint64_t)kill_grace * 1000);
+    job->on_stop = fn;
+    job->on_stop_arg = arg;
+    stopped = connection_status_should_stop(&job->status);
+    /* The stop came before the hook did: it runs now, as it would have. */
+    if (fn && stopped && !job->stop_announced) {
+        job->stop_announced = 1;
+        fn(job, arg);
     }
     watcher_unlock(job->env->watcher);
-    return stopping;
+    return fn ? stopped : 0;
 }
 
-void job_clear_process_group(detach_job *job)
-{
-    watcher_lock(job->env->watcher);
-    /* A stopped job's leader is gone but not reaped yet, so the group id is
-     * still ours: sweep whatever it left behind. */
-    if (job->process_group > 0 && connection_status_should_stop(&job->status))
-        kill(-job->process_group, SIGKILL);
-    job->process_group = 0;
-    watcher_disarm_locked(job->env->watcher, &job->kill_escalation);
-    watcher_unlock(job->env->watcher);
-}
-
-const char *job_params(detach_job *job)
+const char *detach_params(detach_job *job)
 {
     return job->params;
 }
@@ -368,12 +344,12 @@ void job_restore(detach_job *job, const char *id, uint64_t accepted_unix_ms)
     job->retry = 1;
 }
 
-uint64_t job_elapsed_ms(detach_job *job)
+unsigned long long detach_job_elapsed_ms(detach_job *job)
 {
     return job->started_ms ? monotonic_ms() - job->started_ms : 0;
 }
 
-void job_set_exit(detach_job *job, int exit_code, int exit_signal)
+void detach_job_set_exit(detach_job *job, int exit_code, int exit_signal)
 {
     pthread_mutex_lock(&job->report_lock);
     job->exit_code = exit_code;
@@ -496,7 +472,7 @@ static void unlist_ended(detach_job *job)
     job_snapshot(job, &final);
     final.ended_unix_ms = wall_clock_ms();
     registry_ended(job->env->registry, &job->listing, &final,
-                   (double)job_elapsed_ms(job) / 1000.0, job_failed(job));
+                   (double)detach_job_elapsed_ms(job) / 1000.0, job_failed(job));
     job->listed = 0;
 }
 
@@ -527,13 +503,13 @@ static void log_end(detach_job *job, int kept)
     if (kept)
         log_line(LOG_INFO, "interrupted", "job=%s route=%s reason=drain_timeout will_retry=1 "
                  "connection_status=%d elapsed_ms=%llu%s", job->id, job->kind->path,
-                 connection_status_bits(&job->status), (unsigned long long)job_elapsed_ms(job),
+                 connection_status_bits(&job->status), detach_job_elapsed_ms(job),
                  exit_field);
     else
         log_line(LOG_INFO, "ended", "job=%s route=%s result=%s connection_status=%d "
                  "elapsed_ms=%llu%s%s", job->id, job->kind->path,
                  job_failed(job) ? "failed" : "ok", connection_status_bits(&job->status),
-                 (unsigned long long)job_elapsed_ms(job), exit_field, error_field);
+                 (unsigned long long)detach_job_elapsed_ms(job), exit_field, error_field);
 }
 
 void job_run(detach_job *job)
@@ -552,8 +528,8 @@ void job_run(detach_job *job)
     shutdown_list_run(&job->shutdown, job);
     watcher_lock(job->env->watcher);
     watcher_disarm_locked(job->env->watcher, &job->time_limit);
-    watcher_disarm_locked(job->env->watcher, &job->kill_escalation);
-    job->process_group = 0;
+    job->on_stop = NULL;
+    job->on_stop_arg = NULL;
     watcher_unlock(job->env->watcher);
     end_response(job);
     if (kept) {

@@ -14,7 +14,6 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 #include "detach.h"
 
 struct connection;
@@ -84,15 +83,6 @@ void job_abort_locked(detach_job *job);
  * without setting a status bit. */
 void job_request_stop(detach_job *job);
 
-/*
- * A script job's process group: from now on a stop request signals the
- * group (SIGTERM, then SIGKILL after kill_grace seconds).  Clearing it must
- * come before the process is reaped, so a stale group id is never
- * signalled.  Returns 1 when a stop was already requested.
- */
-int job_set_process_group(detach_job *job, pid_t group, unsigned kill_grace);
-void job_clear_process_group(detach_job *job);
-
 struct job_snapshot;
 /* Admission: the job is listed as queued on the status page.  Undone with
  * job_unlist() when the executor refuses it after all. */
@@ -101,17 +91,7 @@ void job_unlist(detach_job *job, int rejected);
 /* Copies what the status page shows; safe from any thread while listed. */
 void job_snapshot(detach_job *job, struct job_snapshot *snapshot);
 
-/* The request's params, packed as request_reader_params() makes them
- * (no HTTP_PROXY). */
-const char *job_params(detach_job *job);
-
-/* Monotonic milliseconds since the job started running. */
-uint64_t job_elapsed_ms(detach_job *job);
-
 /* Progress as last reported (percent -1 when none). */
 int job_progress(detach_job *job, char *message, size_t size);
-
-/* For script jobs: record how the process ended, for the end-of-job log. */
-void job_set_exit(detach_job *job, int exit_code, int exit_signal);
 
 #endif

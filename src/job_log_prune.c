@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "detach.h"
 #include "job_log_prune.h"
-#include "log.h"
 
 static int is_job_log_name(const char *name)
 {
@@ -44,8 +44,8 @@ int job_logs_prune(const char *directory, time_t now, unsigned keep)
             continue;
         if (unlinkat(dirfd(dir), entry->d_name, 0) < 0) {
             if (errno != ENOENT)
-                log_line(LOG_ERROR, "job_log_prune", "file=%s error=\"%s\"", entry->d_name,
-                         strerror(errno));
+                detach_log(DETACH_LOG_ERROR, "job_log_prune", "file=%s error=\"%s\"", entry->d_name,
+                           strerror(errno));
             continue;
         }
         removed++;
@@ -82,11 +82,11 @@ static void *pruner_main(void *arg)
         pthread_mutex_unlock(&pruner->lock);
         removed = job_logs_prune(pruner->directory, time(NULL), pruner->keep);
         if (removed < 0)
-            log_line(LOG_ERROR, "job_log_prune", "dir=%s error=\"%s\"", pruner->directory,
-                     strerror(errno));
+            detach_log(DETACH_LOG_ERROR, "job_log_prune", "dir=%s error=\"%s\"", pruner->directory,
+                       strerror(errno));
         else if (removed > 0)
-            log_line(LOG_INFO, "job_logs_pruned", "dir=%s removed=%d keep=%u", pruner->directory,
-                     removed, pruner->keep);
+            detach_log(DETACH_LOG_INFO, "job_logs_pruned", "dir=%s removed=%d keep=%u", pruner->directory,
+                       removed, pruner->keep);
         pthread_mutex_lock(&pruner->lock);
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += pass_interval(pruner->keep);

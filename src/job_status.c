@@ -63,7 +63,7 @@ static int only_space(const char *text, size_t length)
     return 1;
 }
 
-int job_status_parse(const char *json, size_t length, struct job_status *out)
+int job_status_parse(const char *json, size_t length, detach_job_status *out)
 {
     struct json_tokener *tokener;
     struct json_object *root, *state, *progress, *message;

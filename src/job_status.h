@@ -7,17 +7,12 @@
 
 #include <stddef.h>
 
-#define JOB_STATUS_MESSAGE_SIZE 160
+#include "detach_trigger.h"   /* detach_job_status */
+
+#define JOB_STATUS_MESSAGE_SIZE DETACH_JOB_STATUS_MESSAGE_SIZE
+
 /* Deeper JSON is refused, not recursed into. */
 #define JOB_STATUS_MAX_DEPTH 16
-
-struct job_status {
-    char state[16];                   /* "queued", "running", "ended" */
-    int connection_status;            /* 0..3; -1 when absent */
-    int progress;                     /* 0..100; -1 when none reported */
-    char message[JOB_STATUS_MESSAGE_SIZE];   /* progress message, UTF-8 */
-    int exit_code, exit_signal;       /* -1: none (a C job, or not ended) */
-};
 
 /*
  * The whole text must be one JSON object (whitespace around it allowed,
@@ -27,6 +22,6 @@ struct job_status {
  * Strings are cut to fit, never inside a UTF-8 character.  0 on success;
  * -1 with a message otherwise.
  */
-int job_status_parse(const char *json, size_t length, struct job_status *out);
+int job_status_parse(const char *json, size_t length, detach_job_status *out);
 
 #endif

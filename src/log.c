@@ -79,6 +79,7 @@ enum {
 #undef LOG_INFO
 #undef LOG_DEBUG
 
+#include "detach.h"
 #include "log.h"
 #include "thread.h"
 
@@ -574,13 +575,12 @@ void log_flush(void)
     atomic_fetch_sub(&flush_wanted, 1);
 }
 
-void log_line(int level, const char *event, const char *fields, ...)
+static void log_vline(int level, const char *event, const char *fields, va_list args)
 {
     char line[2048];
     struct timespec now;
     unsigned milliseconds;
     size_t used;
-    va_list args;
     int n;
 
     if (level > log_threshold)
@@ -597,9 +597,7 @@ void log_line(int level, const char *event, const char *fields, ...)
     used += put(line + used, 16, " event=");
     used += put(line + used, 256, event);
     line[used++] = ' ';
-    va_start(args, fields);
     n = log_format(line + used, sizeof(line) - used, fields, args);
-    va_end(args);
     used += (size_t)n;
     if (used > sizeof(line) - 2)
         used = sizeof(line) - 2;   /* truncated: still one whole line */
@@ -621,6 +619,15 @@ void log_line(int level, const char *event, const char *fields, ...)
     }
     line[used++] = '\n';
     append(line, used);
+}
+
+void log_line(int level, const char *event, const char *fields, ...)
+{
+    va_list args;
+
+    va_start(args, fields);
+    log_vline(level, event, fields, args);
+    va_end(args);
 }
 
 void log_set_output_format(int format)
@@ -854,4 +861,51 @@ const char *log_quote(char *buf, size_t size, const char *s)
     buf[out++] = '"';
     buf[out] = '\0';
     return buf;
+}
+
+/* ---- the public face (detach.h): the same log, for programs built on
+ * libdetach (detachd), so their lines join the library's in one stream ---- */
+
+void detach_log(int level, const char *event, const char *fields, ...)
+{
+    va_list args;
+
+    va_start(args, fields);
+    log_vline(level, event, fields, args);
+    va_end(args);
+}
+
+const char *detach_log_quote(char *buf, size_t size, const char *s)
+{
+    return log_quote(buf, size, s);
+}
+
+void detach_log_set_json(int on)
+{
+    log_set_output_format(on ? LOG_JSON : LOG_LOGFMT);
+}
+
+void detach_log_set_syslog(int on)
+{
+    log_set_syslog(on);
+}
+
+void detach_log_set_journal(int on)
+{
+    log_set_journal(on);
+}
+
+int detach_log_stderr_is_journal(void)
+{
+    return log_stderr_is_journal();
+}
+
+int detach_log_set_file(const char *path)
+{
+    return log_set_file(path);
+}
+
+int detach_log_reopen(void)
+{
+    return log_reopen();
 }

@@ -144,3 +144,8 @@ const struct route *route_table_match(const struct route_table *table, const cha
     }
     return best;
 }
+
+const char *detach_route_path_refusal(const char *path)
+{
+    return route_path_refusal(path);
+}

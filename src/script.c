@@ -4,11 +4,13 @@
  * The job thread spawns the command and then sleeps in poll() on three
  * things at once: the process's pidfd (it exited), its stdout (attached
  * output to relay, or a trigger job's output to copy into its capped log)
- * and fd 3 (progress lines).  Stopping is not this
- * thread's business: the watcher signals the process group when a time
- * limit runs out or the client leaves, and the pidfd wakes us when the
- * process is gone.  The group is cleared before the process is reaped, so
- * a recycled process id is never signalled.
+ * and fd 3 (progress lines), and a fourth once the job must stop.  The
+ * stop itself comes from elsewhere (a time limit, the client leaving, the
+ * server's stop): the hook given to detach_on_stop() sends the process
+ * group SIGTERM on the spot and wakes this poll() through an eventfd; if
+ * the group is still there kill_grace seconds later, this thread sends
+ * SIGKILL.  The hook is removed before the process is reaped, so a
+ * recycled process id is never signalled.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -17,17 +19,19 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "job.h"
-#include "log.h"
+#include "detach.h"
 #include "run_protocol.h"
 #include "script.h"
 #include "script_env.h"
@@ -39,6 +43,13 @@
 struct script_run {
     const struct script_route *route;
     int exit_code, exit_signal;
+};
+
+/* A stop, seen from the job thread (see the opening comment). */
+struct stop_watch {
+    pid_t group;            /* the process group the hook signals */
+    int fd;                 /* eventfd, readable once the stop came; -1: polled */
+    unsigned kill_grace;    /* seconds from SIGTERM to SIGKILL */
 };
 
 struct output_relay {
@@ -76,7 +87,7 @@ static char **build_environment(detach_job *job, char *const *extra, size_t extr
         .path = getenv("PATH"),
     };
 
-    return script_env_build(job_params(job), &run, extra, extra_count);
+    return script_env_build(detach_params(job), &run, extra, extra_count);
 }
 
 /* ---- descriptors ---- */
@@ -91,8 +102,8 @@ static int open_job_log(const struct script_route *route, detach_job *job)
     snprintf(path, sizeof(path), "%s/%s.log", route->log_dir, detach_job_id(job));
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0)
-        log_line(LOG_ERROR, "job_log", "job=%s path=%s error=\"%s\"", detach_job_id(job), path,
-                 strerror(errno));
+        detach_log(DETACH_LOG_ERROR, "job_log", "job=%s path=%s error=\"%s\"", detach_job_id(job),
+                   path, strerror(errno));
     return fd;
 }
 
@@ -377,7 +388,7 @@ static void send_head(detach_job *job, const char *data, size_t length)
             memcpy(line, data + position, line_length);
             line[line_length] = '\0';
             if (detach_header(job, line) < 0)
-                log_line(LOG_INFO, "bad_header", "job=%s", detach_job_id(job));
+                detach_log(DETACH_LOG_INFO, "bad_header", "job=%s", detach_job_id(job));
         }
         position = (size_t)(newline - data) + 1;
     }
@@ -497,7 +508,8 @@ static void log_relay_bytes(detach_job *job, struct log_relay *log, const char *
                  log->written && log->last != '\n' ? "\n" : "", log->max);
     write_all(log->fd, marker, (size_t)n);
     log->truncated = 1;
-    log_line(LOG_INFO, "job_log_truncated", "job=%s bytes=%zu", detach_job_id(job), log->max);
+    detach_log(DETACH_LOG_INFO, "job_log_truncated", "job=%s bytes=%zu", detach_job_id(job),
+               log->max);
 }
 
 /* ---- the job ---- */
@@ -528,24 +540,79 @@ static int read_available(int fd, detach_job *job, struct output_relay *relay,
     return 1;
 }
 
-/* Until the process exits: relay output and progress as they come.
+/* detach_on_stop()'s hook: any thread, a libdetach lock held, so it
+ * only signals.  The eventfd write cannot block (a counter). */
+static void term_group(detach_job *job, void *arg)
+{
+    struct stop_watch *stop = arg;
+    uint64_t one = 1;
+
+    kill(-stop->group, SIGTERM);
+    if (stop->fd >= 0 && write(stop->fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN only at a counter near 2^64: it is readable already. */
+    }
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* poll()'s timeout: until SIGKILL is due, or 100 ms while a stop must be
+ * polled for (no eventfd), else none. */
+static int poll_timeout(const struct stop_watch *stop, uint64_t kill_due, int stop_seen)
+{
+    uint64_t now;
+
+    if (kill_due) {
+        now = now_ms();
+        return kill_due <= now ? 0 : kill_due - now > 60000 ? 60000 : (int)(kill_due - now);
+    }
+    return stop->fd < 0 && !stop_seen ? 100 : -1;
+}
+
+/* Until the process exits: relay output and progress as they come, and
+ * SIGKILL for a group still there kill_grace seconds after a stop.
  * output_fd is the attached output (relay) or the capped log's pipe (log). */
 static void supervise(detach_job *job, int pidfd, int output_fd, int progress_fd,
                       struct output_relay *relay, struct log_relay *log,
-                      struct progress_reader *reader)
+                      struct progress_reader *reader, const struct stop_watch *stop)
 {
-    struct pollfd fds[3] = {
+    struct pollfd fds[4] = {
         { .fd = pidfd, .events = POLLIN },
         { .fd = output_fd, .events = POLLIN },
         { .fd = progress_fd, .events = POLLIN },
+        { .fd = stop->fd, .events = POLLIN },
     };
+    uint64_t kill_due = 0;   /* monotonic ms; 0: not stopping, or KILL sent */
+    int stop_seen = 0;
 
     for (;;) {
-        if (poll(fds, 3, -1) < 0) {
+        int ready = poll(fds, 4, poll_timeout(stop, kill_due, stop_seen));
+
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
-            log_line(LOG_ERROR, "poll", "job=%s error=\"%s\"", detach_job_id(job), strerror(errno));
+            detach_log(DETACH_LOG_ERROR, "poll", "job=%s error=\"%s\"", detach_job_id(job),
+                       strerror(errno));
             return;
+        }
+        if (!stop_seen && (fds[3].revents || (stop->fd < 0 && detach_should_stop(job)))) {
+            /* The hook sent SIGTERM: the grace starts now. */
+            stop_seen = 1;
+            fds[3].fd = -1;
+            kill_due = now_ms() + (uint64_t)stop->kill_grace * 1000;
+            if (!kill_due)
+                kill_due = 1;
+        }
+        if (kill_due && now_ms() >= kill_due) {
+            detach_log(DETACH_LOG_INFO, "killing", "job=%s group=%d", detach_job_id(job),
+                       (int)stop->group);
+            kill(-stop->group, SIGKILL);
+            kill_due = 0;
         }
         if (fds[1].revents && !read_available(fds[1].fd, job, relay, log, reader))
             fds[1].fd = -1;
@@ -591,7 +658,7 @@ static void run_on_shutdown(detach_job *job, void *arg)
     else
         snprintf(exit_info, sizeof(exit_info), "DETACH_EXIT_CODE=%d", run->exit_code);
     snprintf(elapsed, sizeof(elapsed), "DETACH_ELAPSED_MS=%llu",
-             (unsigned long long)job_elapsed_ms(job));
+             (unsigned long long)detach_job_elapsed_ms(job));
     snprintf(result, sizeof(result), "DETACH_RESULT=%s", detach_job_result(job));
     snprintf(will_retry, sizeof(will_retry), "DETACH_WILL_RETRY=%d", detach_job_will_retry(job));
     environment = build_environment(job, extra, 5);
@@ -603,15 +670,15 @@ static void run_on_shutdown(detach_job *job, void *arg)
     fds[2] = fds[1];
     pid = spawn(route, route->on_shutdown_argv, environment, fds);
     if (pid < 0) {
-        log_line(LOG_ERROR, "on_shutdown", "job=%s error=\"%s: %s\"", detach_job_id(job),
-                 route->on_shutdown_argv[0], strerror(errno));
+        detach_log(DETACH_LOG_ERROR, "on_shutdown", "job=%s error=\"%s: %s\"", detach_job_id(job),
+                   route->on_shutdown_argv[0], strerror(errno));
         goto out;
     }
     int wait_status;
     while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR)
         ;
-    log_line(LOG_INFO, "on_shutdown_done", "job=%s exit_code=%d", detach_job_id(job),
-             WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status));
+    detach_log(DETACH_LOG_INFO, "on_shutdown_done", "job=%s exit_code=%d", detach_job_id(job),
+               WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status));
 out:
     if (fds[0] >= 0)
         close(fds[0]);
@@ -634,8 +701,8 @@ static void start_failed(detach_job *job, const char *what, const char *subject)
     /* An attached client waits for an answer: fcgiwrap's for a script it
      * cannot run, rather than an empty 200. */
     if (detach_job_mode(job) == DETACH_ATTACHED && detach_header(job, "Status: 502 Bad Gateway") < 0)
-        log_line(LOG_INFO, "bad_header", "job=%s error=\"%s\"", detach_job_id(job),
-                 detach_last_error());
+        detach_log(DETACH_LOG_INFO, "bad_header", "job=%s error=\"%s\"", detach_job_id(job),
+                   detach_last_error());
     errno = saved;
 }
 
@@ -648,6 +715,7 @@ void script_run_job(detach_job *job, void *arg)
     char **environment = NULL;
     int output_pipe[2] = { -1, -1 }, progress_pipe[2] = { -1, -1 }, log_pipe[2] = { -1, -1 };
     int body_fd = -1, log_fd = -1, pidfd = -1, wait_status = 0;
+    struct stop_watch stop = { .group = 0, .fd = -1, .kill_grace = 0 };
     int attached = detach_job_mode(job) == DETACH_ATTACHED;
     /* The cap is for a job's own log file; detachd's stderr is shared. */
     int capped = !attached && route->log_dir && route->job_log_max > 0;
@@ -706,8 +774,8 @@ void script_run_job(detach_job *job, void *arg)
                    capped ? log_pipe[1] : log_fd, progress_pipe[1] };
     pid = spawn_supervised(route, route->argv, route->on_shutdown_argv, environment, fds, log_fd);
     if (pid < 0) {
-        log_line(LOG_ERROR, "spawn", "job=%s command=%s error=\"%s\"", detach_job_id(job),
-                 route->argv[0], strerror(errno));
+        detach_log(DETACH_LOG_ERROR, "spawn", "job=%s command=%s error=\"%s\"", detach_job_id(job),
+                   route->argv[0], strerror(errno));
         start_failed(job, "spawn", route->argv[0]);
         goto out;
     }
@@ -722,14 +790,26 @@ void script_run_job(detach_job *job, void *arg)
         close(log_pipe[1]);
         log_pipe[1] = -1;
     }
-    job_set_process_group(job, pid, route->kill_grace);
+    /* From here a stop signals the group; one that came already does so now. */
+    stop.group = pid;
+    stop.kill_grace = route->kill_grace;
+    stop.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop.fd < 0)
+        detach_log(DETACH_LOG_ERROR, "eventfd", "job=%s error=\"%s\" note=\"stop polled\"",
+                   detach_job_id(job), strerror(errno));
+    detach_on_stop(job, term_group, &stop);
     pidfd = pidfd_for(pid);
     if (pidfd >= 0)
         supervise(job, pidfd, attached ? output_pipe[0] : capped ? log_pipe[0] : -1,
-                  progress_pipe[0], relay, capped ? &log_relay : NULL, &reader);
+                  progress_pipe[0], relay, capped ? &log_relay : NULL, &reader, &stop);
     else
-        log_line(LOG_ERROR, "pidfd_open", "job=%s error=\"%s\"", detach_job_id(job), strerror(errno));
-    job_clear_process_group(job);
+        detach_log(DETACH_LOG_ERROR, "pidfd_open", "job=%s error=\"%s\"", detach_job_id(job),
+                   strerror(errno));
+    detach_on_stop(job, NULL, NULL);
+    /* A stopped job's leader is gone but not reaped yet, so the group id is
+     * still ours: sweep whatever it left behind. */
+    if (detach_should_stop(job))
+        kill(-pid, SIGKILL);
     while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR)
         ;
     if (WIFSIGNALED(wait_status)) {
@@ -738,10 +818,12 @@ void script_run_job(detach_job *job, void *arg)
     } else {
         run->exit_code = WEXITSTATUS(wait_status);
     }
-    job_set_exit(job, run->exit_code, run->exit_signal);
+    detach_job_set_exit(job, run->exit_code, run->exit_signal);
     if (relay && !relay->decided)
         relay_output(job, relay, "", 0, 1);
 out:
+    if (stop.fd >= 0)
+        close(stop.fd);
     if (pidfd >= 0)
         close(pidfd);
     for (int i = 0; i < 2; i++) {

@@ -34,7 +34,7 @@
 #include "detach_trigger.h"
 #include "error.h"
 #include "fcgi_record.h"
-#include "trigger.h"
+#include "job_status.h"
 
 #define DEFAULT_TIMEOUT_MS 10000u
 #define USER_AGENT "detach-trigger/" DETACH_VERSION
@@ -847,7 +847,7 @@ static int target_parse(const char *text, int path_only, struct target *out)
     return 0;
 }
 
-char *trigger_url_with_path(const char *trigger_url, const char *path)
+char *detach_trigger_url_with_path(const char *trigger_url, const char *path)
 {
     CURLU *url;
     CURLUcode rc;
@@ -1272,8 +1272,16 @@ out:
     return rc;
 }
 
-int trigger_fetch(const char *url, const detach_trigger_options *like, unsigned timeout_ms,
-                  size_t max_body, int *status, char **body, size_t *body_length)
+/*
+ * GETs url and reads the whole answer: an http(s):// URL with libcurl (with
+ * like's user, ca_file and insecure), or, when like->fcgi is set and url is
+ * a "/path?query", over FastCGI.  At most timeout_ms in all (0: 10 s) and
+ * max_body bytes of body.  0 with *status and *body (malloc'd,
+ * NUL-terminated, *body_length bytes before the NUL); -1 with errno
+ * (ETIMEDOUT for a timeout) and a message in detach_last_error().
+ */
+static int trigger_fetch(const char *url, const detach_trigger_options *like,
+                         unsigned timeout_ms, size_t max_body, int *status, char **body, size_t *body_length)
 {
     detach_trigger_options opts = {.method = "GET", .user = like->user, .ca_file = like->ca_file,
                                    .insecure = like->insecure};
@@ -1315,5 +1323,26 @@ int trigger_fetch(const char *url, const detach_trigger_options *like, unsigned 
     }
 out:
     release(&request);
+    return rc;
+}
+
+/* A job's status object is a few hundred bytes; this bounds a wrong URL. */
+#define JOB_STATUS_BODY_MAX 65536
+
+int detach_trigger_job_status(const char *url, const detach_trigger_options *opts,
+                              unsigned timeout_ms, int *http_status, detach_job_status *job)
+{
+    char *body = NULL;
+    size_t body_length = 0;
+    int rc = 0;
+
+    if (trigger_fetch(url, opts, timeout_ms, JOB_STATUS_BODY_MAX, http_status, &body,
+                      &body_length) < 0)
+        return -1;   /* errno and the message set */
+    if (*http_status == 200 && job_status_parse(body, body_length, job) < 0) {
+        errno = EPROTO;
+        rc = -1;
+    }
+    free(body);
     return rc;
 }

@@ -172,6 +172,48 @@ static void progress_reports_replace_each_other(void **state)
     free_job(job);
 }
 
+static void count_call(detach_job *job, void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* detach_on_stop(): the hook runs once, at the first stop; one given after
+ * the stop runs at once (1 returned), as a script spawned after a stop must
+ * still be signalled; a removed hook never runs. */
+static void stop_hook_runs_once_even_when_late(void **state)
+{
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+    int calls = 0;
+
+    assert_int_equal(detach_on_stop(job, count_call, &calls), 0);
+    assert_int_equal(calls, 0);
+    job_request_stop(job);
+    assert_int_equal(calls, 1);
+    job_request_stop(job);
+    detach_set_time_limit(job, 0);
+    assert_int_equal(calls, 1);
+    assert_int_equal(detach_on_stop(job, NULL, NULL), 0);
+    free_job(job);
+
+    calls = 0;
+    job = new_job(*state, &route);
+    job_request_stop(job);
+    assert_int_equal(detach_on_stop(job, count_call, &calls), 1);
+    assert_int_equal(calls, 1);
+    assert_int_equal(detach_on_stop(job, count_call, &calls), 1);
+    assert_int_equal(calls, 1);   /* once per job, however often it is set */
+    free_job(job);
+
+    calls = 0;
+    job = new_job(*state, &route);
+    assert_int_equal(detach_on_stop(job, count_call, &calls), 0);
+    assert_int_equal(detach_on_stop(job, NULL, NULL), 0);
+    job_request_stop(job);
+    assert_int_equal(calls, 0);
+    free_job(job);
+}
+
 static void trigger_job_has_no_response(void **state)
 {
     struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
@@ -416,6 +458,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(abort_and_timeout_race_run_callbacks_once, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_run_is_counted_failed_with_its_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(attempt_counts_reruns, setup, teardown),
+        cmocka_unit_test_setup_teardown(stop_hook_runs_once_even_when_late, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -344,7 +344,7 @@ static void test_html_empty(void **state)
 
 /* ---- one job, and reading it back as detach-trigger does ---- */
 
-static void parse_rendered(struct registry *registry, const char *id, struct job_status *job)
+static void parse_rendered(struct registry *registry, const char *id, detach_job_status *job)
 {
     char subpath[96];
 
@@ -357,7 +357,7 @@ static void parse_rendered(struct registry *registry, const char *id, struct job
 static void test_job_json_round_trip(void **state)
 {
     struct registry registry;
-    struct job_status job;
+    detach_job_status job;
     fill(&registry);
 
     parse_rendered(&registry, "d4", &job);
@@ -396,7 +396,7 @@ static void test_job_json_round_trip(void **state)
 
 static void test_job_status_parse(void **state)
 {
-    struct job_status job;
+    detach_job_status job;
     static const char *const bad[] = {
         "", "[]", "null", "{", "{\"state\":\"ended\"", "{\"state\":\"ended\"}x",
         "{\"state\":ended}", "{\"state\":\"ended\",}", "{\"progress\":{\"percent\":1}}",
