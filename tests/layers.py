@@ -3,23 +3,25 @@
 
 Every `#include "..."` in src/, include/, examples/ and the libdetach
 application of the integration tests is an edge between two modules (a
-module is a file stem: connection.c and connection.h are "connection").
-Each module belongs to one layer:
+module is a file less its extension: src/io/connection.c and .h are
+"io/connection").  A module's layer is its folder under src/:
 
-    base < fcgi < io < sched < server < daemon, client < client-program
+    base < fcgi < io < sched < server < daemon, client
 
 An include may point into its own layer or a lower one, never a higher
-one; the public headers (include/detach.h) may be included from anywhere.
-The programs are sealed: the daemon (detachd and its modules), the
-detach-trigger command and the applications (examples/, job_app.c) include
-only public headers and their own layer, never the library's internals.
-Finally the module graph has no cycle, inside a layer or across.
+one; include/detach.h may be included from anywhere, include/
+detach_trigger.h is the client's.  The programs are sealed: the daemon
+(src/daemon/), the detach-trigger command (src/client/
+detach_trigger_main.c) and the applications (examples/, job_app.c) include
+only public headers and their own folder's, never the libraries'
+internals.  The libraries name every internal header by its layer
+("io/connection.h", src/ being the one include root); the daemon, which
+has no src/ on its include path, names its own headers bare.  Finally the
+module graph has no cycle, inside a layer or across.
 
-ALLOWED lists today's known violations as (including file, included
-header); every step of the restructuring deletes lines from it.  An
-allowed edge is left out of the graph before the cycle search, so an
-allowed back edge breaks its cycle; an entry that no longer matches an
-include is itself an error, so the list only shrinks.
+ALLOWED lists known violations as (including file, included header); it
+is empty, and an entry that no longer matches an include is itself an
+error, so it cannot fill up silently.
 
 Exit 0 when clean; 1 with one line per problem otherwise.  Run from
 anywhere: the tree is found from this file's place, or given as argv[1].
@@ -28,40 +30,12 @@ import os
 import re
 import sys
 
-LAYERS = ["base", "fcgi", "io", "sched", "server", "daemon", "client", "client-program"]
 RANK = {"base": 0, "fcgi": 1, "io": 2, "sched": 3, "server": 4,
         "daemon": 5, "client": 5, "client-program": 6, "app": 6}
-# Layers that may include only public headers and their own layer.
+# Layers that may include only public headers and their own folder's.
 SEALED = {"daemon", "client-program", "app"}
-
-MODULE_LAYER = {
-    # base: logging, errors, threads, timers, wake-ups
-    "error": "base", "log": "base", "thread": "base", "timer_heap": "base",
-    "wakeup": "base", "shutdown": "base",
-    # fcgi: the codec and the request reader, libfcgi's writer
-    "fcgi_record": "fcgi", "request_reader": "fcgi", "fcgi_connection": "fcgi",
-    # io: the event loop, the listening socket, a connection's life
-    "watcher": "io", "listener": "io", "connection": "io",
-    # sched: jobs, their threads and fibers, their ledger and spool
-    "fiber": "sched", "parking": "sched", "executor": "sched", "job": "sched",
-    "registry": "sched", "spool": "sched", "connection_status": "sched",
-    "job_memory": "sched",
-    # server: routes, requests, workers, the status page, options
-    "server": "server", "server_core": "server", "route": "server",
-    "request": "server", "worker": "server", "status_page": "server",
-    "access": "server", "fd_budget": "server",
-    # daemon: detachd, its configuration and scripts, detach-run
-    "detachd": "daemon", "config": "daemon", "script": "daemon",
-    "script_env": "daemon", "run_protocol": "daemon", "detach_run": "daemon",
-    "job_log_prune": "daemon",
-    # client: libdetach-trigger, and the detach-trigger command
-    "trigger": "client", "job_status": "client", "cgi_head": "client",
-    "detach_trigger": "client",            # include/detach_trigger.h
-    "detach_trigger_main": "client-program",
-    # the applications: public headers only
-    "report_job": "app", "job_app": "app",
-}
-PUBLIC = {"detach"}                         # include/detach.h
+PROGRAMS = {"src/client/detach_trigger_main.c": "client-program"}
+PUBLIC_LAYER = {"include/detach.h": "public", "include/detach_trigger.h": "client"}
 
 # Known violations, (file, included header): none left.  Keep it empty;
 # a new entry needs a reason written beside it.
@@ -79,8 +53,33 @@ def sources(root):
     yield os.path.join("tests", "integration", "job_app.c")
 
 
+def layer_of(path):
+    """The layer of a source or header path relative to the tree; None: none."""
+    if path in PROGRAMS:
+        return PROGRAMS[path]
+    if path in PUBLIC_LAYER:
+        return PUBLIC_LAYER[path]
+    parts = path.split("/")
+    if parts[0] == "src":
+        return parts[1] if len(parts) == 3 and parts[1] in RANK else None
+    if parts[0] == "examples" or path.endswith("integration/job_app.c"):
+        return "app"
+    return None
+
+
 def module_of(path):
-    return os.path.splitext(os.path.basename(path))[0]
+    return os.path.splitext(path)[0]
+
+
+def resolve(root, path, header):
+    """The tree path an include names, or None."""
+    if "/" in header:
+        candidate = os.path.join("src", header)
+    else:
+        candidate = os.path.join(os.path.dirname(path), header)
+        if not os.path.exists(os.path.join(root, candidate)):
+            candidate = os.path.join("include", header)
+    return candidate if os.path.exists(os.path.join(root, candidate)) else None
 
 
 def find_cycle(graph):
@@ -108,34 +107,44 @@ def find_cycle(graph):
 def check(root):
     problems, used, graph = [], set(), {}
     for path in sources(root):
-        module = module_of(path)
-        layer = MODULE_LAYER.get(module)
-        if module not in PUBLIC and layer is None:
-            problems.append(f"{path}: in no layer (add it to MODULE_LAYER)")
+        layer = layer_of(path)
+        if layer is None:
+            problems.append(f"{path}: in no layer (src/<layer>/ only)")
             continue
+        module = module_of(path)
         graph.setdefault(module, set())
         with open(os.path.join(root, path), encoding="utf-8") as source:
             includes = INCLUDE.findall(source.read())
         for header in includes:
-            target = module_of(header)
-            if target == module or target in PUBLIC:
-                continue
             if (path, header) in ALLOWED:
                 used.add((path, header))
                 continue
-            target_layer = MODULE_LAYER.get(target)
+            target = resolve(root, path, header)
+            if target is None:
+                problems.append(f"{path}: includes {header}, found nowhere")
+                continue
+            target_layer = layer_of(target)
+            if target_layer == "public" or module_of(target) == module:
+                continue
             if target_layer is None:
                 problems.append(f"{path}: includes {header}, in no layer")
                 continue
-            graph[module].add(target)
-            if layer in SEALED and target_layer != layer and \
-                    not (layer == "client-program" and target == "detach_trigger"):
+            graph[module].add(module_of(target))
+            # The command shares src/client/ with the library it is built on,
+            # but not its internals: its own folder is no excuse.
+            own_folder = os.path.dirname(target) == os.path.dirname(path) and \
+                layer != "client-program"
+            if layer in SEALED and not own_folder and \
+                    not (layer == "client-program" and target == "include/detach_trigger.h"):
                 problems.append(f"{path}: includes {header} ({target_layer}): "
                                 f"a {layer} source includes public headers and its own only")
             elif RANK[target_layer] > RANK[layer] or \
                     (RANK[target_layer] == RANK[layer] and target_layer != layer):
                 problems.append(f"{path}: includes {header}: {layer} -> {target_layer} "
                                 "points up (or sideways)")
+            elif target.startswith("src/") and layer != "daemon" and "/" not in header:
+                problems.append(f"{path}: includes {header} bare; name its layer "
+                                f"(\"{target[len('src/'):]}\")")
     for path, header in sorted(ALLOWED - used):
         problems.append(f"ALLOWED ({path}, {header}) no longer matches an include: delete it")
     for node in list(graph):

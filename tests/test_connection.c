@@ -20,10 +20,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "connection.h"
-#include "fcgi_connection.h"
-#include "fcgi_record.h"
-#include "watcher.h"
+#include "io/connection.h"
+#include "fcgi/fcgi_connection.h"
+#include "fcgi/fcgi_record.h"
+#include "io/watcher.h"
 
 #define ANSWER "Status: 204 No Content\r\n\r\n"
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "connection_status.h"
+#include "sched/connection_status.h"
 #include "detach.h"
 
 static void starts_normal(void **state)

@@ -24,14 +24,14 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "executor.h"
-#include "job.h"
-#include "job_memory.h"
-#include "log.h"
-#include "job.h"
-#include "registry.h"
-#include "timer_heap.h"
-#include "watcher.h"
+#include "sched/executor.h"
+#include "sched/job.h"
+#include "sched/job_memory.h"
+#include "base/log.h"
+#include "sched/job.h"
+#include "sched/registry.h"
+#include "base/timer_heap.h"
+#include "io/watcher.h"
 
 /* What the handlers share with the test. */
 struct observed {

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "route.h"
+#include "server/route.h"
 
 static void handler(detach_job *job, void *arg)
 {

@@ -15,8 +15,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "base/error.h"
 #include "detach.h"
-#include "error.h"
 
 static _Thread_local char last_error[512];
 

@@ -79,9 +79,9 @@ enum {
 #undef LOG_INFO
 #undef LOG_DEBUG
 
+#include "base/log.h"
+#include "base/thread.h"
 #include "detach.h"
-#include "log.h"
-#include "thread.h"
 
 static int log_threshold = LOG_INFO;
 static int log_to_syslog;

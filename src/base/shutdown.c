@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "error.h"
-#include "shutdown.h"
+#include "base/error.h"
+#include "base/shutdown.h"
 
 void shutdown_list_init(struct shutdown_list *list)
 {

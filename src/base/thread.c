@@ -7,7 +7,7 @@
  */
 #include <signal.h>
 
-#include "thread.h"
+#include "base/thread.h"
 
 int thread_start(pthread_t *id, void *(*start_routine)(void *), void *arg)
 {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "timer_heap.h"
+#include "base/timer_heap.h"
 
 void timer_init(struct timer *timer, timer_fn fire)
 {

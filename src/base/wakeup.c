@@ -11,7 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "wakeup.h"
+#include "base/wakeup.h"
 
 static void futex(_Atomic uint32_t *word, int operation, uint32_t value,
                   const struct timespec *timeout)

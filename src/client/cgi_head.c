@@ -7,14 +7,14 @@
  * and they are fuzzed, so each one walks explicit lengths and rejects what
  * it does not understand instead of guessing.
  */
-#include "cgi_head.h"
+#include "client/cgi_head.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "error.h"
+#include "base/error.h"
 
 /* Sets errno for a caller that checks it, and records the message. */
 #define INVALID(...) (errno = EINVAL, error_set(__VA_ARGS__))

@@ -13,8 +13,8 @@
 
 #include <json-c/json.h>
 
-#include "error.h"
-#include "job_status.h"
+#include "base/error.h"
+#include "client/job_status.h"
 
 #define INVALID(...) (errno = EPROTO, error_set(__VA_ARGS__))
 

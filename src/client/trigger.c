@@ -30,11 +30,11 @@
 
 #include <curl/curl.h>
 
-#include "cgi_head.h"
+#include "base/error.h"
+#include "client/cgi_head.h"
+#include "client/job_status.h"
 #include "detach_trigger.h"
-#include "error.h"
-#include "fcgi_record.h"
-#include "job_status.h"
+#include "fcgi/fcgi_record.h"
 
 #define DEFAULT_TIMEOUT_MS 10000u
 #define USER_AGENT "detach-trigger/" DETACH_VERSION

@@ -29,8 +29,8 @@
 
 #include <fcgiapp.h>
 
-#include "error.h"
-#include "fcgi_connection.h"
+#include "base/error.h"
+#include "fcgi/fcgi_connection.h"
 
 struct fcgi_connection {
     FCGX_Request request;

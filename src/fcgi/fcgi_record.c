@@ -5,7 +5,7 @@
  * the trigger client, the unit tests and the fuzzers share one careful
  * implementation.  All multi-byte fields are big-endian on the wire.
  */
-#include "fcgi_record.h"
+#include "fcgi/fcgi_record.h"
 
 #include <errno.h>
 #include <stdint.h>

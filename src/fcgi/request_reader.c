@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fcgi_record.h"
-#include "request_reader.h"
+#include "fcgi/fcgi_record.h"
+#include "fcgi/request_reader.h"
 
 enum { EXPECT_BEGIN, IN_PARAMS, IN_STDIN, DONE, FAILED };
 

@@ -23,10 +23,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "connection.h"
-#include "fcgi_connection.h"
-#include "fcgi_record.h"
-#include "log.h"
+#include "base/log.h"
+#include "fcgi/fcgi_connection.h"
+#include "fcgi/fcgi_record.h"
+#include "io/connection.h"
 
 /*
  * While the watcher holds a connection (waiting for a request, or for the

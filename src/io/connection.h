@@ -12,9 +12,9 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
-#include "request_reader.h"
-#include "timer_heap.h"
-#include "watcher.h"
+#include "base/timer_heap.h"
+#include "fcgi/request_reader.h"
+#include "io/watcher.h"
 
 struct fcgi_connection;
 struct connection;

@@ -22,10 +22,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "connection.h"
-#include "error.h"
-#include "listener.h"
-#include "log.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "io/connection.h"
+#include "io/listener.h"
 
 #define container_of(pointer, type, member) \
     ((type *)((char *)(pointer) - offsetof(type, member)))

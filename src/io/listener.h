@@ -4,7 +4,7 @@
 #ifndef DETACH_LISTENER_H
 #define DETACH_LISTENER_H
 
-#include "watcher.h"
+#include "io/watcher.h"
 
 struct io_context;
 

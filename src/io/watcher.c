@@ -17,10 +17,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "log.h"
-#include "thread.h"
-#include "watcher.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/thread.h"
+#include "io/watcher.h"
 
 struct watcher {
     pthread_mutex_t lock;

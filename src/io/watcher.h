@@ -16,7 +16,7 @@
 #define DETACH_WATCHER_H
 
 #include <stdint.h>
-#include "timer_heap.h"
+#include "base/timer_heap.h"
 
 struct watcher;
 struct watch;

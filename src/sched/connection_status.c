@@ -7,8 +7,8 @@
  */
 #include <stdatomic.h>
 
-#include "connection_status.h"
 #include "detach.h"
+#include "sched/connection_status.h"
 
 void connection_status_init(struct connection_status *status, int ignore_user_abort)
 {

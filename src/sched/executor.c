@@ -36,13 +36,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/error.h"
+#include "base/log.h"
+#include "base/thread.h"
+#include "base/wakeup.h"
 #include "detach.h"
-#include "error.h"
-#include "executor.h"
-#include "fiber.h"
-#include "log.h"
-#include "thread.h"
-#include "wakeup.h"
+#include "sched/executor.h"
+#include "sched/fiber.h"
 
 /* Idle threads kept beyond the runnable jobs: a burst finds them ready,
  * and a quiet server keeps a couple, never more than max_jobs in all. */

@@ -9,7 +9,7 @@
 #define DETACH_EXECUTOR_H
 
 #include <stdint.h>
-#include "parking.h"
+#include "sched/parking.h"
 
 struct executor;
 struct fiber;

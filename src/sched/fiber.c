@@ -29,8 +29,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "fiber.h"
+#include "base/error.h"
+#include "sched/fiber.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>

@@ -17,21 +17,21 @@
 #include <string.h>
 #include <time.h>
 
-#include "connection.h"
-#include "connection_status.h"
-#include "error.h"
-#include "executor.h"
-#include "fcgi_connection.h"
-#include "job.h"
-#include "job_memory.h"
-#include "log.h"
-#include "registry.h"
-#include "request_reader.h"
-#include "shutdown.h"
-#include "spool.h"
-#include "timer_heap.h"
-#include "wakeup.h"
-#include "watcher.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/shutdown.h"
+#include "base/timer_heap.h"
+#include "base/wakeup.h"
+#include "fcgi/fcgi_connection.h"
+#include "fcgi/request_reader.h"
+#include "io/connection.h"
+#include "io/watcher.h"
+#include "sched/connection_status.h"
+#include "sched/executor.h"
+#include "sched/job.h"
+#include "sched/job_memory.h"
+#include "sched/registry.h"
+#include "sched/spool.h"
 
 #define container_of(pointer, type, member) \
     ((type *)((char *)(pointer) - offsetof(type, member)))

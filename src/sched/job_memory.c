@@ -71,12 +71,12 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "error.h"
-#include "job_memory.h"
-#include "log.h"
-#include "thread.h"
-#include "timer_heap.h"
-#include "wakeup.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/thread.h"
+#include "base/timer_heap.h"
+#include "base/wakeup.h"
+#include "sched/job_memory.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "error.h"
-#include "fiber.h"
-#include "parking.h"
+#include "base/error.h"
+#include "sched/fiber.h"
+#include "sched/parking.h"
 
 enum { NOT_PARKED, PARKED };
 

@@ -11,7 +11,7 @@
 #define DETACH_PARKING_H
 
 #include <stdint.h>
-#include "timer_heap.h"
+#include "base/timer_heap.h"
 
 struct parking;
 

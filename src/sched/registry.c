@@ -10,8 +10,8 @@
  */
 #include <string.h>
 
-#include "registry.h"
-#include "timer_heap.h"
+#include "base/timer_heap.h"
+#include "sched/registry.h"
 
 const double registry_bucket_bounds[REGISTRY_BUCKETS] = {
     0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1e300,

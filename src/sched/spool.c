@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "log.h"
-#include "spool.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "sched/spool.h"
 
 #define MAGIC "DSPOOL2\n"
 #define MAGIC_V1 "DSPOOL1\n"

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "access.h"
 #include "detach.h"
+#include "server/access.h"
 
 struct parsed {
     unsigned char bytes[16];

@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "detach.h"
-#include "fd_budget.h"
+#include "server/fd_budget.h"
 
 static unsigned long long floor_difference(unsigned long long a, unsigned long long b)
 {

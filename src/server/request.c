@@ -16,18 +16,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "access.h"
-#include "connection.h"
-#include "executor.h"
-#include "fcgi_connection.h"
-#include "job.h"
-#include "log.h"
-#include "request.h"
-#include "request_reader.h"
-#include "route.h"
-#include "server_core.h"
-#include "spool.h"
-#include "status_page.h"
+#include "base/log.h"
+#include "fcgi/fcgi_connection.h"
+#include "fcgi/request_reader.h"
+#include "io/connection.h"
+#include "sched/executor.h"
+#include "sched/job.h"
+#include "sched/spool.h"
+#include "server/access.h"
+#include "server/request.h"
+#include "server/route.h"
+#include "server/server_core.h"
+#include "server/status_page.h"
 
 #define MAX_PATH_LENGTH 4096
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "route.h"
+#include "base/error.h"
+#include "server/route.h"
 
 void route_table_init(struct route_table *table)
 {

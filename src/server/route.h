@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 #include "detach.h"
-#include "job.h"
+#include "sched/job.h"
 
 struct route {
     /* What a job made for it reads: path (as configured, with any

@@ -15,20 +15,20 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "connection.h"
-#include "error.h"
-#include "executor.h"
-#include "fd_budget.h"
-#include "fcgi_connection.h"
-#include "listener.h"
-#include "log.h"
-#include "request.h"
-#include "server_core.h"
-#include "spool.h"
-#include "job.h"
-#include "job_memory.h"
-#include "watcher.h"
-#include "worker.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "fcgi/fcgi_connection.h"
+#include "io/connection.h"
+#include "io/listener.h"
+#include "io/watcher.h"
+#include "sched/executor.h"
+#include "sched/job.h"
+#include "sched/job_memory.h"
+#include "sched/spool.h"
+#include "server/fd_budget.h"
+#include "server/request.h"
+#include "server/server_core.h"
+#include "server/worker.h"
 
 struct detach_server {
     struct server_core core;

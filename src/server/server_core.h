@@ -10,11 +10,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include "connection.h"
 #include "detach.h"
-#include "job.h"
-#include "registry.h"
-#include "route.h"
+#include "io/connection.h"
+#include "sched/job.h"
+#include "sched/registry.h"
+#include "server/route.h"
 
 struct watcher;
 struct worker_pool;

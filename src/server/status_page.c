@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "status_page.h"
+#include "server/status_page.h"
 
 #define MAX_JOBS_SHOWN (REGISTRY_RECENT + 1024)
 

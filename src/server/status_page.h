@@ -13,7 +13,7 @@
 #define DETACH_STATUS_PAGE_H
 
 #include <stddef.h>
-#include "registry.h"
+#include "sched/registry.h"
 
 struct status_response {
     char *text;           /* the whole CGI response: head and body; malloc'ed */

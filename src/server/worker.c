@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "connection.h"
-#include "error.h"
-#include "log.h"
-#include "request.h"
-#include "server_core.h"
-#include "thread.h"
-#include "worker.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/thread.h"
+#include "io/connection.h"
+#include "server/request.h"
+#include "server/server_core.h"
+#include "server/worker.h"
 
 struct worker_pool {
     struct server_core *core;

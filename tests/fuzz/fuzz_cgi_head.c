@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cgi_head.h"
-#include "job_status.h"
+#include "client/cgi_head.h"
+#include "client/job_status.h"
 
 #include "fuzz_check.h"
 
