@@ -24,14 +24,13 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "base/log.h"
+#include "base/timer_heap.h"
+#include "io/watcher.h"
 #include "sched/executor.h"
 #include "sched/job.h"
 #include "sched/job_memory.h"
-#include "base/log.h"
-#include "sched/job.h"
 #include "sched/registry.h"
-#include "base/timer_heap.h"
-#include "io/watcher.h"
 
 /* What the handlers share with the test. */
 struct observed {
@@ -780,6 +779,129 @@ static void time_limit_wakes_a_parked_job(void **state)
     executor_free(executor);
 }
 
+/* ---- the executor knows no job: a bare task with its own ops ---- */
+
+struct plain {
+    struct executor_task task;
+    pthread_mutex_t *lock;
+    pthread_cond_t *changed;
+    int started, released, discarded, stop;   /* counts, under *lock */
+    int slept;                 /* executor_sleep()'s result */
+    uint64_t woke_after_ms;
+};
+
+static struct plain *plain_of(struct executor_task *task)
+{
+    return (struct plain *)((char *)task - offsetof(struct plain, task));
+}
+
+static void plain_note(struct plain *plain, int *field)
+{
+    pthread_mutex_lock(plain->lock);
+    (*field)++;
+    pthread_cond_broadcast(plain->changed);
+    pthread_mutex_unlock(plain->lock);
+}
+
+/* Parks for up to 10 s: only a stop ends it sooner. */
+static void plain_run(struct executor_task *task)
+{
+    struct plain *plain = plain_of(task);
+    uint64_t start = monotonic_ms();
+
+    plain_note(plain, &plain->started);
+    plain->slept = executor_sleep(task, start + 10000);
+    plain->woke_after_ms = monotonic_ms() - start;
+}
+
+static void plain_release(struct executor_task *task)
+{
+    plain_note(plain_of(task), &plain_of(task)->released);
+}
+
+static void plain_discard(struct executor_task *task)
+{
+    plain_note(plain_of(task), &plain_of(task)->discarded);
+}
+
+static int plain_should_stop(struct executor_task *task)
+{
+    struct plain *plain = plain_of(task);
+    int stop;
+
+    pthread_mutex_lock(plain->lock);
+    stop = plain->stop;
+    pthread_mutex_unlock(plain->lock);
+    return stop;
+}
+
+static void plain_request_stop(struct executor_task *task)
+{
+    plain_note(plain_of(task), &plain_of(task)->stop);
+    executor_wake(task);
+}
+
+static const char *plain_name(struct executor_task *task)
+{
+    return "plain";
+}
+
+static const struct executor_ops plain_ops = {
+    .run = plain_run, .release = plain_release, .discard = plain_discard,
+    .request_stop = plain_request_stop, .should_stop = plain_should_stop, .name = plain_name,
+};
+
+static void plain_wait(struct plain *plain, const int *field)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(plain->lock);
+    while (!*field)
+        if (pthread_cond_timedwait(plain->changed, plain->lock, &deadline) != 0)
+            break;
+    pthread_mutex_unlock(plain->lock);
+    assert_true(*field);
+}
+
+/*
+ * No job, no job memory, no watcher: one running task parks (and keeps
+ * the one running place), two more queue behind it; a drain that keeps
+ * queued work discards those two through their ops, then asks the running
+ * one to stop, which wakes it from its park at once, and releases it.
+ */
+static void plain_tasks_run_park_stop_and_discard(void **state)
+{
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+    struct plain tasks[3];
+    struct executor *executor = executor_new(1, 8, 0, 0);
+
+    assert_non_null(executor);
+    for (int i = 0; i < 3; i++) {
+        memset(&tasks[i], 0, sizeof(tasks[i]));
+        tasks[i].lock = &lock;
+        tasks[i].changed = &changed;
+        executor_task_init(&tasks[i].task, &plain_ops);
+    }
+    assert_int_equal(executor_submit(executor, &tasks[0].task), 0);
+    plain_wait(&tasks[0], &tasks[0].started);
+    assert_int_equal(executor_submit(executor, &tasks[1].task), 0);
+    assert_int_equal(executor_submit(executor, &tasks[2].task), 0);
+
+    executor_drain(executor, 0, 1);
+    assert_int_equal(tasks[0].released, 1);
+    assert_int_equal(tasks[0].slept, 0);                /* parked, then resumed */
+    assert_true(tasks[0].woke_after_ms < 5000);         /* by the stop, not the deadline */
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(tasks[i].discarded, 1);
+        assert_int_equal(tasks[i].started, 0);
+        assert_int_equal(tasks[i].released, 0);
+    }
+    executor_free(executor);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -800,6 +922,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sleep_on_thread_keeps_the_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_timeout_wakes_parked_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(time_limit_wakes_a_parked_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(plain_tasks_run_park_stop_and_discard, setup, teardown),
     };
 
     log_set_level(LOG_ERROR);   /* no "started"/"ended" line per job */
