@@ -20,9 +20,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "io/connection.h"
 #include "fcgi/fcgi_connection.h"
 #include "fcgi/fcgi_record.h"
+#include "io/connection.h"
 #include "io/watcher.h"
 
 #define ANSWER "Status: 204 No Content\r\n\r\n"

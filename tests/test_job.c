@@ -15,12 +15,11 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "sched/job.h"
-#include "sched/job.h"
-#include "sched/registry.h"
-#include "sched/job_memory.h"
 #include "base/timer_heap.h"
 #include "io/watcher.h"
+#include "sched/job.h"
+#include "sched/job_memory.h"
+#include "sched/registry.h"
 
 /* What job.c needs of a server: a watcher, a registry, job memory. */
 static struct job_env *new_core(void)

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "client/job_status.h"
 #include "sched/registry.h"
 #include "server/status_page.h"
-#include "client/job_status.h"
 
 static struct job_snapshot snapshot(const char *id, const char *route, enum job_state state,
                                     int progress, const char *message)
