@@ -25,8 +25,11 @@ extern "C" {
 
 #if defined(__GNUC__)
 #define DETACH_API __attribute__((visibility("default")))
+#define DETACH_PRINTF(fmt_index, first_index) \
+    __attribute__((format(printf, fmt_index, first_index)))
 #else
 #define DETACH_API
+#define DETACH_PRINTF(fmt_index, first_index)
 #endif
 
 /* Connection status bits, as PHP's connection_status(). */
@@ -214,6 +217,110 @@ DETACH_API void detach_progress(detach_job *job, int percent, const char *messag
 
 /* The message of the last failure in this thread. */
 DETACH_API const char *detach_last_error(void);
+
+/*
+ * ---- For handlers that run a process ----
+ *
+ * What detachd's scripts need beyond the calls above; any handler that
+ * starts a process group may use them the same way.
+ */
+
+/*
+ * Every request param at once, packed: "NAME=value" strings one after the
+ * other, each '\0'-ended, the last followed by an empty string.  Walk them
+ * with  for (const char *p = detach_params(job); *p; p += strlen(p) + 1).
+ * HTTP_PROXY is never among them (httpoxy).  Owned by the job: valid until
+ * its last shutdown callback returns.
+ */
+DETACH_API const char *detach_params(detach_job *job);
+/* Milliseconds since the job started running (monotonic); 0 before. */
+DETACH_API unsigned long long detach_job_elapsed_ms(detach_job *job);
+/*
+ * How the job's process ended: exit_code (0..255, or -1 when a signal
+ * ended it) and exit_signal (-1 when none).  Shown as exit_code= or
+ * exit_signal= on "ended" and as "exit" on the status page; a non-zero code
+ * or a signal makes the result "failed".  Any thread, while the job runs.
+ */
+DETACH_API void detach_job_set_exit(detach_job *job, int exit_code, int exit_signal);
+
+typedef void (*detach_stop_fn)(detach_job *job, void *arg);
+/*
+ * A hook for the job's first stop request (a timeout, an abort not
+ * ignored, the server's stop): fn(job, arg) runs once, on the thread that
+ * asks for the stop (often the server's event thread) with an internal
+ * lock held, so it must only signal -- kill(), a write to an eventfd --
+ * and return at once, never block or call back into libdetach.  When the
+ * stop came already, fn runs from this call before it returns, and the
+ * call returns 1; otherwise 0.  fn NULL removes the hook: once that call
+ * returns, fn is not running and never runs again, so arg may be freed.
+ * The hook goes by itself once the shutdown callbacks ran.  One hook per
+ * job; a second call replaces the first.
+ */
+DETACH_API int detach_on_stop(detach_job *job, detach_stop_fn fn, void *arg);
+
+/*
+ * ---- The server's log, for programs built on libdetach ----
+ *
+ * One line per event, "ts=... level=info event=NAME key=value ...", in
+ * the order of the calls, never interleaved: a program's own events join
+ * the library's in one stream.
+ */
+enum { DETACH_LOG_ERROR = -1, DETACH_LOG_INFO = 0, DETACH_LOG_DEBUG = 1 };
+
+/* fields: printf-style "key=value key2=%s"; quote values that may hold
+ * spaces with detach_log_quote().  Levels above detach_options.log_level
+ * of the server are dropped. */
+DETACH_API void detach_log(int level, const char *event, const char *fields, ...)
+    DETACH_PRINTF(3, 4);
+/* s as a logfmt value in buf (size bytes): bare when safe, else quoted
+ * and escaped, cut to fit.  Returns buf (or a constant for size < 3). */
+DETACH_API const char *detach_log_quote(char *buf, size_t size, const char *s);
+/*
+ * Where lines go; each is set once at start, before any thread logs.
+ * json: one JSON object per line instead of logfmt.  syslog: to syslog(3)
+ * as "detachd", LOG_DAEMON.  journal: to the systemd journal, one entry
+ * per line with each field as its own.  detach_log_stderr_is_journal():
+ * 1 when stderr is the journal stream systemd gave the process.
+ * detach_log_set_file(): stderr pointed at path (appended, created 0640),
+ * and detach_log_reopen() opens it again after logrotate moved it (a
+ * no-op without a file); both 0, or -1 with errno.
+ */
+DETACH_API void detach_log_set_json(int on);
+DETACH_API void detach_log_set_syslog(int on);
+DETACH_API void detach_log_set_journal(int on);
+DETACH_API int detach_log_stderr_is_journal(void);
+DETACH_API int detach_log_set_file(const char *path);
+DETACH_API int detach_log_reopen(void);
+
+/*
+ * ---- Checking a configuration before serving it ----
+ */
+
+/* Why no request could ever match path ("dot_segment", "backslash",
+ * "encoded_separator"), or NULL when it is a fine route path. */
+DETACH_API const char *detach_route_path_refusal(const char *path);
+/* 0 when every address or range of a status_allow list parses; -1 with
+ * the bad entry at *bad (into list, *bad_length bytes). */
+DETACH_API int detach_allow_list_valid(const char *list, const char **bad, int *bad_length);
+
+enum { DETACH_BUDGET_FITS, DETACH_BUDGET_SHORT, DETACH_BUDGET_IMPOSSIBLE };
+typedef struct detach_descriptor_budget {
+    int verdict;                 /* FITS: max_jobs jobs and the connections fit;
+                                    SHORT: only jobs_at_once jobs run at once;
+                                    IMPOSSIBLE: not one job beside one connection */
+    unsigned long long limit;    /* RLIMIT_NOFILE as given */
+    unsigned long long needed;   /* descriptors for all of it */
+    unsigned jobs_at_once;
+    char figures[256];           /* "limit=N needed=N own=N ...", for messages */
+} detach_descriptor_budget;
+/*
+ * The descriptor budget detach_serve() applies (and logs) at start, ahead
+ * of time: limit is RLIMIT_NOFILE's soft limit (~0ULL for none); the
+ * server's own descriptors are estimated.
+ */
+DETACH_API void detach_descriptor_budget_compute(detach_descriptor_budget *budget,
+                                                 unsigned long long limit, unsigned workers,
+                                                 unsigned max_jobs, unsigned job_descriptors);
 
 /* The trigger client, detach_trigger(), is in <detach_trigger.h> and its own
  * library, libdetach-trigger (pkg-config detach-trigger). */

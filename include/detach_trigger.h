@@ -51,6 +51,39 @@ typedef struct detach_trigger_result {
 DETACH_API int detach_trigger(const char *url, const detach_trigger_options *opts,
                               detach_trigger_result *result);
 
+/*
+ * A URL on the same server as trigger_url: its scheme, user, host and
+ * port, with path (which starts with '/') and no query or fragment.
+ * "https://u@h:8443/jobs/x?a=1" and "/detach-status/jobs/ab12" give
+ * "https://u@h:8443/detach-status/jobs/ab12".  malloc'd: the caller frees
+ * it; NULL with a message in detach_last_error().
+ */
+DETACH_API char *detach_trigger_url_with_path(const char *trigger_url, const char *path);
+
+#define DETACH_JOB_STATUS_MESSAGE_SIZE 160
+
+/* One job as the status page's JSON (GET <status_path>/jobs/<id>) shows it. */
+typedef struct detach_job_status {
+    char state[16];                   /* "queued", "running", "ended" */
+    int connection_status;            /* 0..3; -1 when absent */
+    int progress;                     /* 0..100; -1 when none reported */
+    char message[DETACH_JOB_STATUS_MESSAGE_SIZE];   /* progress message, UTF-8, cut to fit */
+    int exit_code, exit_signal;       /* -1: none (a C job, or not ended) */
+} detach_job_status;
+
+/*
+ * GETs a job's status object at url (an http(s):// URL, or with
+ * opts->fcgi a "/path" asked over FastCGI; opts as for detach_trigger(),
+ * fields and method unused) within timeout_ms (0: 10 s).  0 with the
+ * answer's HTTP status in *http_status, and *job filled when it is 200;
+ * -1 when nothing usable came back -- errno ETIMEDOUT for a timeout, EPROTO
+ * for an answer that is not a job's JSON -- with a message in
+ * detach_last_error().
+ */
+DETACH_API int detach_trigger_job_status(const char *url, const detach_trigger_options *opts,
+                                         unsigned timeout_ms, int *http_status,
+                                         detach_job_status *job);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "access.h"
+#include "server/access.h"
 
 static void exact_addresses(void **state)
 {

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "cgi_head.h"
+#include "client/cgi_head.h"
 
 static void addresses(void **state)
 {

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "daemon/config.h"
 
 struct fixture {
     char dir[64];

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "connection_status.h"
 #include "detach.h"
+#include "sched/connection_status.h"
 
 static void starts_normal(void **state)
 {

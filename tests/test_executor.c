@@ -24,14 +24,13 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "executor.h"
-#include "job.h"
-#include "job_memory.h"
-#include "log.h"
-#include "route.h"
-#include "server_core.h"
-#include "timer_heap.h"
-#include "watcher.h"
+#include "base/log.h"
+#include "base/timer_heap.h"
+#include "io/watcher.h"
+#include "sched/executor.h"
+#include "sched/job.h"
+#include "sched/job_memory.h"
+#include "sched/registry.h"
 
 /* What the handlers share with the test. */
 struct observed {
@@ -49,9 +48,10 @@ struct observed {
 };
 
 struct fixture {
-    struct server_core core;
+    struct job_env core;
+    struct registry registry;
     struct observed observed;
-    struct route route;
+    struct job_kind route;
     int baseline_threads;      /* before the executor: main, watcher, ... */
 };
 
@@ -150,7 +150,8 @@ static int setup(void **state)
     struct fixture *fixture = calloc(1, sizeof(*fixture));
 
     assert_non_null(fixture);
-    registry_init(&fixture->core.registry);
+    registry_init(&fixture->registry);
+    fixture->core.registry = &fixture->registry;
     fixture->core.watcher = watcher_new();
     assert_non_null(fixture->core.watcher);
     assert_int_equal(watcher_start(fixture->core.watcher), 0);
@@ -158,7 +159,7 @@ static int setup(void **state)
     assert_non_null(fixture->core.job_memory);
     pthread_mutex_init(&fixture->observed.lock, NULL);
     pthread_cond_init(&fixture->observed.changed, NULL);
-    fixture->route = (struct route){ .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
+    fixture->route = (struct job_kind){ .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
                                      .handler = handler, .arg = &fixture->observed };
     fixture->baseline_threads = process_threads();
     *state = fixture;
@@ -171,7 +172,7 @@ static int teardown(void **state)
 
     watcher_free(fixture->core.watcher);
     job_memory_free(fixture->core.job_memory);
-    registry_destroy(&fixture->core.registry);
+    registry_destroy(&fixture->registry);
     wait_for_threads(initial_threads);   /* a clean baseline for the next */
     pthread_cond_destroy(&fixture->observed.changed);
     pthread_mutex_destroy(&fixture->observed.lock);
@@ -192,7 +193,7 @@ static void submit_blocked_jobs(struct fixture *fixture, struct executor *execut
 {
     fixture->observed.block = 1;
     for (int i = 0; i < count; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
 }
 
 /* Waits (up to 10 s) until *counter reaches at least target. */
@@ -313,7 +314,7 @@ static void deferred_submits_wait_for_the_flush(void **state)
      * starting would look at the inbox on its own. */
     sleep_ms(200);
     for (int i = 0; i < 8; i++)
-        assert_int_equal(executor_submit_deferred(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit_deferred(executor, job_task(new_job(fixture))), 0);
     sleep_ms(200);
     pthread_mutex_lock(&observed->lock);
     assert_int_equal(observed->ran, 0);
@@ -334,7 +335,7 @@ static void runs_every_job_within_max_jobs(void **state)
 
     assert_non_null(executor);
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(&fixture->observed, &fixture->observed.ran, N);
     assert_int_equal(fixture->observed.ran, N);
     assert_true(fixture->observed.max_running <= M);
@@ -357,7 +358,7 @@ static void admission_limit_is_exact(void **state)
     submit_blocked_jobs(fixture, executor, 6);
     refused = new_job(fixture);
     errno = 0;
-    assert_int_equal(executor_submit(executor, refused), -1);
+    assert_int_equal(executor_submit(executor, job_task(refused)), -1);
     assert_int_equal(errno, EAGAIN);
     assert_false(executor_has_room(executor, 0));
     /* Only one job thread existed at first: four running means the
@@ -370,13 +371,13 @@ static void admission_limit_is_exact(void **state)
     assert_int_equal(observed->ran, 0);
     pthread_mutex_unlock(&observed->lock);
     /* Still full while the two wait. */
-    assert_int_equal(executor_submit(executor, refused), -1);
+    assert_int_equal(executor_submit(executor, job_task(refused)), -1);
     assert_int_equal(errno, EAGAIN);
 
     release(observed);
     wait_for(observed, &observed->ran, 6);
     /* Room again once they ended. */
-    assert_int_equal(executor_submit(executor, refused), 0);
+    assert_int_equal(executor_submit(executor, job_task(refused)), 0);
     wait_for(observed, &observed->ran, 7);
     assert_true(observed->max_running <= 4);
     assert_true(observed->max_threads - fixture->baseline_threads - HELPER_THREADS <= 4);
@@ -412,11 +413,11 @@ static void queue_bytes_budget_is_exact(void **state)
     submit_blocked_jobs(fixture, executor, 1);
     wait_for(observed, &observed->running, 1);   /* it left the queue */
     /* An empty queue takes a job over the whole budget... */
-    assert_int_equal(executor_submit(executor, new_job_of(fixture, 5000)), 0);
+    assert_int_equal(executor_submit(executor, job_task(new_job_of(fixture, 5000))), 0);
     /* ...and then nothing more, not even a small one. */
     over = new_job_of(fixture, 10);
     errno = 0;
-    assert_int_equal(executor_submit(executor, over), -1);
+    assert_int_equal(executor_submit(executor, job_task(over)), -1);
     assert_int_equal(errno, ENOBUFS);
     release(observed);
     wait_for(observed, &observed->ran, 2);
@@ -425,19 +426,19 @@ static void queue_bytes_budget_is_exact(void **state)
     wait_for(observed, &observed->running, 1);
     /* 999 + 1 bytes of params each: three fit 3000 exactly, a fourth not. */
     for (int i = 0; i < 3; i++)
-        assert_int_equal(executor_submit(executor, new_job_of(fixture, 999)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job_of(fixture, 999))), 0);
     assert_true(executor_has_room(executor, 0));
     errno = 0;
     assert_false(executor_has_room(executor, 1));
     assert_int_equal(errno, ENOBUFS);
     errno = 0;
-    assert_int_equal(executor_submit(executor, over), -1);
+    assert_int_equal(executor_submit(executor, job_task(over)), -1);
     assert_int_equal(errno, ENOBUFS);
     release(observed);
     wait_for(observed, &observed->ran, 6);
     /* Every queued job ran: the budget is all free again. */
     assert_true(executor_has_room(executor, 3000));
-    assert_int_equal(executor_submit(executor, over), 0);
+    assert_int_equal(executor_submit(executor, job_task(over)), 0);
     wait_for(observed, &observed->ran, 7);
     executor_free(executor);
 }
@@ -461,9 +462,9 @@ static void limit_running_holds_jobs_in_the_queue(void **state)
     pthread_mutex_unlock(&observed->lock);
     /* Admission is still max_jobs + queue: 18 in all. */
     for (int i = 0; i < 12; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     refused = new_job(fixture);
-    assert_int_equal(executor_submit(executor, refused), -1);
+    assert_int_equal(executor_submit(executor, job_task(refused)), -1);
     job_free(refused);
     release(observed);
     wait_for(observed, &observed->ran, 18);
@@ -511,7 +512,7 @@ static void recovered_jobs_pass_the_limit(void **state)
     assert_non_null(executor);
     observed->block = 1;
     for (int i = 0; i < 5; i++)
-        assert_int_equal(executor_submit_recovered(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit_recovered(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, 2);
     assert_int_equal(job_threads(fixture), 2);
     release(observed);
@@ -529,11 +530,11 @@ static void drain_runs_queued_jobs_then_refuses(void **state)
 
     assert_non_null(executor);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     executor_drain(executor, 10, 0);
     assert_int_equal(observed->ran, 10);
     late = new_job(fixture);
-    assert_int_equal(executor_submit(executor, late), -1);
+    assert_int_equal(executor_submit(executor, job_task(late)), -1);
     assert_int_equal(errno, EAGAIN);
     job_free(late);
     executor_free(executor);
@@ -551,7 +552,7 @@ static void *submit_all(void *arg)
     struct submitter *submitter = arg;
 
     for (int i = 0; i < 64; i++) {
-        if (executor_submit(submitter->executor, submitter->jobs[i]) == 0) {
+        if (executor_submit(submitter->executor, job_task(submitter->jobs[i])) == 0) {
             submitter->accepted++;
             submitter->jobs[i] = NULL;
         }
@@ -672,7 +673,7 @@ static void busy_cpus_do_not_pile_up_threads(void **state)
     for (int i = 0; i < HOGS; i++)
         assert_int_equal(pthread_create(&hogs[i], NULL, hog_cpu, NULL), 0);
     for (end = monotonic_ms() + 3000; monotonic_ms() < end; submitted++) {
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
         sleep_ms(1);
     }
     atomic_store(&hogging, 0);
@@ -698,7 +699,7 @@ static void sleeping_jobs_hold_no_thread(void **state)
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 400;
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, N);
     /* All 200 running (asleep), on far fewer threads. */
     assert_true(job_threads(fixture) <= N / 4);
@@ -723,7 +724,7 @@ static void sleep_on_thread_keeps_the_thread(void **state)
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 300;
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, N);
     assert_int_equal(job_threads(fixture), N);
     wait_for(observed, &observed->ran, N);
@@ -747,7 +748,7 @@ static void drain_timeout_wakes_parked_jobs(void **state)
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 30000;
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, N);
     start = monotonic_ms();
     executor_drain(executor, 0, 0);
@@ -770,11 +771,134 @@ static void time_limit_wakes_a_parked_job(void **state)
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 30000;
     observed->time_limit = 1;
-    assert_int_equal(executor_submit(executor, new_job(fixture)), 0);
+    assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->ran, 1);
     assert_true(monotonic_ms() - start < 5000);
     assert_int_equal(observed->cancelled, 1);
     assert_int_equal(observed->timed_out, 1);
+    executor_free(executor);
+}
+
+/* ---- the executor knows no job: a bare task with its own ops ---- */
+
+struct plain {
+    struct executor_task task;
+    pthread_mutex_t *lock;
+    pthread_cond_t *changed;
+    int started, released, discarded, stop;   /* counts, under *lock */
+    int slept;                 /* executor_sleep()'s result */
+    uint64_t woke_after_ms;
+};
+
+static struct plain *plain_of(struct executor_task *task)
+{
+    return (struct plain *)((char *)task - offsetof(struct plain, task));
+}
+
+static void plain_note(struct plain *plain, int *field)
+{
+    pthread_mutex_lock(plain->lock);
+    (*field)++;
+    pthread_cond_broadcast(plain->changed);
+    pthread_mutex_unlock(plain->lock);
+}
+
+/* Parks for up to 10 s: only a stop ends it sooner. */
+static void plain_run(struct executor_task *task)
+{
+    struct plain *plain = plain_of(task);
+    uint64_t start = monotonic_ms();
+
+    plain_note(plain, &plain->started);
+    plain->slept = executor_sleep(task, start + 10000);
+    plain->woke_after_ms = monotonic_ms() - start;
+}
+
+static void plain_release(struct executor_task *task)
+{
+    plain_note(plain_of(task), &plain_of(task)->released);
+}
+
+static void plain_discard(struct executor_task *task)
+{
+    plain_note(plain_of(task), &plain_of(task)->discarded);
+}
+
+static int plain_should_stop(struct executor_task *task)
+{
+    struct plain *plain = plain_of(task);
+    int stop;
+
+    pthread_mutex_lock(plain->lock);
+    stop = plain->stop;
+    pthread_mutex_unlock(plain->lock);
+    return stop;
+}
+
+static void plain_request_stop(struct executor_task *task)
+{
+    plain_note(plain_of(task), &plain_of(task)->stop);
+    executor_wake(task);
+}
+
+static const char *plain_name(struct executor_task *task)
+{
+    return "plain";
+}
+
+static const struct executor_ops plain_ops = {
+    .run = plain_run, .release = plain_release, .discard = plain_discard,
+    .request_stop = plain_request_stop, .should_stop = plain_should_stop, .name = plain_name,
+};
+
+static void plain_wait(struct plain *plain, const int *field)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(plain->lock);
+    while (!*field)
+        if (pthread_cond_timedwait(plain->changed, plain->lock, &deadline) != 0)
+            break;
+    pthread_mutex_unlock(plain->lock);
+    assert_true(*field);
+}
+
+/*
+ * No job, no job memory, no watcher: one running task parks (and keeps
+ * the one running place), two more queue behind it; a drain that keeps
+ * queued work discards those two through their ops, then asks the running
+ * one to stop, which wakes it from its park at once, and releases it.
+ */
+static void plain_tasks_run_park_stop_and_discard(void **state)
+{
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+    struct plain tasks[3];
+    struct executor *executor = executor_new(1, 8, 0, 0);
+
+    assert_non_null(executor);
+    for (int i = 0; i < 3; i++) {
+        memset(&tasks[i], 0, sizeof(tasks[i]));
+        tasks[i].lock = &lock;
+        tasks[i].changed = &changed;
+        executor_task_init(&tasks[i].task, &plain_ops);
+    }
+    assert_int_equal(executor_submit(executor, &tasks[0].task), 0);
+    plain_wait(&tasks[0], &tasks[0].started);
+    assert_int_equal(executor_submit(executor, &tasks[1].task), 0);
+    assert_int_equal(executor_submit(executor, &tasks[2].task), 0);
+
+    executor_drain(executor, 0, 1);
+    assert_int_equal(tasks[0].released, 1);
+    assert_int_equal(tasks[0].slept, 0);                /* parked, then resumed */
+    assert_true(tasks[0].woke_after_ms < 5000);         /* by the stop, not the deadline */
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(tasks[i].discarded, 1);
+        assert_int_equal(tasks[i].started, 0);
+        assert_int_equal(tasks[i].released, 0);
+    }
     executor_free(executor);
 }
 
@@ -798,6 +922,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sleep_on_thread_keeps_the_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(drain_timeout_wakes_parked_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(time_limit_wakes_a_parked_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(plain_tasks_run_park_stop_and_discard, setup, teardown),
     };
 
     log_set_level(LOG_ERROR);   /* no "started"/"ended" line per job */

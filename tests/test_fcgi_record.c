@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "fcgi_record.h"
+#include "fcgi/fcgi_record.h"
 
 static void header_round_trip(void **state)
 {

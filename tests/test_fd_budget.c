@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "fd_budget.h"
+#include "server/fd_budget.h"
 
 struct budget_case {
     unsigned long long limit, own;

@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "fiber.h"
+#include "sched/fiber.h"
 
 struct trace {
     int steps[8];

@@ -15,19 +15,21 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "job.h"
-#include "route.h"
-#include "server_core.h"
-#include "job_memory.h"
-#include "timer_heap.h"
-#include "watcher.h"
+#include "base/timer_heap.h"
+#include "io/watcher.h"
+#include "sched/job.h"
+#include "sched/job_memory.h"
+#include "sched/registry.h"
 
-static struct server_core *new_core(void)
+/* What job.c needs of a server: a watcher, a registry, job memory. */
+static struct job_env *new_core(void)
 {
-    struct server_core *core = calloc(1, sizeof(*core));
+    struct job_env *core = calloc(1, sizeof(*core));
 
     assert_non_null(core);
-    registry_init(&core->registry);
+    core->registry = calloc(1, sizeof(*core->registry));
+    assert_non_null(core->registry);
+    registry_init(core->registry);
     core->watcher = watcher_new();
     assert_non_null(core->watcher);
     assert_int_equal(watcher_start(core->watcher), 0);
@@ -44,11 +46,12 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    struct server_core *core = *state;
+    struct job_env *core = *state;
 
     watcher_free(core->watcher);
     job_memory_free(core->job_memory);
-    registry_destroy(&core->registry);
+    registry_destroy(core->registry);
+    free(core->registry);
     free(core);
     return 0;
 }
@@ -72,7 +75,7 @@ static char *make_params(const char *const *pairs, size_t count)
     return params;
 }
 
-static detach_job *new_job(struct server_core *core, const struct route *route)
+static detach_job *new_job(struct job_env *core, const struct job_kind *route)
 {
     static const char *const pairs[] = { "REQUEST_METHOD=POST", "QUERY_STRING=a=1&b=2" };
     char *body = strdup("payload");
@@ -117,7 +120,7 @@ static void no_op_handler(detach_job *job, void *arg)
 
 static void accessors(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
     size_t length = 0;
 
@@ -144,7 +147,7 @@ static void accessors(void **state)
  * its message; the next report replaces it, a NULL message empties it. */
 static void progress_reports_replace_each_other(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
     char message[200], long_message[300];
 
@@ -168,9 +171,51 @@ static void progress_reports_replace_each_other(void **state)
     free_job(job);
 }
 
+static void count_call(detach_job *job, void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* detach_on_stop(): the hook runs once, at the first stop; one given after
+ * the stop runs at once (1 returned), as a script spawned after a stop must
+ * still be signalled; a removed hook never runs. */
+static void stop_hook_runs_once_even_when_late(void **state)
+{
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    detach_job *job = new_job(*state, &route);
+    int calls = 0;
+
+    assert_int_equal(detach_on_stop(job, count_call, &calls), 0);
+    assert_int_equal(calls, 0);
+    job_request_stop(job);
+    assert_int_equal(calls, 1);
+    job_request_stop(job);
+    detach_set_time_limit(job, 0);
+    assert_int_equal(calls, 1);
+    assert_int_equal(detach_on_stop(job, NULL, NULL), 0);
+    free_job(job);
+
+    calls = 0;
+    job = new_job(*state, &route);
+    job_request_stop(job);
+    assert_int_equal(detach_on_stop(job, count_call, &calls), 1);
+    assert_int_equal(calls, 1);
+    assert_int_equal(detach_on_stop(job, count_call, &calls), 1);
+    assert_int_equal(calls, 1);   /* once per job, however often it is set */
+    free_job(job);
+
+    calls = 0;
+    job = new_job(*state, &route);
+    assert_int_equal(detach_on_stop(job, count_call, &calls), 0);
+    assert_int_equal(detach_on_stop(job, NULL, NULL), 0);
+    job_request_stop(job);
+    assert_int_equal(calls, 0);
+    free_job(job);
+}
+
 static void trigger_job_has_no_response(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
 
     assert_int_equal(detach_write(job, "x", 1), -1);
@@ -184,7 +229,7 @@ static void trigger_job_has_no_response(void **state)
 
 static void time_limit_sets_timeout_and_stop(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
 
     detach_set_time_limit(job, 1);
@@ -196,7 +241,7 @@ static void time_limit_sets_timeout_and_stop(void **state)
 
 static void second_call_restarts_the_clock(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
     uint64_t start = monotonic_ms();
 
@@ -212,7 +257,7 @@ static void second_call_restarts_the_clock(void **state)
 
 static void zero_cancels_the_limit(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
 
     detach_set_time_limit(job, 1);
@@ -225,7 +270,7 @@ static void zero_cancels_the_limit(void **state)
 
 static void sleep_sleeps_and_wakes_on_stop(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
     uint64_t start = monotonic_ms();
 
@@ -273,7 +318,7 @@ static void handler_until_stopped(detach_job *job, void *arg)
 static void callbacks_see_the_final_status(void **state)
 {
     struct observed observed = { { 0 }, 0 };
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = handler_until_stopped,
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = handler_until_stopped,
                            .arg = &observed };
     detach_job *job = new_job(*state, &route);
 
@@ -286,7 +331,7 @@ static void callbacks_see_the_final_status(void **state)
 
 /* The peer leaving while the time limit runs out: 3, and one run each. */
 struct racing_job {
-    struct server_core *core;
+    struct job_env *core;
     detach_job *job;
     struct observed observed;
 };
@@ -321,7 +366,7 @@ static void handler_racing(detach_job *job, void *arg)
 static void abort_and_timeout_race_run_callbacks_once(void **state)
 {
     struct racing_job racing = { *state, NULL, { { 0 }, 0 } };
-    struct route route = { .path = "/t", .mode = DETACH_ATTACHED, .handler = handler_racing,
+    struct job_kind route = { .path = "/t", .mode = DETACH_ATTACHED, .handler = handler_racing,
                            .arg = &racing };
 
     racing.job = new_job(*state, &route);
@@ -350,8 +395,8 @@ static void result_in_callback(detach_job *job, void *arg)
  * the first reason is the one shown; shutdown callbacks see the result. */
 static void a_failed_run_is_counted_failed_with_its_reason(void **state)
 {
-    struct server_core *core = *state;
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
+    struct job_env *core = *state;
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
                            .handler = fail_twice };
     detach_job *job = new_job(core, &route);
     struct registry_counters counters;
@@ -364,10 +409,10 @@ static void a_failed_run_is_counted_failed_with_its_reason(void **state)
     job_list(job);
     job_run(job);
     assert_string_equal(seen, "failed/0");
-    registry_copy(&core->registry, &counters, NULL, 0);
+    registry_copy(core->registry, &counters, NULL, 0);
     assert_int_equal(counters.failed, 1);
     assert_int_equal(counters.completed, 0);
-    assert_int_equal(registry_find(&core->registry, id, &ended), 0);
+    assert_int_equal(registry_find(core->registry, id, &ended), 0);
     assert_string_equal(ended.error, "cannot start: spawn /x: Permission denied");
     free_job(job);
 
@@ -378,7 +423,7 @@ static void a_failed_run_is_counted_failed_with_its_reason(void **state)
     job_list(job);
     job_run(job);
     assert_string_equal(seen, "ok/0");
-    registry_copy(&core->registry, &counters, NULL, 0);
+    registry_copy(core->registry, &counters, NULL, 0);
     assert_int_equal(counters.completed, 1);
     free_job(job);
 }
@@ -386,7 +431,7 @@ static void a_failed_run_is_counted_failed_with_its_reason(void **state)
 /* The first run is attempt 1; one recovered from the spool is a rerun. */
 static void attempt_counts_reruns(void **state)
 {
-    struct route route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
+    struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
 
     assert_int_equal(detach_job_attempt(job), 1);
@@ -412,6 +457,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(abort_and_timeout_race_run_callbacks_once, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_run_is_counted_failed_with_its_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(attempt_counts_reruns, setup, teardown),
+        cmocka_unit_test_setup_teardown(stop_hook_runs_once_even_when_late, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "job_log_prune.h"
+#include "daemon/job_log_prune.h"
 
 static void make_file(const char *dir, const char *name, time_t mtime)
 {

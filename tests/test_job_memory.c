@@ -20,7 +20,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "job_memory.h"
+#include "sched/job_memory.h"
 
 /* As job_memory.c: an idle server's reserve, the busiest one's, the empty
  * chunks kept past the reserve (16 MiB), and a slab's chunks. */

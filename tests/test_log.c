@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define THREADS 4
 #define LINES_PER_THREAD 5000

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "fcgi_record.h"
-#include "request_reader.h"
+#include "fcgi/fcgi_record.h"
+#include "fcgi/request_reader.h"
 
 /* A request as nginx sends it, built with our own encoder. */
 static struct fcgi_buffer request(const char *body, uint16_t role)

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "route.h"
+#include "server/route.h"
 
 static void handler(detach_job *job, void *arg)
 {
@@ -28,11 +28,11 @@ static void matches(void **state)
 
     route = route_table_match(&table, "/jobs/report");
     assert_non_null(route);
-    assert_string_equal(route->path, "/jobs/report");
+    assert_string_equal(route->kind.path, "/jobs/report");
     route = route_table_match(&table, "/jobs/other");
-    assert_string_equal(route->path, "/jobs/*");
+    assert_string_equal(route->kind.path, "/jobs/*");
     route = route_table_match(&table, "/jobs/big/one");
-    assert_string_equal(route->path, "/jobs/big/*");
+    assert_string_equal(route->kind.path, "/jobs/big/*");
     assert_null(route_table_match(&table, "/jobs"));
     assert_null(route_table_match(&table, "/job"));
     assert_null(route_table_match(&table, "/other"));

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "run_protocol.h"
+#include "daemon/run_protocol.h"
 
 static int count(char **words)
 {

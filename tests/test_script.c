@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "script.h"
+#include "daemon/script.h"
 
 static int head(const char *text, size_t *body_start)
 {

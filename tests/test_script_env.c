@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "script_env.h"
+#include "daemon/script_env.h"
 
 /* ---- the allow-list, one param at a time ---- */
 

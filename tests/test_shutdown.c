@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "shutdown.h"
+#include "base/shutdown.h"
 
 struct trace {
     struct shutdown_list *list;

@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "spool.h"
+#include "sched/spool.h"
 
 /* Packed, as a job holds them: the literal's own NUL ends the list. */
 static char params_block[] = "REQUEST_METHOD=POST\0QUERY_STRING=a=1\0";

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "registry.h"
-#include "status_page.h"
-#include "job_status.h"
+#include "client/job_status.h"
+#include "sched/registry.h"
+#include "server/status_page.h"
 
 static struct job_snapshot snapshot(const char *id, const char *route, enum job_state state,
                                     int progress, const char *message)
@@ -43,7 +43,7 @@ static struct job_snapshot snapshot(const char *id, const char *route, enum job_
  * one written straight into the ring. */
 static void fill(struct registry *registry)
 {
-    struct registry_entry entry = { NULL, NULL, NULL };
+    struct registry_entry entry = { NULL, NULL, NULL, NULL };
     struct job_snapshot ok = snapshot("a1", "/jobs/ok", JOB_ENDED, 100, "done");
     struct job_snapshot bad = snapshot("b2", "/jobs/<bad>", JOB_ENDED, 40, "half \"way\" <b>&");
     struct job_snapshot killed = snapshot("c3", "/jobs/slow", JOB_ENDED, -1, "");
@@ -256,7 +256,7 @@ static void test_html(void **state)
 static void test_html_escapes_ids(void **state)
 {
     struct registry registry;
-    struct registry_entry entry = { NULL, NULL, NULL };
+    struct registry_entry entry = { NULL, NULL, NULL, NULL };
     struct job_snapshot odd = snapshot("x\"><script>alert(1)</script>", "/r'&", JOB_ENDED, 5,
                                        "line\nbreak\x01");
 
@@ -278,7 +278,7 @@ static void test_html_escapes_ids(void **state)
 static void test_failed_start_shows_its_reason(void **state)
 {
     struct registry registry;
-    struct registry_entry entry = { NULL, NULL, NULL };
+    struct registry_entry entry = { NULL, NULL, NULL, NULL };
     struct job_snapshot job = snapshot("f6", "/jobs/report", JOB_ENDED, -1, "");
     struct job_snapshot fine = snapshot("g7", "/jobs/report", JOB_ENDED, -1, "");
     struct registry_counters counters;
@@ -315,10 +315,10 @@ static void test_interrupted_job_is_not_counted(void **state)
     struct registry_entry entry;
     struct registry_counters counters;
     struct job_snapshot copy;
-    int job;   /* any address: registry_interrupted() never reads the job */
 
     registry_init(&registry);
-    registry_add(&registry, &entry, (detach_job *)&job);
+    /* No snapshot callback: registry_interrupted() never reads the job. */
+    registry_add(&registry, &entry, "i1", NULL);
     registry_started(&registry);
     registry_interrupted(&registry, &entry);
     assert_int_equal(registry_copy(&registry, &counters, &copy, 1), 0);
@@ -344,7 +344,7 @@ static void test_html_empty(void **state)
 
 /* ---- one job, and reading it back as detach-trigger does ---- */
 
-static void parse_rendered(struct registry *registry, const char *id, struct job_status *job)
+static void parse_rendered(struct registry *registry, const char *id, detach_job_status *job)
 {
     char subpath[96];
 
@@ -357,7 +357,7 @@ static void parse_rendered(struct registry *registry, const char *id, struct job
 static void test_job_json_round_trip(void **state)
 {
     struct registry registry;
-    struct job_status job;
+    detach_job_status job;
     fill(&registry);
 
     parse_rendered(&registry, "d4", &job);
@@ -396,7 +396,7 @@ static void test_job_json_round_trip(void **state)
 
 static void test_job_status_parse(void **state)
 {
-    struct job_status job;
+    detach_job_status job;
     static const char *const bad[] = {
         "", "[]", "null", "{", "{\"state\":\"ended\"", "{\"state\":\"ended\"}x",
         "{\"state\":ended}", "{\"state\":\"ended\",}", "{\"progress\":{\"percent\":1}}",

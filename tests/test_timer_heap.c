@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "timer_heap.h"
+#include "base/timer_heap.h"
 
 static void no_op(struct timer *timer)
 {

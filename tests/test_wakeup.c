@@ -12,8 +12,8 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "timer_heap.h"
-#include "wakeup.h"
+#include "base/timer_heap.h"
+#include "base/wakeup.h"
 
 struct sleeper {
     struct wakeup *wakeup;

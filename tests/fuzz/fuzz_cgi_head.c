@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cgi_head.h"
-#include "job_status.h"
+#include "client/cgi_head.h"
+#include "client/job_status.h"
 
 #include "fuzz_check.h"
 
@@ -75,7 +75,7 @@ static void check_cgi_head(const char *data, size_t size)
 
 static void check_job_status(const char *data, size_t size)
 {
-    struct job_status job, again;
+    detach_job_status job, again;
     char *padded;
 
     if (job_status_parse(data, size, &job) != 0)

@@ -41,9 +41,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "fcgi_connection.h"
-#include "fcgi_record.h"
-#include "request_reader.h"
+#include "fcgi/fcgi_connection.h"
+#include "fcgi/fcgi_record.h"
+#include "fcgi/request_reader.h"
 
 #include "fuzz_check.h"
 

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "script.h"
+#include "daemon/script.h"
 
 #include "fuzz_check.h"
 

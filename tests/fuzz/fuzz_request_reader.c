@@ -33,8 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fcgi_record.h"
-#include "request_reader.h"
+#include "fcgi/fcgi_record.h"
+#include "fcgi/request_reader.h"
 
 #include "fuzz_check.h"
 

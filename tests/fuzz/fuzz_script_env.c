@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "script_env.h"
+#include "daemon/script_env.h"
 
 #include "fuzz_check.h"
 

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request_reader.h"
-#include "spool.h"
+#include "fcgi/request_reader.h"
+#include "sched/spool.h"
 
 #include "fuzz_check.h"
 

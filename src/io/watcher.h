@@ -1,0 +1,65 @@
+/*
+ * watcher.h - the one thread that owns every deadline and watched socket.
+ *
+ * epoll for descriptors, a timer heap for deadlines, so no other thread
+ * ever polls or sleeps to notice anything.  Callbacks run on the watcher
+ * thread with the watcher's lock held: they must be short, never block,
+ * and use the *_locked calls.  Holding the lock during dispatch is what
+ * makes watcher_unwatch() and watcher_disarm() final: once they return,
+ * the callback is not running and never will, so the owner may free it.
+ * A callback may release the lock for work on what it alone owns (the
+ * connection whose one-shot watch fired reads and answers its request
+ * so) and must take it again before it returns; events of the same batch
+ * are checked against their watch's generation, so nothing stale fires.
+ */
+#ifndef DETACH_WATCHER_H
+#define DETACH_WATCHER_H
+
+#include <stdint.h>
+#include "base/timer_heap.h"
+
+struct watcher;
+struct watch;
+typedef void (*watch_fn)(struct watch *watch, uint32_t events);
+typedef void (*watcher_round_fn)(void *arg);
+
+struct watch {
+    int fd;
+    uint32_t generation;   /* 0 while not registered */
+    uint32_t events;       /* as registered */
+    watch_fn ready;
+};
+
+struct watcher *watcher_new(void);
+/* fn(arg) runs on the watcher thread, its lock held, after the events of
+ * each epoll round are dispatched and after timers fire, for work their
+ * callbacks put off to do once for all of them.  fn NULL: none.  Like
+ * watcher_unwatch(), final once it returns: the fn replaced is not
+ * running and never will. */
+void watcher_on_round_end(struct watcher *watcher, watcher_round_fn fn, void *arg);
+/* Starts the thread. */
+int watcher_start(struct watcher *watcher);
+/* Stops and joins the thread; nothing may be watched or armed any more. */
+void watcher_free(struct watcher *watcher);
+
+void watch_init(struct watch *watch, int fd, watch_fn ready);
+
+/* events: EPOLLIN, EPOLLRDHUP, EPOLLONESHOT...; re-arms one registered.
+ * Watching again for the same events without EPOLLONESHOT costs nothing:
+ * such a registration stays armed. */
+int watcher_watch(struct watcher *watcher, struct watch *watch, uint32_t events);
+int watcher_watch_locked(struct watcher *watcher, struct watch *watch, uint32_t events);
+void watcher_unwatch(struct watcher *watcher, struct watch *watch);
+void watcher_unwatch_locked(struct watcher *watcher, struct watch *watch);
+
+/* Fires after_ms from now; re-arming moves the deadline. */
+void watcher_arm(struct watcher *watcher, struct timer *timer, uint64_t after_ms);
+void watcher_arm_locked(struct watcher *watcher, struct timer *timer, uint64_t after_ms);
+void watcher_disarm(struct watcher *watcher, struct timer *timer);
+void watcher_disarm_locked(struct watcher *watcher, struct timer *timer);
+
+/* For state that callbacks share with other threads. */
+void watcher_lock(struct watcher *watcher);
+void watcher_unlock(struct watcher *watcher);
+
+#endif
