@@ -21,8 +21,7 @@
  *      $(pkg-config --libs fcgi) -lpthread -o bench_app
  *
  * BENCH_JOB_NICE=N in the environment sets job_nice (default 10), for
- * comparing job thread priorities; BENCH_JOB_MEMORY_MIB=N sets job_memory
- * (default 0: taken as needed).
+ * comparing job thread priorities.
  *
  * SIGTERM or SIGINT: detach_server_stop(); exit 0 after the drain.
  */
@@ -138,8 +137,6 @@ int main(int argc, char **argv)
         options.spool = argv[6];
     if (getenv("BENCH_JOB_NICE"))
         options.job_nice = atoi(getenv("BENCH_JOB_NICE"));
-    if (getenv("BENCH_JOB_MEMORY_MIB"))
-        options.job_memory = (size_t)strtoull(getenv("BENCH_JOB_MEMORY_MIB"), NULL, 10) << 20;
     options.socket_mode = 0666;
     options.status_path = "/detach-status";
     snprintf(listen, sizeof(listen), "unix:%s", argv[1]);

@@ -8,7 +8,7 @@
  * Takes HOLD_MIB in 1 KiB pieces, each written once (as queued jobs are),
  * prints "ready" on stdout, then takes GROW_MIB_PER_S more, paced every
  * millisecond, for SECONDS, and exits 0.  With BATCH_MIB it takes the
- * memory as detach's memory thread does instead (src/job_memory.c):
+ * memory as detach's former memory thread did (job_memory.c, removed):
  * 2-MiB-aligned mappings advised MADV_HUGEPAGE, a page written at a time,
  * BATCH_MIB at once whenever the growth is due.  Exit status 1 on bad
  * arguments or when memory runs out.

@@ -75,11 +75,6 @@ typedef struct detach_options {
     const char *status_path;   /* e.g. "/detach-status"; NULL: no status page */
     const char *status_allow;  /* REMOTE_ADDRs allowed, space-separated,
                                   "10.0.0.0/8" ranges too: "127.0.0.1 ::1" */
-    size_t job_memory;         /* bytes of job memory (a job, queued or
-                                  running, takes about 1 KiB) faulted in at
-                                  start and always kept: a queue growing
-                                  within it takes no new memory on the ack
-                                  path.  0: taken as needed */
     size_t queue_bytes;        /* params + body of all queued jobs, at most:
                                   64 MiB.  A trigger that would go past it
                                   gets 503 with Retry-After, as with a full

@@ -116,7 +116,6 @@ static void test_defaults(void **state)
     assert_null(config.status_path);
     assert_null(config.log_dir);
     assert_int_equal(config.read_timeout, 10);
-    assert_int_equal(config.job_memory, 0);
     assert_null(config.routes);
     assert_int_equal(config.route_count, 0);
     config_free(&config);
@@ -248,10 +247,9 @@ static void test_values(void **state)
     assert_int_equal(config.drain_timeout, 0);
     config_free(&config);
 
-    load_ok(*state, "[detachd]\nlisten = [::1]:9000\nmax_body = 1G\njob_memory = 256M\n", &config);
+    load_ok(*state, "[detachd]\nlisten = [::1]:9000\nmax_body = 1G\n", &config);
     assert_string_equal(config.listen, "[::1]:9000");
     assert_int_equal(config.max_body, 1024 * 1024 * 1024);
-    assert_int_equal(config.job_memory, 256 * 1024 * 1024);
     config_free(&config);
 }
 
@@ -398,8 +396,9 @@ static void test_out_of_range(void **state)
     expect_error(*state, "[detachd]\nmax_body = 2G\n", 2,
                  "max_body = 2G is out of range (1..1073741824)");
     expect_error(*state, "[detachd]\nmax_body = 0\n", 2, "max_body = 0 is out of range (1..1073741824)");
-    expect_error(*state, "[detachd]\njob_memory = 2048G\n", 2,
-                 "job_memory = 2048G is out of range (0..1099511627776)");
+    /* Removed with the private job allocator: a config naming it is told so. */
+    expect_error(*state, "[detachd]\njob_memory = 256M\n", 2,
+                 "unknown key \"job_memory\" in [detachd]");
 }
 
 static void test_bad_boolean_and_mode(void **state)

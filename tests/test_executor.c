@@ -29,7 +29,6 @@
 #include "io/watcher.h"
 #include "sched/executor.h"
 #include "sched/job.h"
-#include "sched/job_memory.h"
 #include "sched/registry.h"
 
 /* What the handlers share with the test. */
@@ -155,8 +154,6 @@ static int setup(void **state)
     fixture->core.watcher = watcher_new();
     assert_non_null(fixture->core.watcher);
     assert_int_equal(watcher_start(fixture->core.watcher), 0);
-    fixture->core.job_memory = job_memory_new(0);
-    assert_non_null(fixture->core.job_memory);
     pthread_mutex_init(&fixture->observed.lock, NULL);
     pthread_cond_init(&fixture->observed.changed, NULL);
     fixture->route = (struct job_kind){ .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
@@ -171,7 +168,6 @@ static int teardown(void **state)
     struct fixture *fixture = *state;
 
     watcher_free(fixture->core.watcher);
-    job_memory_free(fixture->core.job_memory);
     registry_destroy(&fixture->registry);
     wait_for_threads(initial_threads);   /* a clean baseline for the next */
     pthread_cond_destroy(&fixture->observed.changed);

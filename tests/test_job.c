@@ -18,7 +18,6 @@
 #include "base/timer_heap.h"
 #include "io/watcher.h"
 #include "sched/job.h"
-#include "sched/job_memory.h"
 #include "sched/registry.h"
 
 /* What job.c needs of a server: a watcher, a registry, job memory. */
@@ -33,8 +32,6 @@ static struct job_env *new_core(void)
     core->watcher = watcher_new();
     assert_non_null(core->watcher);
     assert_int_equal(watcher_start(core->watcher), 0);
-    core->job_memory = job_memory_new(0);
-    assert_non_null(core->job_memory);
     return core;
 }
 
@@ -49,7 +46,6 @@ static int teardown(void **state)
     struct job_env *core = *state;
 
     watcher_free(core->watcher);
-    job_memory_free(core->job_memory);
     registry_destroy(core->registry);
     free(core->registry);
     free(core);

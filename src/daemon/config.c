@@ -50,7 +50,7 @@
 #define MAX_SECONDS 31536000ULL /* a year: anything longer is a typo */
 #define MAX_BODY_LIMIT (1ULL << 30)
 #define MAX_JOB_LOG (1ULL << 40) /* a terabyte of one job's output: a typo */
-#define MAX_JOB_MEMORY (1ULL << 40) /* a terabyte faulted in at start: a typo */
+#define MAX_QUEUE_BYTES (1ULL << 40) /* a terabyte of queued bodies: a typo */
 #define UTF8_BOM "\xEF\xBB\xBF"
 
 enum section_kind { SECTION_NONE, SECTION_DAEMON, SECTION_ROUTE };
@@ -104,8 +104,7 @@ static const struct key_spec daemon_keys[] = {
     DAEMON_KEY("log_format", VALUE_LOG_FORMAT, log_format, 0, 0),
     DAEMON_KEY("job_log_keep", VALUE_UNSIGNED, job_log_keep, 0, MAX_SECONDS),
     DAEMON_KEY("job_nice", VALUE_UNSIGNED, job_nice, 0, 19),
-    DAEMON_KEY("job_memory", VALUE_SIZE, job_memory, 0, MAX_JOB_MEMORY),
-    DAEMON_KEY("queue_bytes", VALUE_SIZE, queue_bytes, 1, MAX_JOB_MEMORY),
+    DAEMON_KEY("queue_bytes", VALUE_SIZE, queue_bytes, 1, MAX_QUEUE_BYTES),
 };
 
 static const struct key_spec route_keys[] = {

@@ -54,10 +54,6 @@ enum config_log_format { CONFIG_LOG_LOGFMT, CONFIG_LOG_JSON };
  *   job_log_keep = 604800   seconds a job log in log_dir is kept after
  *                  its last write; older ones are removed in the
  *                  background.  0: kept for ever.
- *   job_memory   = 256M   job memory (about 1 KiB a job, queued or
- *                  running) faulted in at start and always kept, so a
- *                  growing queue takes no new memory on the ack path.
- *                  0 (the default): taken as needed.
  *   queue_bytes  = 64M    the params and bodies of queued jobs, in all;
  *                  a trigger that would take the queue past it gets 503
  *                  with Retry-After, as a full queue does.  A job always
@@ -81,7 +77,6 @@ struct config {
     unsigned job_nice;       /* niceness of jobs, 0..19 (default 10) */
     char *status_allow;      /* NULL when unset: the library's default */
     size_t job_log_max;      /* bytes; 0: unlimited */
-    size_t job_memory;       /* bytes faulted in at start and kept; 0: none */
     size_t queue_bytes;      /* params + body of the queued jobs, at most */
     enum config_log_target log_target;
     /* Where a key was set, for messages about it: 0 when not set in the

@@ -656,7 +656,6 @@ int main(int argc, char **argv)
     server_options.socket_mode = config->socket_mode;
     server_options.socket_owner = config->socket_owner;
     server_options.job_nice = (int)config->job_nice;
-    server_options.job_memory = config->job_memory;
     server_options.queue_bytes = config->queue_bytes;
     server_options.job_descriptors = SCRIPT_JOB_DESCRIPTORS;
     server_options.read_timeout_ms = config->read_timeout * 1000;

@@ -29,7 +29,6 @@
 #include "sched/connection_status.h"
 #include "sched/executor.h"
 #include "sched/job.h"
-#include "sched/job_memory.h"
 #include "sched/registry.h"
 #include "sched/spool.h"
 
@@ -155,8 +154,7 @@ detach_job *job_new(struct job_env *env, const struct job_kind *kind,
     size_t params_bytes = request_params_size(params);
     /* One block: the job, its params, its body (NUL-terminated, as a
      * convenience to handlers that read text). */
-    detach_job *job = job_memory_allocate(env->job_memory,
-                                          sizeof(*job) + params_bytes + (body ? body_length + 1 : 0));
+    detach_job *job = malloc(sizeof(*job) + params_bytes + (body ? body_length + 1 : 0));
     uint32_t number;
 
     if (!job) {
@@ -203,7 +201,7 @@ void job_free(detach_job *job)
     free(job->progress_message);
     if (!job->error_is_static)
         free(job->error);
-    job_memory_release(job);
+    free(job);
 }
 
 struct executor_task *job_task(detach_job *job)

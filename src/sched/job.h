@@ -20,7 +20,6 @@ struct connection;
 struct watcher;
 struct registry;
 struct spool;
-struct job_memory;
 
 /*
  * What kind of job to run: a route's part that a job reads (route.h
@@ -44,14 +43,13 @@ struct job_env {
     struct watcher *watcher;         /* timers, and the lock a stop takes */
     struct registry *registry;       /* the status page's ledger */
     struct spool *spool;
-    struct job_memory *job_memory;   /* every job's block */
     _Atomic uint32_t next_job_number;   /* job ids; seeded at random per start */
 };
 
 /*
  * params: packed "NAME=value" strings (request_reader_params()); body:
- * NULL when the request had none.  Both are copied into the job's memory
- * (job_memory.h), the caller keeps its own.  connection: the one an
+ * NULL when the request had none.  Both are copied into the job's one
+ * malloc()ed block, the caller keeps its own.  connection: the one an
  * attached job answers on, NULL for a trigger job.
  */
 detach_job *job_new(struct job_env *env, const struct job_kind *kind,

@@ -23,7 +23,6 @@
 #include "io/watcher.h"
 #include "sched/executor.h"
 #include "sched/job.h"
-#include "sched/job_memory.h"
 #include "sched/spool.h"
 #include "server/fd_budget.h"
 #include "server/request.h"
@@ -176,10 +175,6 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->core.io.answer_now = answer_now;
     server->core.io.hand_off = hand_off;
     server->core.io.handler_arg = &server->core;
-    server->core.job_memory = job_memory_new(server->core.options.job_memory);
-    if (!server->core.job_memory)
-        goto fail;
-    server->core.jobs.job_memory = server->core.job_memory;
     server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue,
                                          server->core.options.job_nice,
                                          server->core.options.sleep_on_thread);
@@ -378,7 +373,6 @@ void detach_server_free(detach_server *server)
     spool_close(server->core.spool);
     watcher_free(server->core.watcher);
     worker_pool_free(server->core.workers);   /* the watcher pushed to it */
-    job_memory_free(server->core.job_memory);  /* every job is gone */
     for (struct route_table *table = atomic_load(&server->core.routes), *older; table; table = older) {
         older = table->retired;
         route_table_destroy(table);

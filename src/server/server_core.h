@@ -21,14 +21,12 @@ struct worker_pool;
 struct executor;
 struct connection;
 struct spool;
-struct job_memory;
 
 struct server_core {
     detach_options options;           /* every default resolved */
     struct watcher *watcher;
     struct worker_pool *workers;
     struct executor *executor;
-    struct job_memory *job_memory;    /* every job's block */
     /* Swapped whole on reload; a request matches against one table. */
     _Atomic(struct route_table *) routes;
     struct spool *spool;              /* NULL: no durability promised */

@@ -253,7 +253,7 @@ def test_new_config_keys_errors_name_the_line():
             ("job_log_max", "10Q", 'bad size "10Q" for job_log_max'),
             ("job_log_max", "2T", 'bad size "2T" for job_log_max'),
             ("log", "file", 'bad log "file" (stderr, syslog or journal)'),
-            ("job_memory", "2048G", "job_memory = 2048G is out of range (0..1099511627776)"),
+            ("job_memory", "64M", 'unknown key "job_memory" in [detachd]'),
         ]
         for key, value, message in cases:
             path = box.config({"/ok": {"command": ok}}, {key: value}, name="bad.conf")
@@ -263,30 +263,12 @@ def test_new_config_keys_errors_name_the_line():
             assert run.returncode == 2, (key, value, run.stderr)
             assert run.stderr.startswith(f"{path}:4: {message}"), (key, value, run.stderr)
         for key, value in (("status_allow", "127.0.0.1, ::1 192.168.0.0/16"),
-                           ("job_log_max", "0"), ("job_log_max", "512K"), ("log", "syslog"),
-                           ("job_memory", "0"), ("job_memory", "1G")):
+                           ("job_log_max", "0"), ("job_log_max", "512K"), ("log", "syslog")):
             path = box.config({"/ok": {"command": ok}}, {key: value}, name="good.conf")
             run = subprocess.run([harness.binary("detachd"), "--config", path, "--check-config"],
                                  capture_output=True, text=True, timeout=10,
                                  stdin=subprocess.DEVNULL)
             assert run.returncode == 0, (key, value, run.stderr)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
-def test_job_memory_is_faulted_in_at_start():
-    with harness.Sandbox() as box:
-        ok = box.script("ok.sh", "exit 0\n")
-        d = box.detachd({"/ok": {"command": ok}}, daemon(job_memory="33M"))
-        # Whole 2-MiB slabs, before any trigger came.
-        d.wait_event("job_memory_ready", mib=34)
-        assert rss_kib(d.pid) >= 34 * 1024, rss_kib(d.pid)
-        job_id = trigger(box, "/ok")
-        assert fe.wait_ended([d], [job_id], timeout=15)[job_id]["exit_code"] == "0"
-        assert d.stop() == 0
 
 
 # ---- the job log ----
