@@ -31,7 +31,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -484,35 +483,6 @@ static void *spawner_main(void *arg)
     return NULL;
 }
 
-#ifndef PR_FUTEX_HASH
-#define PR_FUTEX_HASH 78
-#define PR_FUTEX_HASH_SET_SLOTS 1
-#define PR_FUTEX_HASH_GET_SLOTS 2
-#endif
-#define MAX_FUTEX_HASH_SLOTS (1u << 16)
-
-/*
- * Every job thread that waits (for work, on a lock) waits on a futex, and
- * Linux 6.16 and later hash a process's futexes in a private table sized
- * for a handful of threads: 16 slots on 2 CPUs.  With thousands of threads
- * waiting, every futex wake then walks a chain of hundreds, and the acks
- * (which wake job threads) slow to a crawl.  So the table is sized for
- * max_jobs, a slot or two per job thread.  Older kernels have one big
- * shared table and refuse the call: nothing to do.
- */
-static void size_futex_hash(unsigned max_jobs)
-{
-    unsigned slots = 16;
-    int current = prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_GET_SLOTS, 0, 0, 0);
-
-    while (slots < max_jobs && slots < MAX_FUTEX_HASH_SLOTS)
-        slots *= 2;
-    if (current < 0 || (unsigned)current >= slots)
-        return;   /* an old kernel, or large enough already */
-    if (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots, 0, 0) < 0)
-        log_line(LOG_DEBUG, "futex_hash", "slots=%u error=\"%s\"", slots, strerror(errno));
-}
-
 /* One job thread now, so there is always one for a queued job whatever
  * later creations do; then the spawner, which starts the others, and the
  * parking thread. */
@@ -569,7 +539,6 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
     atomic_init(&executor->inbox, NULL);
     wakeup_init(&executor->work);
     wakeup_init(&executor->spawn);
-    size_futex_hash(max_jobs);
     pthread_mutex_init(&executor->lock, NULL);
     pthread_cond_init(&executor->idle, NULL);
     if (start_threads(executor) < 0) {
