@@ -5,58 +5,26 @@
  * One event, one line: lines from job threads, workers and the watcher
  * never interleave, and a reader can grep or parse them.
  *
- * Why a buffer: the server logs about three lines a job at tens of
- * thousands of jobs a second, and a write(2) per line cost the request
- * path a lot of CPU.  So log_line() formats the line as before, then only
- * copies it into the fill half of two 64 KiB buffers.  A writer thread,
- * started on the first line, swaps the halves and writes the full one to
- * stderr while the callers fill the other.  Woken by the first line after
- * a quiet spell, the writer lets lines gather for up to GATHER_MS (or
- * until half a buffer) before it writes: under load an append costs no
- * system call and no wake-up, and a line, LOG_ERROR ones too, is on
- * stderr within a few milliseconds, in order.
+ * A line is formatted on the caller's stack (vsnprintf) and written with
+ * one write(2) of at most 4 KiB: on a pipe that is below PIPE_BUF, so it
+ * is atomic, and on a file the kernel serialises writes to one open file
+ * (and O_APPEND puts each at the end).  No lock, no buffer, no thread: a
+ * line is on stderr when log_line() returns, so a crash loses none, and a
+ * caller preempted mid-line holds up nobody else.  (The lines used to be
+ * gathered by a writer thread in a lock-free double buffer with a printf
+ * of its own, for the request path's CPU; by hand the plain way costs no
+ * ack a user would notice: see docs/architecture.md.)
  *
- * Why no lock around the copy: the watcher logs every trigger, and the
- * job threads, at nice 10, log their jobs' starts and ends.  Under a
- * mutex, a job thread preempted while it held the lock kept the watcher,
- * and every ack behind it, waiting until the scheduler gave the niced
- * thread a CPU again: by perf trace, 80-110 waits of 0.1-1.7 ms in 3 s
- * of /noop, up to 5 ms with 2-s jobs.  So a caller claims its bytes with
- * one compare-and-swap on the buffer's state word (bytes claimed, copies
- * in flight, sealed) and copies without a lock; the writer seals the
- * buffer it swaps out and waits for the copies still in flight, so a
- * preempted caller delays the writer, never another caller.  Claims are
- * in order, so the lines are.
- *
- * When a line does not fit, its caller waits for the writer to drain the
- * other half rather than grow the buffer or write past the writer: memory
- * stays bounded and the order stays the order of the calls.  That wait,
- * and waking the writer, take the mutex: the rare paths.
- *
- * log_flush() waits until every line appended before it is written; it is
- * registered with atexit(), so a normal exit() loses nothing.  A crash
- * (SIGSEGV, kill -9) loses the lines still buffered: at most one buffer's
- * worth, usually none.  Syslog mode stays one syslog() call per line.
- *
- * The journal: the writer thread, not the caller, turns each buffered
- * logfmt line into one sd_journal_sendv() entry with its fields, so the
- * request path costs the same as with stderr.  JSON lines are made by the
- * caller from the formatted logfmt text (log_line_to_json()), so both
- * formats carry the same fields.  A log file is stderr pointed at it:
- * log_reopen() dup2()s a fresh descriptor over fd 2, which is atomic, so
- * the writer needs no lock for it.
- *
- * fork(): our children exec (or _exit) at once and never log, so there
- * are no atfork handlers; a child has no writer thread, so log_flush()
- * returns at once in a child rather than wait for one.
+ * The journal: one sd_journal_sendv() entry per line, its fields made
+ * from the formatted logfmt text, as JSON lines are (log_line_to_json()),
+ * so every format carries the same fields.  A log file is stderr pointed
+ * at it: log_reopen() dup2()s a fresh descriptor over fd 2, which is
+ * atomic, so a concurrent write goes to the old file or the new, whole.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
-#include <stdatomic.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +48,6 @@ enum {
 #undef LOG_DEBUG
 
 #include "base/log.h"
-#include "base/thread.h"
 #include "detach.h"
 
 static int log_threshold = LOG_INFO;
@@ -89,40 +56,6 @@ static int log_to_journal;
 static int log_output = LOG_LOGFMT;
 static char *log_file_path;   /* NULL: stderr is whatever we were given */
 static pthread_mutex_t reopen_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* A line waits at most this long in the buffer before it is written. */
-#define GATHER_MS 5
-
-#define BUFFER_SIZE (64 * 1024)
-
-/* A buffer's state word: the bytes claimed, the copies in flight, and
- * whether the writer sealed it (no more claims). */
-#define STATE_BYTES 0xffffffffull
-#define STATE_COPY (1ull << 32)
-#define STATE_COPIES (0x7fffffffull << 32)
-#define STATE_SEALED (1ull << 63)
-
-struct buffer {
-    _Atomic uint64_t state;
-    char data[BUFFER_SIZE];
-};
-
-static pthread_mutex_t buffer_lock = PTHREAD_MUTEX_INITIALIZER;   /* the rare paths */
-static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;   /* to the writer */
-static pthread_cond_t drained = PTHREAD_COND_INITIALIZER;      /* from the writer */
-static pthread_cond_t gathered = PTHREAD_COND_INITIALIZER;     /* cut a gather short */
-static pthread_once_t writer_once = PTHREAD_ONCE_INIT;
-static struct buffer buffers[2];
-static _Atomic(struct buffer *) fill = &buffers[0];
-static int writer_running;
-static _Atomic int writer_waiting;     /* nothing to write: an append signals work_ready */
-static _Atomic int writer_gathering;   /* waits GATHER_MS for more lines before it writes */
-static _Atomic int flush_wanted;       /* log_flush() callers waiting */
-static _Atomic int full_waiters;       /* callers waiting for room */
-static _Atomic pid_t writer_pid;   /* read by log_flush() before any lock */
-/* Buffers swapped out and buffers written, ever (buffer_lock): log_flush()
- * waits for the write of the buffer its lines are in. */
-static uint64_t swaps, writes_done;
 
 void log_set_syslog(int on)
 {
@@ -183,94 +116,6 @@ static size_t put(char *out, size_t room, const char *text)
         length = room;
     memcpy(out, text, length);
     return length;
-}
-
-/* Decimal digits of value, '\0'-ended, at the end of digits[24] (room
- * for 20 digits and a sign before them); returns the first. */
-static char *decimal(char digits[24], unsigned long long value)
-{
-    char *p = digits + 23;
-
-    *p = '\0';
-    do
-        *--p = (char)('0' + value % 10);
-    while (value /= 10);
-    return p;
-}
-
-/*
- * Why not vsnprintf(): the three lines a job logs made glibc's printf
- * machinery the top user-space cost of an acknowledgement.  The fields
- * of our lines are plain strings and integers; this walks them once.
- * Returns -1 at the first conversion it does not know, having consumed
- * some of args: the caller passes a copy.
- */
-static int format_fast(char *out, size_t size, const char *format, va_list args)
-{
-    size_t used = 0, room = size - 1;
-
-    for (const char *p = format; *p; p++) {
-        char digits[24];
-        const char *text;
-        size_t length;
-
-        if (*p != '%') {
-            if (used < room)
-                out[used++] = *p;
-            continue;
-        }
-        p++;
-        if (*p == 's') {
-            text = va_arg(args, const char *);
-            if (!text)
-                text = "(null)";
-        } else if (*p == 'd') {
-            int value = va_arg(args, int);
-            char *number = decimal(digits, value < 0 ? 0ull - (unsigned long long)value
-                                                     : (unsigned long long)value);
-
-            if (value < 0)
-                *--number = '-';   /* 24 bytes hold 20 digits and the sign */
-            text = number;
-        } else if (*p == 'u') {
-            text = decimal(digits, va_arg(args, unsigned));
-        } else if (p[0] == 'z' && p[1] == 'u') {
-            text = decimal(digits, va_arg(args, size_t));
-            p++;
-        } else if (p[0] == 'l' && p[1] == 'l' && p[2] == 'u') {
-            text = decimal(digits, va_arg(args, unsigned long long));
-            p += 2;
-        } else if (*p == '%') {
-            text = "%";
-        } else {
-            return -1;
-        }
-        length = strlen(text);
-        if (length > room - used)
-            length = room - used;
-        memcpy(out + used, text, length);
-        used += length;
-    }
-    out[used] = '\0';
-    return (int)used;
-}
-
-int log_format(char *out, size_t size, const char *format, va_list args)
-{
-    va_list copy;
-    int n;
-
-    va_copy(copy, args);
-    n = format_fast(out, size, format, copy);
-    va_end(copy);
-    if (n < 0) {
-        n = vsnprintf(out, size, format, args);
-        if (n < 0)
-            n = 0, out[0] = '\0';
-        if ((size_t)n >= size)
-            n = (int)size - 1;
-    }
-    return n;
 }
 
 /* A failed log write has nowhere better to be reported: give up quietly. */
@@ -350,229 +195,13 @@ static void journal_send_line(const char *line, size_t length)
     (void)sd_journal_sendv(iov, count);
 }
 
-/* Writes a run of whole lines out: to stderr, or line by line to the
- * journal. */
-static void emit(const char *data, size_t length)
+/* One whole line, '\n'-ended, out: to stderr, or to the journal. */
+static void emit(const char *line, size_t length)
 {
-    if (!log_to_journal) {
-        write_all(data, length);
-        return;
-    }
-    while (length > 0) {
-        const char *end = memchr(data, '\n', length);
-        size_t line = end ? (size_t)(end - data) : length;
-
-        journal_send_line(data, line);
-        if (!end)
-            return;
-        length -= line + 1;
-        data = end + 1;
-    }
-}
-
-/* Monotonic now plus ms: a gather is not stretched by a clock step. */
-static struct timespec after_ms(long ms)
-{
-    struct timespec at;
-
-    clock_gettime(CLOCK_MONOTONIC, &at);
-    at.tv_nsec += ms * 1000000L;
-    if (at.tv_nsec >= 1000000000L) {
-        at.tv_sec++;
-        at.tv_nsec -= 1000000000L;
-    }
-    return at;
-}
-
-static size_t claimed(struct buffer *buffer)
-{
-    return (size_t)(atomic_load(&buffer->state) & STATE_BYTES);
-}
-
-/* The writer: no more claims on `out`, then wait for the copies in
- * flight.  Their callers may be niced threads the scheduler left waiting;
- * only the writer waits for them. */
-static size_t seal(struct buffer *out)
-{
-    const struct timespec pause = { 0, 50 * 1000 };
-    uint64_t state = atomic_fetch_or(&out->state, STATE_SEALED);
-
-    for (int tries = 0; state & STATE_COPIES; tries++) {
-        if (tries < 16)
-            sched_yield();
-        else
-            nanosleep(&pause, NULL);
-        state = atomic_load(&out->state);
-    }
-    return (size_t)(state & STATE_BYTES);
-}
-
-static void *writer_main(void *unused)
-{
-    (void)unused;
-    pthread_setname_np(pthread_self(), "detach-log");   /* for top -H and perf */
-    pthread_mutex_lock(&buffer_lock);
-    for (;;) {
-        struct buffer *out = atomic_load(&fill), *next;
-        size_t length;
-
-        /* Announced before each look, so a caller that claims after it
-         * sees the flag and signals under the lock we hold until the
-         * wait; again after each wake-up, as a signal meant for the
-         * buffer before this one may have taken the flag down. */
-        for (;;) {
-            atomic_store(&writer_waiting, 1);
-            if (claimed(out) > 0 || atomic_load(&full_waiters))
-                break;
-            pthread_cond_wait(&work_ready, &buffer_lock);
-        }
-        atomic_store(&writer_waiting, 0);
-        /* Let the lines of a burst gather for a moment: one write for
-         * them all, and no wake-up of ours for each line in between. */
-        if (claimed(out) < BUFFER_SIZE / 2 && !atomic_load(&flush_wanted) &&
-            !atomic_load(&full_waiters)) {
-            struct timespec until = after_ms(GATHER_MS);
-
-            for (;;) {
-                atomic_store(&writer_gathering, 1);
-                if (claimed(out) >= BUFFER_SIZE / 2 || atomic_load(&flush_wanted) ||
-                    atomic_load(&full_waiters) ||
-                    pthread_cond_clockwait(&gathered, &buffer_lock, CLOCK_MONOTONIC, &until) != 0)
-                    break;
-            }
-            atomic_store(&writer_gathering, 0);
-        }
-        /* The other buffer was written before this one filled, and kept
-         * sealed since (a caller that looked at it long ago must not put
-         * a line there out of turn): opened, it takes the callers at once. */
-        next = out == &buffers[0] ? &buffers[1] : &buffers[0];
-        atomic_store(&next->state, 0);
-        atomic_store(&fill, next);
-        swaps++;
-        pthread_cond_broadcast(&drained);   /* callers waiting for room: go on */
-        pthread_mutex_unlock(&buffer_lock);
-        length = seal(out);
-        emit(out->data, length);
-        atomic_store(&out->state, STATE_SEALED);
-        pthread_mutex_lock(&buffer_lock);
-        writes_done++;
-        pthread_cond_broadcast(&drained);
-    }
-    return NULL;
-}
-
-/* After a claim: signal the writer only when it sleeps with nothing to
- * write, or gathers and the buffer is half full or a flush is wanted; a
- * busy writer sees the line when it comes back for the next buffer.  The
- * lock only for the signal, the rare case. */
-static void wake_writer(size_t claimed_now)
-{
-    int gathering_done = atomic_load(&writer_gathering) &&
-                         (claimed_now >= BUFFER_SIZE / 2 || atomic_load(&flush_wanted));
-
-    if (!atomic_load(&writer_waiting) && !gathering_done)
-        return;
-    pthread_mutex_lock(&buffer_lock);
-    if (atomic_exchange(&writer_waiting, 0))
-        pthread_cond_signal(&work_ready);
-    else if (gathering_done && atomic_exchange(&writer_gathering, 0))
-        pthread_cond_signal(&gathered);
-    pthread_mutex_unlock(&buffer_lock);
-}
-
-/* Without atexit() or a thread, lines stay synchronous rather than risk
- * being lost at exit or never written. */
-static void start_writer(void)
-{
-    pthread_t thread;
-
-    if (atexit(log_flush) != 0)
-        return;
-    if (thread_start(&thread, writer_main, NULL) != 0)
-        return;
-    pthread_detach(thread);   /* cannot fail for a thread just created */
-    writer_running = 1;
-    atomic_store(&writer_pid, getpid());
-}
-
-/* Claims `length` bytes of the fill buffer: their offset, or -1 when the
- * line does not fit (or the writer sealed the buffer as we looked). */
-static long claim(struct buffer *buffer, size_t length)
-{
-    uint64_t state = atomic_load(&buffer->state);
-
-    do {
-        if ((state & STATE_SEALED) || (state & STATE_BYTES) + length > BUFFER_SIZE)
-            return -1;
-    } while (!atomic_compare_exchange_weak(&buffer->state, &state, state + STATE_COPY + length));
-    return (long)(state & STATE_BYTES);
-}
-
-/* The writer, from a rare path: both its waits look at full_waiters and
- * flush_wanted under the lock, so a signal under it cannot be lost. */
-static void wake_writer_locked(void)
-{
-    pthread_cond_signal(&work_ready);
-    pthread_cond_signal(&gathered);
-}
-
-/* No room: wait, under the lock, for the writer to swap the buffers. */
-static void wait_for_room(struct buffer *full)
-{
-    pthread_mutex_lock(&buffer_lock);
-    atomic_fetch_add(&full_waiters, 1);
-    wake_writer_locked();
-    while (atomic_load(&fill) == full)
-        pthread_cond_wait(&drained, &buffer_lock);
-    atomic_fetch_sub(&full_waiters, 1);
-    pthread_mutex_unlock(&buffer_lock);
-}
-
-static void append(const char *line, size_t length)
-{
-    pthread_once(&writer_once, start_writer);
-    if (!writer_running) {
-        pthread_mutex_lock(&buffer_lock);
-        emit(line, length);   /* under the lock: lines never interleave */
-        pthread_mutex_unlock(&buffer_lock);
-        return;
-    }
-    for (;;) {
-        struct buffer *buffer = atomic_load(&fill);
-        long offset = claim(buffer, length);
-
-        if (offset < 0) {
-            if (atomic_load(&buffer->state) & STATE_SEALED)
-                continue;   /* swapped as we looked: the other one */
-            wait_for_room(buffer);
-            continue;
-        }
-        memcpy(buffer->data + offset, line, length);
-        atomic_fetch_sub(&buffer->state, STATE_COPY);   /* release: the copy is done */
-        wake_writer((size_t)offset + length);
-        return;
-    }
-}
-
-void log_flush(void)
-{
-    uint64_t target;
-
-    /* No writer yet means nothing buffered.  A forked child has no writer
-     * to wait for (and may have inherited the lock held). */
-    if (getpid() != atomic_load(&writer_pid))
-        return;
-    atomic_fetch_add(&flush_wanted, 1);
-    pthread_mutex_lock(&buffer_lock);
-    /* Swaps happen under the lock: every line claimed before this call is
-     * in a buffer swapped out already, or in the fill one if it holds any. */
-    target = swaps + (claimed(atomic_load(&fill)) > 0);
-    while (writes_done < target) {
-        wake_writer_locked();
-        pthread_cond_wait(&drained, &buffer_lock);
-    }
-    pthread_mutex_unlock(&buffer_lock);
-    atomic_fetch_sub(&flush_wanted, 1);
+    if (log_to_journal)
+        journal_send_line(line, length - 1);
+    else
+        write_all(line, length);
 }
 
 static void log_vline(int level, const char *event, const char *fields, va_list args)
@@ -597,8 +226,9 @@ static void log_vline(int level, const char *event, const char *fields, va_list 
     used += put(line + used, 16, " event=");
     used += put(line + used, 256, event);
     line[used++] = ' ';
-    n = log_format(line + used, sizeof(line) - used, fields, args);
-    used += (size_t)n;
+    n = vsnprintf(line + used, sizeof(line) - used, fields, args);
+    if (n > 0)
+        used += (size_t)n;
     if (used > sizeof(line) - 2)
         used = sizeof(line) - 2;   /* truncated: still one whole line */
     if (log_to_syslog) {
@@ -614,11 +244,11 @@ static void log_vline(int level, const char *event, const char *fields, va_list 
         line[used] = '\0';
         used = log_line_to_json(line, json, sizeof(json) - 1);
         json[used++] = '\n';
-        append(json, used);
+        emit(json, used);
         return;
     }
     line[used++] = '\n';
-    append(line, used);
+    emit(line, used);
 }
 
 void log_line(int level, const char *event, const char *fields, ...)
@@ -693,8 +323,6 @@ int log_reopen(void)
 {
     int rc = 0;
 
-    /* The lines logged before the rotation go to the old file. */
-    log_flush();
     pthread_mutex_lock(&reopen_lock);
     if (log_file_path)
         rc = point_stderr_at(log_file_path);
