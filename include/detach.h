@@ -65,12 +65,17 @@ typedef struct detach_options {
                                   0 keeps the caller's.  Acks stay fast while
                                   jobs keep the CPUs busy */
     int sleep_on_thread;       /* 0: a job in detach_sleep() is parked and
-                                  holds no thread, and may go on on another
-                                  job thread afterwards; 1: it keeps its
-                                  thread, blocked, for code that needs one
-                                  thread throughout (thread-local state,
-                                  pthread_self(), a lock held across the
-                                  sleep).  0 */
+                                  holds no thread; 1: it keeps its thread,
+                                  blocked, for code that holds a lock
+                                  across the sleep.  0 */
+    int fiber_migrate;         /* 0: a parked job goes on on the job thread
+                                  it started on (thread-locals, errno and
+                                  pthread_self() hold across detach_sleep()),
+                                  once that thread is free: a job blocking
+                                  its thread for long delays the jobs
+                                  parked there.  1: on any free job thread,
+                                  so sooner, but nothing bound to a thread
+                                  may be kept across detach_sleep().  0 */
     const char *spool;         /* directory: triggers survive a crash; NULL */
     const char *status_path;   /* e.g. "/detach-status"; NULL: no status page */
     const char *status_allow;  /* REMOTE_ADDRs allowed, space-separated,
@@ -179,14 +184,15 @@ DETACH_API int detach_should_stop(detach_job *job);
  * waits this way costs no wake-ups, where a loop of short sleeps checking
  * detach_should_stop() costs one per nap.
  *
- * The sleeping job holds no thread: its stack is parked, and it goes on
- * on whichever job thread is free, so thousands of jobs may sleep at once
- * on a few threads.  So nothing bound to a thread may be kept across the
- * call: thread-local variables, pthread_self(), a mutex held, or errno
- * (a compiler may keep errno's or pthread_self()'s address across a call,
- * so set and read errno on the same side of a detach_sleep(), or in a
- * function of its own).  detach_options.sleep_on_thread = 1 keeps a
- * sleeping job on its thread instead.
+ * The sleeping job holds no thread: its stack is parked, so thousands of
+ * jobs may sleep at once on a few threads.  It goes on on the job thread
+ * it started on, so thread-local variables, errno and pthread_self() hold
+ * across the call; a mutex held across it does not (another job runs on
+ * the thread meanwhile): detach_options.sleep_on_thread = 1 keeps the
+ * thread blocked instead.  With detach_options.fiber_migrate = 1 the job
+ * goes on on whichever job thread is free first, and then nothing bound
+ * to a thread may be kept across the call (a compiler may keep errno's
+ * address across it: set and read errno on the same side).
  */
 DETACH_API int detach_sleep(detach_job *job, unsigned ms);
 /*

@@ -4,7 +4,10 @@
  * Every job runs on a fiber of its own (fiber.c), carried by a job thread.
  * A job that sleeps (detach_sleep) parks its fiber (parking.c) and its
  * thread goes on with the next runnable job; at its deadline, or when it
- * must stop, the fiber joins the ready list and any job thread resumes it.
+ * must stop, the fiber joins its own thread's ready list and that thread
+ * resumes it, so pthread_self() and thread-locals hold across the sleep.
+ * Only with executor_set_migrate() does it join a shared list any job
+ * thread resumes it from (sooner when its thread is busy, at that cost).
  * So a job costs a thread only while it computes or blocks, and ten
  * thousand sleeping jobs are ten thousand stacks, not threads or wake-ups.
  *
@@ -59,6 +62,7 @@ struct task_list {
 struct executor {
     int job_nice;              /* job threads (and their scripts) yield to acks */
     int sleep_on_thread;       /* detach_sleep() keeps the job's thread */
+    int migrate;               /* a resumed fiber may go on on any thread */
     unsigned max_jobs, queue_limit;
     unsigned run_limit;        /* jobs started at once: max_jobs, or fewer
                                   when descriptors are short */
@@ -77,7 +81,8 @@ struct executor {
     pthread_mutex_t lock;
     pthread_cond_t idle;       /* a job ended (executor_drain waits) */
     struct task_list queue;    /* admitted, not started, oldest first */
-    struct task_list ready;    /* parked fibers due to go on */
+    struct task_list ready;    /* parked fibers due to go on, any thread
+                                  (migrate) */
     /* started, not ended: on a thread, parked or ready.  Changed under
      * the lock; atomic so that a submit may read it without. */
     _Atomic unsigned running;
@@ -118,6 +123,13 @@ static struct executor_task *list_pop(struct task_list *list)
     }
     return task;
 }
+
+/* A job thread's own state, on its stack: it never leaves while a job it
+ * started runs (may_leave_locked()).  Under the executor lock. */
+struct job_thread {
+    struct task_list ready;    /* its parked fibers due to go on here */
+    int waiting;               /* idle on executor->work: wake to resume one */
+};
 
 /* The inbox into the queue, oldest first (the inbox is newest first). */
 static void collect_inbox_locked(struct executor *executor)
@@ -217,19 +229,23 @@ static void running_remove_locked(struct executor *executor, struct executor_tas
         task->next_running->prev_running = task->prev_running;
 }
 
-/* Resumed fibers first: they hold a running slot and a stack already.
- * Then a queued job, if max_jobs leaves room for it. */
-static struct executor_task *take_work_locked(struct executor *executor)
+/* Resumed fibers first, its own then any thread's: they hold a running
+ * slot and a stack already.  Then a queued job, if max_jobs leaves room
+ * for it; the job is this thread's from now on. */
+static struct executor_task *take_work_locked(struct executor *executor, struct job_thread *self)
 {
     struct executor_task *task;
 
     collect_inbox_locked(executor);
-    task = list_pop(&executor->ready);
+    task = list_pop(&self->ready);
+    if (!task)
+        task = list_pop(&executor->ready);
     if (!task && startable_locked(executor)) {
         task = list_pop(&executor->queue);
         atomic_fetch_sub(&executor->queued_bytes, task->bytes);
         executor->running++;
         running_add_locked(executor, task);
+        task->home = self;
     }
     if (task)
         executor->taken++;
@@ -268,10 +284,10 @@ static int may_leave_locked(const struct executor *executor)
 }
 
 /* Takes a job, or sleeps until there may be one; NULL: leave. */
-static struct executor_task *next_task_locked(struct executor *executor)
+static struct executor_task *next_task_locked(struct executor *executor, struct job_thread *self)
 {
     for (;;) {
-        struct executor_task *task = take_work_locked(executor);
+        struct executor_task *task = take_work_locked(executor, self);
         uint32_t seen;
         int woken = 0;
 
@@ -281,9 +297,11 @@ static struct executor_task *next_task_locked(struct executor *executor)
          * after that look sees us and bumps the word. */
         seen = wakeup_prepare(&executor->work);
         if (!atomic_load(&executor->inbox)) {
+            self->waiting = 1;   /* a resume for us, from now on, wakes all */
             pthread_mutex_unlock(&executor->lock);
             woken = wakeup_wait(&executor->work, seen, NULL);
             pthread_mutex_lock(&executor->lock);
+            self->waiting = 0;
         }
         wakeup_done(&executor->work, woken);
     }
@@ -292,13 +310,14 @@ static struct executor_task *next_task_locked(struct executor *executor)
 static void *job_thread_main(void *arg)
 {
     struct executor *executor = arg;
+    struct job_thread self = { .ready = { NULL, NULL, 0 }, .waiting = 0 };
     struct executor_task *task;
 
     pthread_setname_np(pthread_self(), "detach-job");   /* for top -H and perf */
     lower_priority(executor->job_nice, "job");
     pthread_mutex_lock(&executor->lock);
     executor->starting--;   /* from now on waiting or running */
-    while ((task = next_task_locked(executor))) {
+    while ((task = next_task_locked(executor, &self))) {
         /* More runnable: the next waiting thread is woken from here, on
          * the job side, rather than by the ack. */
         int more = runnable_locked(executor) > 0;
@@ -328,19 +347,34 @@ static void *job_thread_main(void *arg)
     return NULL;
 }
 
-/* From the parking thread: a fiber's deadline passed or its stop came. */
+/*
+ * From the parking thread: a fiber's deadline passed or its stop came.
+ * It goes back to the thread that started it, which takes it before any
+ * other work: woken if idle (all idle threads are, the word being shared;
+ * the others look and sleep again), else when its current job ends or
+ * parks.  With migrate, any thread takes it.
+ */
 static void resume_parked(struct parked *parked, void *arg)
 {
     struct executor *executor = arg;
     struct executor_task *task =
         (struct executor_task *)((char *)parked - offsetof(struct executor_task, parked));
-    int missing;
+    int shared = executor->migrate || !task->home;
+    int missing = 0, wake_home = 0;
 
     pthread_mutex_lock(&executor->lock);
-    list_push(&executor->ready, task);
-    missing = wants_thread_locked(executor, 0);
+    if (shared) {
+        list_push(&executor->ready, task);
+        missing = wants_thread_locked(executor, 0);
+    } else {
+        list_push(&task->home->ready, task);
+        wake_home = task->home->waiting;
+    }
     pthread_mutex_unlock(&executor->lock);
-    wake_after_unlock(executor, 1, missing);
+    if (shared)
+        wake_after_unlock(executor, 1, missing);
+    else if (wake_home)
+        wakeup_all(&executor->work);
 }
 
 static void *parker_main(void *arg)
@@ -358,14 +392,34 @@ static int must_stop(void *task)
     return ((struct executor_task *)task)->ops->should_stop(task);
 }
 
+/* errno's address must be looked up afresh after a switch:
+ * __errno_location() is a const function, so the compiler may reuse the
+ * address it had before, which after a migration is another thread's
+ * errno.  A call through a volatile pointer is one it cannot fold. */
+static int errno_read(void)
+{
+    return errno;
+}
+
+static void errno_write(int value)
+{
+    errno = value;
+}
+
+static int (*volatile errno_value)(void) = errno_read;
+static void (*volatile errno_set)(int) = errno_write;
+
 int executor_sleep(struct executor_task *task, uint64_t deadline_ms)
 {
-    int rc;
+    int rc, saved_errno = errno_value();
 
     if (!task->executor || task->executor->sleep_on_thread || !task->fiber ||
         fiber_current() != task->fiber)
         return -1;
     rc = parking_park(task->executor->parking, &task->parked, deadline_ms, must_stop, task);
+    /* Other jobs ran on the thread meanwhile and may have set errno. */
+    if (rc == 0)
+        errno_set(saved_errno);
     if (rc < 0)
         log_line(LOG_ERROR, "parking", "job=%s error=\"%s\" note=\"sleeps on its thread\"",
                  task->ops->name(task), detach_last_error());
@@ -560,6 +614,11 @@ fail:
         free(executor);
     }
     return NULL;
+}
+
+void executor_set_migrate(struct executor *executor, int migrate)
+{
+    executor->migrate = migrate;
 }
 
 void executor_set_queue_bytes(struct executor *executor, size_t queue_bytes)

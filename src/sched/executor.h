@@ -15,6 +15,7 @@ struct executor;
 struct fiber;
 
 struct executor_task;
+struct job_thread;
 
 /*
  * What the executor does with a task: it knows no job, only these.  run:
@@ -46,7 +47,8 @@ struct executor_task {
     struct executor *executor;       /* set by a submit */
     struct fiber *fiber;             /* from its start to its end */
     struct parked parked;
-    struct executor_task *next;      /* in the inbox, the queue or the ready list */
+    struct executor_task *next;      /* in the inbox, the queue or a ready list */
+    struct job_thread *home;         /* the job thread that started it */
     size_t bytes;                    /* its params and body: the queue_bytes budget */
     struct executor_task *prev_running, *next_running;
 };
@@ -60,6 +62,13 @@ void executor_task_init(struct executor_task *task, const struct executor_ops *o
  * it cannot. */
 struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice,
                               int sleep_on_thread);
+/*
+ * 0, the default: a parked task resumes on the job thread that started it
+ * (errno, thread-locals and pthread_self() hold across executor_sleep()),
+ * waiting for that thread to be free.  1: on whichever job thread is free
+ * first.  Set before the first submit.
+ */
+void executor_set_migrate(struct executor *executor, int migrate);
 /*
  * The most the queued jobs' bytes (executor_task.bytes, counted from the
  * submit until a job thread starts the job) may come to; 0, the default:
@@ -103,7 +112,8 @@ void executor_free(struct executor *executor);
 
 /*
  * On the task's own fiber: parks it, with no thread held, until
- * deadline_ms (monotonic) or executor_wake().  0 once resumed; 1 at once
+ * deadline_ms (monotonic) or executor_wake().  0 once resumed, errno as
+ * it was before the call; 1 at once
  * when the task must stop already (ops->should_stop); -1 when it does not run on a fiber
  * of its own here (a plain thread, or a thread the handler started):
  * then the caller waits on its thread.

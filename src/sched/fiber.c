@@ -16,7 +16,8 @@
  * announced to it, so it follows the stack in use; under Valgrind the
  * stacks are registered.
  *
- * A fiber may resume on another thread than the one it left.  Nothing
+ * A fiber may resume on another thread than the one it left (the
+ * executor keeps it on one unless asked to migrate it).  Nothing
  * here touches thread-local storage after a switch back into a fiber
  * except through fiber_current(), a call the compiler cannot fold.
  */

@@ -181,6 +181,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     if (!server->core.executor)
         goto fail;
     executor_set_queue_bytes(server->core.executor, server->core.options.queue_bytes);
+    executor_set_migrate(server->core.executor, server->core.options.fiber_migrate);
     watcher_on_round_end(server->core.watcher, flush_job_wakeups, server->core.executor);
     if (server->core.options.spool) {
         server->core.spool = spool_open(server->core.options.spool);
