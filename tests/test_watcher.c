@@ -3,7 +3,8 @@
  * deadline order, re-arming moves one and disarming cancels it, a
  * one-shot watch fires once until re-armed, a deadline armed from another
  * thread wakes a watcher asleep on a later one, and the round-end hook
- * runs after a round's events.
+ * runs after a round's events; on an injected clock, timers fire exactly
+ * when the clock is moved past them, started or not.
  *
  * Every wait is on a condition (a counter under a mutex, bounded at 5 s);
  * "did not fire" is judged against a later event the watcher dispatches
@@ -13,6 +14,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -270,6 +272,53 @@ static void the_round_end_hook_follows_the_events(void **state)
     close(pipe_fds[1]);
 }
 
+static _Atomic uint64_t fake_ms;
+
+static uint64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return atomic_load(&fake_ms);
+}
+
+/* watcher_clock_moved() returns once what became due fired, and only
+ * that: the assertions after it need no wait. */
+static void an_injected_clock_fires_what_is_due(void **state)
+{
+    (void)state;
+    for (int started_thread = 0; started_thread < 2; started_thread++) {
+        struct watcher *watcher = watcher_new();
+        struct tagged_timer first = { .tag = '1' }, second = { .tag = '2' };
+
+        assert_non_null(watcher);
+        reset();
+        atomic_store(&fake_ms, 5000);
+        watcher_set_clock(watcher, fake_clock, NULL);
+        if (started_thread)
+            assert_int_equal(watcher_start(watcher), 0);
+        timer_init(&first.timer, timer_fired);
+        timer_init(&second.timer, timer_fired);
+        watcher_arm(watcher, &first.timer, 100);
+        watcher_arm(watcher, &second.timer, 200);
+        atomic_fetch_add(&fake_ms, 99);
+        watcher_clock_moved(watcher);
+        pthread_mutex_lock(&seen_lock);
+        assert_int_equal(fired, 0);
+        pthread_mutex_unlock(&seen_lock);
+        atomic_fetch_add(&fake_ms, 1);
+        watcher_clock_moved(watcher);
+        pthread_mutex_lock(&seen_lock);
+        assert_int_equal(fired, 1);
+        assert_string_equal(order, "1");
+        pthread_mutex_unlock(&seen_lock);
+        atomic_fetch_add(&fake_ms, 100);
+        watcher_clock_moved(watcher);
+        pthread_mutex_lock(&seen_lock);
+        assert_string_equal(order, "12");
+        pthread_mutex_unlock(&seen_lock);
+        watcher_free(watcher);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +327,7 @@ int main(void)
         cmocka_unit_test(a_one_shot_watch_fires_once_until_rearmed),
         cmocka_unit_test(an_earlier_deadline_from_another_thread_wakes_it),
         cmocka_unit_test(the_round_end_hook_follows_the_events),
+        cmocka_unit_test(an_injected_clock_fires_what_is_due),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
