@@ -162,7 +162,7 @@ static const struct error_case {
              "duplicate key \"workers\" in [detachd] (first at line 2)" },
     { "duplicates", "[route /x]\ncommand = /bin/true\ncommand = /bin/false\n", 3,
              "duplicate key \"command\" in [route /x] (first at line 2)" },
-    { "duplicates", "[route /x]\ncommand = /bin/true\n\n[route /y]\ncommand = /bin/true\n" 
+    { "duplicates", "[route /x]\ncommand = /bin/true\n\n[route /y]\ncommand = /bin/true\n"
              "[route /x]   ; again\ncommand = /bin/true\n",
              6, "duplicate route \"/x\" (first at line 1)" },
     { "missing_command", "[detachd]\n\n[route /x]\nmode = attached\n\n[route /y]\ncommand = /bin/true\n",
