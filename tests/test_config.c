@@ -99,6 +99,118 @@ static void expect_error(struct fixture *fixture, const char *text, int line, co
     config_free(&config);
 }
 
+/*
+ * Configurations that must fail, one row each: the group (the test that
+ * runs it), the file's text, the line the message names, the message.
+ */
+static const struct error_case {
+    const char *group, *text;
+    int line;
+    const char *message;
+} error_cases[] = {
+    { "unknown_key", "[detachd]\nworkers = 2\n\nwokers = 4\n", 4,
+             "unknown key \"wokers\" in [detachd]" },
+    { "unknown_key", "[route /jobs/report]\ncommand = /bin/true\ntimelimit = 3\n", 3,
+             "unknown key \"timelimit\" in [route /jobs/report]" },
+    { "unknown_key", "; top\nworkers = 4\n", 2,
+             "key \"workers\" comes before any section ([detachd] or [route PATH])" },
+    { "unknown_section", "[detachd]\nworkers = 2\n[server]\n", 3, "unknown section [server]" },
+    { "unknown_section", "[routes /x]\n", 1, "unknown section [routes /x]" },
+    { "unknown_section", "[detachd]\n[route]\n", 2,
+             "[route] needs a path, as in [route /jobs/report]" },
+    { "unknown_section", "[route jobs]\n", 1, "route path \"jobs\" must start with '/'" },
+    { "unknown_section", "[route /a b]\n", 1, "route path \"/a b\" contains whitespace" },
+    { "unknown_section", "[route /a*]\n", 1,
+             "route path \"/a*\": '*' may only end it, as in \"/jobs/*\"" },
+    { "unknown_section", "[route /a?b]\n", 1, "route path \"/a?b\" must not contain '?' or '#'" },
+    { "unknown_section", "[detachd] junk\n", 1, "unexpected text after the section header" },
+    { "unknown_section", "[detachd]\n[detachd]\n", 2, "duplicate section [detachd]" },
+    { "bad_number", "[detachd]\nworkers = 4x\n", 2, "bad number \"4x\" for workers" },
+    { "bad_number", "[detachd]\nworkers = -1\n", 2, "bad number \"-1\" for workers" },
+    { "bad_number", "[detachd]\nqueue = +5\n", 2, "bad number \"+5\" for queue" },
+    { "bad_number", "[detachd]\n\nmax_jobs = 1.5\n", 3, "bad number \"1.5\" for max_jobs" },
+    { "bad_number", "[route /x]\ncommand = /bin/true\ntime_limit = 5 s\n", 3,
+             "bad number \"5 s\" for time_limit" },
+    { "bad_number", "[detachd]\nmax_body = 1MB\n", 2,
+             "bad size \"1MB\" for max_body (a number with an optional K, M or G)" },
+    { "bad_number", "[detachd]\nsocket_mode = 0680\n", 2,
+             "bad socket_mode \"0680\" (octal permissions, as in 0660)" },
+    { "bad_number", "[detachd]\nsocket_mode = 01777\n", 2,
+             "bad socket_mode \"01777\" (octal permissions, as in 0660)" },
+    { "bad_number", "[detachd]\nworkers =\n", 2, "key \"workers\" has no value" },
+    { "out_of_range", "[detachd]\nworkers = 0\n", 2, "workers = 0 is out of range (1..1024)" },
+    { "out_of_range", "[detachd]\nworkers = 1025\n", 2,
+             "workers = 1025 is out of range (1..1024)" },
+    { "out_of_range", "[detachd]\nmax_jobs = 100001\n", 2,
+             "max_jobs = 100001 is out of range (1..100000)" },
+    { "out_of_range", "[detachd]\nqueue = 1000001\n", 2,
+             "queue = 1000001 is out of range (0..1000000)" },
+    { "out_of_range", "[detachd]\ndrain_timeout = 99999999999999999999999\n", 2,
+             "drain_timeout = 99999999999999999999999 is out of range (0..31536000)" },
+    { "out_of_range", "[route /x]\nkill_grace = 31536001\n", 2,
+             "kill_grace = 31536001 is out of range (0..31536000)" },
+    { "out_of_range", "[detachd]\nmax_body = 2G\n", 2,
+             "max_body = 2G is out of range (1..1073741824)" },
+    { "out_of_range", "[detachd]\nmax_body = 0\n", 2, "max_body = 0 is out of range (1..1073741824)" },
+    /* Removed with the private job allocator: a config naming it is told so. */
+    { "out_of_range", "[detachd]\njob_memory = 256M\n", 2, "unknown key \"job_memory\" in [detachd]" },
+    { "bad_boolean_and_mode", "[route /x]\ncommand = /bin/true\nignore_user_abort = maybe\n", 3,
+             "bad boolean \"maybe\" for ignore_user_abort (on/off, true/false, yes/no, 1/0)" },
+    { "bad_boolean_and_mode", "[route /x]\nmode = detached\n", 2,
+             "bad mode \"detached\" (trigger or attached)" },
+    { "duplicates", "[detachd]\nworkers = 2\nqueue = 3\nworkers = 2\n", 4,
+             "duplicate key \"workers\" in [detachd] (first at line 2)" },
+    { "duplicates", "[route /x]\ncommand = /bin/true\ncommand = /bin/false\n", 3,
+             "duplicate key \"command\" in [route /x] (first at line 2)" },
+    { "duplicates", "[route /x]\ncommand = /bin/true\n\n[route /y]\ncommand = /bin/true\n"
+             "[route /x]   ; again\ncommand = /bin/true\n",
+             6, "duplicate route \"/x\" (first at line 1)" },
+    { "missing_command", "[detachd]\n\n[route /x]\nmode = attached\n\n[route /y]\ncommand = /bin/true\n",
+             3, "[route /x] has no command" },
+    /* the last section is checked at the end of the file */
+    { "missing_command", "[route /y]\ncommand = /bin/true\n[route /z]\n", 3,
+             "[route /z] has no command" },
+    { "relative_command", "[route /x]\ncommand = report --monthly\n", 2,
+             "command \"report\" must be an absolute path" },
+    { "relative_command", "[route /x]\ncommand = /bin/true\non_shutdown = ./notify\n", 3,
+             "on_shutdown \"./notify\" must be an absolute path" },
+    { "unknown_user", "[route /x]\ncommand = /bin/true\n\nuser = no_such_user_for_detach\n", 4,
+             "unknown user \"no_such_user_for_detach\"" },
+    { "syntax_error", "[detachd]\nworkers = 2\njust some words\nqueue = 1\n", 3,
+             "syntax error" },
+    /* no continuation lines: an indented stray line is an error at its line */
+    { "syntax_error", "[route /x]\ncommand = /bin/echo\n    --more\n", 3, "syntax error" },
+    { "syntax_error", "[detachd]\n\n[route /x\n", 3, "syntax error" },
+    { "syntax_error", "[detachd]\n[route /x ; comment]\n", 2, "syntax error" },
+    { "command_quoting", "[route /q]\ncommand = /bin/echo \"open\n", 2,
+             "bad command: unterminated \" quote" },
+    { "command_quoting", "[route /q]\ncommand = /bin/echo 'open\n", 2,
+             "bad command: unterminated ' quote" },
+    { "command_quoting", "[route /q]\ncommand = /bin/echo \\\n", 2,
+             "bad command: backslash at the end" },
+    { "queue_bytes", "[detachd]\nqueue_bytes = 0\n", 2,
+             "queue_bytes = 0 is out of range (1..1099511627776)" },
+    { "log_keys", "[detachd]\nlog_format = xml\n", 2, "bad log_format \"xml\" (logfmt or json)" },
+    { "log_keys", "[detachd]\nlog = file\n", 2,
+             "bad log \"file\" (stderr, syslog or journal)" },
+};
+
+/* Every row of the group, each checked by expect_error(); the row's text
+ * is printed first when one fails, so the case is named. */
+static void run_errors(struct fixture *fixture, const char *group)
+{
+    int ran = 0;
+
+    for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
+        if (strcmp(error_cases[i].group, group) != 0)
+            continue;
+        print_message("[ CASE     ] %s #%d\n", group, ran);
+        expect_error(fixture, error_cases[i].text, error_cases[i].line, error_cases[i].message);
+        ran++;
+    }
+    assert_true(ran > 0);
+}
+
 static void test_defaults(void **state)
 {
     struct config config;
@@ -294,13 +406,7 @@ static void test_command_quoting(void **state)
     assert_string_equal(config.routes[0].argv[0], "/opt/my tools/run");
     assert_null(config.routes[0].argv[1]);
     config_free(&config);
-
-    expect_error(*state, "[route /q]\ncommand = /bin/echo \"open\n", 2,
-                 "bad command: unterminated \" quote");
-    expect_error(*state, "[route /q]\ncommand = /bin/echo 'open\n", 2,
-                 "bad command: unterminated ' quote");
-    expect_error(*state, "[route /q]\ncommand = /bin/echo \\\n", 2,
-                 "bad command: backslash at the end");
+    run_errors(*state, "command_quoting");
 }
 
 static void test_longest_line_accepted(void **state)
@@ -340,102 +446,42 @@ static void test_too_long_line(void **state)
 
 static void test_unknown_key(void **state)
 {
-    expect_error(*state, "[detachd]\nworkers = 2\n\nwokers = 4\n", 4,
-                 "unknown key \"wokers\" in [detachd]");
-    expect_error(*state, "[route /jobs/report]\ncommand = /bin/true\ntimelimit = 3\n", 3,
-                 "unknown key \"timelimit\" in [route /jobs/report]");
-    expect_error(*state, "; top\nworkers = 4\n", 2,
-                 "key \"workers\" comes before any section ([detachd] or [route PATH])");
+    run_errors(*state, "unknown_key");
 }
 
 static void test_unknown_section(void **state)
 {
-    expect_error(*state, "[detachd]\nworkers = 2\n[server]\n", 3, "unknown section [server]");
-    expect_error(*state, "[routes /x]\n", 1, "unknown section [routes /x]");
-    expect_error(*state, "[detachd]\n[route]\n", 2,
-                 "[route] needs a path, as in [route /jobs/report]");
-    expect_error(*state, "[route jobs]\n", 1, "route path \"jobs\" must start with '/'");
-    expect_error(*state, "[route /a b]\n", 1, "route path \"/a b\" contains whitespace");
-    expect_error(*state, "[route /a*]\n", 1,
-                 "route path \"/a*\": '*' may only end it, as in \"/jobs/*\"");
-    expect_error(*state, "[route /a?b]\n", 1, "route path \"/a?b\" must not contain '?' or '#'");
-    expect_error(*state, "[detachd] junk\n", 1, "unexpected text after the section header");
-    expect_error(*state, "[detachd]\n[detachd]\n", 2, "duplicate section [detachd]");
+    run_errors(*state, "unknown_section");
 }
 
 static void test_bad_number(void **state)
 {
-    expect_error(*state, "[detachd]\nworkers = 4x\n", 2, "bad number \"4x\" for workers");
-    expect_error(*state, "[detachd]\nworkers = -1\n", 2, "bad number \"-1\" for workers");
-    expect_error(*state, "[detachd]\nqueue = +5\n", 2, "bad number \"+5\" for queue");
-    expect_error(*state, "[detachd]\n\nmax_jobs = 1.5\n", 3, "bad number \"1.5\" for max_jobs");
-    expect_error(*state, "[route /x]\ncommand = /bin/true\ntime_limit = 5 s\n", 3,
-                 "bad number \"5 s\" for time_limit");
-    expect_error(*state, "[detachd]\nmax_body = 1MB\n", 2,
-                 "bad size \"1MB\" for max_body (a number with an optional K, M or G)");
-    expect_error(*state, "[detachd]\nsocket_mode = 0680\n", 2,
-                 "bad socket_mode \"0680\" (octal permissions, as in 0660)");
-    expect_error(*state, "[detachd]\nsocket_mode = 01777\n", 2,
-                 "bad socket_mode \"01777\" (octal permissions, as in 0660)");
-    expect_error(*state, "[detachd]\nworkers =\n", 2, "key \"workers\" has no value");
+    run_errors(*state, "bad_number");
 }
 
 static void test_out_of_range(void **state)
 {
-    expect_error(*state, "[detachd]\nworkers = 0\n", 2, "workers = 0 is out of range (1..1024)");
-    expect_error(*state, "[detachd]\nworkers = 1025\n", 2,
-                 "workers = 1025 is out of range (1..1024)");
-    expect_error(*state, "[detachd]\nmax_jobs = 100001\n", 2,
-                 "max_jobs = 100001 is out of range (1..100000)");
-    expect_error(*state, "[detachd]\nqueue = 1000001\n", 2,
-                 "queue = 1000001 is out of range (0..1000000)");
-    expect_error(*state, "[detachd]\ndrain_timeout = 99999999999999999999999\n", 2,
-                 "drain_timeout = 99999999999999999999999 is out of range (0..31536000)");
-    expect_error(*state, "[route /x]\nkill_grace = 31536001\n", 2,
-                 "kill_grace = 31536001 is out of range (0..31536000)");
-    expect_error(*state, "[detachd]\nmax_body = 2G\n", 2,
-                 "max_body = 2G is out of range (1..1073741824)");
-    expect_error(*state, "[detachd]\nmax_body = 0\n", 2, "max_body = 0 is out of range (1..1073741824)");
-    /* Removed with the private job allocator: a config naming it is told so. */
-    expect_error(*state, "[detachd]\njob_memory = 256M\n", 2,
-                 "unknown key \"job_memory\" in [detachd]");
+    run_errors(*state, "out_of_range");
 }
 
 static void test_bad_boolean_and_mode(void **state)
 {
-    expect_error(*state, "[route /x]\ncommand = /bin/true\nignore_user_abort = maybe\n", 3,
-                 "bad boolean \"maybe\" for ignore_user_abort (on/off, true/false, yes/no, 1/0)");
-    expect_error(*state, "[route /x]\nmode = detached\n", 2,
-                 "bad mode \"detached\" (trigger or attached)");
+    run_errors(*state, "bad_boolean_and_mode");
 }
 
 static void test_duplicates(void **state)
 {
-    expect_error(*state, "[detachd]\nworkers = 2\nqueue = 3\nworkers = 2\n", 4,
-                 "duplicate key \"workers\" in [detachd] (first at line 2)");
-    expect_error(*state, "[route /x]\ncommand = /bin/true\ncommand = /bin/false\n", 3,
-                 "duplicate key \"command\" in [route /x] (first at line 2)");
-    expect_error(*state,
-                 "[route /x]\ncommand = /bin/true\n\n[route /y]\ncommand = /bin/true\n"
-                 "[route /x]   ; again\ncommand = /bin/true\n",
-                 6, "duplicate route \"/x\" (first at line 1)");
+    run_errors(*state, "duplicates");
 }
 
 static void test_missing_command(void **state)
 {
-    expect_error(*state, "[detachd]\n\n[route /x]\nmode = attached\n\n[route /y]\ncommand = /bin/true\n",
-                 3, "[route /x] has no command");
-    /* the last section is checked at the end of the file */
-    expect_error(*state, "[route /y]\ncommand = /bin/true\n[route /z]\n", 3,
-                 "[route /z] has no command");
+    run_errors(*state, "missing_command");
 }
 
 static void test_relative_command(void **state)
 {
-    expect_error(*state, "[route /x]\ncommand = report --monthly\n", 2,
-                 "command \"report\" must be an absolute path");
-    expect_error(*state, "[route /x]\ncommand = /bin/true\non_shutdown = ./notify\n", 3,
-                 "on_shutdown \"./notify\" must be an absolute path");
+    run_errors(*state, "relative_command");
 }
 
 static void test_bad_listen(void **state)
@@ -467,18 +513,12 @@ static void test_bad_listen(void **state)
 
 static void test_unknown_user(void **state)
 {
-    expect_error(*state, "[route /x]\ncommand = /bin/true\n\nuser = no_such_user_for_detach\n", 4,
-                 "unknown user \"no_such_user_for_detach\"");
+    run_errors(*state, "unknown_user");
 }
 
 static void test_syntax_error(void **state)
 {
-    expect_error(*state, "[detachd]\nworkers = 2\njust some words\nqueue = 1\n", 3,
-                 "syntax error");
-    /* no continuation lines: an indented stray line is an error at its line */
-    expect_error(*state, "[route /x]\ncommand = /bin/echo\n    --more\n", 3, "syntax error");
-    expect_error(*state, "[detachd]\n\n[route /x\n", 3, "syntax error");
-    expect_error(*state, "[detachd]\n[route /x ; comment]\n", 2, "syntax error");
+    run_errors(*state, "syntax_error");
 }
 
 static void test_missing_file(void **state)
@@ -721,8 +761,7 @@ static void test_queue_bytes(void **state)
     load_ok(*state, "[detachd]\nqueue_bytes = 8M\n", &config);
     assert_int_equal(config.queue_bytes, 8 * 1024 * 1024);
     config_free(&config);
-    expect_error(*state, "[detachd]\nqueue_bytes = 0\n", 2,
-                 "queue_bytes = 0 is out of range (1..1099511627776)");
+    run_errors(*state, "queue_bytes");
 }
 
 /* The log keys: log_format, log_file, log = journal, job_log_keep (a week
@@ -744,9 +783,7 @@ static void test_log_keys(void **state)
     assert_int_equal(config.job_log_keep, 0);
     assert_int_equal(config.log_target, CONFIG_LOG_JOURNAL);
     config_free(&config);
-    expect_error(*state, "[detachd]\nlog_format = xml\n", 2, "bad log_format \"xml\" (logfmt or json)");
-    expect_error(*state, "[detachd]\nlog = file\n", 2,
-                 "bad log \"file\" (stderr, syslog or journal)");
+    run_errors(*state, "log_keys");
 }
 
 /* config_check_log_file(): what the start could not open is an error at

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -224,6 +226,69 @@ static int job_threads(struct fixture *fixture)
     return process_threads() - fixture->baseline_threads - HELPER_THREADS;
 }
 
+/*
+ * Settled: every executor thread is blocked in futex() (idle, or in a
+ * blocked handler) and the spawner's wait has no timeout (it sleeps until
+ * woken, not looking again every grace).  Read from /proc/self/task:
+ * the name, and the syscall each thread is blocked in with its arguments
+ * (a thread woken but not yet run reads "running").  In that state nothing
+ * changes until the test acts, so what the test counts then is final;
+ * this replaces pauses that gave a wrong extra thread "time to show".
+ */
+static int executor_threads_settled(void)
+{
+    char path[300], name[64], line[256];
+    int settled = 1, spawners = 0;
+    DIR *tasks = opendir("/proc/self/task");
+    struct dirent *task;
+
+    assert_non_null(tasks);
+    while (settled && (task = readdir(tasks))) {
+        unsigned long long timeout = 1;
+        long number = -1;
+        FILE *file;
+
+        if (task->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", task->d_name);
+        if (!(file = fopen(path, "r")))
+            continue;   /* gone meanwhile */
+        if (!fgets(name, sizeof(name), file))
+            name[0] = '\0';
+        fclose(file);
+        if (strncmp(name, "detach-job", 10) != 0 && strcmp(name, "detach-spawner\n") != 0 &&
+            strcmp(name, "detach-parking\n") != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/syscall", task->d_name);
+        if (!(file = fopen(path, "r")))
+            continue;
+        if (!fgets(line, sizeof(line), file) ||
+            sscanf(line, "%ld %*x %*x %*x %llx", &number, &timeout) < 1)
+            number = -1;
+        fclose(file);
+        if (number != SYS_futex)
+            settled = 0;
+        if (strcmp(name, "detach-spawner\n") == 0) {
+            spawners++;
+            if (timeout != 0)
+                settled = 0;
+        }
+    }
+    closedir(tasks);
+    return settled && spawners == 1;
+}
+
+/* Waits (5 s at most) until executor_threads_settled(). */
+static void wait_until_settled(void)
+{
+    uint64_t deadline = monotonic_ms() + 5000;
+
+    while (!executor_threads_settled()) {
+        assert_true(monotonic_ms() < deadline);
+        sched_yield();
+    }
+}
+
 /* executor_new() starts the spawner and a job thread before it returns,
  * and an idle executor keeps only a couple of threads, not max_jobs. */
 static void new_starts_threads_and_idles_small(void **state)
@@ -233,62 +298,29 @@ static void new_starts_threads_and_idles_small(void **state)
 
     assert_non_null(executor);
     assert_true(job_threads(fixture) >= 1);
-    sleep_ms(200);
+    wait_until_settled();                      /* the spawner asleep: no more */
     assert_true(job_threads(fixture) >= 1);
     assert_true(job_threads(fixture) <= 3);   /* the first one, and two spares */
     executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
 
-/* The spawner's count of voluntary context switches: each of its looks
- * at the threads ends in one.  -1 if it cannot be found. */
-static long spawner_switches(void)
-{
-    char path[300], line[256];
-    long switches = -1;
-    DIR *tasks = opendir("/proc/self/task");
-    struct dirent *task;
-
-    assert_non_null(tasks);
-    while (switches < 0 && (task = readdir(tasks))) {
-        FILE *file;
-
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", task->d_name);
-        if (!(file = fopen(path, "r")))
-            continue;
-        if (fgets(line, sizeof(line), file) && strcmp(line, "detach-spawner\n") == 0) {
-            fclose(file);
-            snprintf(path, sizeof(path), "/proc/self/task/%s/status", task->d_name);
-            assert_non_null(file = fopen(path, "r"));
-            while (fgets(line, sizeof(line), file))
-                if (sscanf(line, "voluntary_ctxt_switches: %ld", &switches) == 1)
-                    break;
-        }
-        fclose(file);
-    }
-    closedir(tasks);
-    return switches;
-}
-
 /* Five jobs block their threads: the spawner tops the idle threads up to
- * the two spares and then sleeps, rather than looking again every grace
- * while nothing changes. */
+ * the two spares and then sleeps with no timeout, rather than looking
+ * again every grace while nothing changes. */
 static void spawner_sleeps_once_spares_are_there(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
     struct executor *executor = executor_new(64, 16, 0, 0);
-    long before;
 
     assert_non_null(executor);
     submit_blocked_jobs(fixture, executor, 5);
     wait_for(observed, &observed->running, 5);
-    sleep_ms(100);
+    /* Fails (at 5 s) while the spawner only ever waits a grace at a time. */
+    wait_until_settled();
     assert_int_equal(job_threads(fixture), 5 + 2);
-    before = spawner_switches();
-    assert_true(before >= 0);
-    sleep_ms(200);
-    assert_true(spawner_switches() - before < 20);   /* a look a grace: about 200 */
+    assert_true(executor_threads_settled());
     release(observed);
     wait_for(observed, &observed->ran, 5);
     executor_free(executor);
@@ -308,10 +340,12 @@ static void deferred_submits_wait_for_the_flush(void **state)
     assert_non_null(executor);
     /* Every thread the idle executor keeps at its wait: a thread still
      * starting would look at the inbox on its own. */
-    sleep_ms(200);
+    wait_until_settled();
     for (int i = 0; i < 8; i++)
         assert_int_equal(executor_submit_deferred(executor, job_task(new_job(fixture))), 0);
-    sleep_ms(200);
+    /* Settled again: a thread a submit woke would be running (or would
+     * have run the job) rather than back in its wait. */
+    wait_until_settled();
     pthread_mutex_lock(&observed->lock);
     assert_int_equal(observed->ran, 0);
     pthread_mutex_unlock(&observed->lock);
@@ -360,7 +394,7 @@ static void admission_limit_is_exact(void **state)
     /* Only one job thread existed at first: four running means the
      * spawner started the others. */
     wait_for(observed, &observed->running, 4);
-    sleep_ms(100);   /* time for a wrong extra thread to show */
+    wait_until_settled();   /* nothing more to come: count them */
     assert_int_equal(job_threads(fixture), 4);
     pthread_mutex_lock(&observed->lock);
     assert_int_equal(observed->running, 4);
@@ -452,7 +486,7 @@ static void limit_running_holds_jobs_in_the_queue(void **state)
     executor_limit_running(executor, 2);
     submit_blocked_jobs(fixture, executor, 6);
     wait_for(observed, &observed->running, 2);
-    sleep_ms(100);   /* time for a wrong third start to show */
+    wait_until_settled();   /* a wrong third start would show as running */
     pthread_mutex_lock(&observed->lock);
     assert_int_equal(observed->running, 2);
     pthread_mutex_unlock(&observed->lock);

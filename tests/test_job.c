@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,20 +93,6 @@ static void free_job(detach_job *job)
 {
     detach_set_time_limit(job, 0);
     job_free(job);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec pause = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&pause, NULL);
-}
-
-static void wait_for_status_bit(detach_job *job, int bit, long limit_ms)
-{
-    for (long waited = 0; !(detach_connection_status(job) & bit); waited += 5) {
-        assert_true(waited < limit_ms);
-        sleep_ms(5);
-    }
 }
 
 static void no_op_handler(detach_job *job, void *arg)
@@ -223,13 +210,42 @@ static void trigger_job_has_no_response(void **state)
     free_job(job);
 }
 
+/*
+ * A fake clock for the watcher: the time-limit tests move it by hand, and
+ * watcher_clock_moved() returns once the watcher fired what became due,
+ * so "not yet timed out" is a plain assertion instead of a pause.
+ */
+static _Atomic uint64_t fake_now_ms;
+
+static uint64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return atomic_load(&fake_now_ms);
+}
+
+static void use_fake_clock(struct job_env *env)
+{
+    atomic_store(&fake_now_ms, 1000000);
+    watcher_set_clock(env->watcher, fake_clock, NULL);
+}
+
+static void advance_ms(struct job_env *env, uint64_t ms)
+{
+    atomic_fetch_add(&fake_now_ms, ms);
+    watcher_clock_moved(env->watcher);
+}
+
 static void time_limit_sets_timeout_and_stop(void **state)
 {
     struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
 
+    use_fake_clock(*state);
     detach_set_time_limit(job, 1);
-    wait_for_status_bit(job, DETACH_TIMEOUT, 3000);
+    advance_ms(*state, 999);
+    assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
+    assert_false(detach_should_stop(job));
+    advance_ms(*state, 1);
     assert_int_equal(detach_connection_status(job), DETACH_TIMEOUT);
     assert_true(detach_should_stop(job));
     free_job(job);
@@ -239,15 +255,17 @@ static void second_call_restarts_the_clock(void **state)
 {
     struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
-    uint64_t start = monotonic_ms();
 
+    use_fake_clock(*state);
     detach_set_time_limit(job, 1);
-    sleep_ms(600);
-    detach_set_time_limit(job, 1);      /* now due at ~1600 ms, not 1000 */
-    sleep_ms(700);                      /* ~1300 ms: past the first deadline */
+    advance_ms(*state, 600);
+    detach_set_time_limit(job, 1);      /* now due at 1600 ms, not 1000 */
+    advance_ms(*state, 700);            /* 1300 ms: past the first deadline */
     assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
-    wait_for_status_bit(job, DETACH_TIMEOUT, 2000);
-    assert_true(monotonic_ms() - start >= 1550);
+    advance_ms(*state, 299);
+    assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
+    advance_ms(*state, 1);              /* 1600 ms */
+    assert_int_equal(detach_connection_status(job), DETACH_TIMEOUT);
     free_job(job);
 }
 
@@ -256,9 +274,10 @@ static void zero_cancels_the_limit(void **state)
     struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
 
+    use_fake_clock(*state);
     detach_set_time_limit(job, 1);
     detach_set_time_limit(job, 0);
-    sleep_ms(1200);
+    advance_ms(*state, 60000);
     assert_int_equal(detach_connection_status(job), DETACH_NORMAL);
     assert_false(detach_should_stop(job));
     free_job(job);
@@ -302,13 +321,17 @@ static void observe_and_register(detach_job *job, void *arg)
     detach_register_shutdown(job, observe, arg);
 }
 
+/* The test's env, for handlers that move its fake clock. */
+static struct job_env *handler_env;
+
 static void handler_until_stopped(detach_job *job, void *arg)
 {
     detach_register_shutdown(job, observe, arg);
     detach_register_shutdown(job, observe_and_register, arg);
     detach_set_time_limit(job, 1);
-    while (!detach_should_stop(job))
-        sleep_ms(5);
+    assert_false(detach_should_stop(job));
+    advance_ms(handler_env, 1000);      /* the limit runs out while it runs */
+    assert_true(detach_should_stop(job));
 }
 
 static void callbacks_see_the_final_status(void **state)
@@ -318,6 +341,8 @@ static void callbacks_see_the_final_status(void **state)
                            .arg = &observed };
     detach_job *job = new_job(*state, &route);
 
+    use_fake_clock(*state);
+    handler_env = *state;
     job_run(job);
     assert_int_equal(observed.count, 3);
     for (int i = 0; i < 3; i++)
@@ -351,12 +376,14 @@ static void handler_racing(detach_job *job, void *arg)
     detach_ignore_user_abort(job, 1);
     detach_register_shutdown(job, observe, &racing->observed);
     detach_set_time_limit(job, 1);
-    /* Fire the abort as close to the deadline as a test can. */
-    sleep_ms(995);
+    /* The abort and the deadline as close together as a test can make
+     * them: the peer leaves on one thread while the clock reaches the
+     * deadline on this one. */
+    atomic_fetch_add(&fake_now_ms, 1000);
     pthread_create(&thread, NULL, abort_job, racing);
+    watcher_clock_moved(racing->core->watcher);
     pthread_join(thread, NULL);
-    while (!detach_should_stop(job))
-        sleep_ms(1);
+    assert_true(detach_should_stop(job));
 }
 
 static void abort_and_timeout_race_run_callbacks_once(void **state)
@@ -366,6 +393,7 @@ static void abort_and_timeout_race_run_callbacks_once(void **state)
                            .arg = &racing };
 
     racing.job = new_job(*state, &route);
+    use_fake_clock(*state);
     job_run(racing.job);
     assert_int_equal(racing.observed.count, 1);
     assert_int_equal(racing.observed.statuses[0], DETACH_ABORTED | DETACH_TIMEOUT);

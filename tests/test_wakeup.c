@@ -3,13 +3,23 @@
  * on: a waker wakes a sleeper, a bump between prepare and wait is never
  * slept through, a stale "wake-up on its way" left by a waiter that
  * never slept does not silence later wakers, and wakeup_all reaches all.
+ *
+ * A waker must find its sleepers asleep in the futex, or a lost wake-up
+ * goes unseen (the sleeper would find the bumped word before sleeping).
+ * So the test waits, on a condition, until each sleeper thread is blocked
+ * in futex() (/proc/self/task/TID/syscall), never on a pause; and a
+ * sleeper woken late (it slept out its 4 s limit) fails.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "base/timer_heap.h"
@@ -18,6 +28,7 @@
 struct sleeper {
     struct wakeup *wakeup;
     pthread_t thread;
+    _Atomic pid_t tid;
     int woken;
     uint64_t slept_ms;
 };
@@ -26,8 +37,10 @@ struct sleeper {
 static void *sleep_once(void *arg)
 {
     struct sleeper *sleeper = arg;
-    const struct timespec limit = { 5, 0 };
+    const struct timespec limit = { 4, 0 };
     uint64_t start = monotonic_ms();
+
+    atomic_store(&sleeper->tid, (pid_t)syscall(SYS_gettid));
     uint32_t seen = wakeup_prepare(sleeper->wakeup);
 
     sleeper->woken = wakeup_wait(sleeper->wakeup, seen, &limit);
@@ -36,15 +49,40 @@ static void *sleep_once(void *arg)
     return NULL;
 }
 
-static void wait_for_waiters(struct wakeup *wakeup, unsigned count)
+/* Is the thread blocked in futex()?  Its current syscall says. */
+static int in_futex(pid_t tid)
 {
-    const struct timespec pause = { 0, 1000000 };
+    char path[64];
+    long number = -1;
+    FILE *file;
 
-    for (int i = 0; atomic_load(&wakeup->waiters) < count; i++) {
-        assert_true(i < 5000);
-        nanosleep(&pause, NULL);
+    if (!tid)
+        return 0;
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    file = fopen(path, "r");
+    if (!file)
+        return 0;
+    if (fscanf(file, "%ld", &number) != 1)
+        number = -1;
+    fclose(file);
+    return number == SYS_futex;
+}
+
+/* Until each sleeper has announced itself and sleeps in the futex (5 s). */
+static void wait_until_asleep(struct wakeup *wakeup, struct sleeper *sleepers, unsigned count)
+{
+    uint64_t deadline = monotonic_ms() + 5000;
+    unsigned asleep;
+
+    for (;;) {
+        asleep = 0;
+        for (unsigned i = 0; i < count; i++)
+            asleep += in_futex(atomic_load(&sleepers[i].tid));
+        if (asleep == count && atomic_load(&wakeup->waiters) >= count)
+            return;
+        assert_true(monotonic_ms() < deadline);
+        sched_yield();
     }
-    nanosleep(&pause, NULL);   /* from announced to asleep in the futex */
 }
 
 static void one_waker_wakes_a_sleeper(void **state)
@@ -56,12 +94,12 @@ static void one_waker_wakes_a_sleeper(void **state)
     wakeup_init(&wakeup);
     assert_false(wakeup_has_waiters(&wakeup));
     assert_int_equal(pthread_create(&sleeper.thread, NULL, sleep_once, &sleeper), 0);
-    wait_for_waiters(&wakeup, 1);
+    wait_until_asleep(&wakeup, &sleeper, 1);
     assert_true(wakeup_has_waiters(&wakeup));
     wakeup_one(&wakeup);
     pthread_join(sleeper.thread, NULL);
     assert_int_equal(sleeper.woken, 1);
-    assert_true(sleeper.slept_ms < 4000);
+    assert_true(sleeper.slept_ms < 3000);
     assert_false(wakeup_has_waiters(&wakeup));
 }
 
@@ -98,11 +136,11 @@ static void a_stale_pending_does_not_silence_wakers(void **state)
     atomic_store(&wakeup.pending, 1);      /* the waker's mark, for it */
     wakeup_done(&wakeup, 0);               /* it found work: never slept */
     assert_int_equal(pthread_create(&sleeper.thread, NULL, sleep_once, &sleeper), 0);
-    wait_for_waiters(&wakeup, 1);
+    wait_until_asleep(&wakeup, &sleeper, 1);
     wakeup_one(&wakeup);
     pthread_join(sleeper.thread, NULL);
     assert_int_equal(sleeper.woken, 1);
-    assert_true(sleeper.slept_ms < 4000);
+    assert_true(sleeper.slept_ms < 3000);
 }
 
 static void wakeup_all_wakes_every_sleeper(void **state)
@@ -117,12 +155,12 @@ static void wakeup_all_wakes_every_sleeper(void **state)
         sleepers[i] = (struct sleeper){ .wakeup = &wakeup };
         assert_int_equal(pthread_create(&sleepers[i].thread, NULL, sleep_once, &sleepers[i]), 0);
     }
-    wait_for_waiters(&wakeup, N);
+    wait_until_asleep(&wakeup, sleepers, N);
     wakeup_all(&wakeup);
     for (int i = 0; i < N; i++) {
         pthread_join(sleepers[i].thread, NULL);
         assert_int_equal(sleepers[i].woken, 1);
-        assert_true(sleepers[i].slept_ms < 4000);
+        assert_true(sleepers[i].slept_ms < 3000);
     }
 }
 

@@ -35,6 +35,12 @@ struct watcher {
     int stopping;
     int started;
     pthread_t thread;
+    watcher_clock_fn clock;      /* NULL: monotonic_ms */
+    void *clock_arg;
+    /* watcher_clock_moved(): requests, and the last one whose due
+     * timers the thread ran; moved_cond signals that. */
+    uint64_t clock_moves, clock_moves_served;
+    pthread_cond_t moved_cond;
 };
 
 #define WAKE_TAG UINT64_MAX
@@ -49,6 +55,7 @@ struct watcher *watcher_new(void)
         return NULL;
     }
     pthread_mutex_init(&watcher->lock, NULL);
+    pthread_cond_init(&watcher->moved_cond, NULL);
     timer_heap_init(&watcher->timers);
     watcher->wake_fd = -1;
     watcher->next_generation = 1;
@@ -73,9 +80,15 @@ fail:
     if (watcher->wake_fd >= 0)
         close(watcher->wake_fd);
     timer_heap_destroy(&watcher->timers);
+    pthread_cond_destroy(&watcher->moved_cond);
     pthread_mutex_destroy(&watcher->lock);
     free(watcher);
     return NULL;
+}
+
+static uint64_t now_ms(const struct watcher *watcher)
+{
+    return watcher->clock ? watcher->clock(watcher->clock_arg) : monotonic_ms();
 }
 
 static void wake(struct watcher *watcher)
@@ -186,7 +199,7 @@ void watcher_arm_locked(struct watcher *watcher, struct timer *timer, uint64_t a
 {
     struct timer *first = timer_heap_first(&watcher->timers);
 
-    if (timer_heap_arm(&watcher->timers, timer, monotonic_ms() + after_ms) < 0) {
+    if (timer_heap_arm(&watcher->timers, timer, now_ms(watcher) + after_ms) < 0) {
         /* Cannot happen short of memory exhaustion; firing now is the safe side. */
         log_line(LOG_ERROR, "watcher_arm", "error=\"out of memory\"");
         return;
@@ -226,7 +239,7 @@ static int run_timers_locked(struct watcher *watcher, unsigned *fired)
 
         if (!first)
             return -1;
-        now = monotonic_ms();
+        now = now_ms(watcher);
         if (first->deadline_ms > now) {
             uint64_t wait = first->deadline_ms - now;
             return wait > INT32_MAX ? INT32_MAX : (int)wait;
@@ -267,8 +280,13 @@ static void *watcher_main(void *arg)
     pthread_mutex_lock(&watcher->lock);
     while (!watcher->stopping) {
         unsigned fired = 0;
+        uint64_t moves = watcher->clock_moves;
 
         timeout = run_timers_locked(watcher, &fired);
+        if (watcher->clock_moves_served != moves) {
+            watcher->clock_moves_served = moves;
+            pthread_cond_broadcast(&watcher->moved_cond);
+        }
         /* A timer's callback may put work off as an event's does (one
          * serves a pipelined request): it must not wait for an event. */
         if (watcher->round_end && fired > 0)
@@ -289,6 +307,31 @@ static void *watcher_main(void *arg)
     }
     pthread_mutex_unlock(&watcher->lock);
     return NULL;
+}
+
+void watcher_set_clock(struct watcher *watcher, watcher_clock_fn now, void *arg)
+{
+    pthread_mutex_lock(&watcher->lock);
+    watcher->clock = now;
+    watcher->clock_arg = arg;
+    pthread_mutex_unlock(&watcher->lock);
+}
+
+void watcher_clock_moved(struct watcher *watcher)
+{
+    unsigned fired = 0;
+
+    pthread_mutex_lock(&watcher->lock);
+    if (!watcher->started) {
+        run_timers_locked(watcher, &fired);
+        pthread_mutex_unlock(&watcher->lock);
+        return;
+    }
+    uint64_t moves = ++watcher->clock_moves;
+    wake(watcher);
+    while (watcher->clock_moves_served < moves && !watcher->stopping)
+        pthread_cond_wait(&watcher->moved_cond, &watcher->lock);
+    pthread_mutex_unlock(&watcher->lock);
 }
 
 void watcher_on_round_end(struct watcher *watcher, watcher_round_fn fn, void *arg)
@@ -326,6 +369,7 @@ void watcher_free(struct watcher *watcher)
     close(watcher->wake_fd);
     timer_heap_destroy(&watcher->timers);
     free(watcher->by_fd);
+    pthread_cond_destroy(&watcher->moved_cond);
     pthread_mutex_destroy(&watcher->lock);
     free(watcher);
 }

@@ -58,6 +58,19 @@ void watcher_arm_locked(struct watcher *watcher, struct timer *timer, uint64_t a
 void watcher_disarm(struct watcher *watcher, struct timer *timer);
 void watcher_disarm_locked(struct watcher *watcher, struct timer *timer);
 
+/*
+ * The clock deadlines are read on, for tests that must not wait out real
+ * time: now(arg) in milliseconds, never going back; NULL restores
+ * monotonic_ms().  Set it before anything is armed.  After moving a fake
+ * clock, watcher_clock_moved() has the watcher thread fire what is now
+ * due and returns once it did (at once when the thread is not started:
+ * then it fires them itself), so a test can assert what fired and what
+ * did not.
+ */
+typedef uint64_t (*watcher_clock_fn)(void *arg);
+void watcher_set_clock(struct watcher *watcher, watcher_clock_fn now, void *arg);
+void watcher_clock_moved(struct watcher *watcher);
+
 /* For state that callbacks share with other threads. */
 void watcher_lock(struct watcher *watcher);
 void watcher_unlock(struct watcher *watcher);

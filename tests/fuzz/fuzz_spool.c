@@ -4,8 +4,12 @@
  * one encoding per record) and decodes to the same record again.
  *
  * A spool file ends in a checksum of everything before it, which a fuzzer
- * cannot guess, so each input is also decoded a second time with the
- * magic and the checksum made right: that reaches the field parsing.
+ * cannot guess, so each input is also decoded again with the magic and the
+ * checksum made right, once as each format: that reaches the field parsing.
+ *
+ * "DSPOOL1" files (no acceptance time) are still read but written as
+ * "DSPOOL2", so for them the round trip is not byte for byte: their
+ * re-encoding is the same record in the new format, its time 0 (unknown).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +21,8 @@
 
 #include "fuzz_check.h"
 
-#define MAGIC "DSPOOL1\n"
+#define MAGIC "DSPOOL2\n"
+#define MAGIC_V1 "DSPOOL1\n"
 #define MAGIC_LENGTH 8
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,6 +55,7 @@ static void same_record(const struct spool_record *a, const struct spool_record 
     CHECK(strcmp(a->route, b->route) == 0);
     CHECK(request_params_size(a->params) == request_params_size(b->params));
     CHECK(memcmp(a->params, b->params, request_params_size(a->params)) == 0);
+    CHECK(a->accepted_unix_ms == b->accepted_unix_ms);
     CHECK(a->body_length == b->body_length);
     CHECK(memcmp(a->body, b->body, a->body_length) == 0);
 }
@@ -66,7 +72,14 @@ static void decode_and_round_trip(const uint8_t *data, size_t size)
     }
     check_record(&record);
     CHECK(spool_encode(&record, &encoded, &length) == 0);
-    CHECK(length == size && memcmp(encoded, data, size) == 0);
+    if (size >= MAGIC_LENGTH && memcmp(data, MAGIC_V1, MAGIC_LENGTH) == 0) {
+        /* An old file: same fields after the 8-byte time, new magic and sum. */
+        CHECK(record.accepted_unix_ms == 0);
+        CHECK(length == size + 8 && memcmp(encoded, MAGIC, MAGIC_LENGTH) == 0);
+        CHECK(memcmp(encoded + MAGIC_LENGTH + 8, data + MAGIC_LENGTH, size - MAGIC_LENGTH - 4) == 0);
+    } else {
+        CHECK(length == size && memcmp(encoded, data, size) == 0);
+    }
     CHECK(spool_decode(encoded, length, &again) == 0);
     same_record(&record, &again);
     spool_record_free(&again);
@@ -75,14 +88,12 @@ static void decode_and_round_trip(const uint8_t *data, size_t size)
     free(encoded);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* The payload framed right: magic in front, checksum behind. */
+static void decode_framed(const char *magic, const uint8_t *data, size_t size)
 {
-    decode_and_round_trip(data, size);
-
-    /* The same payload, framed right: magic in front, checksum behind. */
     uint8_t *framed = malloc(MAGIC_LENGTH + size + 4);
     CHECK(framed);
-    memcpy(framed, MAGIC, MAGIC_LENGTH);
+    memcpy(framed, magic, MAGIC_LENGTH);
     if (size)
         memcpy(framed + MAGIC_LENGTH, data, size);
     uint32_t sum = checksum(framed, MAGIC_LENGTH + size);
@@ -90,5 +101,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         framed[MAGIC_LENGTH + size + i] = (uint8_t)(sum >> (8 * i));
     decode_and_round_trip(framed, MAGIC_LENGTH + size + 4);
     free(framed);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    decode_and_round_trip(data, size);
+    decode_framed(MAGIC, data, size);
+    decode_framed(MAGIC_V1, data, size);
     return 0;
 }
