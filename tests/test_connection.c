@@ -20,7 +20,6 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "fcgi/fcgi_connection.h"
 #include "fcgi/fcgi_record.h"
 #include "io/connection.h"
 #include "io/watcher.h"
@@ -102,7 +101,6 @@ static int setup(void **state)
     int pair[2];
 
     assert_non_null(fixture);
-    assert_int_equal(fcgi_library_init(), 0);
     pthread_mutex_init(&fixture->above.lock, NULL);
     pthread_cond_init(&fixture->above.changed, NULL);
     fixture->io.watcher = watcher_new();

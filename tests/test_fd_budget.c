@@ -21,28 +21,28 @@ struct budget_case {
     unsigned jobs_at_once;
 };
 
-/* own + 8 slack; workers x 2; connections x 2.  When short, jobs get
+/* own + 8 slack; workers x 1; connections x 1.  When short, jobs get
  * what the connections leave, in whole jobs. */
 static const struct budget_case cases[] = {
     /* detachd's defaults on a common soft limit: 64 jobs x 8 = 512 */
-    { 1024, 20, 4, 64, 8, FD_BUDGET_FITS, 28 + 8 + 512 + 16, (1024 - 36 - 512) / 2, 64 },
+    { 1024, 20, 4, 64, 8, FD_BUDGET_FITS, 28 + 4 + 512 + 8, 1024 - 32 - 512, 64 },
     /* the hard limit most systems give */
-    { 524288, 20, 4, 64, 8, FD_BUDGET_FITS, 564, (524288 - 36 - 512) / 2, 64 },
+    { 524288, 20, 4, 64, 8, FD_BUDGET_FITS, 552, 524288 - 32 - 512, 64 },
     /* exactly enough: MIN_CONNECTIONS connections */
-    { 564, 20, 4, 64, 8, FD_BUDGET_FITS, 564, 8, 64 },
+    { 552, 20, 4, 64, 8, FD_BUDGET_FITS, 552, 8, 64 },
     /* one short: the minimum still goes to connections, the jobs short */
-    { 563, 20, 4, 64, 8, FD_BUDGET_SHORT, 564, 8, (563 - 36 - 16) / 8 },
+    { 551, 20, 4, 64, 8, FD_BUDGET_SHORT, 552, 8, (551 - 32 - 8) / 8 },
     /* far short: connections get the minimum */
-    { 256, 20, 4, 64, 8, FD_BUDGET_SHORT, 564, 8, (256 - 36 - 16) / 8 },
+    { 256, 20, 4, 64, 8, FD_BUDGET_SHORT, 552, 8, (256 - 32 - 8) / 8 },
     /* barely one job and one connection */
-    { 36 + 8 + 2, 20, 4, 64, 8, FD_BUDGET_SHORT, 564, 1, 1 },
+    { 32 + 8 + 1, 20, 4, 64, 8, FD_BUDGET_SHORT, 552, 1, 1 },
     /* not even that */
-    { 36 + 8 + 1, 20, 4, 64, 8, FD_BUDGET_IMPOSSIBLE, 564, 1, 1 },
-    { 10, 20, 4, 64, 8, FD_BUDGET_IMPOSSIBLE, 564, 1, 1 },
+    { 32 + 8, 20, 4, 64, 8, FD_BUDGET_IMPOSSIBLE, 552, 1, 1 },
+    { 10, 20, 4, 64, 8, FD_BUDGET_IMPOSSIBLE, 552, 1, 1 },
     /* unknown own count: the estimate */
-    { 1024, 0, 1, 1, 4, FD_BUDGET_FITS, 24 + 8 + 2 + 4 + 16, (1024 - 34 - 4) / 2, 1 },
+    { 1024, 0, 1, 1, 4, FD_BUDGET_FITS, 24 + 8 + 1 + 4 + 8, 1024 - 33 - 4, 1 },
     /* no limit at all */
-    { ~0ULL, 20, 4, 100000, 8, FD_BUDGET_FITS, 800052, (~0ULL - 36 - 800000) / 2, 100000 },
+    { ~0ULL, 20, 4, 100000, 8, FD_BUDGET_FITS, 800040, ~0ULL - 32 - 800000, 100000 },
 };
 
 static void test_budget_table(void **state)
@@ -69,7 +69,7 @@ static void test_describe_names_every_figure(void **state)
 
     fd_budget_compute(&budget, 256, 20, 4, 64, 8);
     fd_budget_describe(&budget, text, sizeof(text));
-    assert_string_equal(text, "limit=256 needed=564 own=28 workers=8 jobs=512 max_connections=8 jobs_at_once=25");
+    assert_string_equal(text, "limit=256 needed=552 own=28 workers=4 jobs=512 max_connections=8 jobs_at_once=27");
 }
 
 static void test_open_now_counts_descriptors(void **state)

@@ -99,7 +99,7 @@ void fcgi_end_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_E
  * A whole short response: content (the CGI-style head and any body) as
  * one STDOUT record, the empty STDOUT that ends the stream, and
  * END_REQUEST (complete, app status 0) -- what a trigger's acknowledgement
- * is on the wire, built without libfcgi so it costs one send().  Returns
+ * is on the wire, built at once so it costs one send().  Returns
  * the bytes it needs; writes them only when they fit in capacity.
  */
 size_t fcgi_short_response_encode(uint8_t *out, size_t capacity, uint16_t request_id,

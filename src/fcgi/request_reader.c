@@ -6,7 +6,7 @@
  * PARAMS records, so the params stream is gathered (it is bounded) and its
  * pairs decoded once it ends.  Padding (0-255 bytes, as the spec allows on
  * every record) is skipped everywhere; BEGIN_REQUEST's is also cut out of
- * the held bytes, as libfcgi mishandles it (see strip_begin_padding).
+ * the held bytes (see strip_begin_padding).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -158,7 +158,7 @@ static enum request_verdict take_record(struct request_reader *reader,
     uint8_t flags;
 
     if (header->request_id == FCGI_RECORD_MANAGEMENT_ID)
-        return invalid(reader, "a management record (libfcgi mishandles them)");
+        return invalid(reader, "a management record (nginx and Apache send none)");
     if (reader->state != IN_STDIN && record_end > REQUEST_MAX_HEAD_BYTES)
         return invalid(reader, "the request head is larger than allowed");
     switch (reader->state) {
@@ -168,7 +168,7 @@ static enum request_verdict take_record(struct request_reader *reader,
         if (header->type != FCGI_TYPE_BEGIN_REQUEST)
             return invalid(reader, "a request opened with a record other than BEGIN_REQUEST");
         /* Padding is fine (parse() cuts it out); a body of another size
-         * is not what the spec defines, and libfcgi refuses it. */
+         * is not what the spec defines, and libfcgi refuses it too. */
         if (header->content_length != FCGI_RECORD_BEGIN_BODY_SIZE ||
             fcgi_begin_request_decode(content, header->content_length, &role, &flags) < 0)
             return invalid(reader, "a BEGIN_REQUEST body other than 8 bytes");
@@ -221,9 +221,10 @@ static enum request_verdict take_record(struct request_reader *reader,
 
 /*
  * The BEGIN_REQUEST record just parsed, at index 0 of data, had padding:
- * cut it out, so the head libfcgi parses opens with a plain 16-byte
- * BEGIN_REQUEST (given a padded one, libfcgi 2.4.2 marks its input stream
- * failed and drops keep-alive: fuzz regression begin_request_with_padding).
+ * cut it out, so the held head opens with a plain 16-byte BEGIN_REQUEST,
+ * the form every reader parses alike (given a padded one, libfcgi 2.4.2,
+ * the fuzz target's reference, marks its input stream failed: fuzz
+ * regression begin_request_with_padding).
  * The bytes count as dropped, as parsed body records do.
  */
 static void strip_begin_padding(struct request_reader *reader, size_t index, uint8_t padding)

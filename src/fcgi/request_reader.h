@@ -1,17 +1,15 @@
 /*
  * request_reader.h - reading one FastCGI request off the socket, checked
- * record by record, before libfcgi sees any of it.
+ * record by record.
  *
- * libfcgi trusts what it reads: Debian 12's 2.4.2 overflows a stack
- * buffer answering FCGI_GET_VALUES, leaks on other management records, and
- * takes a params length near 2^31 at its word.  So a worker reads the
- * whole request itself -- BEGIN_REQUEST, the params, the body up to the
- * empty STDIN record -- and this pure, fuzzed parser checks every record:
+ * The watcher reads the whole request itself -- BEGIN_REQUEST, the params,
+ * the body up to the empty STDIN record -- and this pure, fuzzed parser
+ * checks every record:
  * version 1, one request id, the responder role, no management or abort
  * records, every name-value length inside the params stream, bounded
  * params and body.  Padding is accepted on every record, as the spec
- * allows.  libfcgi then parses only the checked head, BEGIN_REQUEST's
- * padding cut out of it.
+ * allows.  It reads no more than libfcgi reads of the same head:
+ * tests/fuzz/fuzz_fcgi_libfcgi.c checks every approved head against it.
  */
 #ifndef DETACH_REQUEST_READER_H
 #define DETACH_REQUEST_READER_H
@@ -35,7 +33,7 @@ enum request_verdict {
 struct request_reader {
     /*
      * The bytes read and not yet dropped; the caller appends to it
-     * (request_reader_room).  The head stays at the front for libfcgi;
+     * (request_reader_room).  The head stays at the front;
      * body records are dropped once parsed (their content is in body), so
      * a body in tiny padded records cannot make us hold more than one
      * record beyond max_body.

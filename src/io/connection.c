@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "fcgi/fcgi_connection.h"
 #include "fcgi/fcgi_record.h"
+#include "fcgi/fcgi_response.h"
 #include "io/connection.h"
 
 /*
@@ -62,7 +62,6 @@ static void free_locked(struct connection *connection)
     watcher_disarm_locked(connection->io->watcher, &connection->resume);
     idle_list_remove_locked(connection);
     request_reader_free(&connection->reader);
-    fcgi_connection_free(connection->fcgi);
     close(connection->watch.fd);
     atomic_fetch_sub(&connection->io->connections, 1);   /* the listener's cap */
     free(connection);
@@ -124,6 +123,8 @@ static void read_request(struct connection *connection)
     watcher_unwatch_locked(io->watcher, &connection->watch);
     watcher_disarm_locked(io->watcher, &connection->deadline);
     watcher_unlock(io->watcher);
+    fcgi_response_begin(&connection->response, connection->watch.fd, reader->request_id,
+                        reader->keep_connection);
     io->hand_off(io->handler_arg, connection);
     return;
 wait:
@@ -259,7 +260,6 @@ static int wait_for_first_request_locked(struct connection *connection)
 void connection_accepted_locked(struct io_context *io, int fd)
 {
     struct connection *connection = calloc(1, sizeof(*connection));
-    int library_fd = -1;
 
     if (!connection) {
         log_line(LOG_ERROR, "accept", "error=\"out of memory\"");
@@ -268,17 +268,6 @@ void connection_accepted_locked(struct io_context *io, int fd)
         return;
     }
     connection->io = io;
-    /* libfcgi gets its own descriptor for the socket and may close it
-     * whenever it likes; ours stays open until we free the connection, so
-     * its number is never reused under a watch or a pending deadline. */
-    library_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (library_fd < 0) {
-        log_line(LOG_ERROR, "accept", "error=\"dup: %s\"", strerror(errno));
-        goto fail;
-    }
-    connection->fcgi = fcgi_connection_new(library_fd);
-    if (!connection->fcgi)
-        goto fail;
     request_reader_init(&connection->reader, io->max_body);
     watch_init(&connection->watch, fd, readable);
     timer_init(&connection->deadline, deadline_expired);
@@ -287,13 +276,6 @@ void connection_accepted_locked(struct io_context *io, int fd)
         log_line(LOG_ERROR, "accept", "error=\"%s\"", strerror(errno));
         free_locked(connection);
     }
-    return;
-fail:
-    if (library_fd >= 0)
-        close(library_fd);
-    free(connection);
-    atomic_fetch_sub(&io->connections, 1);   /* the listener counted it */
-    close(fd);
 }
 
 void connection_close(struct connection *connection)
@@ -340,7 +322,7 @@ static int linger_locked(struct connection *connection)
 void connection_expect_unread(struct connection *connection)
 {
     connection->unread_input = 1;
-    fcgi_connection_forbid_keepalive(connection->fcgi);
+    fcgi_response_forbid_keepalive(&connection->response);
 }
 
 /* A connection about to close holds the start of a pipelined request:
@@ -364,8 +346,8 @@ void connection_release(struct connection *connection)
     int kept;
 
     if (atomic_load(&io->stopping))
-        fcgi_connection_forbid_keepalive(connection->fcgi);
-    kept = fcgi_connection_finish(connection->fcgi);
+        fcgi_response_forbid_keepalive(&connection->response);
+    kept = fcgi_response_end(&connection->response);
     watcher_lock(io->watcher);
     if (kept) {
         if (wait_for_request_locked(connection) < 0)
@@ -416,7 +398,7 @@ void connection_answer_now(struct connection *connection, const char *text, size
 
 /* Watcher thread: readable while a job answers means the peer is gone:
  * EOF, a reset, or FCGI_ABORT_REQUEST (nginx and Apache send nothing else
- * once the request is read, and libfcgi refuses multiplexing). */
+ * once the request is read, and we refuse multiplexing). */
 static void responding_ready(struct watch *watch, uint32_t events)
 {
     struct connection *connection = container_of(watch, struct connection, watch);
@@ -473,9 +455,9 @@ void connection_close_idle(struct io_context *io)
     watcher_unlock(io->watcher);
 }
 
-struct fcgi_connection *connection_fcgi(struct connection *connection)
+struct fcgi_response *connection_response(struct connection *connection)
 {
-    return connection->fcgi;
+    return &connection->response;
 }
 
 int connection_fd(const struct connection *connection)
@@ -485,7 +467,7 @@ int connection_fd(const struct connection *connection)
 
 void connection_forbid_keepalive(struct connection *connection)
 {
-    fcgi_connection_forbid_keepalive(connection->fcgi);
+    fcgi_response_forbid_keepalive(&connection->response);
 }
 
 /* "Status: 404 Not Found" and a one-line text body; -1 if it does not fit. */
@@ -504,8 +486,8 @@ void connection_respond(struct connection *connection, const char *status, const
     char head[512];
     int n = format_short_answer(head, sizeof(head), status, extra);
 
-    if (n < 0 || fcgi_connection_write(connection->fcgi, head, (size_t)n) < 0)
-        fcgi_connection_forbid_keepalive(connection->fcgi);
+    if (n < 0 || fcgi_response_send_whole(&connection->response, head, (size_t)n) < 0)
+        fcgi_response_forbid_keepalive(&connection->response);
 }
 
 void connection_refuse_now(struct connection *connection, const char *status, const char *extra)

@@ -3,7 +3,7 @@
  *
  * At any moment exactly one party owns a connection: the watcher while it
  * waits for a request (idle), reads it, and answers it when that takes no
- * waiting (a trigger's 200); a worker when the answer needs libfcgi or may
+ * waiting (a trigger's 200); a worker when the answer may
  * block (a spool write, the status page, a refusal); or an attached job
  * while the job's output is the response.  Each hand-over is one call here.
  */
@@ -13,10 +13,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include "base/timer_heap.h"
+#include "fcgi/fcgi_response.h"
 #include "fcgi/request_reader.h"
 #include "io/watcher.h"
 
-struct fcgi_connection;
 struct connection;
 
 /*
@@ -54,7 +54,7 @@ enum connection_state {
 
 struct connection {
     struct io_context *io;
-    struct fcgi_connection *fcgi;
+    struct fcgi_response response;   /* the answer being written; its owner's */
     struct watch watch;
     struct timer deadline;       /* idle timeout, or the request read deadline */
     struct timer resume;         /* due at once: read bytes hold the next request */
@@ -100,7 +100,8 @@ void connection_unwatch_abort(struct connection *connection);
  * for an attached job that is the peer leaving, as if the watcher saw it. */
 void connection_report_abort(struct connection *connection);
 
-struct fcgi_connection *connection_fcgi(struct connection *connection);
+/* The worker's or attached job's answer, begun when the request was handed off. */
+struct fcgi_response *connection_response(struct connection *connection);
 int connection_fd(const struct connection *connection);
 void connection_forbid_keepalive(struct connection *connection);
 /*

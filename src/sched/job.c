@@ -22,7 +22,7 @@
 #include "base/shutdown.h"
 #include "base/timer_heap.h"
 #include "base/wakeup.h"
-#include "fcgi/fcgi_connection.h"
+#include "fcgi/fcgi_response.h"
 #include "fcgi/request_reader.h"
 #include "io/connection.h"
 #include "io/watcher.h"
@@ -367,28 +367,33 @@ int job_progress(detach_job *job, char *message, size_t size)
     return percent;
 }
 
-/* Attached output: the CGI head goes out with the first byte of body. */
-static int send_headers(detach_job *job)
+/*
+ * Attached output: data (may be empty) as STDOUT content, the CGI head in
+ * front of it the first time, and the end of the response after it when
+ * last is set -- one sendmsg() for an ordinary write, flushed on return.
+ */
+static int send_output(detach_job *job, const void *data, size_t length, int last)
 {
     static const char default_type[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    struct fcgi_response *response = connection_response(job->connection);
+    struct iovec parts[4];
+    size_t count = 0;
     int has_type = 0;
-    int rc = 0;
 
-    if (job->headers_sent)
-        return 0;
-    job->headers_sent = 1;
-    for (const char *line = job->headers; line && *line; line = strchr(line, '\n') + 1)
-        if (strncasecmp(line, "Content-Type:", 13) == 0)
-            has_type = 1;
-    if (job->headers_length)
-        rc = fcgi_connection_write(connection_fcgi(job->connection), job->headers,
-                                   job->headers_length);
-    if (rc == 0 && !has_type)
-        rc = fcgi_connection_write(connection_fcgi(job->connection), default_type,
-                                   sizeof(default_type) - 1);
-    if (rc == 0)
-        rc = fcgi_connection_write(connection_fcgi(job->connection), "\r\n", 2);
-    return rc;
+    if (!job->headers_sent) {
+        job->headers_sent = 1;
+        for (const char *line = job->headers; line && *line; line = strchr(line, '\n') + 1)
+            if (strncasecmp(line, "Content-Type:", 13) == 0)
+                has_type = 1;
+        if (job->headers_length)
+            parts[count++] = (struct iovec){ job->headers, job->headers_length };
+        if (!has_type)
+            parts[count++] = (struct iovec){ (void *)default_type, sizeof(default_type) - 1 };
+        parts[count++] = (struct iovec){ "\r\n", 2 };
+    }
+    if (length)
+        parts[count++] = (struct iovec){ (void *)data, length };
+    return fcgi_response_writev(response, parts, count, last);
 }
 
 static void output_failed(detach_job *job)
@@ -410,8 +415,8 @@ static void end_response(detach_job *job)
     if (connection_status_bits(&job->status) & DETACH_ABORTED) {
         connection_forbid_keepalive(connection);
     } else {
-        job->connection = connection;   /* send_headers writes through it */
-        if (send_headers(job) < 0)
+        job->connection = connection;   /* send_output writes through it */
+        if (send_output(job, NULL, 0, 1) < 0)
             connection_forbid_keepalive(connection);
         job->connection = NULL;
     }
@@ -738,8 +743,6 @@ int detach_header(detach_job *job, const char *line)
 
 int detach_write(detach_job *job, const void *data, size_t length)
 {
-    struct fcgi_connection *fcgi;
-
     if (!job->connection) {
         errno = ENOTCONN;
         return error_set("detach_write: job %s has no response to write to", job->id);
@@ -748,10 +751,8 @@ int detach_write(detach_job *job, const void *data, size_t length)
         errno = EPIPE;
         return error_set("detach_write: the client of job %s went away", job->id);
     }
-    fcgi = connection_fcgi(job->connection);
     /* Flushed at once: an attached client sees output as it is made. */
-    if (send_headers(job) < 0 || fcgi_connection_write(fcgi, data, length) < 0 ||
-        fcgi_connection_flush(fcgi) < 0) {
+    if (send_output(job, data, length, 0) < 0) {
         int saved = errno;
         output_failed(job);
         errno = saved;

@@ -21,10 +21,10 @@
 /* Kept free beyond what is counted: a descriptor the count missed, a
  * syslog reconnect, a status page that reads a file. */
 #define FD_BUDGET_SLACK 8
-/* A worker holds a request head's memfd and a spool file being written. */
-#define FD_BUDGET_PER_WORKER 2
-/* A connection: its socket and libfcgi's duplicate of it. */
-#define FD_BUDGET_PER_CONNECTION 2
+/* A worker holds a spool file being written. */
+#define FD_BUDGET_PER_WORKER 1
+/* A connection: its socket, and nothing else (answers are written on it). */
+#define FD_BUDGET_PER_CONNECTION 1
 /* A web server needs a few connections, whatever jobs take. */
 #define FD_BUDGET_MIN_CONNECTIONS 8
 

@@ -4,7 +4,7 @@
  * The watcher has read the request, every record checked.  Find the
  * route, admit the job, answer.  A trigger with no spool is answered on
  * the watcher thread at once (request_serve_at_once): its 200 is three
- * records in one send().  What needs libfcgi or may block -- a spool
+ * records in one send().  What may block -- a spool
  * write, the status page, a refusal, an attached job that answers on the
  * connection -- is a worker's (request_serve).  Nothing here waits for a
  * job.
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "fcgi/fcgi_connection.h"
+#include "fcgi/fcgi_response.h"
 #include "fcgi/request_reader.h"
 #include "io/connection.h"
 #include "sched/executor.h"
@@ -96,8 +96,8 @@ static void acknowledge(struct connection *connection, const char *job_id)
     char head[256];
     int n = format_acknowledgement(head, sizeof(head), job_id);
 
-    if (n < 0 || fcgi_connection_write(connection->fcgi, head, (size_t)n) < 0)
-        fcgi_connection_forbid_keepalive(connection->fcgi);
+    if (n < 0 || fcgi_response_send_whole(connection_response(connection), head, (size_t)n) < 0)
+        connection_forbid_keepalive(connection);
 }
 
 static void log_rejected(const char *path, const char *reason)
@@ -140,7 +140,8 @@ static void serve_status(struct server_core *core, struct connection *connection
         connection_respond(connection, "500 Internal Server Error", NULL);
         return;
     }
-    if (fcgi_connection_write(connection->fcgi, response.text, response.length) < 0)
+    if (fcgi_response_send_whole(connection_response(connection), response.text,
+                                 response.length) < 0)
         connection_forbid_keepalive(connection);
     free(response.text);
 }
@@ -354,11 +355,6 @@ void request_serve(struct server_core *core, struct connection *connection)
     detach_job *job;
     int peer_spoke;
 
-    if (fcgi_connection_accept(connection->fcgi, reader->data, reader->head_length) < 0) {
-        log_line(LOG_ERROR, "request", "error=\"%s\"", detach_last_error());
-        connection_close(connection);
-        return;
-    }
     /* Bytes past the request that do not begin another (an abort sent at
      * once, garbage): no keep-alive, and an attached job takes them as the
      * peer leaving.  The next request of a pipelining client is kept and

@@ -3,8 +3,8 @@
  *
  * The watcher reads every request (connection.c).  Most of them -- a
  * trigger admitted or refused for a full queue -- are answered at once on
- * the watcher thread; the rest go to a worker, which answers through
- * libfcgi.
+ * the watcher thread; the rest go to a worker, which answers with
+ * fcgi_response.c's blocking writes.
  */
 #ifndef DETACH_REQUEST_H
 #define DETACH_REQUEST_H
@@ -14,7 +14,7 @@ struct connection;
 
 /*
  * Watcher thread, the lock not held: answers the request just read when
- * that needs no waiting and no libfcgi.  1: answered, the connection is
+ * that needs no waiting.  1: answered, the connection is
  * gone on (waiting for the next request, or closed); 0: a worker's.
  */
 int request_serve_at_once(struct server_core *core, struct connection *connection);

@@ -17,7 +17,6 @@
 
 #include "base/error.h"
 #include "base/log.h"
-#include "fcgi/fcgi_connection.h"
 #include "io/connection.h"
 #include "io/listener.h"
 #include "io/watcher.h"
@@ -153,8 +152,6 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
         seed = (uint32_t)getpid() * 2654435761u;
     atomic_init(&server->core.jobs.next_job_number, seed);
     server->core.jobs.registry = &server->core.registry;
-    if (fcgi_library_init() < 0)
-        goto fail;
     if (pipe2(server->stop_pipe, O_CLOEXEC) < 0) {
         error_set("pipe: %s", strerror(errno));
         goto fail;

@@ -2,7 +2,7 @@
  * worker.h - the worker threads that read and answer requests.
  *
  * A worker gets a connection whose request the watcher has read whole
- * when answering it needs libfcgi or may block (a spool write, the status
+ * when answering it may block (a spool write, the status
  * page, a refusal, an attached job's start).  It never runs a job and
  * never waits for one.
  */

@@ -1,6 +1,7 @@
 /*
  * fuzz_fcgi_libfcgi.c - the whole request path a detachd worker runs on a
- * connection, with the real libfcgi behind our wrapper.
+ * connection: our reader, our response writer, and libfcgi as the
+ * independent reference for what each request says.
  *
  * The input is what a peer sends: it is written into a socketpair, and
  * served as request.c serves it, once with the peer half-closed and waiting
@@ -8,26 +9,23 @@
  * with a small max_body when the input is long enough to pass it.  On the
  * worker's end, request after request while the connection is kept alive:
  * read() into a request_reader until its verdict is not NEED_MORE (as
- * read_request() does); INVALID or EOF drops the connection before libfcgi
- * sees a byte; otherwise fcgi_connection_accept() with the checked head,
- * an answer (413 for TOO_LARGE, else 200 echoing the body) through
- * fcgi_connection_write(), fcgi_connection_finish(), and at the end
- * fcgi_connection_free().
+ * read_request() does); INVALID or EOF drops the connection; otherwise an
+ * answer (413 for TOO_LARGE, else 200 echoing the body) through
+ * fcgi_response_writev() and fcgi_response_end(), as request.c and job.c
+ * write.
  *
  * Checked beyond "no crash":
  *  - the params a job gets (request_reader_params) are exactly the pairs
  *    in the checked head, HTTP_PROXY left out;
- *  - libfcgi accepts every head the reader approved, except one with a
- *    BEGIN_REQUEST body longer than 8 bytes (libfcgi refuses it; the
- *    reader lets it by: see README "Left open");
- *  - libfcgi never reads the socket: what the worker left unread is still
- *    there after the request;
+ *  - libfcgi, given the same checked head on a connection of its own
+ *    (public API only: FCGX_Accept_r on a listening socket), accepts it
+ *    and reads the same request id and the same pairs;
+ *  - every head the reader approves has an 8-byte BEGIN_REQUEST body;
  *  - keep-alive is what the request's flag asks for, unless refused;
  *  - what the peer receives is well-formed FastCGI: per request, STDOUT
  *    records of its id carrying exactly what was written, an empty STDOUT,
  *    END_REQUEST (complete); nothing else, nothing after;
- *  - no descriptor survives the connection (the wrapper's ownership rules,
- *    and the memfd the head is parsed from).
+ *  - no descriptor survives the connection.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -39,9 +37,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-#include "fcgi/fcgi_connection.h"
+#include <fcgiapp.h>
+
+#include "fcgi/fcgi_response.h"
 #include "fcgi/fcgi_record.h"
 #include "fcgi/request_reader.h"
 
@@ -56,19 +57,32 @@
 #define MAX_REQUESTS 8
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+static int reference_listener = -1;
+static struct sockaddr_un reference_address;
+static socklen_t reference_address_length;
+static FCGX_Request reference;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     /* As detachd does: a write to a peer that left is EPIPE, not death. */
     signal(SIGPIPE, SIG_IGN);
-    CHECK(fcgi_library_init() == 0);
+    CHECK(FCGX_Init() == 0);
+    /* libfcgi's own listening socket, in the abstract namespace (nothing
+     * on disk), named by our pid so parallel fuzzers do not meet. */
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    int length = snprintf(address.sun_path + 1, sizeof(address.sun_path) - 1,
+                          "detach-fuzz-libfcgi-%d", (int)getpid());
+    reference_listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(reference_listener >= 0);
+    reference_address = address;
+    reference_address_length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length);
+    CHECK(bind(reference_listener, (struct sockaddr *)&reference_address,
+               reference_address_length) == 0);
+    CHECK(listen(reference_listener, 4) == 0);
+    CHECK(FCGX_InitRequest(&reference, reference_listener, 0) == 0);
     return 0;
-}
-
-static int is_open(int fd)
-{
-    return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
 }
 
 static size_t count_fds(void)
@@ -153,7 +167,48 @@ static void take_head_apart(const uint8_t *data, size_t length, struct head *out
     CHECK(position == length);   /* the head ends with the empty PARAMS */
 }
 
-/* libfcgi's envp: "FCGI_ROLE=RESPONDER", then each pair as "name=value", exactly. */
+/*
+ * libfcgi reads the checked head on a connection of its own, through its
+ * public API, and must find what our reader found: the request id, the
+ * responder role, and every pair of the head, in order, HTTP_PROXY too
+ * (its envp, after the "FCGI_ROLE=RESPONDER" it adds).
+ */
+static void check_with_libfcgi(const uint8_t *data, size_t length, const struct head *head)
+{
+    int client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), room = 4 * INPUT_MAX;
+    size_t position = 0;
+    char **entry;
+
+    CHECK(client >= 0);
+    setsockopt(client, SOL_SOCKET, SO_SNDBUF, &room, sizeof(room));
+    CHECK(connect(client, (struct sockaddr *)&reference_address, reference_address_length) == 0);
+    CHECK(send(client, data, length, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)length);
+    CHECK(shutdown(client, SHUT_WR) == 0);
+    CHECK(FCGX_Accept_r(&reference) == 0);
+    CHECK(reference.requestId == head->request_id);
+    CHECK(reference.role == FCGI_ROLE_RESPONDER);
+    entry = reference.envp;
+    CHECK(entry && *entry && strcmp(*entry, "FCGI_ROLE=RESPONDER") == 0);
+    entry++;
+    while (position < head->params_length) {
+        const uint8_t *name, *value;
+        size_t consumed, name_length, value_length;
+        CHECK(fcgi_param_decode(head->params + position, head->params_length - position,
+                                &consumed, &name, &name_length, &value, &value_length) == 0);
+        position += consumed;
+        CHECK(*entry != NULL);
+        CHECK(strlen(*entry) == name_length + 1 + value_length);
+        CHECK(memcmp(*entry, name, name_length) == 0 && (*entry)[name_length] == '=');
+        CHECK(memcmp(*entry + name_length + 1, value, value_length) == 0);
+        entry++;
+    }
+    CHECK(*entry == NULL);
+    close(client);
+    /* Closed at once: detached, its close does not linger for the peer. */
+    FCGX_Detach(&reference);
+    FCGX_Free(&reference, 1);
+}
+
 /* request_reader_params(): every pair of the checked head, in order,
  * but HTTP_PROXY (httpoxy). */
 static void compare_params(const char *params, const struct head *head)
@@ -258,8 +313,8 @@ static void check_answers(int peer, const struct answer *answers, size_t count,
  */
 static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_body)
 {
-    int pair[2], buffer_size = 4 * INPUT_MAX, library_fd, open = 1;
-    /* Room for every answer libfcgi writes while nobody reads. */
+    int pair[2], buffer_size = 4 * INPUT_MAX, open = 1;
+    /* Room for every answer the worker writes while nobody reads. */
     int answer_room = 16 * 1024 * 1024;
     struct answer answers[MAX_REQUESTS];
     size_t answered = 0, fds_before = count_fds();
@@ -281,12 +336,6 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
         pair[0] = -1;
     }
 
-    /* The worker: libfcgi gets its own descriptor, as connection.c gives it. */
-    library_fd = fcntl(pair[1], F_DUPFD_CLOEXEC, 0);
-    CHECK(library_fd >= 0);
-    struct fcgi_connection *fcgi = fcgi_connection_new(library_fd);
-    CHECK(fcgi);
-
     /* One reader for the connection, as connection.c keeps it: the reset
      * between requests keeps what was read past the last (pipelining). */
     struct request_reader reader;
@@ -294,19 +343,19 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
     for (int served = 0; open && served < MAX_REQUESTS; served++) {
         enum request_verdict verdict;
         struct head head;
+        struct fcgi_response response;
 
         if (served > 0)
             request_reader_reset(&reader);
         if (read_request(pair[1], &reader, &verdict) < 0)
-            break;   /* dropped before libfcgi */
+            break;   /* dropped unanswered */
         CHECK(verdict == REQUEST_COMPLETE || verdict == REQUEST_TOO_LARGE);
         take_head_apart(reader.data, reader.head_length, &head);
 
         size_t left_in_socket = unread_bytes(pair[1]);
-        /* Every head the reader approves, libfcgi takes. */
         CHECK(head.begin_length == FCGI_RECORD_BEGIN_BODY_SIZE);
-        CHECK(fcgi_connection_accept(fcgi, reader.data, reader.head_length) == 0);
-        CHECK(unread_bytes(pair[1]) == left_in_socket);
+        check_with_libfcgi(reader.data, reader.head_length, &head);
+        fcgi_response_begin(&response, pair[1], reader.request_id, reader.keep_connection);
         char *params = request_reader_params(&reader);
         compare_params(params, &head);
         /* The lookups request_path() makes. */
@@ -324,7 +373,7 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
                         (trailing && (!request_reader_next_is_request(&reader) ||
                                       !(head.flags & FCGI_RECORD_FLAG_KEEP_CONN)));
         if (forbidden)
-            fcgi_connection_forbid_keepalive(fcgi);
+            fcgi_response_forbid_keepalive(&response);
         size_t body_length;
         char *body = request_reader_take_body(&reader, &body_length);
 
@@ -343,14 +392,15 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
         if (verdict == REQUEST_COMPLETE && body_length)
             memcpy(answer + n, body, body_length);
         free(body);
-        int write_failed = fcgi_connection_write(fcgi, answer, (size_t)n) < 0 ||
-                           fcgi_connection_write(fcgi, answer + n, answer_length - (size_t)n) < 0;
+        /* As job.c: the head and the body as parts of one write. */
+        struct iovec parts[2] = { { answer, (size_t)n }, { answer + n, answer_length - (size_t)n } };
+        int write_failed = fcgi_response_writev(&response, parts, 2, 0) < 0;
         if (write_failed)
-            fcgi_connection_forbid_keepalive(fcgi);
+            fcgi_response_forbid_keepalive(&response);
 
-        int kept = fcgi_connection_finish(fcgi);
+        int kept = fcgi_response_end(&response);
         CHECK(kept == 0 || kept == 1);
-        /* libfcgi read nothing from the socket. */
+        /* The writer reads nothing from the socket. */
         CHECK(unread_bytes(pair[1]) == left_in_socket);
         if (peer_stays) {
             CHECK(!write_failed);
@@ -363,13 +413,10 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
             CHECK(kept == 0);   /* the write of END_REQUEST failed at least */
             free(answer);
         }
-        CHECK(kept == is_open(library_fd));
         free(head.params);
         open = kept;
     }
     request_reader_free(&reader);
-    fcgi_connection_free(fcgi);
-    CHECK(!is_open(library_fd));   /* the wrapper closed libfcgi's copy */
     size_t left_unread = unread_bytes(pair[1]);
     close(pair[1]);
 

@@ -64,7 +64,7 @@ def test_padding_on_begin_request_is_served_and_keeps_the_connection():
         daemon = box.detachd({"/job": {"command": job}}, {"workers": 2})
         connection = Connection(box.socket)
         ids = []
-        # On the watcher's own path (a trigger's 200) and through libfcgi on
+        # On the watcher's own path (a trigger's 200) and through fcgi_response on
         # a worker (a 404), each padding, on one kept connection.
         for padding in (1, 7, 8, 255):
             connection.send(padded_request(cgi_params("/job"), padding))
@@ -127,7 +127,7 @@ def test_triggers_pipelined_on_a_kept_connection_are_all_served():
         for count in (2, 3):
             statuses, ids = pipelined_triggers(box, daemon, marker, count)
             assert statuses == [200] * count and len(ids) == count
-        # A request a worker answers (a 404, through libfcgi) between two
+        # A request a worker answers (a 404, through fcgi_response) between two
         # triggers the watcher answers: still each in turn.
         statuses, ids = pipelined_triggers(box, daemon, marker, 3, ["/job", "/nope", "/job"])
         assert statuses == [200, 404, 200] and len(ids) == 2
