@@ -3,6 +3,7 @@ of libdetach's own encoder, so the two can't agree on a mistake."""
 
 import socket
 import struct
+import time
 
 VERSION = 1
 BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 2, 3, 4, 5, 6, 7
@@ -95,7 +96,18 @@ class Connection:
         else:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(address)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(address)
+                break
+            except BlockingIOError:
+                # A unix socket's backlog is full (a burst of connects the
+                # server has not accepted yet): a socket with a timeout
+                # gets EAGAIN at once rather than waiting, so wait here.
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
         self.buffer = b""
 
     def send(self, data):
