@@ -49,8 +49,20 @@ typedef void (*detach_shutdown_fn)(detach_job *job, void *arg);
 /*
  * Server options.  Start from detach_options_init(), which fills in every
  * default, then change what you need; NULL means all defaults.
+ *
+ * The struct can grow: fields are only ever added at its end, and `size`,
+ * which detach_options_init() sets to sizeof(detach_options) as the
+ * caller was compiled, tells the library how many of them the caller
+ * knows.  Fields past `size` take their defaults, so a program built
+ * against an older, smaller detach_options keeps working with a newer
+ * library.  detach_server_new() refuses (EINVAL) options whose size is 0:
+ * they did not come from detach_options_init().
+ *
+ * The strings (socket_owner, spool, status_path, status_allow) are copied
+ * by detach_server_new(): the caller's may go once it returns.
  */
 typedef struct detach_options {
+    size_t size;               /* set by detach_options_init(); see above */
     unsigned workers;          /* threads answering what may block (spool, status page, refusals): 4 */
     unsigned max_jobs;         /* jobs running at once: 64 */
     unsigned queue;            /* jobs waiting beyond max_jobs: 1024; 0 none */
@@ -91,7 +103,11 @@ typedef struct detach_options {
                                   than take them */
 } detach_options;
 
-DETACH_API void detach_options_init(detach_options *options);
+/* Fills every default into the first `size` bytes and sets options->size;
+ * call it as detach_options_init(&options), which passes the caller's
+ * sizeof. */
+DETACH_API void detach_options_init_sized(detach_options *options, size_t size);
+#define detach_options_init(options) detach_options_init_sized((options), sizeof *(options))
 
 /*
  * listen: "unix:/path", "127.0.0.1:9000", "[::1]:9000", or NULL for a
@@ -118,6 +134,14 @@ typedef enum {
     DETACH_ABORT_STOP       /* ignore_user_abort off from admission */
 } detach_abort_policy;
 
+/*
+ * The spec can grow too: fields are only ever added at its end, and the
+ * library walks the array with the caller's sizeof(detach_route_spec),
+ * which detach_server_replace_routes() passes for you (spec_size): fields
+ * past it take their defaults (on_abort: DETACH_ABORT_DEFAULT), so a
+ * program built against an older, smaller spec keeps working.  The path
+ * is copied; `arg` is the caller's, see "Ownership and lifetimes".
+ */
 typedef struct detach_route_spec {
     const char *path;
     detach_mode mode;
@@ -127,8 +151,11 @@ typedef struct detach_route_spec {
      * job still waits in the queue is judged by it too. */
     detach_abort_policy on_abort;
 } detach_route_spec;
-DETACH_API int detach_server_replace_routes(detach_server *server, const detach_route_spec *routes,
-                                            size_t count);
+DETACH_API int detach_server_replace_routes_sized(detach_server *server,
+                                                  const detach_route_spec *routes, size_t count,
+                                                  size_t spec_size);
+#define detach_server_replace_routes(server, routes, count) \
+    detach_server_replace_routes_sized((server), (routes), (count), sizeof *(routes))
 
 /* Serves until detach_server_stop(); 0 after a clean stop and drain. */
 DETACH_API int detach_serve(detach_server *server);

@@ -320,12 +320,13 @@ static int wait_done(const char *status_url, const detach_trigger_options *opts,
 int main(int argc, char **argv)
 {
     char short_name[3];
-    detach_trigger_options opts = {0};
+    detach_trigger_options opts;
     detach_trigger_result result;
     int status = EXIT_USAGE, wait_for_end = 0, timeout_given = 0;
     const char *status_base = NULL;
     uint64_t started_ms = dt_monotonic_ms();
 
+    detach_trigger_options_init(&opts);
     /* No option can repeat more than argc times, so these never grow. */
     const char **fields = calloc((size_t)argc, sizeof *fields);
     const char **cookies = calloc((size_t)argc, sizeof *cookies);

@@ -1230,16 +1230,44 @@ fail:
     return -1;
 }
 
-int detach_trigger(const char *url, const detach_trigger_options *opts,
+void detach_trigger_options_init_sized(detach_trigger_options *options, size_t size)
+{
+    if (options == NULL || size < sizeof(options->size))
+        return;
+    memset(options, 0, size);
+    options->size = size;
+}
+
+/* The caller's options in our layout: only the fields inside given->size
+ * are the caller's (an older program knows fewer), the rest are 0, every
+ * field's default.  NULL is all defaults. */
+static int resolve_options(const detach_trigger_options *given, detach_trigger_options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->size = sizeof *options;
+    if (given == NULL)
+        return 0;
+    if (given->size < sizeof(given->size)) {
+        errno = EINVAL;
+        return dt_error_set("detach_trigger_options.size is %zu: start from "
+                            "detach_trigger_options_init()", given->size);
+    }
+    memcpy(options, given, given->size < sizeof *options ? given->size : sizeof *options);
+    options->size = sizeof *options;
+    return 0;
+}
+
+int detach_trigger(const char *url, const detach_trigger_options *given,
                    detach_trigger_result *result)
 {
-    static const detach_trigger_options defaults;
+    detach_trigger_options resolved;
+    const detach_trigger_options *opts = &resolved;
     detach_trigger_result ignored;
     struct trigger_request request = {0};
     int rc = -1;
 
-    if (opts == NULL)
-        opts = &defaults;
+    if (resolve_options(given, &resolved) < 0)
+        return -1;
     if (result == NULL)
         result = &ignored;
     memset(result, 0, sizeof *result);
@@ -1283,8 +1311,8 @@ out:
 static int trigger_fetch(const char *url, const detach_trigger_options *like,
                          unsigned timeout_ms, size_t max_body, int *status, char **body, size_t *body_length)
 {
-    detach_trigger_options opts = {.method = "GET", .user = like->user, .ca_file = like->ca_file,
-                                   .insecure = like->insecure};
+    detach_trigger_options opts = {.size = sizeof opts, .method = "GET", .user = like->user,
+                                   .ca_file = like->ca_file, .insecure = like->insecure};
     struct trigger_request request = {0};
     int rc = -1;
 
@@ -1329,14 +1357,17 @@ out:
 /* A job's status object is a few hundred bytes; this bounds a wrong URL. */
 #define JOB_STATUS_BODY_MAX 65536
 
-int detach_trigger_job_status(const char *url, const detach_trigger_options *opts,
+int detach_trigger_job_status(const char *url, const detach_trigger_options *given,
                               unsigned timeout_ms, int *http_status, detach_job_status *job)
 {
+    detach_trigger_options opts;
     char *body = NULL;
     size_t body_length = 0;
     int rc = 0;
 
-    if (trigger_fetch(url, opts, timeout_ms, JOB_STATUS_BODY_MAX, http_status, &body,
+    if (resolve_options(given, &opts) < 0)
+        return -1;
+    if (trigger_fetch(url, &opts, timeout_ms, JOB_STATUS_BODY_MAX, http_status, &body,
                       &body_length) < 0)
         return -1;   /* errno and the message set */
     if (*http_status == 200 && dt_job_status_parse(body, body_length, job) < 0) {

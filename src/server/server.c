@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -37,9 +38,11 @@ struct detach_server {
     int served;
 };
 
-void detach_options_init(detach_options *options)
+/* Every default, in the library's own (newest) layout. */
+static void options_defaults(detach_options *options)
 {
     memset(options, 0, sizeof(*options));
+    options->size = sizeof(*options);
     options->workers = 4;
     options->max_jobs = 64;
     options->queue = 1024;
@@ -54,18 +57,39 @@ void detach_options_init(detach_options *options)
     options->job_descriptors = 4;
 }
 
-/* queue and drain_timeout may be 0; the rest may not, and 0 there means
- * the caller forgot detach_options_init(): take the default. */
-static void resolve_options(detach_options *options, const detach_options *given)
+/* The caller's struct may be older and smaller than ours (or, built
+ * against a newer header, larger): write only the bytes it has, and only
+ * the fields we know. */
+void detach_options_init_sized(detach_options *options, size_t size)
 {
     detach_options defaults;
 
-    detach_options_init(&defaults);
-    if (!given) {
-        *options = defaults;
+    if (!options || size < sizeof(options->size))
         return;
+    options_defaults(&defaults);
+    memset(options, 0, size);
+    memcpy(options, &defaults, size < sizeof(defaults) ? size : sizeof(defaults));
+    options->size = size;
+}
+
+/* Only the fields inside given->size are the caller's; the rest keep
+ * their defaults.  queue and drain_timeout may be 0; the rest may not,
+ * and 0 there means the caller left the field unset: take the default. */
+static int resolve_options(detach_options *options, const detach_options *given)
+{
+    detach_options defaults;
+
+    options_defaults(&defaults);
+    *options = defaults;
+    if (!given)
+        return 0;
+    if (given->size < sizeof(given->size)) {
+        errno = EINVAL;
+        return dt_error_set("detach_options.size is %zu: start from detach_options_init()",
+                            given->size);
     }
-    *options = *given;
+    memcpy(options, given, given->size < sizeof(*options) ? given->size : sizeof(*options));
+    options->size = sizeof(*options);
     if (!options->workers)
         options->workers = defaults.workers;
     if (!options->max_jobs)
@@ -84,6 +108,7 @@ static void resolve_options(detach_options *options, const detach_options *given
         options->queue_bytes = defaults.queue_bytes;
     if (!options->job_descriptors)
         options->job_descriptors = defaults.job_descriptors;
+    return 0;
 }
 
 static int copy_option_strings(detach_server *server)
@@ -134,8 +159,7 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     }
     server->stop_pipe[0] = server->stop_pipe[1] = -1;
     server->listener.fd = -1;
-    resolve_options(&server->core.options, options);
-    if (copy_option_strings(server) < 0)
+    if (resolve_options(&server->core.options, options) < 0 || copy_option_strings(server) < 0)
         goto fail;
     dt_log_set_level(server->core.options.log_level);
     pthread_mutex_init(&server->reload_lock, NULL);
@@ -203,17 +227,31 @@ int detach_route(detach_server *server, const char *path, detach_mode mode,
                            handler, arg);
 }
 
-int detach_server_replace_routes(detach_server *server, const detach_route_spec *routes,
-                                 size_t count)
-{
-    struct route_table *fresh = malloc(sizeof(*fresh)), *old;
+/* The first published spec ended before on_abort: every caller has at
+ * least path, mode, handler and arg. */
+#define ROUTE_SPEC_MIN_SIZE offsetof(detach_route_spec, on_abort)
 
+int detach_server_replace_routes_sized(detach_server *server, const detach_route_spec *routes,
+                                       size_t count, size_t spec_size)
+{
+    struct route_table *fresh, *old;
+
+    if (count > 0 && spec_size < ROUTE_SPEC_MIN_SIZE) {
+        errno = EINVAL;
+        return dt_error_set("replacing routes: a detach_route_spec of %zu bytes, at least %zu",
+                            spec_size, (size_t)ROUTE_SPEC_MIN_SIZE);
+    }
+    fresh = malloc(sizeof(*fresh));
     if (!fresh)
         return dt_error_set("replacing routes: out of memory");
     dt_route_table_init(fresh);
     for (size_t i = 0; i < count; i++) {
-        if (dt_route_table_add(fresh, routes[i].path, routes[i].mode, routes[i].on_abort,
-                            routes[i].handler, routes[i].arg) < 0) {
+        /* The caller's layout: its stride, only the fields it has. */
+        detach_route_spec spec = {0};
+        memcpy(&spec, (const char *)routes + i * spec_size,
+               spec_size < sizeof(spec) ? spec_size : sizeof(spec));
+        if (dt_route_table_add(fresh, spec.path, spec.mode, spec.on_abort, spec.handler,
+                               spec.arg) < 0) {
             dt_route_table_destroy(fresh);
             free(fresh);
             return -1;
