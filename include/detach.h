@@ -43,6 +43,37 @@ typedef enum {
 typedef struct detach_server detach_server;
 typedef struct detach_job detach_job;
 
+/*
+ * ---- Ownership and lifetimes (stated once, for every call below) ----
+ *
+ * Route arg: the `arg` of detach_route() and of a detach_route_spec is
+ *   the caller's.  The library only passes it to the handler; it must
+ *   outlive the server (detach_server_free()), since jobs admitted under
+ *   a route replaced by detach_server_replace_routes() may still run with
+ *   it.  The route path is copied.
+ * Job pointer: a detach_job * is valid from the handler's call until the
+ *   job's last shutdown callback has returned (so in the handler, in
+ *   detach_register_shutdown() callbacks and in a detach_on_stop() hook);
+ *   never keep it past that.  The library frees the job.
+ * Strings a job returns: detach_param(), detach_params(), detach_body(),
+ *   detach_job_id() and detach_job_route() point into memory the job (or
+ *   its server) owns: read-only, valid as long as the job pointer is.
+ *   detach_job_result() returns a static string.  Copy what must live on.
+ * Strings a job is given: detach_job_fail()'s reason, detach_progress()'s
+ *   message, detach_header()'s line and detach_write()'s data are copied
+ *   before the call returns.
+ * Options: the strings in detach_options (socket_owner, spool,
+ *   status_path, status_allow) are copied by detach_server_new(); the
+ *   caller's may go once it returns.  The struct itself is read only
+ *   during the call.
+ * detach_last_error(): a thread-local buffer the library owns, holding the
+ *   message of this thread's last failure; valid until the next call into
+ *   the library on this thread (one that fails overwrites it).
+ * detach_log_quote() returns the caller's buf.  Anything the library
+ *   mallocs for the caller says so at its declaration (detach_trigger_url_
+ *   with_path() in detach_trigger.h): the caller frees it with free().
+ */
+
 typedef void (*detach_handler)(detach_job *job, void *arg);
 typedef void (*detach_shutdown_fn)(detach_job *job, void *arg);
 

@@ -57,6 +57,13 @@ DETACH_API void detach_trigger_options_init_sized(detach_trigger_options *option
 #define detach_trigger_options_init(options) \
     detach_trigger_options_init_sized((options), sizeof *(options))
 
+/*
+ * Ownership: opts and everything it points to are borrowed for the call
+ * only; result and job are the caller's, filled before the call returns;
+ * detach_trigger_url_with_path() returns a malloc'd string the caller
+ * frees; a failure's message is in detach_last_error() (thread-local, see
+ * detach.h, "Ownership and lifetimes").
+ */
 typedef struct detach_trigger_result {
     int status;          /* HTTP status; 0 with no_wait */
     char job_id[64];     /* X-Detach-Job, "" when absent */
