@@ -25,6 +25,11 @@ import sys
 # Symbol types that are definitions (nm's letters, upper case = global).
 DEFINED = set("TDBRVWGSiu")
 
+# What a sanitizer build's instrumentation adds (ASan's one-definition-rule
+# markers, "__odr_asan.<global>"): the compiler's, in the implementation's
+# reserved namespace, and absent from a release build.
+INSTRUMENTATION = ("__odr_asan", "__asan_", "__ubsan_", "__sancov_")
+
 
 def api_names(header):
     """The function names declared with DETACH_API in a header."""
@@ -64,7 +69,7 @@ def main(argv):
 
     for archive in (static_lib, static_trigger):
         for name in sorted(nm_globals(nm, archive, dynamic=False)):
-            if name.startswith("dt_"):
+            if name.startswith("dt_") or name.startswith(INSTRUMENTATION):
                 continue
             if name in lib_api or name in trigger_api:
                 continue
