@@ -43,14 +43,57 @@ typedef enum {
 typedef struct detach_server detach_server;
 typedef struct detach_job detach_job;
 
+/*
+ * ---- Ownership and lifetimes (stated once, for every call below) ----
+ *
+ * Route arg: the `arg` of detach_route() and of a detach_route_spec is
+ *   the caller's.  The library only passes it to the handler; it must
+ *   outlive the server (detach_server_free()), since jobs admitted under
+ *   a route replaced by detach_server_replace_routes() may still run with
+ *   it.  The route path is copied.
+ * Job pointer: a detach_job * is valid from the handler's call until the
+ *   job's last shutdown callback has returned (so in the handler, in
+ *   detach_register_shutdown() callbacks and in a detach_on_stop() hook);
+ *   never keep it past that.  The library frees the job.
+ * Strings a job returns: detach_param(), detach_params(), detach_body(),
+ *   detach_job_id() and detach_job_route() point into memory the job (or
+ *   its server) owns: read-only, valid as long as the job pointer is.
+ *   detach_job_result() returns a static string.  Copy what must live on.
+ * Strings a job is given: detach_job_fail()'s reason, detach_progress()'s
+ *   message, detach_header()'s line and detach_write()'s data are copied
+ *   before the call returns.
+ * Options: the strings in detach_options (socket_owner, spool,
+ *   status_path, status_allow) are copied by detach_server_new(); the
+ *   caller's may go once it returns.  The struct itself is read only
+ *   during the call.
+ * detach_last_error(): a thread-local buffer the library owns, holding the
+ *   message of this thread's last failure; valid until the next call into
+ *   the library on this thread (one that fails overwrites it).
+ * detach_log_quote() returns the caller's buf.  Anything the library
+ *   mallocs for the caller says so at its declaration (detach_trigger_url_
+ *   with_path() in detach_trigger.h): the caller frees it with free().
+ */
+
 typedef void (*detach_handler)(detach_job *job, void *arg);
 typedef void (*detach_shutdown_fn)(detach_job *job, void *arg);
 
 /*
  * Server options.  Start from detach_options_init(), which fills in every
  * default, then change what you need; NULL means all defaults.
+ *
+ * The struct can grow: fields are only ever added at its end, and `size`,
+ * which detach_options_init() sets to sizeof(detach_options) as the
+ * caller was compiled, tells the library how many of them the caller
+ * knows.  Fields past `size` take their defaults, so a program built
+ * against an older, smaller detach_options keeps working with a newer
+ * library.  detach_server_new() refuses (EINVAL) options whose size is 0:
+ * they did not come from detach_options_init().
+ *
+ * The strings (socket_owner, spool, status_path, status_allow) are copied
+ * by detach_server_new(): the caller's may go once it returns.
  */
 typedef struct detach_options {
+    size_t size;               /* set by detach_options_init(); see above */
     unsigned workers;          /* threads answering what may block (spool, status page, refusals): 4 */
     unsigned max_jobs;         /* jobs running at once: 64 */
     unsigned queue;            /* jobs waiting beyond max_jobs: 1024; 0 none */
@@ -91,7 +134,11 @@ typedef struct detach_options {
                                   than take them */
 } detach_options;
 
-DETACH_API void detach_options_init(detach_options *options);
+/* Fills every default into the first `size` bytes and sets options->size;
+ * call it as detach_options_init(&options), which passes the caller's
+ * sizeof. */
+DETACH_API void detach_options_init_sized(detach_options *options, size_t size);
+#define detach_options_init(options) detach_options_init_sized((options), sizeof *(options))
 
 /*
  * listen: "unix:/path", "127.0.0.1:9000", "[::1]:9000", or NULL for a
@@ -118,6 +165,14 @@ typedef enum {
     DETACH_ABORT_STOP       /* ignore_user_abort off from admission */
 } detach_abort_policy;
 
+/*
+ * The spec can grow too: fields are only ever added at its end, and the
+ * library walks the array with the caller's sizeof(detach_route_spec),
+ * which detach_server_replace_routes() passes for you (spec_size): fields
+ * past it take their defaults (on_abort: DETACH_ABORT_DEFAULT), so a
+ * program built against an older, smaller spec keeps working.  The path
+ * is copied; `arg` is the caller's, see "Ownership and lifetimes".
+ */
 typedef struct detach_route_spec {
     const char *path;
     detach_mode mode;
@@ -127,8 +182,11 @@ typedef struct detach_route_spec {
      * job still waits in the queue is judged by it too. */
     detach_abort_policy on_abort;
 } detach_route_spec;
-DETACH_API int detach_server_replace_routes(detach_server *server, const detach_route_spec *routes,
-                                            size_t count);
+DETACH_API int detach_server_replace_routes_sized(detach_server *server,
+                                                  const detach_route_spec *routes, size_t count,
+                                                  size_t spec_size);
+#define detach_server_replace_routes(server, routes, count) \
+    detach_server_replace_routes_sized((server), (routes), (count), sizeof *(routes))
 
 /* Serves until detach_server_stop(); 0 after a clean stop and drain. */
 DETACH_API int detach_serve(detach_server *server);

@@ -18,7 +18,21 @@
 extern "C" {
 #endif
 
+/*
+ * Options of one call.  Start from detach_trigger_options_init(), which
+ * zeroes them (every default) and sets `size`, then set what you need;
+ * NULL means all defaults.
+ *
+ * The struct can grow: fields are only ever added at its end, and `size`
+ * (sizeof(detach_trigger_options) as the caller was compiled) tells the
+ * library how many the caller knows; the ones past it take their
+ * defaults, so a program built against an older header keeps working.
+ * A size of 0 (the struct was not initialised so) is refused with
+ * EINVAL.  The strings and arrays are borrowed for the call only: the
+ * library keeps no pointer into them once it returns.
+ */
 typedef struct detach_trigger_options {
+    size_t size;                  /* set by detach_trigger_options_init() */
     const char *method;           /* NULL: GET, or POST when fields given */
     const char *const *fields;    /* "name=value" form fields, url-encoded */
     size_t field_count;
@@ -37,6 +51,19 @@ typedef struct detach_trigger_options {
     int insecure;                 /* 1: do not verify the server's certificate */
 } detach_trigger_options;
 
+/* Zeroes the first `size` bytes and sets options->size; call it as
+ * detach_trigger_options_init(&options), which passes the caller's sizeof. */
+DETACH_API void detach_trigger_options_init_sized(detach_trigger_options *options, size_t size);
+#define detach_trigger_options_init(options) \
+    detach_trigger_options_init_sized((options), sizeof *(options))
+
+/*
+ * Ownership: opts and everything it points to are borrowed for the call
+ * only; result and job are the caller's, filled before the call returns;
+ * detach_trigger_url_with_path() returns a malloc'd string the caller
+ * frees; a failure's message is in detach_last_error() (thread-local, see
+ * detach.h, "Ownership and lifetimes").
+ */
 typedef struct detach_trigger_result {
     int status;          /* HTTP status; 0 with no_wait */
     char job_id[64];     /* X-Detach-Job, "" when absent */

@@ -64,14 +64,14 @@ static void wait_for(struct above *above, const int *counter, int target)
     assert_true(*counter >= target);
 }
 
-/* Watcher thread, no lock held: as request.c's request_serve_at_once. */
+/* Watcher thread, no lock held: as request.c's dt_request_serve_at_once. */
 static int answer_now(void *arg, struct connection *connection)
 {
     struct fixture *fixture = arg;
 
     if (!fixture->above.answer)
         return 0;
-    connection_answer_now(connection, ANSWER, strlen(ANSWER));
+    dt_connection_answer_now(connection, ANSWER, strlen(ANSWER));
     note(&fixture->above, &fixture->above.answered);
     return 1;
 }
@@ -87,7 +87,7 @@ static void hand_off(void *arg, struct connection *connection)
     note(&fixture->above, &fixture->above.handed);
 }
 
-/* Watcher thread, watcher lock held: as job.c's job_abort_locked. */
+/* Watcher thread, watcher lock held: as job.c's dt_job_abort_locked. */
 static void peer_left(void *arg)
 {
     struct fixture *fixture = arg;
@@ -103,9 +103,9 @@ static int setup(void **state)
     assert_non_null(fixture);
     pthread_mutex_init(&fixture->above.lock, NULL);
     pthread_cond_init(&fixture->above.changed, NULL);
-    fixture->io.watcher = watcher_new();
+    fixture->io.watcher = dt_watcher_new();
     assert_non_null(fixture->io.watcher);
-    assert_int_equal(watcher_start(fixture->io.watcher), 0);
+    assert_int_equal(dt_watcher_start(fixture->io.watcher), 0);
     fixture->io.read_timeout_ms = 5000;
     fixture->io.idle_timeout_ms = 5000;
     fixture->io.max_body = 1 << 20;
@@ -115,10 +115,10 @@ static int setup(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
     fixture->peer = pair[1];
     /* As the listener does on an accept. */
-    watcher_lock(fixture->io.watcher);
+    dt_watcher_lock(fixture->io.watcher);
     atomic_fetch_add(&fixture->io.connections, 1);
-    connection_accepted_locked(&fixture->io, pair[0]);
-    watcher_unlock(fixture->io.watcher);
+    dt_connection_accepted_locked(&fixture->io, pair[0]);
+    dt_watcher_unlock(fixture->io.watcher);
     *state = fixture;
     return 0;
 }
@@ -127,8 +127,8 @@ static int teardown(void **state)
 {
     struct fixture *fixture = *state;
 
-    connection_close_idle(&fixture->io);
-    watcher_free(fixture->io.watcher);
+    dt_connection_close_idle(&fixture->io);
+    dt_watcher_free(fixture->io.watcher);
     if (fixture->peer >= 0)
         close(fixture->peer);
     pthread_cond_destroy(&fixture->above.changed);
@@ -143,10 +143,10 @@ static void send_request(int peer)
     static const char *const params[] = { "REQUEST_METHOD=GET", "DOCUMENT_URI=/t" };
     struct fcgi_buffer request = { 0 };
 
-    assert_int_equal(fcgi_request_build(&request, 1, 0, params, 2, NULL, 0), 0);
+    assert_int_equal(dt_fcgi_request_build(&request, 1, 0, params, 2, NULL, 0), 0);
     assert_int_equal(send(peer, request.data, request.length, MSG_NOSIGNAL),
                      (ssize_t)request.length);
-    fcgi_buffer_free(&request);
+    dt_fcgi_buffer_free(&request);
 }
 
 /* Everything the peer gets until the connection closes (up to 5 s). */
@@ -203,13 +203,13 @@ static void declined_is_handed_off(void **state)
     assert_int_equal(fixture->above.answered, 0);
     assert_non_null(fixture->above.handed_connection);
     assert_int_equal(atomic_load(&fixture->io.connections), 1);
-    connection_close(fixture->above.handed_connection);
+    dt_connection_close(fixture->above.handed_connection);
     assert_int_equal(read_to_eof(fixture->peer, received, sizeof(received)), 0);
     wait_for_no_connection(&fixture->io);
 }
 
 /* A connection watched for its peer leaving calls peer_left once the peer
- * closes; after connection_unwatch_abort() it is the taker's again. */
+ * closes; after dt_connection_unwatch_abort() it is the taker's again. */
 static void peer_leaving_is_reported(void **state)
 {
     struct fixture *fixture = *state;
@@ -218,13 +218,13 @@ static void peer_leaving_is_reported(void **state)
     send_request(fixture->peer);
     wait_for(&fixture->above, &fixture->above.handed, 1);
     connection = fixture->above.handed_connection;
-    assert_int_equal(connection_watch_for_abort(connection, peer_left, fixture), 0);
+    assert_int_equal(dt_connection_watch_for_abort(connection, peer_left, fixture), 0);
     assert_int_equal(fixture->above.peer_left, 0);
     close(fixture->peer);
     fixture->peer = -1;
     wait_for(&fixture->above, &fixture->above.peer_left, 1);
-    connection_unwatch_abort(connection);
-    connection_close(connection);
+    dt_connection_unwatch_abort(connection);
+    dt_connection_close(connection);
     assert_int_equal(fixture->above.peer_left, 1);
     wait_for_no_connection(&fixture->io);
 }

@@ -1,7 +1,7 @@
 /*
  * test_executor.c - the executor with real jobs on real job threads: every
  * submitted job runs, the admission limit is exact (EAGAIN past max_jobs
- * plus queue), executor_free() discards queued jobs without leaks (the
+ * plus queue), dt_executor_free() discards queued jobs without leaks (the
  * sanitizer build checks that), and the thread count stays within max_jobs
  * job threads plus the spawner, even though submitters never create one.
  * Jobs that sleep in detach_sleep() are parked, not threads: hundreds
@@ -151,11 +151,11 @@ static int setup(void **state)
     struct fixture *fixture = calloc(1, sizeof(*fixture));
 
     assert_non_null(fixture);
-    registry_init(&fixture->registry);
+    dt_registry_init(&fixture->registry);
     fixture->core.registry = &fixture->registry;
-    fixture->core.watcher = watcher_new();
+    fixture->core.watcher = dt_watcher_new();
     assert_non_null(fixture->core.watcher);
-    assert_int_equal(watcher_start(fixture->core.watcher), 0);
+    assert_int_equal(dt_watcher_start(fixture->core.watcher), 0);
     pthread_mutex_init(&fixture->observed.lock, NULL);
     pthread_cond_init(&fixture->observed.changed, NULL);
     fixture->route = (struct job_kind){ .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1,
@@ -169,8 +169,8 @@ static int teardown(void **state)
 {
     struct fixture *fixture = *state;
 
-    watcher_free(fixture->core.watcher);
-    registry_destroy(&fixture->registry);
+    dt_watcher_free(fixture->core.watcher);
+    dt_registry_destroy(&fixture->registry);
     wait_for_threads(initial_threads);   /* a clean baseline for the next */
     pthread_cond_destroy(&fixture->observed.changed);
     pthread_mutex_destroy(&fixture->observed.lock);
@@ -180,7 +180,7 @@ static int teardown(void **state)
 
 static detach_job *new_job(struct fixture *fixture)
 {
-    detach_job *job = job_new(&fixture->core, &fixture->route, "" /* no params */, NULL, 0, NULL);
+    detach_job *job = dt_job_new(&fixture->core, &fixture->route, "" /* no params */, NULL, 0, NULL);
 
     assert_non_null(job);
     return job;
@@ -191,7 +191,7 @@ static void submit_blocked_jobs(struct fixture *fixture, struct executor *execut
 {
     fixture->observed.block = 1;
     for (int i = 0; i < count; i++)
-        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
+        assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job(fixture))), 0);
 }
 
 /* Waits (up to 10 s) until *counter reaches at least target. */
@@ -281,27 +281,27 @@ static int executor_threads_settled(void)
 /* Waits (5 s at most) until executor_threads_settled(). */
 static void wait_until_settled(void)
 {
-    uint64_t deadline = monotonic_ms() + 5000;
+    uint64_t deadline = dt_monotonic_ms() + 5000;
 
     while (!executor_threads_settled()) {
-        assert_true(monotonic_ms() < deadline);
+        assert_true(dt_monotonic_ms() < deadline);
         sched_yield();
     }
 }
 
-/* executor_new() starts the spawner and a job thread before it returns,
+/* dt_executor_new() starts the spawner and a job thread before it returns,
  * and an idle executor keeps only a couple of threads, not max_jobs. */
 static void new_starts_threads_and_idles_small(void **state)
 {
     struct fixture *fixture = *state;
-    struct executor *executor = executor_new(64, 16, 0, 0);
+    struct executor *executor = dt_executor_new(64, 16, 0, 0);
 
     assert_non_null(executor);
     assert_true(job_threads(fixture) >= 1);
     wait_until_settled();                      /* the spawner asleep: no more */
     assert_true(job_threads(fixture) >= 1);
     assert_true(job_threads(fixture) <= 3);   /* the first one, and two spares */
-    executor_free(executor);
+    dt_executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
 
@@ -312,7 +312,7 @@ static void spawner_sleeps_once_spares_are_there(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(64, 16, 0, 0);
+    struct executor *executor = dt_executor_new(64, 16, 0, 0);
 
     assert_non_null(executor);
     submit_blocked_jobs(fixture, executor, 5);
@@ -323,36 +323,36 @@ static void spawner_sleeps_once_spares_are_there(void **state)
     assert_true(executor_threads_settled());
     release(observed);
     wait_for(observed, &observed->ran, 5);
-    executor_free(executor);
+    dt_executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
 
 /* The watcher's submits wake no job thread: their jobs wait, though
- * threads are idle, until executor_flush_wakeup(), the end of its epoll
+ * threads are idle, until dt_executor_flush_wakeup(), the end of its epoll
  * round; then every job deferred since runs (the woken thread passes the
  * word on). */
 static void deferred_submits_wait_for_the_flush(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(64, 16, 0, 0);
+    struct executor *executor = dt_executor_new(64, 16, 0, 0);
 
     assert_non_null(executor);
     /* Every thread the idle executor keeps at its wait: a thread still
      * starting would look at the inbox on its own. */
     wait_until_settled();
     for (int i = 0; i < 8; i++)
-        assert_int_equal(executor_submit_deferred(executor, job_task(new_job(fixture))), 0);
+        assert_int_equal(dt_executor_submit_deferred(executor, dt_job_task(new_job(fixture))), 0);
     /* Settled again: a thread a submit woke would be running (or would
      * have run the job) rather than back in its wait. */
     wait_until_settled();
     pthread_mutex_lock(&observed->lock);
     assert_int_equal(observed->ran, 0);
     pthread_mutex_unlock(&observed->lock);
-    executor_flush_wakeup(executor);
-    executor_flush_wakeup(executor);   /* nothing owed: a no-op */
+    dt_executor_flush_wakeup(executor);
+    dt_executor_flush_wakeup(executor);   /* nothing owed: a no-op */
     wait_for(observed, &observed->ran, 8);
-    executor_free(executor);
+    dt_executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
 
@@ -361,17 +361,17 @@ static void runs_every_job_within_max_jobs(void **state)
 {
     enum { N = 300, M = 8 };
     struct fixture *fixture = *state;
-    struct executor *executor = executor_new(M, N, 0, 0);
+    struct executor *executor = dt_executor_new(M, N, 0, 0);
 
     assert_non_null(executor);
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
+        assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job(fixture))), 0);
     wait_for(&fixture->observed, &fixture->observed.ran, N);
     assert_int_equal(fixture->observed.ran, N);
     assert_true(fixture->observed.max_running <= M);
     assert_true(fixture->observed.max_threads - fixture->baseline_threads - HELPER_THREADS <= M);
     assert_true(job_threads(fixture) <= M);
-    executor_free(executor);
+    dt_executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
 
@@ -381,16 +381,16 @@ static void admission_limit_is_exact(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(4, 2, 0, 0);
+    struct executor *executor = dt_executor_new(4, 2, 0, 0);
     detach_job *refused;
 
     assert_non_null(executor);
     submit_blocked_jobs(fixture, executor, 6);
     refused = new_job(fixture);
     errno = 0;
-    assert_int_equal(executor_submit(executor, job_task(refused)), -1);
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(refused)), -1);
     assert_int_equal(errno, EAGAIN);
-    assert_false(executor_has_room(executor, 0));
+    assert_false(dt_executor_has_room(executor, 0));
     /* Only one job thread existed at first: four running means the
      * spawner started the others. */
     wait_for(observed, &observed->running, 4);
@@ -401,17 +401,17 @@ static void admission_limit_is_exact(void **state)
     assert_int_equal(observed->ran, 0);
     pthread_mutex_unlock(&observed->lock);
     /* Still full while the two wait. */
-    assert_int_equal(executor_submit(executor, job_task(refused)), -1);
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(refused)), -1);
     assert_int_equal(errno, EAGAIN);
 
     release(observed);
     wait_for(observed, &observed->ran, 6);
     /* Room again once they ended. */
-    assert_int_equal(executor_submit(executor, job_task(refused)), 0);
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(refused)), 0);
     wait_for(observed, &observed->ran, 7);
     assert_true(observed->max_running <= 4);
     assert_true(observed->max_threads - fixture->baseline_threads - HELPER_THREADS <= 4);
-    executor_free(executor);
+    dt_executor_free(executor);
 }
 
 /* A job whose params and body come to `bytes` (the queue_bytes budget). */
@@ -421,7 +421,7 @@ static detach_job *new_job_of(struct fixture *fixture, size_t bytes)
     detach_job *job;
 
     assert_non_null(body);
-    job = job_new(&fixture->core, &fixture->route, "", body, bytes, NULL);
+    job = dt_job_new(&fixture->core, &fixture->route, "", body, bytes, NULL);
     free(body);
     assert_non_null(job);
     return job;
@@ -430,24 +430,24 @@ static detach_job *new_job_of(struct fixture *fixture, size_t bytes)
 /* queue_bytes: with max_jobs 1 busy, queued jobs take the budget until
  * the next would pass it (ENOBUFS, and has_room agrees); an empty queue
  * takes one job larger than the whole budget; running jobs leave it.
- * Params count too: job_new's params are "" here, one byte. */
+ * Params count too: dt_job_new's params are "" here, one byte. */
 static void queue_bytes_budget_is_exact(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(1, 100, 0, 0);
+    struct executor *executor = dt_executor_new(1, 100, 0, 0);
     detach_job *over;
 
     assert_non_null(executor);
-    executor_set_queue_bytes(executor, 3000);
+    dt_executor_set_queue_bytes(executor, 3000);
     submit_blocked_jobs(fixture, executor, 1);
     wait_for(observed, &observed->running, 1);   /* it left the queue */
     /* An empty queue takes a job over the whole budget... */
-    assert_int_equal(executor_submit(executor, job_task(new_job_of(fixture, 5000))), 0);
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job_of(fixture, 5000))), 0);
     /* ...and then nothing more, not even a small one. */
     over = new_job_of(fixture, 10);
     errno = 0;
-    assert_int_equal(executor_submit(executor, job_task(over)), -1);
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(over)), -1);
     assert_int_equal(errno, ENOBUFS);
     release(observed);
     wait_for(observed, &observed->ran, 2);
@@ -456,34 +456,34 @@ static void queue_bytes_budget_is_exact(void **state)
     wait_for(observed, &observed->running, 1);
     /* 999 + 1 bytes of params each: three fit 3000 exactly, a fourth not. */
     for (int i = 0; i < 3; i++)
-        assert_int_equal(executor_submit(executor, job_task(new_job_of(fixture, 999))), 0);
-    assert_true(executor_has_room(executor, 0));
+        assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job_of(fixture, 999))), 0);
+    assert_true(dt_executor_has_room(executor, 0));
     errno = 0;
-    assert_false(executor_has_room(executor, 1));
+    assert_false(dt_executor_has_room(executor, 1));
     assert_int_equal(errno, ENOBUFS);
     errno = 0;
-    assert_int_equal(executor_submit(executor, job_task(over)), -1);
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(over)), -1);
     assert_int_equal(errno, ENOBUFS);
     release(observed);
     wait_for(observed, &observed->ran, 6);
     /* Every queued job ran: the budget is all free again. */
-    assert_true(executor_has_room(executor, 3000));
-    assert_int_equal(executor_submit(executor, job_task(over)), 0);
+    assert_true(dt_executor_has_room(executor, 3000));
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(over)), 0);
     wait_for(observed, &observed->ran, 7);
-    executor_free(executor);
+    dt_executor_free(executor);
 }
 
-/* executor_limit_running(): fewer at once than max_jobs (descriptors
+/* dt_executor_limit_running(): fewer at once than max_jobs (descriptors
  * short), the others wait queued and all run. */
 static void limit_running_holds_jobs_in_the_queue(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(8, 10, 0, 0);
+    struct executor *executor = dt_executor_new(8, 10, 0, 0);
     detach_job *refused;
 
     assert_non_null(executor);
-    executor_limit_running(executor, 2);
+    dt_executor_limit_running(executor, 2);
     submit_blocked_jobs(fixture, executor, 6);
     wait_for(observed, &observed->running, 2);
     wait_until_settled();   /* a wrong third start would show as running */
@@ -492,14 +492,14 @@ static void limit_running_holds_jobs_in_the_queue(void **state)
     pthread_mutex_unlock(&observed->lock);
     /* Admission is still max_jobs + queue: 18 in all. */
     for (int i = 0; i < 12; i++)
-        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
+        assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job(fixture))), 0);
     refused = new_job(fixture);
-    assert_int_equal(executor_submit(executor, job_task(refused)), -1);
-    job_free(refused);
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(refused)), -1);
+    dt_job_free(refused);
     release(observed);
     wait_for(observed, &observed->ran, 18);
     assert_true(observed->max_running <= 2);
-    executor_free(executor);
+    dt_executor_free(executor);
 }
 
 static void *release_later(void *arg)
@@ -509,23 +509,23 @@ static void *release_later(void *arg)
     return NULL;
 }
 
-/* (3): executor_free() with jobs queued behind a running one: the running
+/* (3): dt_executor_free() with jobs queued behind a running one: the running
  * one ends, the queued ones are discarded (freed: ASan checks for leaks). */
 static void free_discards_queued_jobs(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(1, 8, 0, 0);
+    struct executor *executor = dt_executor_new(1, 8, 0, 0);
     pthread_t releaser;
 
     assert_non_null(executor);
     submit_blocked_jobs(fixture, executor, 5);
     wait_for(observed, &observed->running, 1);
     assert_int_equal(job_threads(fixture), 1);   /* max_jobs 1: no spares */
-    /* The running job ends only once executor_free() has said "exit", so
+    /* The running job ends only once dt_executor_free() has said "exit", so
      * its thread takes no queued job. */
     assert_int_equal(pthread_create(&releaser, NULL, release_later, observed), 0);
-    executor_free(executor);
+    dt_executor_free(executor);
     pthread_join(releaser, NULL);
     assert_int_equal(observed->ran, 1);
     wait_for_threads(fixture->baseline_threads);
@@ -537,17 +537,17 @@ static void recovered_jobs_pass_the_limit(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(2, 0, 0, 0);
+    struct executor *executor = dt_executor_new(2, 0, 0, 0);
 
     assert_non_null(executor);
     observed->block = 1;
     for (int i = 0; i < 5; i++)
-        assert_int_equal(executor_submit_recovered(executor, job_task(new_job(fixture))), 0);
+        assert_int_equal(dt_executor_submit_recovered(executor, dt_job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, 2);
     assert_int_equal(job_threads(fixture), 2);
     release(observed);
     wait_for(observed, &observed->ran, 5);
-    executor_free(executor);
+    dt_executor_free(executor);
 }
 
 /* A drain without a spool lets queued jobs run; afterwards submits fail. */
@@ -555,19 +555,19 @@ static void drain_runs_queued_jobs_then_refuses(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(2, 10, 0, 0);
+    struct executor *executor = dt_executor_new(2, 10, 0, 0);
     detach_job *late;
 
     assert_non_null(executor);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
-    executor_drain(executor, 10, 0);
+        assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job(fixture))), 0);
+    dt_executor_drain(executor, 10, 0);
     assert_int_equal(observed->ran, 10);
     late = new_job(fixture);
-    assert_int_equal(executor_submit(executor, job_task(late)), -1);
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(late)), -1);
     assert_int_equal(errno, EAGAIN);
-    job_free(late);
-    executor_free(executor);
+    dt_job_free(late);
+    dt_executor_free(executor);
 }
 
 struct submitter {
@@ -582,7 +582,7 @@ static void *submit_all(void *arg)
     struct submitter *submitter = arg;
 
     for (int i = 0; i < 64; i++) {
-        if (executor_submit(submitter->executor, job_task(submitter->jobs[i])) == 0) {
+        if (dt_executor_submit(submitter->executor, dt_job_task(submitter->jobs[i])) == 0) {
             submitter->accepted++;
             submitter->jobs[i] = NULL;
         }
@@ -621,19 +621,19 @@ static void racing_submits_keep_the_limit_exact(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(4, 12, 0, 0);
+    struct executor *executor = dt_executor_new(4, 12, 0, 0);
     struct submitter submitters[SUBMITTERS];
 
     assert_non_null(executor);
     observed->block = 1;
     assert_int_equal(race_submits(fixture, executor, submitters), 16);
-    assert_false(executor_has_room(executor, 0));
+    assert_false(dt_executor_has_room(executor, 0));
     release(observed);
     wait_for(observed, &observed->ran, 16);
     for (int t = 0; t < SUBMITTERS; t++)
         for (int i = 0; i < 64; i++)
-            job_free(submitters[t].jobs[i]);
-    executor_free(executor);
+            dt_job_free(submitters[t].jobs[i]);
+    dt_executor_free(executor);
     assert_int_equal(observed->ran, 16);
 }
 
@@ -646,7 +646,7 @@ static void queued_jobs_start_as_running_ones_end(void **state)
     enum { ROUNDS = 20 };
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(2, SUBMITTERS * 64, 0, 0);
+    struct executor *executor = dt_executor_new(2, SUBMITTERS * 64, 0, 0);
     struct submitter submitters[SUBMITTERS];
     unsigned expected = 0;
 
@@ -657,7 +657,7 @@ static void queued_jobs_start_as_running_ones_end(void **state)
         wait_for(observed, &observed->ran, expected);
     }
     assert_true(observed->max_running <= 2);
-    executor_free(executor);
+    dt_executor_free(executor);
     assert_int_equal(observed->ran, expected);
 }
 
@@ -692,7 +692,7 @@ static void busy_cpus_do_not_pile_up_threads(void **state)
     enum { HOGS = 4 };
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(256, 100000, 19, 0);
+    struct executor *executor = dt_executor_new(256, 100000, 19, 0);
     pthread_t hogs[HOGS];
     unsigned submitted = 0;
     uint64_t end;
@@ -702,8 +702,8 @@ static void busy_cpus_do_not_pile_up_threads(void **state)
     atomic_store(&hogging, 1);
     for (int i = 0; i < HOGS; i++)
         assert_int_equal(pthread_create(&hogs[i], NULL, hog_cpu, NULL), 0);
-    for (end = monotonic_ms() + 3000; monotonic_ms() < end; submitted++) {
-        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
+    for (end = dt_monotonic_ms() + 3000; dt_monotonic_ms() < end; submitted++) {
+        assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job(fixture))), 0);
         sleep_ms(1);
     }
     atomic_store(&hogging, 0);
@@ -711,7 +711,7 @@ static void busy_cpus_do_not_pile_up_threads(void **state)
         assert_int_equal(pthread_join(hogs[i], NULL), 0);
     wait_for(observed, &observed->ran, submitted);
     assert_true(job_threads(fixture) <= 1 + 2 + 1);   /* first, spares, one in flight */
-    executor_free(executor);
+    dt_executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
 
@@ -722,22 +722,22 @@ static void sleeping_jobs_hold_no_thread(void **state)
     enum { N = 200 };
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(N, 0, 0, 0);
-    uint64_t start = monotonic_ms();
+    struct executor *executor = dt_executor_new(N, 0, 0, 0);
+    uint64_t start = dt_monotonic_ms();
 
     assert_non_null(executor);
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 400;
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
+        assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, N);
     /* All 200 running (asleep), on far fewer threads. */
     assert_true(job_threads(fixture) <= N / 4);
     wait_for(observed, &observed->ran, N);
-    assert_true(monotonic_ms() - start >= 400);
+    assert_true(dt_monotonic_ms() - start >= 400);
     assert_int_equal(observed->max_running, N);
     assert_int_equal(observed->cancelled, 0);
-    executor_free(executor);
+    dt_executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
 
@@ -748,19 +748,19 @@ static void sleep_on_thread_keeps_the_thread(void **state)
     enum { N = 20 };
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(N, 0, 0, 1);
+    struct executor *executor = dt_executor_new(N, 0, 0, 1);
 
     assert_non_null(executor);
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 300;
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
+        assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, N);
     assert_int_equal(job_threads(fixture), N);
     wait_for(observed, &observed->ran, N);
     assert_int_equal(observed->moved, 0);
     assert_int_equal(observed->cancelled, 0);
-    executor_free(executor);
+    dt_executor_free(executor);
     wait_for_threads(fixture->baseline_threads);
 }
 
@@ -771,21 +771,21 @@ static void drain_timeout_wakes_parked_jobs(void **state)
     enum { N = 50 };
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(N, 0, 0, 0);
+    struct executor *executor = dt_executor_new(N, 0, 0, 0);
     uint64_t start;
 
     assert_non_null(executor);
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 30000;
     for (int i = 0; i < N; i++)
-        assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
+        assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->running, N);
-    start = monotonic_ms();
-    executor_drain(executor, 0, 0);
-    assert_true(monotonic_ms() - start < 5000);
+    start = dt_monotonic_ms();
+    dt_executor_drain(executor, 0, 0);
+    assert_true(dt_monotonic_ms() - start < 5000);
     assert_int_equal(observed->ran, N);
     assert_int_equal(observed->cancelled, N);
-    executor_free(executor);
+    dt_executor_free(executor);
 }
 
 /* The watcher's time limit reaches a parked job: it resumes at once with
@@ -794,19 +794,19 @@ static void time_limit_wakes_a_parked_job(void **state)
 {
     struct fixture *fixture = *state;
     struct observed *observed = &fixture->observed;
-    struct executor *executor = executor_new(4, 0, 0, 0);
-    uint64_t start = monotonic_ms();
+    struct executor *executor = dt_executor_new(4, 0, 0, 0);
+    uint64_t start = dt_monotonic_ms();
 
     assert_non_null(executor);
     fixture->route.handler = sleeping_handler;
     observed->sleep_ms = 30000;
     observed->time_limit = 1;
-    assert_int_equal(executor_submit(executor, job_task(new_job(fixture))), 0);
+    assert_int_equal(dt_executor_submit(executor, dt_job_task(new_job(fixture))), 0);
     wait_for(observed, &observed->ran, 1);
-    assert_true(monotonic_ms() - start < 5000);
+    assert_true(dt_monotonic_ms() - start < 5000);
     assert_int_equal(observed->cancelled, 1);
     assert_int_equal(observed->timed_out, 1);
-    executor_free(executor);
+    dt_executor_free(executor);
 }
 
 /* ---- the executor knows no job: a bare task with its own ops ---- */
@@ -816,7 +816,7 @@ struct plain {
     pthread_mutex_t *lock;
     pthread_cond_t *changed;
     int started, released, discarded, stop;   /* counts, under *lock */
-    int slept;                 /* executor_sleep()'s result */
+    int slept;                 /* dt_executor_sleep()'s result */
     uint64_t woke_after_ms;
 };
 
@@ -837,11 +837,11 @@ static void plain_note(struct plain *plain, int *field)
 static void plain_run(struct executor_task *task)
 {
     struct plain *plain = plain_of(task);
-    uint64_t start = monotonic_ms();
+    uint64_t start = dt_monotonic_ms();
 
     plain_note(plain, &plain->started);
-    plain->slept = executor_sleep(task, start + 10000);
-    plain->woke_after_ms = monotonic_ms() - start;
+    plain->slept = dt_executor_sleep(task, start + 10000);
+    plain->woke_after_ms = dt_monotonic_ms() - start;
 }
 
 static void plain_release(struct executor_task *task)
@@ -868,7 +868,7 @@ static int plain_should_stop(struct executor_task *task)
 static void plain_request_stop(struct executor_task *task)
 {
     plain_note(plain_of(task), &plain_of(task)->stop);
-    executor_wake(task);
+    dt_executor_wake(task);
 }
 
 static const char *plain_name(struct executor_task *task)
@@ -906,21 +906,21 @@ static void plain_tasks_run_park_stop_and_discard(void **state)
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
     struct plain tasks[3];
-    struct executor *executor = executor_new(1, 8, 0, 0);
+    struct executor *executor = dt_executor_new(1, 8, 0, 0);
 
     assert_non_null(executor);
     for (int i = 0; i < 3; i++) {
         memset(&tasks[i], 0, sizeof(tasks[i]));
         tasks[i].lock = &lock;
         tasks[i].changed = &changed;
-        executor_task_init(&tasks[i].task, &plain_ops);
+        dt_executor_task_init(&tasks[i].task, &plain_ops);
     }
-    assert_int_equal(executor_submit(executor, &tasks[0].task), 0);
+    assert_int_equal(dt_executor_submit(executor, &tasks[0].task), 0);
     plain_wait(&tasks[0], &tasks[0].started);
-    assert_int_equal(executor_submit(executor, &tasks[1].task), 0);
-    assert_int_equal(executor_submit(executor, &tasks[2].task), 0);
+    assert_int_equal(dt_executor_submit(executor, &tasks[1].task), 0);
+    assert_int_equal(dt_executor_submit(executor, &tasks[2].task), 0);
 
-    executor_drain(executor, 0, 1);
+    dt_executor_drain(executor, 0, 1);
     assert_int_equal(tasks[0].released, 1);
     assert_int_equal(tasks[0].slept, 0);                /* parked, then resumed */
     assert_true(tasks[0].woke_after_ms < 5000);         /* by the stop, not the deadline */
@@ -929,7 +929,7 @@ static void plain_tasks_run_park_stop_and_discard(void **state)
         assert_int_equal(tasks[i].started, 0);
         assert_int_equal(tasks[i].released, 0);
     }
-    executor_free(executor);
+    dt_executor_free(executor);
 }
 
 int main(void)
@@ -955,10 +955,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(plain_tasks_run_park_stop_and_discard, setup, teardown),
     };
 
-    log_set_level(LOG_ERROR);   /* no "started"/"ended" line per job */
+    dt_log_set_level(LOG_ERROR);   /* no "started"/"ended" line per job */
     /* A first line now, so a log writer thread (if log.c starts one on
      * first use) is part of every baseline, not counted as a job thread. */
-    log_line(LOG_ERROR, "test_executor", "note=\"dropped lines below are expected\"");
+    dt_log_line(LOG_ERROR, "test_executor", "note=\"dropped lines below are expected\"");
     initial_threads = process_threads();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,11 +33,11 @@ static void stdout_header_sizes_and_pads(void **state)
         uint8_t header[FCGI_RECORD_HEADER_SIZE];
         struct fcgi_header decoded;
         uint8_t padding = 99;
-        size_t length = fcgi_stdout_header_encode(header, 0x0102, cases[i].remaining, &padding);
+        size_t length = dt_fcgi_stdout_header_encode(header, 0x0102, cases[i].remaining, &padding);
 
         assert_int_equal(length, cases[i].length);
         assert_int_equal(padding, cases[i].padding);
-        assert_int_equal(fcgi_header_decode(header, sizeof(header), &decoded), 0);
+        assert_int_equal(dt_fcgi_header_decode(header, sizeof(header), &decoded), 0);
         assert_int_equal(decoded.type, FCGI_TYPE_STDOUT);
         assert_int_equal(decoded.request_id, 0x0102);
         assert_int_equal(decoded.content_length, cases[i].length);
@@ -56,7 +56,7 @@ static void end_encodes_empty_stdout_and_end_request(void **state)
     uint8_t out[FCGI_RESPONSE_END_SIZE];
 
     memset(out, 0xff, sizeof(out));
-    fcgi_response_end_encode(out, 0x1234, 0xdeadbeef, FCGI_PROTOCOL_STATUS_OVERLOADED);
+    dt_fcgi_response_end_encode(out, 0x1234, 0xdeadbeef, FCGI_PROTOCOL_STATUS_OVERLOADED);
     assert_memory_equal(out, expected, sizeof(expected));
 }
 
@@ -86,7 +86,7 @@ static void take_apart(int fd, uint16_t request_id, struct received *out)
         struct fcgi_header header;
 
         assert_false(out->ended);   /* nothing after END_REQUEST */
-        assert_int_equal(fcgi_header_decode(wire + at, length - at, &header), 0);
+        assert_int_equal(dt_fcgi_header_decode(wire + at, length - at, &header), 0);
         assert_int_equal(header.request_id, request_id);
         assert_true(at + FCGI_RECORD_HEADER_SIZE + header.content_length +
                     header.padding_length <= length);
@@ -107,7 +107,7 @@ static void take_apart(int fd, uint16_t request_id, struct received *out)
 
             assert_int_equal(header.type, FCGI_TYPE_END_REQUEST);
             assert_true(stream_closed);
-            assert_int_equal(fcgi_end_request_decode(wire + at + FCGI_RECORD_HEADER_SIZE,
+            assert_int_equal(dt_fcgi_end_request_decode(wire + at + FCGI_RECORD_HEADER_SIZE,
                                                      header.content_length, &app_status,
                                                      &protocol_status), 0);
             assert_int_equal(app_status, 0);
@@ -155,13 +155,13 @@ static void writes_records_and_ends(void **state)
     expected_length += BIG;
 
     socket_pair(pair);
-    fcgi_response_begin(&response, pair[0], 7, 1);
-    assert_int_equal(fcgi_response_writev(&response, parts, 12, 0), 0);
-    assert_int_equal(fcgi_response_write(&response, NULL, 0), 0);   /* sends nothing */
-    assert_int_equal(fcgi_response_write(&response, big, BIG), 0);
-    assert_int_equal(fcgi_response_end(&response), 1);
-    assert_int_equal(fcgi_response_end(&response), 1);              /* ends once */
-    assert_int_equal(fcgi_response_write(&response, "x", 1), -1);   /* nothing after */
+    dt_fcgi_response_begin(&response, pair[0], 7, 1);
+    assert_int_equal(dt_fcgi_response_writev(&response, parts, 12, 0), 0);
+    assert_int_equal(dt_fcgi_response_write(&response, NULL, 0), 0);   /* sends nothing */
+    assert_int_equal(dt_fcgi_response_write(&response, big, BIG), 0);
+    assert_int_equal(dt_fcgi_response_end(&response), 1);
+    assert_int_equal(dt_fcgi_response_end(&response), 1);              /* ends once */
+    assert_int_equal(dt_fcgi_response_write(&response, "x", 1), -1);   /* nothing after */
     assert_int_equal(shutdown(pair[0], SHUT_WR), 0);
     take_apart(pair[1], 7, &got);
     assert_true(got.ended);
@@ -178,16 +178,16 @@ static void send_whole_is_the_watchers_short_response(void **state)
 {
     static const char text[] = "Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nNot Found\n";
     uint8_t reference[256], wire[256];
-    size_t reference_length = fcgi_short_response_encode(reference, sizeof(reference), 9, text,
+    size_t reference_length = dt_fcgi_short_response_encode(reference, sizeof(reference), 9, text,
                                                          sizeof(text) - 1);
     struct fcgi_response response;
     ssize_t n;
     int pair[2];
 
     socket_pair(pair);
-    fcgi_response_begin(&response, pair[0], 9, 0);
-    assert_int_equal(fcgi_response_send_whole(&response, text, sizeof(text) - 1), 0);
-    assert_int_equal(fcgi_response_end(&response), 0);   /* not asked to keep it */
+    dt_fcgi_response_begin(&response, pair[0], 9, 0);
+    assert_int_equal(dt_fcgi_response_send_whole(&response, text, sizeof(text) - 1), 0);
+    assert_int_equal(dt_fcgi_response_end(&response), 0);   /* not asked to keep it */
     assert_int_equal(shutdown(pair[0], SHUT_WR), 0);
     n = recv(pair[1], wire, sizeof(wire), MSG_WAITALL);
     assert_int_equal(n, (ssize_t)reference_length);
@@ -203,8 +203,8 @@ static void empty_response_is_empty_stdout_and_end(void **state)
     int pair[2];
 
     socket_pair(pair);
-    fcgi_response_begin(&response, pair[0], 3, 1);
-    assert_int_equal(fcgi_response_end(&response), 1);
+    dt_fcgi_response_begin(&response, pair[0], 3, 1);
+    assert_int_equal(dt_fcgi_response_end(&response), 1);
     assert_int_equal(shutdown(pair[0], SHUT_WR), 0);
     take_apart(pair[1], 3, &got);
     assert_true(got.ended);
@@ -221,10 +221,10 @@ static void refused_keepalive_still_ends(void **state)
     int pair[2];
 
     socket_pair(pair);
-    fcgi_response_begin(&response, pair[0], 4, 1);
-    fcgi_response_forbid_keepalive(&response);
-    assert_int_equal(fcgi_response_write(&response, "body", 4), 0);
-    assert_int_equal(fcgi_response_end(&response), 0);
+    dt_fcgi_response_begin(&response, pair[0], 4, 1);
+    dt_fcgi_response_forbid_keepalive(&response);
+    assert_int_equal(dt_fcgi_response_write(&response, "body", 4), 0);
+    assert_int_equal(dt_fcgi_response_end(&response), 0);
     assert_int_equal(shutdown(pair[0], SHUT_WR), 0);
     take_apart(pair[1], 4, &got);
     assert_true(got.ended);
@@ -242,13 +242,13 @@ static void peer_gone_fails_and_drops_keepalive(void **state)
 
     socket_pair(pair);
     close(pair[1]);
-    fcgi_response_begin(&response, pair[0], 5, 1);
+    dt_fcgi_response_begin(&response, pair[0], 5, 1);
     errno = 0;
     /* No SIGPIPE: the test process would die of it. */
-    assert_int_equal(fcgi_response_write(&response, "late", 4), -1);
+    assert_int_equal(dt_fcgi_response_write(&response, "late", 4), -1);
     assert_int_equal(errno, EPIPE);
-    assert_int_equal(fcgi_response_write(&response, "more", 4), -1);
-    assert_int_equal(fcgi_response_end(&response), 0);
+    assert_int_equal(dt_fcgi_response_write(&response, "more", 4), -1);
+    assert_int_equal(dt_fcgi_response_end(&response), 0);
     close(pair[0]);
 }
 

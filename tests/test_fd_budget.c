@@ -51,7 +51,7 @@ static void test_budget_table(void **state)
         const struct budget_case *c = &cases[i];
         struct fd_budget budget;
 
-        fd_budget_compute(&budget, c->limit, c->own, c->workers, c->max_jobs,
+        dt_fd_budget_compute(&budget, c->limit, c->own, c->workers, c->max_jobs,
                           c->job_descriptors);
         if (budget.verdict != c->verdict || budget.needed != c->needed ||
             budget.connections != c->connections || budget.jobs_at_once != c->jobs_at_once)
@@ -67,22 +67,22 @@ static void test_describe_names_every_figure(void **state)
     struct fd_budget budget;
     char text[256];
 
-    fd_budget_compute(&budget, 256, 20, 4, 64, 8);
-    fd_budget_describe(&budget, text, sizeof(text));
+    dt_fd_budget_compute(&budget, 256, 20, 4, 64, 8);
+    dt_fd_budget_describe(&budget, text, sizeof(text));
     assert_string_equal(text, "limit=256 needed=552 own=28 workers=4 jobs=512 max_connections=8 jobs_at_once=27");
 }
 
 static void test_open_now_counts_descriptors(void **state)
 {
-    unsigned long long before = fd_budget_open_now();
+    unsigned long long before = dt_fd_budget_open_now();
     int fds[2];
 
     assert_true(before >= 3);   /* stdio at least */
     assert_int_equal(pipe(fds), 0);
-    assert_int_equal(fd_budget_open_now(), before + 2);
+    assert_int_equal(dt_fd_budget_open_now(), before + 2);
     close(fds[0]);
     close(fds[1]);
-    assert_int_equal(fd_budget_open_now(), before);
+    assert_int_equal(dt_fd_budget_open_now(), before);
 }
 
 int main(void)

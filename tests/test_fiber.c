@@ -26,7 +26,7 @@ struct trace {
     int steps[8];
     int count;
     pthread_t threads[8];
-    struct fiber *current_in_after;   /* fiber_current() inside after() */
+    struct fiber *current_in_after;   /* dt_fiber_current() inside after() */
     int after_calls;
 };
 
@@ -43,7 +43,7 @@ static void after_yield(void *arg)
 {
     struct trace *trace = arg;
 
-    trace->current_in_after = fiber_current();
+    trace->current_in_after = dt_fiber_current();
     trace->after_calls++;
 }
 
@@ -52,51 +52,51 @@ static void three_steps(void *arg)
     struct trace *trace = arg;
 
     record(trace, 1);
-    fiber_yield(after_yield, trace);
+    dt_fiber_yield(after_yield, trace);
     record(trace, 2);
-    fiber_yield(NULL, NULL);
+    dt_fiber_yield(NULL, NULL);
     record(trace, 3);
 }
 
 static void runs_to_its_end(void **state)
 {
-    struct fiber_pool *pool = fiber_pool_new(0);
+    struct fiber_pool *pool = dt_fiber_pool_new(0);
     struct trace trace = { .count = 0 };
     struct fiber *fiber;
 
     (void)state;
     assert_non_null(pool);
-    assert_null(fiber_current());
-    fiber = fiber_new(pool, three_steps, &trace);
+    assert_null(dt_fiber_current());
+    fiber = dt_fiber_new(pool, three_steps, &trace);
     assert_non_null(fiber);
-    assert_int_equal(fiber_resume(fiber), 0);
+    assert_int_equal(dt_fiber_resume(fiber), 0);
     assert_int_equal(trace.count, 1);
     /* after() ran on the resumer, with no fiber current any more. */
     assert_int_equal(trace.after_calls, 1);
     assert_null(trace.current_in_after);
-    assert_null(fiber_current());
-    assert_int_equal(fiber_resume(fiber), 0);
+    assert_null(dt_fiber_current());
+    assert_int_equal(dt_fiber_resume(fiber), 0);
     assert_int_equal(trace.count, 2);
-    assert_int_equal(fiber_resume(fiber), 1);
+    assert_int_equal(dt_fiber_resume(fiber), 1);
     assert_int_equal(trace.count, 3);
     assert_int_equal(trace.steps[0], 1);
     assert_int_equal(trace.steps[1], 2);
     assert_int_equal(trace.steps[2], 3);
     assert_int_equal(trace.after_calls, 1);
-    fiber_release(pool, fiber);
-    fiber_pool_free(pool);
+    dt_fiber_release(pool, fiber);
+    dt_fiber_pool_free(pool);
 }
 
 static void *resume_once(void *fiber)
 {
-    return (void *)(intptr_t)fiber_resume(fiber);
+    return (void *)(intptr_t)dt_fiber_resume(fiber);
 }
 
 /* Left on one thread, resumed on another: it goes on where it was, on the
  * new thread, and ends there. */
 static void resumes_on_another_thread(void **state)
 {
-    struct fiber_pool *pool = fiber_pool_new(0);
+    struct fiber_pool *pool = dt_fiber_pool_new(0);
     struct trace trace = { .count = 0 };
     struct fiber *fiber;
     pthread_t other;
@@ -104,19 +104,19 @@ static void resumes_on_another_thread(void **state)
 
     (void)state;
     assert_non_null(pool);
-    fiber = fiber_new(pool, three_steps, &trace);
+    fiber = dt_fiber_new(pool, three_steps, &trace);
     assert_non_null(fiber);
-    assert_int_equal(fiber_resume(fiber), 0);
+    assert_int_equal(dt_fiber_resume(fiber), 0);
     assert_int_equal(pthread_create(&other, NULL, resume_once, fiber), 0);
     assert_int_equal(pthread_join(other, &ended), 0);
     assert_int_equal((intptr_t)ended, 0);
     assert_int_equal(trace.count, 2);
     assert_true(pthread_equal(trace.threads[0], pthread_self()));
     assert_true(pthread_equal(trace.threads[1], other));
-    assert_int_equal(fiber_resume(fiber), 1);
+    assert_int_equal(dt_fiber_resume(fiber), 1);
     assert_true(pthread_equal(trace.threads[2], pthread_self()));
-    fiber_release(pool, fiber);
-    fiber_pool_free(pool);
+    dt_fiber_release(pool, fiber);
+    dt_fiber_pool_free(pool);
 }
 
 /* A handler may use what a thread's stack allows: a 2 MiB local array on
@@ -131,19 +131,19 @@ static void big_frame(void *arg)
 
 static void has_a_thread_sized_stack(void **state)
 {
-    struct fiber_pool *pool = fiber_pool_new(0);
+    struct fiber_pool *pool = dt_fiber_pool_new(0);
     struct fiber *fiber;
     int seen = 0;
 
     (void)state;
     assert_non_null(pool);
-    assert_true(fiber_pool_stack_size(pool) >= (size_t)4 << 20);
-    fiber = fiber_new(pool, big_frame, &seen);
+    assert_true(dt_fiber_pool_stack_size(pool) >= (size_t)4 << 20);
+    fiber = dt_fiber_new(pool, big_frame, &seen);
     assert_non_null(fiber);
-    assert_int_equal(fiber_resume(fiber), 1);
+    assert_int_equal(dt_fiber_resume(fiber), 1);
     assert_int_equal(seen, 7);
-    fiber_release(pool, fiber);
-    fiber_pool_free(pool);
+    dt_fiber_release(pool, fiber);
+    dt_fiber_pool_free(pool);
 }
 
 static void note_end(void *arg)
@@ -154,22 +154,22 @@ static void note_end(void *arg)
 /* A released stack is the next one handed out: a burst maps once. */
 static void stacks_are_reused(void **state)
 {
-    struct fiber_pool *pool = fiber_pool_new(64 * 1024);
+    struct fiber_pool *pool = dt_fiber_pool_new(64 * 1024);
     struct fiber *first, *second;
     int ended = 0;
 
     (void)state;
     assert_non_null(pool);
-    first = fiber_new(pool, note_end, &ended);
+    first = dt_fiber_new(pool, note_end, &ended);
     assert_non_null(first);
-    assert_int_equal(fiber_resume(first), 1);
-    fiber_release(pool, first);
-    second = fiber_new(pool, note_end, &ended);
+    assert_int_equal(dt_fiber_resume(first), 1);
+    dt_fiber_release(pool, first);
+    second = dt_fiber_new(pool, note_end, &ended);
     assert_ptr_equal(second, first);
-    assert_int_equal(fiber_resume(second), 1);
+    assert_int_equal(dt_fiber_resume(second), 1);
     assert_int_equal(ended, 2);
-    fiber_release(pool, second);
-    fiber_pool_free(pool);
+    dt_fiber_release(pool, second);
+    dt_fiber_pool_free(pool);
 }
 
 #ifndef MADV_GUARD_INSTALL
@@ -214,25 +214,25 @@ static int write_in_child(char *address)
  * writer. */
 static void a_guard_page_lies_below_the_stack(void **state)
 {
-    struct fiber_pool *pool = fiber_pool_new(64 * 1024);
+    struct fiber_pool *pool = dt_fiber_pool_new(64 * 1024);
     struct stack_ends ends = { 0 };
     struct fiber *fiber;
     int status;
 
     (void)state;
     assert_non_null(pool);
-    ends.stack_size = fiber_pool_stack_size(pool);
+    ends.stack_size = dt_fiber_pool_stack_size(pool);
     ends.page_size = (size_t)sysconf(_SC_PAGESIZE);
-    fiber = fiber_new(pool, find_ends, &ends);
+    fiber = dt_fiber_new(pool, find_ends, &ends);
     assert_non_null(fiber);
-    assert_int_equal(fiber_resume(fiber), 1);
+    assert_int_equal(dt_fiber_resume(fiber), 1);
     status = write_in_child(ends.lowest);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     status = write_in_child(ends.guard);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGSEGV);
-    fiber_release(pool, fiber);
-    fiber_pool_free(pool);
+    dt_fiber_release(pool, fiber);
+    dt_fiber_pool_free(pool);
 }
 
 static int mappings(void)
@@ -267,20 +267,20 @@ static void a_stack_is_one_mapping(void **state)
     munmap(probe, (size_t)page_size * 2);
     if (!has_guards)
         skip();   /* the kernel predates guard regions: mprotect() splits */
-    pool = fiber_pool_new(64 * 1024);
+    pool = dt_fiber_pool_new(64 * 1024);
     assert_non_null(pool);
     before = mappings();
     for (int i = 0; i < N; i++) {
-        fibers[i] = fiber_new(pool, note_end, &ended);
+        fibers[i] = dt_fiber_new(pool, note_end, &ended);
         assert_non_null(fibers[i]);
     }
     assert_true(mappings() - before <= N);
     for (int i = 0; i < N; i++) {
-        assert_int_equal(fiber_resume(fibers[i]), 1);
-        fiber_release(pool, fibers[i]);
+        assert_int_equal(dt_fiber_resume(fibers[i]), 1);
+        dt_fiber_release(pool, fibers[i]);
     }
     assert_int_equal(ended, N);
-    fiber_pool_free(pool);
+    dt_fiber_pool_free(pool);
 }
 
 int main(void)

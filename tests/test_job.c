@@ -29,10 +29,10 @@ static struct job_env *new_core(void)
     assert_non_null(core);
     core->registry = calloc(1, sizeof(*core->registry));
     assert_non_null(core->registry);
-    registry_init(core->registry);
-    core->watcher = watcher_new();
+    dt_registry_init(core->registry);
+    core->watcher = dt_watcher_new();
     assert_non_null(core->watcher);
-    assert_int_equal(watcher_start(core->watcher), 0);
+    assert_int_equal(dt_watcher_start(core->watcher), 0);
     return core;
 }
 
@@ -46,8 +46,8 @@ static int teardown(void **state)
 {
     struct job_env *core = *state;
 
-    watcher_free(core->watcher);
-    registry_destroy(core->registry);
+    dt_watcher_free(core->watcher);
+    dt_registry_destroy(core->registry);
     free(core->registry);
     free(core);
     return 0;
@@ -77,7 +77,7 @@ static detach_job *new_job(struct job_env *core, const struct job_kind *route)
     static const char *const pairs[] = { "REQUEST_METHOD=POST", "QUERY_STRING=a=1&b=2" };
     char *body = strdup("payload");
     char *params = make_params(pairs, 2);
-    detach_job *job = job_new(core, route, params, body, 7, NULL);
+    detach_job *job = dt_job_new(core, route, params, body, 7, NULL);
 
     free(params);
     free(body);
@@ -85,14 +85,14 @@ static detach_job *new_job(struct job_env *core, const struct job_kind *route)
     return job;
 }
 
-/* As job_run() does before a job ends: the time limit disarmed, which is
+/* As dt_job_run() does before a job ends: the time limit disarmed, which is
  * final (watcher.h), so a limit that fired has finished waking the job on
  * the watcher before the job is freed.  Without it a test that waited for
  * the wake-up could free the job under the watcher's callback. */
 static void free_job(detach_job *job)
 {
     detach_set_time_limit(job, 0);
-    job_free(job);
+    dt_job_free(job);
 }
 
 static void no_op_handler(detach_job *job, void *arg)
@@ -135,21 +135,21 @@ static void progress_reports_replace_each_other(void **state)
     char message[200], long_message[300];
 
     strcpy(message, "stale");
-    assert_int_equal(job_progress(job, message, sizeof(message)), -1);
+    assert_int_equal(dt_job_progress(job, message, sizeof(message)), -1);
     assert_string_equal(message, "");
 
     detach_progress(job, 40, "copying");
-    assert_int_equal(job_progress(job, message, sizeof(message)), 40);
+    assert_int_equal(dt_job_progress(job, message, sizeof(message)), 40);
     assert_string_equal(message, "copying");
 
     memset(long_message, 'x', sizeof(long_message) - 1);
     long_message[sizeof(long_message) - 1] = '\0';
     detach_progress(job, 150, long_message);
-    assert_int_equal(job_progress(job, message, sizeof(message)), 100);
+    assert_int_equal(dt_job_progress(job, message, sizeof(message)), 100);
     assert_int_equal(strlen(message), 159);
 
     detach_progress(job, -3, NULL);
-    assert_int_equal(job_progress(job, message, sizeof(message)), 0);
+    assert_int_equal(dt_job_progress(job, message, sizeof(message)), 0);
     assert_string_equal(message, "");
     free_job(job);
 }
@@ -170,9 +170,9 @@ static void stop_hook_runs_once_even_when_late(void **state)
 
     assert_int_equal(detach_on_stop(job, count_call, &calls), 0);
     assert_int_equal(calls, 0);
-    job_request_stop(job);
+    dt_job_request_stop(job);
     assert_int_equal(calls, 1);
-    job_request_stop(job);
+    dt_job_request_stop(job);
     detach_set_time_limit(job, 0);
     assert_int_equal(calls, 1);
     assert_int_equal(detach_on_stop(job, NULL, NULL), 0);
@@ -180,7 +180,7 @@ static void stop_hook_runs_once_even_when_late(void **state)
 
     calls = 0;
     job = new_job(*state, &route);
-    job_request_stop(job);
+    dt_job_request_stop(job);
     assert_int_equal(detach_on_stop(job, count_call, &calls), 1);
     assert_int_equal(calls, 1);
     assert_int_equal(detach_on_stop(job, count_call, &calls), 1);
@@ -191,7 +191,7 @@ static void stop_hook_runs_once_even_when_late(void **state)
     job = new_job(*state, &route);
     assert_int_equal(detach_on_stop(job, count_call, &calls), 0);
     assert_int_equal(detach_on_stop(job, NULL, NULL), 0);
-    job_request_stop(job);
+    dt_job_request_stop(job);
     assert_int_equal(calls, 0);
     free_job(job);
 }
@@ -212,7 +212,7 @@ static void trigger_job_has_no_response(void **state)
 
 /*
  * A fake clock for the watcher: the time-limit tests move it by hand, and
- * watcher_clock_moved() returns once the watcher fired what became due,
+ * dt_watcher_clock_moved() returns once the watcher fired what became due,
  * so "not yet timed out" is a plain assertion instead of a pause.
  */
 static _Atomic uint64_t fake_now_ms;
@@ -226,13 +226,13 @@ static uint64_t fake_clock(void *arg)
 static void use_fake_clock(struct job_env *env)
 {
     atomic_store(&fake_now_ms, 1000000);
-    watcher_set_clock(env->watcher, fake_clock, NULL);
+    dt_watcher_set_clock(env->watcher, fake_clock, NULL);
 }
 
 static void advance_ms(struct job_env *env, uint64_t ms)
 {
     atomic_fetch_add(&fake_now_ms, ms);
-    watcher_clock_moved(env->watcher);
+    dt_watcher_clock_moved(env->watcher);
 }
 
 static void time_limit_sets_timeout_and_stop(void **state)
@@ -287,16 +287,16 @@ static void sleep_sleeps_and_wakes_on_stop(void **state)
 {
     struct job_kind route = { .path = "/t", .mode = DETACH_TRIGGER, .ignore_user_abort = 1, .handler = no_op_handler };
     detach_job *job = new_job(*state, &route);
-    uint64_t start = monotonic_ms();
+    uint64_t start = dt_monotonic_ms();
 
     assert_int_equal(detach_sleep(job, 150), 0);
-    assert_true(monotonic_ms() - start >= 150);
+    assert_true(dt_monotonic_ms() - start >= 150);
     /* A time limit stops the job in the middle of a long sleep. */
     detach_set_time_limit(job, 1);
-    start = monotonic_ms();
+    start = dt_monotonic_ms();
     assert_int_equal(detach_sleep(job, 30000), -1);
     assert_int_equal(errno, ECANCELED);
-    assert_true(monotonic_ms() - start < 3000);
+    assert_true(dt_monotonic_ms() - start < 3000);
     assert_int_equal(detach_connection_status(job), DETACH_TIMEOUT);
     /* Once stopped, a sleep returns at once. */
     assert_int_equal(detach_sleep(job, 30000), -1);
@@ -343,7 +343,7 @@ static void callbacks_see_the_final_status(void **state)
 
     use_fake_clock(*state);
     handler_env = *state;
-    job_run(job);
+    dt_job_run(job);
     assert_int_equal(observed.count, 3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(observed.statuses[i], DETACH_TIMEOUT);
@@ -362,9 +362,9 @@ static void *abort_job(void *arg)
     struct racing_job *racing = arg;
 
     /* What the watcher does when the connection reports EOF. */
-    watcher_lock(racing->core->watcher);
-    job_abort_locked(racing->job);
-    watcher_unlock(racing->core->watcher);
+    dt_watcher_lock(racing->core->watcher);
+    dt_job_abort_locked(racing->job);
+    dt_watcher_unlock(racing->core->watcher);
     return NULL;
 }
 
@@ -381,7 +381,7 @@ static void handler_racing(detach_job *job, void *arg)
      * deadline on this one. */
     atomic_fetch_add(&fake_now_ms, 1000);
     pthread_create(&thread, NULL, abort_job, racing);
-    watcher_clock_moved(racing->core->watcher);
+    dt_watcher_clock_moved(racing->core->watcher);
     pthread_join(thread, NULL);
     assert_true(detach_should_stop(job));
 }
@@ -394,7 +394,7 @@ static void abort_and_timeout_race_run_callbacks_once(void **state)
 
     racing.job = new_job(*state, &route);
     use_fake_clock(*state);
-    job_run(racing.job);
+    dt_job_run(racing.job);
     assert_int_equal(racing.observed.count, 1);
     assert_int_equal(racing.observed.statuses[0], DETACH_ABORTED | DETACH_TIMEOUT);
     free_job(racing.job);
@@ -424,19 +424,19 @@ static void a_failed_run_is_counted_failed_with_its_reason(void **state)
                            .handler = fail_twice };
     detach_job *job = new_job(core, &route);
     struct registry_counters counters;
-    struct job_snapshot ended;
+    struct dt_job_snapshot ended;
     char seen[16] = "";
     char id[64];
 
     snprintf(id, sizeof(id), "%s", detach_job_id(job));
     assert_int_equal(detach_register_shutdown(job, result_in_callback, seen), 0);
-    job_list(job);
-    job_run(job);
+    dt_job_list(job);
+    dt_job_run(job);
     assert_string_equal(seen, "failed/0");
-    registry_copy(core->registry, &counters, NULL, 0);
+    dt_registry_copy(core->registry, &counters, NULL, 0);
     assert_int_equal(counters.failed, 1);
     assert_int_equal(counters.completed, 0);
-    assert_int_equal(registry_find(core->registry, id, &ended), 0);
+    assert_int_equal(dt_registry_find(core->registry, id, &ended), 0);
     assert_string_equal(ended.error, "cannot start: spawn /x: Permission denied");
     free_job(job);
 
@@ -444,10 +444,10 @@ static void a_failed_run_is_counted_failed_with_its_reason(void **state)
     route.handler = no_op_handler;
     job = new_job(core, &route);
     assert_int_equal(detach_register_shutdown(job, result_in_callback, seen), 0);
-    job_list(job);
-    job_run(job);
+    dt_job_list(job);
+    dt_job_run(job);
     assert_string_equal(seen, "ok/0");
-    registry_copy(core->registry, &counters, NULL, 0);
+    dt_registry_copy(core->registry, &counters, NULL, 0);
     assert_int_equal(counters.completed, 1);
     free_job(job);
 }
@@ -460,7 +460,7 @@ static void attempt_counts_reruns(void **state)
 
     assert_int_equal(detach_job_attempt(job), 1);
     assert_int_equal(detach_job_is_retry(job), 0);
-    job_restore(job, "0000000100000002", 0);
+    dt_job_restore(job, "0000000100000002", 0);
     assert_int_equal(detach_job_attempt(job), 2);
     assert_int_equal(detach_job_is_retry(job), 1);
     assert_string_equal(detach_job_id(job), "0000000100000002");

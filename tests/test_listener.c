@@ -81,9 +81,9 @@ static int connect_to(const char *path)
 
 static int wait_connections(struct io_context *io, unsigned long long target)
 {
-    uint64_t deadline = monotonic_ms() + 5000;
+    uint64_t deadline = dt_monotonic_ms() + 5000;
 
-    while (atomic_load(&io->connections) != target && monotonic_ms() < deadline)
+    while (atomic_load(&io->connections) != target && dt_monotonic_ms() < deadline)
         sched_yield();
     return atomic_load(&io->connections) == target;
 }
@@ -94,11 +94,11 @@ static void a_unix_socket_gets_its_mode(void **state)
     struct listener listener = { .fd = -1 };
     struct stat info;
 
-    assert_int_equal(listener_open(&listener, fixture->address, 0620, NULL), 0);
+    assert_int_equal(dt_listener_open(&listener, fixture->address, 0620, NULL), 0);
     assert_int_equal(stat(fixture->path, &info), 0);
     assert_true(S_ISSOCK(info.st_mode));
     assert_int_equal(info.st_mode & 0777, 0620);
-    listener_close(&listener);
+    dt_listener_close(&listener);
     /* Closing removes the file it made. */
     assert_int_equal(stat(fixture->path, &info), -1);
     assert_int_equal(errno, ENOENT);
@@ -118,11 +118,11 @@ static void a_stale_socket_is_replaced(void **state)
     close(stale);
     assert_int_equal(connect_to(fixture->path), -1);
 
-    assert_int_equal(listener_open(&listener, fixture->address, 0600, NULL), 0);
+    assert_int_equal(dt_listener_open(&listener, fixture->address, 0600, NULL), 0);
     int client = connect_to(fixture->path);
     assert_true(client >= 0);   /* the backlog takes it: the new socket listens */
     close(client);
-    listener_close(&listener);
+    dt_listener_close(&listener);
 }
 
 static void a_live_socket_is_refused(void **state)
@@ -130,15 +130,15 @@ static void a_live_socket_is_refused(void **state)
     struct fixture *fixture = *state;
     struct listener live = { .fd = -1 }, second = { .fd = -1 };
 
-    assert_int_equal(listener_open(&live, fixture->address, 0600, NULL), 0);
-    assert_int_equal(listener_open(&second, fixture->address, 0600, NULL), -1);
+    assert_int_equal(dt_listener_open(&live, fixture->address, 0600, NULL), 0);
+    assert_int_equal(dt_listener_open(&second, fixture->address, 0600, NULL), -1);
     assert_non_null(strstr(detach_last_error(), fixture->path));
     /* The live one's file is still there and still answers. */
     int client = connect_to(fixture->path);
     assert_true(client >= 0);
     close(client);
-    listener_close(&second);
-    listener_close(&live);
+    dt_listener_close(&second);
+    dt_listener_close(&live);
 }
 
 static void a_bad_address_is_an_error(void **state)
@@ -146,9 +146,9 @@ static void a_bad_address_is_an_error(void **state)
     (void)state;
     struct listener listener = { .fd = -1 };
 
-    assert_int_equal(listener_open(&listener, "no-port-here", 0600, NULL), -1);
-    assert_int_equal(listener_open(&listener, "unix:/nonexistent-dir-for-test/s", 0600, NULL), -1);
-    listener_close(&listener);
+    assert_int_equal(dt_listener_open(&listener, "no-port-here", 0600, NULL), -1);
+    assert_int_equal(dt_listener_open(&listener, "unix:/nonexistent-dir-for-test/s", 0600, NULL), -1);
+    dt_listener_close(&listener);
 }
 
 static int never_answers(void *arg, struct connection *connection)
@@ -161,7 +161,7 @@ static int never_answers(void *arg, struct connection *connection)
 static void never_taken(void *arg, struct connection *connection)
 {
     (void)arg;
-    connection_close(connection);
+    dt_connection_close(connection);
 }
 
 /* Started: accepts on the watcher, counts, and closes past the cap. */
@@ -175,11 +175,11 @@ static void accepts_and_closes_past_the_cap(void **state)
     };
     char byte;
 
-    io.watcher = watcher_new();
+    io.watcher = dt_watcher_new();
     assert_non_null(io.watcher);
-    assert_int_equal(watcher_start(io.watcher), 0);
-    assert_int_equal(listener_open(&listener, fixture->address, 0600, NULL), 0);
-    assert_int_equal(listener_start(&listener, &io, 1), 0);
+    assert_int_equal(dt_watcher_start(io.watcher), 0);
+    assert_int_equal(dt_listener_open(&listener, fixture->address, 0600, NULL), 0);
+    assert_int_equal(dt_listener_start(&listener, &io, 1), 0);
 
     int first = connect_to(fixture->path);
     assert_true(first >= 0);
@@ -199,11 +199,11 @@ static void accepts_and_closes_past_the_cap(void **state)
     assert_true(third >= 0);
     assert_true(wait_connections(&io, 1));
 
-    listener_close(&listener);
-    connection_close_idle(&io);
+    dt_listener_close(&listener);
+    dt_connection_close_idle(&io);
     close(third);
     assert_true(wait_connections(&io, 0));
-    watcher_free(io.watcher);
+    dt_watcher_free(io.watcher);
 }
 
 int main(void)

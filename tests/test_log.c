@@ -1,6 +1,6 @@
 /*
  * test_log.c - unit tests for src/base/log.c: every line is on stderr when
- * log_line() returns, whole, once, and in each thread's order, also from
+ * dt_log_line() returns, whole, once, and in each thread's order, also from
  * more threads than CPUs (some niced, so preempted mid-line) and in long
  * bursts; the longest line is cut, still one line; levels, logfmt fields
  * and JSON.
@@ -112,7 +112,7 @@ static void line_is_written_when_log_line_returns(void **state)
 
     (void)state;
     capture_begin(&capture);
-    log_line(LOG_INFO, "one", "n=1");
+    dt_log_line(LOG_INFO, "one", "n=1");
     n = pread(capture.fd, first, sizeof(first) - 1, 0);
     assert_true(n > 0);
     first[n] = '\0';
@@ -135,7 +135,7 @@ static void *log_from_thread(void *argument)
     if (thread % 2)
         setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     for (int seq = 0; seq < LINES_PER_THREAD; seq++)
-        log_line(LOG_INFO, "threaded", "thread=%d seq=%d pad=%.*s", thread, seq,
+        dt_log_line(LOG_INFO, "threaded", "thread=%d seq=%d pad=%.*s", thread, seq,
                  seq % (int)(sizeof(padding) - 1), padding);
     return NULL;
 }
@@ -220,9 +220,9 @@ static void longest_line_is_kept_whole(void **state)
     capture_begin(&capture);
     for (int seq = 0; seq < 2000; seq++) {
         if (seq % 20 == 19)
-            log_line(LOG_INFO, "mixed", "seq=%d long=%s", seq, long_value);
+            dt_log_line(LOG_INFO, "mixed", "seq=%d long=%s", seq, long_value);
         else
-            log_line(LOG_INFO, "mixed", "seq=%d", seq);
+            dt_log_line(LOG_INFO, "mixed", "seq=%d", seq);
     }
     text = capture_end(&capture, &length);
     assert_int_equal(each_line(text, length, check_mixed_line, &sequence), 2000);
@@ -251,7 +251,7 @@ static void long_burst_loses_nothing(void **state)
 
     capture_begin(&capture);
     for (int seq = 0; seq < BURST_LINES; seq++)
-        log_line(LOG_ERROR, "burst", "seq=%d", seq);
+        dt_log_line(LOG_ERROR, "burst", "seq=%d", seq);
     text = capture_end(&capture, &length);
     assert_true(length > 2 * 64 * 1024);
     assert_int_equal(each_line(text, length, check_burst_line, &next), BURST_LINES);
@@ -265,10 +265,10 @@ static void lines_above_the_level_are_dropped(void **state)
     char *text;
 
     capture_begin(&capture);
-    log_line(LOG_DEBUG, "hidden", "n=1");
-    log_set_level(LOG_DEBUG);
-    log_line(LOG_DEBUG, "shown", "n=2");
-    log_set_level(LOG_INFO);
+    dt_log_line(LOG_DEBUG, "hidden", "n=1");
+    dt_log_set_level(LOG_DEBUG);
+    dt_log_line(LOG_DEBUG, "shown", "n=2");
+    dt_log_set_level(LOG_INFO);
     text = capture_end(&capture, &length);
     assert_null(strstr(text, "hidden"));
     assert_non_null(strstr(text, " level=debug event=shown n=2\n"));
@@ -282,19 +282,19 @@ static void fields_are_read_back(void **state)
     char key[16], value[64];
 
     (void)state;
-    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
+    assert_int_equal(dt_log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
     assert_string_equal(key, "a");
     assert_string_equal(value, "1");
-    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
+    assert_int_equal(dt_log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
     assert_string_equal(key, "msg");
     assert_string_equal(value, "x y \"q\" \\ z\nw");
-    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
+    assert_int_equal(dt_log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
     assert_string_equal(key, "empty");
     assert_string_equal(value, "");
-    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
+    assert_int_equal(dt_log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 1);
     assert_string_equal(key, "cut");
     assert_string_equal(value, "open");
-    assert_int_equal(log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 0);
+    assert_int_equal(dt_log_fields_next(&cursor, key, sizeof(key), value, sizeof(value)), 0);
 }
 
 /* log_format = json: the same fields, integers as numbers, the job id a
@@ -305,7 +305,7 @@ static void logfmt_line_becomes_json(void **state)
     size_t length;
 
     (void)state;
-    length = log_line_to_json("ts=2026-11-25T10:00:00.123Z level=info event=ended job=0001 "
+    length = dt_log_line_to_json("ts=2026-11-25T10:00:00.123Z level=info event=ended job=0001 "
                               "elapsed_ms=12 code=-3 zero=0 lead=012 error=\"a \\\"b\\\"\\nc\"",
                               out, sizeof(out));
     assert_string_equal(out, "{\"ts\":\"2026-11-25T10:00:00.123Z\",\"level\":\"info\","
@@ -321,14 +321,14 @@ static void json_that_does_not_fit_stays_valid(void **state)
     char out[40];
 
     (void)state;
-    log_line_to_json("event=started job=abc route=/a/very/long/route/that/does/not/fit", out,
+    dt_log_line_to_json("event=started job=abc route=/a/very/long/route/that/does/not/fit", out,
                      sizeof(out));
     assert_string_equal(out, "{\"event\":\"started\",\"job\":\"abc\"}");
-    log_line_to_json("", out, sizeof(out));
+    dt_log_line_to_json("", out, sizeof(out));
     assert_string_equal(out, "{}");
 }
 
-/* With log = json, log_line writes one JSON object a line. */
+/* With log = json, dt_log_line writes one JSON object a line. */
 static void log_line_writes_json_when_asked(void **state)
 {
     struct capture capture;
@@ -337,9 +337,9 @@ static void log_line_writes_json_when_asked(void **state)
 
     (void)state;
     capture_begin(&capture);
-    log_set_output_format(LOG_JSON);
-    log_line(LOG_INFO, "accepted", "job=%s route=%s n=%d", "id1", "/x y", 5);
-    log_set_output_format(LOG_LOGFMT);
+    dt_log_set_output_format(LOG_JSON);
+    dt_log_line(LOG_INFO, "accepted", "job=%s route=%s n=%d", "id1", "/x y", 5);
+    dt_log_set_output_format(LOG_LOGFMT);
     text = capture_end(&capture, &length);
     assert_non_null(strstr(text, "\",\"level\":\"info\",\"event\":\"accepted\",\"job\":\"id1\","
                                  "\"route\":\"/x\",\"y\":\"\",\"n\":5}\n"));

@@ -1,8 +1,8 @@
 /*
  * test_pinned.c - unit tests for where a parked task goes on: by default
  * on the job thread that started it (the same pthread_self() and
- * thread-locals across executor_sleep(), as detach.h promises handlers
- * for detach_sleep()), errno as it was; and with executor_set_migrate(1)
+ * thread-locals across dt_executor_sleep(), as detach.h promises handlers
+ * for detach_sleep()), errno as it was; and with dt_executor_set_migrate(1)
  * on any thread, errno still kept, every task still ending.  The tasks block their thread now and then, so the
  * executor runs several job threads and a resumed task would find
  * another one free.
@@ -29,7 +29,7 @@ struct tally {
     int moved;          /* resumes on another thread than the one parked on */
     int errno_lost;     /* errno changed across the sleep */
     int local_lost;     /* a thread-local's address changed across the sleep */
-    int not_parked;     /* executor_sleep() did not park */
+    int not_parked;     /* dt_executor_sleep() did not park */
 };
 
 struct task {
@@ -42,7 +42,7 @@ static _Thread_local int thread_mark;
 
 /* Called through volatile pointers, so each call looks again:
  * pthread_self() and __errno_location() are const functions, and the
- * compiler may reuse one call's result across executor_sleep(). */
+ * compiler may reuse one call's result across dt_executor_sleep(). */
 static pthread_t thread_now(void)
 {
     return pthread_self();
@@ -92,7 +92,7 @@ static void run(struct executor_task *task)
         int mark = 1000 + self->number * 100 + i;
 
         errno_to(mark);
-        if (executor_sleep(task, monotonic_ms() + 1 + (uint64_t)(self->number + i) % 3) != 0)
+        if (dt_executor_sleep(task, dt_monotonic_ms() + 1 + (uint64_t)(self->number + i) % 3) != 0)
             not_parked++;
         errno_lost += errno_now() != mark;
         local_lost += local_address() != local;
@@ -147,18 +147,18 @@ static const struct executor_ops ops = { run, release, discard, request_stop, sh
 static void run_tasks(int migrate, struct tally *tally)
 {
     static struct task tasks[TASKS];
-    struct executor *executor = executor_new(16, TASKS, 0, 0);
+    struct executor *executor = dt_executor_new(16, TASKS, 0, 0);
     struct timespec deadline;
 
     assert_non_null(executor);
-    executor_set_migrate(executor, migrate);
+    dt_executor_set_migrate(executor, migrate);
     pthread_mutex_init(&tally->lock, NULL);
     pthread_cond_init(&tally->changed, NULL);
     for (int i = 0; i < TASKS; i++) {
-        executor_task_init(&tasks[i].task, &ops);
+        dt_executor_task_init(&tasks[i].task, &ops);
         tasks[i].tally = tally;
         tasks[i].number = i;
-        assert_int_equal(executor_submit(executor, &tasks[i].task), 0);
+        assert_int_equal(dt_executor_submit(executor, &tasks[i].task), 0);
     }
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 30;
@@ -168,8 +168,8 @@ static void run_tasks(int migrate, struct tally *tally)
             break;
     pthread_mutex_unlock(&tally->lock);
     assert_int_equal(tally->ended, TASKS);
-    executor_drain(executor, 5, 0);
-    executor_free(executor);
+    dt_executor_drain(executor, 5, 0);
+    dt_executor_free(executor);
     pthread_cond_destroy(&tally->changed);
     pthread_mutex_destroy(&tally->lock);
 }

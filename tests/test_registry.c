@@ -26,7 +26,7 @@ struct fake_job {
     int snapshots;                /* how often the registry read it */
 };
 
-static void fake_snapshot(const struct registry_entry *entry, struct job_snapshot *out)
+static void fake_snapshot(const struct registry_entry *entry, struct dt_job_snapshot *out)
 {
     struct fake_job *job = container_of(entry, struct fake_job, entry);
 
@@ -42,26 +42,26 @@ static void add(struct registry *registry, struct fake_job *job, const char *id)
     memset(job, 0, sizeof *job);
     snprintf(job->id, sizeof job->id, "%s", id);
     job->state = JOB_QUEUED;
-    registry_add(registry, &job->entry, job->id, fake_snapshot);
+    dt_registry_add(registry, &job->entry, job->id, fake_snapshot);
 }
 
 static void end(struct registry *registry, struct fake_job *job, double seconds, int failed,
                 int connection_status)
 {
-    struct job_snapshot final;
+    struct dt_job_snapshot final;
 
     fake_snapshot(&job->entry, &final);
     final.state = JOB_ENDED;
     final.connection_status = connection_status;
-    registry_ended(registry, &job->entry, &final, seconds, failed);
+    dt_registry_ended(registry, &job->entry, &final, seconds, failed);
 }
 
 static struct registry_counters counters_of(struct registry *registry)
 {
     struct registry_counters counters;
-    struct job_snapshot none[1];
+    struct dt_job_snapshot none[1];
 
-    registry_copy(registry, &counters, none, 0);
+    dt_registry_copy(registry, &counters, none, 0);
     return counters;
 }
 
@@ -72,7 +72,7 @@ static void counters_follow_each_life(void **state)
     struct fake_job done, failed, withdrawn, refused, cut;
     struct registry_counters counters;
 
-    registry_init(&registry);
+    dt_registry_init(&registry);
     add(&registry, &done, "done");
     add(&registry, &failed, "failed");
     add(&registry, &withdrawn, "withdrawn");
@@ -83,24 +83,24 @@ static void counters_follow_each_life(void **state)
     assert_int_equal(counters.queued, 5);
     assert_int_equal(counters.running, 0);
 
-    registry_remove(&registry, &refused.entry, 1);   /* a 503 after all */
-    registry_remove(&registry, &withdrawn.entry, 0); /* queued, stopping */
-    registry_rejected(&registry);                     /* never admitted */
+    dt_registry_remove(&registry, &refused.entry, 1);   /* a 503 after all */
+    dt_registry_remove(&registry, &withdrawn.entry, 0); /* queued, stopping */
+    dt_registry_rejected(&registry);                     /* never admitted */
     counters = counters_of(&registry);
     assert_int_equal(counters.accepted, 4);
     assert_int_equal(counters.rejected, 2);
     assert_int_equal(counters.queued, 3);
 
-    registry_started(&registry);
-    registry_started(&registry);
-    registry_started(&registry);
+    dt_registry_started(&registry);
+    dt_registry_started(&registry);
+    dt_registry_started(&registry);
     counters = counters_of(&registry);
     assert_int_equal(counters.queued, 0);
     assert_int_equal(counters.running, 3);
 
     end(&registry, &done, 0.03, 0, DETACH_ABORTED);
     end(&registry, &failed, 2.0, 1, DETACH_TIMEOUT);
-    registry_interrupted(&registry, &cut.entry);
+    dt_registry_interrupted(&registry, &cut.entry);
     counters = counters_of(&registry);
     assert_int_equal(counters.running, 0);
     assert_int_equal(counters.completed, 1);
@@ -116,16 +116,16 @@ static void counters_follow_each_life(void **state)
     assert_true(counters.duration_sum_seconds > 2.02 && counters.duration_sum_seconds < 2.04);
 
     /* Interrupted is neither completed nor failed and leaves no trace. */
-    struct job_snapshot found;
-    assert_int_equal(registry_find(&registry, "cut", &found), -1);
-    assert_int_equal(registry_find(&registry, "withdrawn", &found), -1);
+    struct dt_job_snapshot found;
+    assert_int_equal(dt_registry_find(&registry, "cut", &found), -1);
+    assert_int_equal(dt_registry_find(&registry, "withdrawn", &found), -1);
     /* A second remove/interrupt of an unlisted entry changes nothing. */
-    registry_interrupted(&registry, &cut.entry);
-    registry_remove(&registry, &withdrawn.entry, 0);
+    dt_registry_interrupted(&registry, &cut.entry);
+    dt_registry_remove(&registry, &withdrawn.entry, 0);
     counters = counters_of(&registry);
     assert_int_equal(counters.running, 0);
     assert_int_equal(counters.queued, 0);
-    registry_destroy(&registry);
+    dt_registry_destroy(&registry);
 }
 
 static void copies_list_live_jobs_then_ended_newest_first(void **state)
@@ -134,20 +134,20 @@ static void copies_list_live_jobs_then_ended_newest_first(void **state)
     struct registry registry;
     struct fake_job first, second, live_a, live_b;
     struct registry_counters counters;
-    struct job_snapshot snapshots[8];
+    struct dt_job_snapshot snapshots[8];
 
-    registry_init(&registry);
+    dt_registry_init(&registry);
     add(&registry, &first, "first");
     add(&registry, &second, "second");
     add(&registry, &live_a, "live-a");
-    registry_started(&registry);
-    registry_started(&registry);
+    dt_registry_started(&registry);
+    dt_registry_started(&registry);
     end(&registry, &first, 0.1, 0, 0);
     end(&registry, &second, 0.1, 0, 0);
     add(&registry, &live_b, "live-b");
     live_a.state = JOB_RUNNING;
 
-    size_t copied = registry_copy(&registry, &counters, snapshots, 8);
+    size_t copied = dt_registry_copy(&registry, &counters, snapshots, 8);
     assert_int_equal(copied, 4);
     /* Live ones first (read through their callback), then ended ones. */
     assert_true(snapshots[0].state != JOB_ENDED && snapshots[1].state != JOB_ENDED);
@@ -158,24 +158,24 @@ static void copies_list_live_jobs_then_ended_newest_first(void **state)
     assert_int_equal(snapshots[2].state, JOB_ENDED);
 
     /* The capacity bounds the copy; live jobs come first still. */
-    copied = registry_copy(&registry, &counters, snapshots, 3);
+    copied = dt_registry_copy(&registry, &counters, snapshots, 3);
     assert_int_equal(copied, 3);
     assert_string_equal(snapshots[2].id, "second");
 
     /* Found by id while live (a fresh snapshot) and once ended. */
-    struct job_snapshot found;
+    struct dt_job_snapshot found;
     int before = live_a.snapshots;
-    assert_int_equal(registry_find(&registry, "live-a", &found), 0);
+    assert_int_equal(dt_registry_find(&registry, "live-a", &found), 0);
     assert_int_equal(found.state, JOB_RUNNING);
     assert_int_equal(live_a.snapshots, before + 1);
-    assert_int_equal(registry_find(&registry, "first", &found), 0);
+    assert_int_equal(dt_registry_find(&registry, "first", &found), 0);
     assert_int_equal(found.state, JOB_ENDED);
-    assert_int_equal(registry_find(&registry, "nobody", &found), -1);
+    assert_int_equal(dt_registry_find(&registry, "nobody", &found), -1);
 
-    registry_started(&registry);
+    dt_registry_started(&registry);
     end(&registry, &live_a, 0.1, 0, 0);
-    registry_remove(&registry, &live_b.entry, 0);
-    registry_destroy(&registry);
+    dt_registry_remove(&registry, &live_b.entry, 0);
+    dt_registry_destroy(&registry);
 }
 
 static void the_ended_list_keeps_the_most_recent(void **state)
@@ -183,28 +183,28 @@ static void the_ended_list_keeps_the_most_recent(void **state)
     (void)state;
     struct registry registry;
     static struct fake_job jobs[REGISTRY_RECENT + 10];
-    static struct job_snapshot snapshots[REGISTRY_RECENT + 10];
+    static struct dt_job_snapshot snapshots[REGISTRY_RECENT + 10];
     struct registry_counters counters;
     char id[64];
 
-    registry_init(&registry);
+    dt_registry_init(&registry);
     for (int i = 0; i < REGISTRY_RECENT + 10; i++) {
         snprintf(id, sizeof id, "job-%d", i);
         add(&registry, &jobs[i], id);
-        registry_started(&registry);
+        dt_registry_started(&registry);
         end(&registry, &jobs[i], 0.001, 0, 0);
     }
-    size_t copied = registry_copy(&registry, &counters, snapshots, REGISTRY_RECENT + 10);
+    size_t copied = dt_registry_copy(&registry, &counters, snapshots, REGISTRY_RECENT + 10);
     assert_int_equal(copied, REGISTRY_RECENT);
     assert_int_equal(counters.completed, REGISTRY_RECENT + 10);
     snprintf(id, sizeof id, "job-%d", REGISTRY_RECENT + 9);
     assert_string_equal(snapshots[0].id, id);
     assert_string_equal(snapshots[REGISTRY_RECENT - 1].id, "job-10");
 
-    struct job_snapshot found;
-    assert_int_equal(registry_find(&registry, "job-9", &found), -1);     /* pushed out */
-    assert_int_equal(registry_find(&registry, "job-10", &found), 0);
-    registry_destroy(&registry);
+    struct dt_job_snapshot found;
+    assert_int_equal(dt_registry_find(&registry, "job-9", &found), -1);     /* pushed out */
+    assert_int_equal(dt_registry_find(&registry, "job-10", &found), 0);
+    dt_registry_destroy(&registry);
 }
 
 int main(void)

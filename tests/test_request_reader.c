@@ -20,7 +20,7 @@ static struct fcgi_buffer request(const char *body, uint16_t role)
     static const char *const params[] = { "SCRIPT_NAME=/x", "REQUEST_METHOD=POST" };
     struct fcgi_buffer out = { 0 };
 
-    assert_int_equal(fcgi_request_build(&out, 1, 0, params, 2, body, body ? strlen(body) : 0), 0);
+    assert_int_equal(dt_fcgi_request_build(&out, 1, 0, params, 2, body, body ? strlen(body) : 0), 0);
     if (role != FCGI_ROLE_RESPONDER)
         out.data[FCGI_RECORD_HEADER_SIZE + 1] = (uint8_t)role;   /* BEGIN body: role low byte */
     return out;
@@ -28,10 +28,10 @@ static struct fcgi_buffer request(const char *body, uint16_t role)
 
 static enum request_verdict feed(struct request_reader *reader, const void *data, size_t length)
 {
-    assert_int_equal(request_reader_room(reader, length), 0);
+    assert_int_equal(dt_request_reader_room(reader, length), 0);
     memcpy(reader->data + reader->length, data, length);
     reader->length += length;
-    return request_reader_parse(reader);
+    return dt_request_reader_parse(reader);
 }
 
 static void whole_request(void **state)
@@ -41,16 +41,16 @@ static void whole_request(void **state)
     size_t length;
     char *body;
 
-    request_reader_init(&reader, 1024);
+    dt_request_reader_init(&reader, 1024);
     assert_int_equal(feed(&reader, bytes.data, bytes.length), REQUEST_COMPLETE);
     assert_int_equal(reader.request_length, bytes.length);
     assert_true(reader.head_length > 16 && reader.head_length < bytes.length);
-    body = request_reader_take_body(&reader, &length);
+    body = dt_request_reader_take_body(&reader, &length);
     assert_int_equal(length, 7);
     assert_string_equal(body, "a=1&b=2");
     free(body);
-    request_reader_free(&reader);
-    fcgi_buffer_free(&bytes);
+    dt_request_reader_free(&reader);
+    dt_fcgi_buffer_free(&bytes);
 }
 
 static void one_byte_at_a_time(void **state)
@@ -58,13 +58,13 @@ static void one_byte_at_a_time(void **state)
     struct fcgi_buffer bytes = request("payload", FCGI_ROLE_RESPONDER);
     struct request_reader reader;
 
-    request_reader_init(&reader, 1024);
+    dt_request_reader_init(&reader, 1024);
     for (size_t i = 0; i + 1 < bytes.length; i++)
         assert_int_equal(feed(&reader, bytes.data + i, 1), REQUEST_NEED_MORE);
     assert_int_equal(feed(&reader, bytes.data + bytes.length - 1, 1), REQUEST_COMPLETE);
     assert_int_equal(reader.body_length, 7);
-    request_reader_free(&reader);
-    fcgi_buffer_free(&bytes);
+    dt_request_reader_free(&reader);
+    dt_fcgi_buffer_free(&bytes);
 }
 
 static void body_over_the_bound(void **state)
@@ -76,32 +76,32 @@ static void body_over_the_bound(void **state)
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     bytes = request(big, FCGI_ROLE_RESPONDER);
-    request_reader_init(&reader, 1024);
+    dt_request_reader_init(&reader, 1024);
     assert_int_equal(feed(&reader, bytes.data, bytes.length), REQUEST_TOO_LARGE);
     assert_true(reader.head_length > 0);   /* the head is whole: a 413 can be answered */
-    request_reader_free(&reader);
-    fcgi_buffer_free(&bytes);
+    dt_request_reader_free(&reader);
+    dt_fcgi_buffer_free(&bytes);
 }
 
 static void expect_invalid(const uint8_t *data, size_t length)
 {
     struct request_reader reader;
 
-    request_reader_init(&reader, 1 << 20);
+    dt_request_reader_init(&reader, 1 << 20);
     assert_int_equal(feed(&reader, data, length), REQUEST_INVALID);
     assert_non_null(reader.why);
-    request_reader_free(&reader);
+    dt_request_reader_free(&reader);
 }
 
 static size_t begin(uint8_t *out, uint16_t role)
 {
-    fcgi_begin_request_encode(out, 1, role, 0);
+    dt_fcgi_begin_request_encode(out, 1, role, 0);
     return 16;
 }
 
 static size_t record(uint8_t *out, uint8_t type, uint16_t id, const void *content, uint16_t length)
 {
-    fcgi_header_encode(out, type, id, length, 0);
+    dt_fcgi_header_encode(out, type, id, length, 0);
     if (length)
         memcpy(out + 8, content, length);
     return 8u + length;
@@ -158,7 +158,7 @@ static void hostile_records_never_pass(void **state)
     used = begin(data, FCGI_ROLE_RESPONDER);
     for (int i = 0; i < 3; i++) {
         memset(pairs, 'x', sizeof(pairs));
-        fcgi_header_encode(data + used, FCGI_TYPE_PARAMS, 1, 30000, 0);
+        dt_fcgi_header_encode(data + used, FCGI_TYPE_PARAMS, 1, 30000, 0);
         memset(data + used + 8, 'x', 30000);
         used += 8 + 30000;
     }
@@ -179,9 +179,9 @@ static void tiny_padded_body_records_do_not_pile_up(void **state)
     size_t head_length = head.length - 8;   /* without the empty STDIN */
     size_t most = 0;
 
-    request_reader_init(&reader, 1 << 20);
+    dt_request_reader_init(&reader, 1 << 20);
     assert_int_equal(feed(&reader, head.data, head_length), REQUEST_NEED_MORE);
-    fcgi_header_encode(record, FCGI_TYPE_STDIN, 1, 1, 255);
+    dt_fcgi_header_encode(record, FCGI_TYPE_STDIN, 1, 1, 255);
     record[8] = 'x';
     for (int i = 0; i < 20000; i++) {
         assert_int_equal(feed(&reader, record, sizeof(record)), REQUEST_NEED_MORE);
@@ -193,8 +193,8 @@ static void tiny_padded_body_records_do_not_pile_up(void **state)
     assert_int_equal(feed(&reader, head.data + head_length, 8), REQUEST_COMPLETE);
     assert_int_equal(reader.request_length, head_length + 20000 * sizeof(record) + 8);
     assert_int_equal(reader.trailing_length, 0);
-    request_reader_free(&reader);
-    fcgi_buffer_free(&head);
+    dt_request_reader_free(&reader);
+    dt_fcgi_buffer_free(&head);
 }
 
 static void verdicts_are_final(void **state)
@@ -203,10 +203,10 @@ static void verdicts_are_final(void **state)
     struct request_reader reader;
 
     memset(garbage, 'G', sizeof(garbage));
-    request_reader_init(&reader, 1024);
+    dt_request_reader_init(&reader, 1024);
     assert_int_equal(feed(&reader, garbage, sizeof(garbage)), REQUEST_INVALID);
-    assert_int_equal(request_reader_parse(&reader), REQUEST_INVALID);
-    request_reader_free(&reader);
+    assert_int_equal(dt_request_reader_parse(&reader), REQUEST_INVALID);
+    dt_request_reader_free(&reader);
 }
 
 /* The params as a job gets them: packed NAME=value strings, HTTP_PROXY
@@ -221,23 +221,23 @@ static void params_as_strings(void **state)
     char *params;
 
     (void)state;
-    assert_int_equal(fcgi_request_build(&bytes, 3, FCGI_RECORD_FLAG_KEEP_CONN, sent, 4, "", 0), 0);
-    request_reader_init(&reader, 1024);
+    assert_int_equal(dt_fcgi_request_build(&bytes, 3, FCGI_RECORD_FLAG_KEEP_CONN, sent, 4, "", 0), 0);
+    dt_request_reader_init(&reader, 1024);
     assert_int_equal(feed(&reader, bytes.data, bytes.length), REQUEST_COMPLETE);
     assert_int_equal(reader.request_id, 3);
     assert_int_equal(reader.keep_connection, 1);
-    params = request_reader_params(&reader);
+    params = dt_request_reader_params(&reader);
     assert_non_null(params);
     assert_memory_equal(params, packed, sizeof(packed));   /* the last NUL: the end */
-    assert_int_equal(request_params_size(params), sizeof(packed));
-    assert_int_equal(request_params_size(""), 1);
-    assert_string_equal(request_param(params, "QUERY_STRING"), "a=1&b=2");
-    assert_string_equal(request_param(params, "EMPTY"), "");
-    assert_null(request_param(params, "HTTP_PROXY"));
-    assert_null(request_param(params, "SCRIPT"));   /* a prefix is not a name */
+    assert_int_equal(dt_request_params_size(params), sizeof(packed));
+    assert_int_equal(dt_request_params_size(""), 1);
+    assert_string_equal(dt_request_param(params, "QUERY_STRING"), "a=1&b=2");
+    assert_string_equal(dt_request_param(params, "EMPTY"), "");
+    assert_null(dt_request_param(params, "HTTP_PROXY"));
+    assert_null(dt_request_param(params, "SCRIPT"));   /* a prefix is not a name */
     free(params);
-    request_reader_free(&reader);
-    fcgi_buffer_free(&bytes);
+    dt_request_reader_free(&reader);
+    dt_fcgi_buffer_free(&bytes);
 }
 
 /* A kept-alive connection's next request parses from a clean state, and
@@ -250,28 +250,28 @@ static void reset_between_requests(void **state)
     size_t length;
 
     (void)state;
-    assert_int_equal(fcgi_request_build(&first, 1, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, "one", 3), 0);
-    assert_int_equal(fcgi_request_build(&second, 2, 0, sent, 1, "", 0), 0);
-    request_reader_init(&reader, 1024);
+    assert_int_equal(dt_fcgi_request_build(&first, 1, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, "one", 3), 0);
+    assert_int_equal(dt_fcgi_request_build(&second, 2, 0, sent, 1, "", 0), 0);
+    dt_request_reader_init(&reader, 1024);
     assert_int_equal(feed(&reader, first.data, first.length), REQUEST_COMPLETE);
-    free(request_reader_take_body(&reader, &length));
-    request_reader_reset(&reader);
+    free(dt_request_reader_take_body(&reader, &length));
+    dt_request_reader_reset(&reader);
     assert_int_equal(reader.length, 0);
     assert_non_null(reader.data);   /* the small buffer is kept */
     assert_int_equal(feed(&reader, second.data, second.length), REQUEST_COMPLETE);
     assert_int_equal(reader.request_id, 2);
     assert_int_equal(reader.keep_connection, 0);
     assert_int_equal(reader.body_length, 0);
-    request_reader_free(&reader);
-    fcgi_buffer_free(&first);
-    fcgi_buffer_free(&second);
+    dt_request_reader_free(&reader);
+    dt_fcgi_buffer_free(&first);
+    dt_fcgi_buffer_free(&second);
 }
 
 /* One record with `padding` bytes of padding (0-255, any value the spec allows). */
 static size_t padded_record(uint8_t *out, uint8_t type, uint16_t id, const void *content,
                             uint16_t length, uint8_t padding)
 {
-    fcgi_header_encode(out, type, id, length, padding);
+    dt_fcgi_header_encode(out, type, id, length, padding);
     if (length)
         memcpy(out + 8, content, length);
     memset(out + 8 + length, 0xA5, padding);   /* padding's value means nothing */
@@ -316,7 +316,7 @@ static void padding_on_every_record(void **state)
             enum request_verdict verdict = REQUEST_NEED_MORE;
             char *params;
 
-            request_reader_init(&reader, 1024);
+            dt_request_reader_init(&reader, 1024);
             if (bytewise)
                 for (size_t i = 0; i < length; i++)
                     verdict = feed(&reader, data + i, 1);
@@ -335,12 +335,12 @@ static void padding_on_every_record(void **state)
             assert_memory_equal(reader.data, data, 6);
             assert_memory_equal(reader.data + 8, data + 8, 8);
             assert_memory_equal(reader.data + 16, data + 16 + paddings[p], head_end - 16 - paddings[p]);
-            params = request_reader_params(&reader);
+            params = dt_request_reader_params(&reader);
             assert_non_null(params);
-            assert_string_equal(request_param(params, "SCRIPT_NAME"), "/x");
-            assert_string_equal(request_param(params, "REQUEST_METHOD"), "POST");
+            assert_string_equal(dt_request_param(params, "SCRIPT_NAME"), "/x");
+            assert_string_equal(dt_request_param(params, "REQUEST_METHOD"), "POST");
             free(params);
-            request_reader_free(&reader);
+            dt_request_reader_free(&reader);
         }
     }
 }
@@ -380,10 +380,10 @@ static void reasons_say_what_was_wrong(void **state)
             used += record(data + used, cases[i].type, 1, body, 8);
         else if (!cases[i].begin_length)
             used += record(data + used, cases[i].type, 1, NULL, 0);
-        request_reader_init(&reader, 1024);
+        dt_request_reader_init(&reader, 1024);
         assert_int_equal(feed(&reader, data, used), REQUEST_INVALID);
         assert_string_equal(reader.why, cases[i].why);
-        request_reader_free(&reader);
+        dt_request_reader_free(&reader);
     }
 }
 
@@ -399,47 +399,47 @@ static void pipelined_requests_are_kept_for_the_next(void **state)
     size_t head_end, padded_length = padded_request(padded, 3, 0, 255, &head_end);
 
     (void)state;
-    assert_int_equal(fcgi_request_build(&wire, 1, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, "one", 3), 0);
+    assert_int_equal(dt_fcgi_request_build(&wire, 1, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, "one", 3), 0);
     one = wire.length;
-    assert_int_equal(fcgi_request_build(&wire, 2, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, "two", 3), 0);
+    assert_int_equal(dt_fcgi_request_build(&wire, 2, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, "two", 3), 0);
     two = wire.length - one;
-    assert_int_equal(fcgi_buffer_append(&wire, padded, padded_length), 0);
+    assert_int_equal(dt_fcgi_buffer_append(&wire, padded, padded_length), 0);
 
     /* All three, and a few bytes of a fourth, in one read. */
-    request_reader_init(&reader, 1024);
+    dt_request_reader_init(&reader, 1024);
     assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
     assert_int_equal(feed(&reader, "\x01\x01\x00", 3), REQUEST_COMPLETE);
     assert_int_equal(reader.request_id, 1);
     assert_int_equal(reader.trailing_length, two + padded_length + 3);
-    assert_true(request_reader_next_is_request(&reader));
-    free(request_reader_take_body(&reader, &length));
+    assert_true(dt_request_reader_next_is_request(&reader));
+    free(dt_request_reader_take_body(&reader, &length));
 
-    request_reader_reset(&reader);
+    dt_request_reader_reset(&reader);
     assert_int_equal(reader.length, two + padded_length + 3);
-    assert_int_equal(request_reader_parse(&reader), REQUEST_COMPLETE);
+    assert_int_equal(dt_request_reader_parse(&reader), REQUEST_COMPLETE);
     assert_int_equal(reader.request_id, 2);
     assert_string_equal(reader.body, "two");
-    assert_true(request_reader_next_is_request(&reader));
+    assert_true(dt_request_reader_next_is_request(&reader));
 
-    request_reader_reset(&reader);
-    assert_int_equal(request_reader_parse(&reader), REQUEST_COMPLETE);
+    dt_request_reader_reset(&reader);
+    assert_int_equal(dt_request_reader_parse(&reader), REQUEST_COMPLETE);
     assert_int_equal(reader.request_id, 3);
     assert_string_equal(reader.body, "body");
     assert_int_equal(reader.trailing_length, 3);
-    assert_true(request_reader_next_is_request(&reader));   /* as far as 3 bytes go */
+    assert_true(dt_request_reader_next_is_request(&reader));   /* as far as 3 bytes go */
 
     /* The fourth's start waits for the rest of it. */
-    request_reader_reset(&reader);
+    dt_request_reader_reset(&reader);
     assert_int_equal(reader.length, 3);
-    assert_int_equal(request_reader_parse(&reader), REQUEST_NEED_MORE);
+    assert_int_equal(dt_request_reader_parse(&reader), REQUEST_NEED_MORE);
     assert_int_equal(feed(&reader, wire.data + 3, one - 3), REQUEST_COMPLETE);
     assert_int_equal(reader.request_id, 1);
     assert_int_equal(reader.trailing_length, 0);
-    assert_false(request_reader_next_is_request(&reader));
-    request_reader_reset(&reader);
+    assert_false(dt_request_reader_next_is_request(&reader));
+    dt_request_reader_reset(&reader);
     assert_int_equal(reader.length, 0);
-    request_reader_free(&reader);
-    fcgi_buffer_free(&wire);
+    dt_request_reader_free(&reader);
+    dt_fcgi_buffer_free(&wire);
 }
 
 /* Bytes past a request that do not start one: an abort, garbage. */
@@ -450,27 +450,27 @@ static void trailing_bytes_that_are_not_a_request(void **state)
     uint8_t abort_record[8];
 
     (void)state;
-    fcgi_header_encode(abort_record, FCGI_TYPE_ABORT_REQUEST, 1, 0, 0);
-    request_reader_init(&reader, 1024);
+    dt_fcgi_header_encode(abort_record, FCGI_TYPE_ABORT_REQUEST, 1, 0, 0);
+    dt_request_reader_init(&reader, 1024);
     assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
-    assert_false(request_reader_next_is_request(&reader));   /* nothing past it */
+    assert_false(dt_request_reader_next_is_request(&reader));   /* nothing past it */
     assert_int_equal(feed(&reader, abort_record, 2), REQUEST_COMPLETE);
-    assert_false(request_reader_next_is_request(&reader));
-    request_reader_free(&reader);
+    assert_false(dt_request_reader_next_is_request(&reader));
+    dt_request_reader_free(&reader);
 
-    request_reader_init(&reader, 1024);
+    dt_request_reader_init(&reader, 1024);
     assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
     assert_int_equal(feed(&reader, "G", 1), REQUEST_COMPLETE);
-    assert_false(request_reader_next_is_request(&reader));
-    request_reader_free(&reader);
+    assert_false(dt_request_reader_next_is_request(&reader));
+    dt_request_reader_free(&reader);
 
     /* A request's first byte alone may begin one. */
-    request_reader_init(&reader, 1024);
+    dt_request_reader_init(&reader, 1024);
     assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
     assert_int_equal(feed(&reader, "\x01", 1), REQUEST_COMPLETE);
-    assert_true(request_reader_next_is_request(&reader));
-    request_reader_free(&reader);
-    fcgi_buffer_free(&wire);
+    assert_true(dt_request_reader_next_is_request(&reader));
+    dt_request_reader_free(&reader);
+    dt_fcgi_buffer_free(&wire);
 }
 
 /* A large read buffer is given back between requests, unless it holds
@@ -485,23 +485,23 @@ static void reset_keeps_a_large_buffer_only_for_pipelined_bytes(void **state)
 
     (void)state;
     memset(big, 'b', sizeof(big) - 1);
-    assert_int_equal(fcgi_request_build(&wire, 1, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, big,
+    assert_int_equal(dt_fcgi_request_build(&wire, 1, FCGI_RECORD_FLAG_KEEP_CONN, sent, 1, big,
                                         sizeof(big) - 1), 0);
     first = wire.length;
-    assert_int_equal(fcgi_request_build(&wire, 2, 0, sent, 1, "2", 1), 0);
-    request_reader_init(&reader, 1 << 20);
+    assert_int_equal(dt_fcgi_request_build(&wire, 2, 0, sent, 1, "2", 1), 0);
+    dt_request_reader_init(&reader, 1 << 20);
     assert_int_equal(feed(&reader, wire.data, wire.length), REQUEST_COMPLETE);
     assert_true(reader.capacity > REQUEST_READER_KEPT_BUFFER);
-    free(request_reader_take_body(&reader, &length));
-    request_reader_reset(&reader);
+    free(dt_request_reader_take_body(&reader, &length));
+    dt_request_reader_reset(&reader);
     assert_int_equal(reader.length, wire.length - first);
-    assert_int_equal(request_reader_parse(&reader), REQUEST_COMPLETE);
+    assert_int_equal(dt_request_reader_parse(&reader), REQUEST_COMPLETE);
     assert_string_equal(reader.body, "2");
-    request_reader_reset(&reader);   /* nothing past it: the big buffer goes */
+    dt_request_reader_reset(&reader);   /* nothing past it: the big buffer goes */
     assert_null(reader.data);
     assert_int_equal(reader.capacity, 0);
-    request_reader_free(&reader);
-    fcgi_buffer_free(&wire);
+    dt_request_reader_free(&reader);
+    dt_fcgi_buffer_free(&wire);
 }
 
 int main(void)

@@ -21,37 +21,37 @@ static void matches(void **state)
     struct route_table table;
     const struct route *route;
 
-    route_table_init(&table);
-    assert_int_equal(route_table_add(&table, "/jobs/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
-    assert_int_equal(route_table_add(&table, "/jobs/report", DETACH_ATTACHED, DETACH_ABORT_DEFAULT, handler, NULL), 0);
-    assert_int_equal(route_table_add(&table, "/jobs/big/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
+    dt_route_table_init(&table);
+    assert_int_equal(dt_route_table_add(&table, "/jobs/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
+    assert_int_equal(dt_route_table_add(&table, "/jobs/report", DETACH_ATTACHED, DETACH_ABORT_DEFAULT, handler, NULL), 0);
+    assert_int_equal(dt_route_table_add(&table, "/jobs/big/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
 
-    route = route_table_match(&table, "/jobs/report");
+    route = dt_route_table_match(&table, "/jobs/report");
     assert_non_null(route);
     assert_string_equal(route->kind.path, "/jobs/report");
-    route = route_table_match(&table, "/jobs/other");
+    route = dt_route_table_match(&table, "/jobs/other");
     assert_string_equal(route->kind.path, "/jobs/*");
-    route = route_table_match(&table, "/jobs/big/one");
+    route = dt_route_table_match(&table, "/jobs/big/one");
     assert_string_equal(route->kind.path, "/jobs/big/*");
-    assert_null(route_table_match(&table, "/jobs"));
-    assert_null(route_table_match(&table, "/job"));
-    assert_null(route_table_match(&table, "/other"));
-    assert_null(route_table_match(&table, NULL));
-    route_table_destroy(&table);
+    assert_null(dt_route_table_match(&table, "/jobs"));
+    assert_null(dt_route_table_match(&table, "/job"));
+    assert_null(dt_route_table_match(&table, "/other"));
+    assert_null(dt_route_table_match(&table, NULL));
+    dt_route_table_destroy(&table);
 }
 
 static void rejects_bad_routes(void **state)
 {
     struct route_table table;
 
-    route_table_init(&table);
-    assert_int_equal(route_table_add(&table, "jobs", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), -1);
-    assert_int_equal(route_table_add(&table, "/a", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, NULL, NULL), -1);
-    assert_int_equal(route_table_add(&table, "/a", (detach_mode)7, DETACH_ABORT_DEFAULT, handler, NULL), -1);
-    assert_int_equal(route_table_add(&table, "/a", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
-    assert_int_equal(route_table_add(&table, "/a", DETACH_ATTACHED, DETACH_ABORT_DEFAULT, handler, NULL), -1);
+    dt_route_table_init(&table);
+    assert_int_equal(dt_route_table_add(&table, "jobs", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), -1);
+    assert_int_equal(dt_route_table_add(&table, "/a", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, NULL, NULL), -1);
+    assert_int_equal(dt_route_table_add(&table, "/a", (detach_mode)7, DETACH_ABORT_DEFAULT, handler, NULL), -1);
+    assert_int_equal(dt_route_table_add(&table, "/a", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
+    assert_int_equal(dt_route_table_add(&table, "/a", DETACH_ATTACHED, DETACH_ABORT_DEFAULT, handler, NULL), -1);
     assert_int_equal(table.count, 1);
-    route_table_destroy(&table);
+    dt_route_table_destroy(&table);
 }
 
 /* What may be matched, and why not: dot segments plain or encoded, and
@@ -98,7 +98,7 @@ static void refuses_paths_that_would_need_normalizing(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *refusal = route_path_refusal(cases[i].path);
+        const char *refusal = dt_route_path_refusal(cases[i].path);
         if (cases[i].refusal == NULL) {
             if (refusal)
                 fail_msg("%s refused (%s)", cases[i].path, refusal);
@@ -116,17 +116,17 @@ static void match_refuses_dot_segments(void **state)
     struct route_table table;
 
     (void)state;
-    route_table_init(&table);
-    assert_int_equal(route_table_add(&table, "/jobs/pre/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
+    dt_route_table_init(&table);
+    assert_int_equal(dt_route_table_add(&table, "/jobs/pre/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), 0);
     /* Such a route could never match: refused when configured. */
-    assert_int_equal(route_table_add(&table, "/jobs/pre/..", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), -1);
-    assert_int_equal(route_table_add(&table, "/jobs/%2e/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), -1);
-    assert_non_null(route_table_match(&table, "/jobs/pre/ok"));
-    assert_null(route_table_match(&table, "/jobs/pre/../../etc"));
-    assert_null(route_table_match(&table, "/jobs/pre/%2e%2e/etc"));
-    assert_null(route_table_match(&table, "/jobs/pre/.."));
-    assert_null(route_table_match(&table, "/jobs/pre/a%2fb"));
-    route_table_destroy(&table);
+    assert_int_equal(dt_route_table_add(&table, "/jobs/pre/..", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), -1);
+    assert_int_equal(dt_route_table_add(&table, "/jobs/%2e/*", DETACH_TRIGGER, DETACH_ABORT_DEFAULT, handler, NULL), -1);
+    assert_non_null(dt_route_table_match(&table, "/jobs/pre/ok"));
+    assert_null(dt_route_table_match(&table, "/jobs/pre/../../etc"));
+    assert_null(dt_route_table_match(&table, "/jobs/pre/%2e%2e/etc"));
+    assert_null(dt_route_table_match(&table, "/jobs/pre/.."));
+    assert_null(dt_route_table_match(&table, "/jobs/pre/a%2fb"));
+    dt_route_table_destroy(&table);
 }
 
 int main(void)

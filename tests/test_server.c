@@ -104,6 +104,10 @@ static void *serve_main(void *arg)
     return NULL;
 }
 
+/* When not 0, setup() cuts options.size there: the server of a program
+ * built against an older, smaller detach_options. */
+static size_t options_size_cut;
+
 static int setup(void **state)
 {
     struct served *served = calloc(1, sizeof *served);
@@ -124,6 +128,8 @@ static int setup(void **state)
     options.log_level = -1;
     options.status_path = "/status";
     options.status_allow = "127.0.0.1";
+    if (options_size_cut)
+        options.size = options_size_cut;
     served->server = detach_server_new(listen, &options);
     assert_non_null(served->server);
     assert_int_equal(detach_route(served->server, "/jobs/*", DETACH_TRIGGER, recording_handler, NULL), 0);
@@ -135,6 +141,18 @@ static int setup(void **state)
     pthread_mutex_unlock(&seen.lock);
     *state = served;
     return 0;
+}
+
+/* The layout before status_path: what lies past it in the struct is not
+ * the caller's and must not be read. */
+static int setup_older_options(void **state)
+{
+    int rc;
+
+    options_size_cut = offsetof(detach_options, status_path);
+    rc = setup(state);
+    options_size_cut = 0;
+    return rc;
 }
 
 static int teardown(void **state)
@@ -305,6 +323,84 @@ static void max_jobs_busy_and_no_queue_is_503(void **state)
     pthread_mutex_unlock(&seen.lock);
 }
 
+/* Fields past the caller's size take their defaults (no status page),
+ * the ones within it are honoured (max_body 64). */
+static void older_options_get_defaults_past_their_size(void **state)
+{
+    char out[4096];
+    char body[100];
+
+    memset(body, 'x', sizeof body);
+    assert_int_equal(request(*state, "/status", "format=json", "", 0, out, sizeof out), 404);
+    assert_int_equal(request(*state, "/jobs/big", "", body, sizeof body, out, sizeof out), 413);
+    assert_int_equal(request(*state, "/jobs/one", "", "", 0, out, sizeof out), 200);
+    wait_seen(&seen.ran, 1);
+}
+
+/* detach_options_init() writes only the caller's bytes; a size of 0 (no
+ * detach_options_init()) is refused rather than guessed at. */
+static void options_init_stays_inside_the_callers_size(void **state)
+{
+    union {
+        detach_options options;
+        unsigned char bytes[sizeof(detach_options)];
+    } buffer;
+    size_t cut = offsetof(detach_options, status_path);
+    detach_options zero;
+
+    (void)state;
+    memset(&buffer, 0xa5, sizeof buffer);
+    detach_options_init_sized(&buffer.options, cut);
+    assert_int_equal(buffer.options.size, cut);
+    assert_int_equal(buffer.options.workers, 4);
+    assert_int_equal(buffer.options.job_nice, 10);
+    for (size_t i = cut; i < sizeof buffer; i++)
+        assert_int_equal(buffer.bytes[i], 0xa5);
+
+    detach_options_init(&zero);
+    assert_int_equal(zero.size, sizeof zero);
+    assert_int_equal(zero.job_descriptors, 4);
+    zero.size = 0;
+    errno = 0;
+    assert_null(detach_server_new("unix:/nonexistent/s", &zero));
+    assert_int_equal(errno, EINVAL);
+    assert_non_null(strstr(detach_last_error(), "detach_options_init"));
+}
+
+/* detach_route_spec as it was before on_abort: the library must walk the
+ * caller's array with the caller's stride and default what it lacks. */
+struct older_route_spec {
+    const char *path;
+    detach_mode mode;
+    detach_handler handler;
+    void *arg;
+};
+
+static void older_route_specs_are_walked_with_their_own_size(void **state)
+{
+    struct older_route_spec older[3] = {
+        {"/a", DETACH_TRIGGER, recording_handler, NULL},
+        {"/b", DETACH_TRIGGER, recording_handler, NULL},
+        {"/c/*", DETACH_TRIGGER, recording_handler, NULL},
+    };
+    char out[4096];
+
+    assert_int_equal(detach_server_replace_routes_sized(((struct served *)*state)->server,
+                                                        (const detach_route_spec *)(void *)older, 3,
+                                                        sizeof older[0]), 0);
+    assert_int_equal(request(*state, "/jobs/one", "", "", 0, out, sizeof out), 404);
+    assert_int_equal(request(*state, "/c/x", "", "", 0, out, sizeof out), 200);
+    wait_seen(&seen.ran, 1);
+    assert_int_equal(request(*state, "/b", "", "", 0, out, sizeof out), 200);
+    wait_seen(&seen.ran, 2);
+
+    errno = 0;
+    assert_int_equal(detach_server_replace_routes_sized(((struct served *)*state)->server,
+                                                        (const detach_route_spec *)(void *)older, 1,
+                                                        sizeof(void *)), -1);
+    assert_int_equal(errno, EINVAL);
+}
+
 static void the_status_page_answers(void **state)
 {
     char out[4096];
@@ -323,6 +419,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_body_over_max_body_is_413, setup, teardown),
         cmocka_unit_test_setup_teardown(max_jobs_busy_and_no_queue_is_503, setup, teardown),
         cmocka_unit_test_setup_teardown(the_status_page_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(older_options_get_defaults_past_their_size,
+                                        setup_older_options, teardown),
+        cmocka_unit_test(options_init_stays_inside_the_callers_size),
+        cmocka_unit_test_setup_teardown(older_route_specs_are_walked_with_their_own_size, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

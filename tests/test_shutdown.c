@@ -39,7 +39,7 @@ static void record_and_register(detach_job *job, void *arg)
     trace->order[trace->count++] = 'r';
     /* Enough registrations to force the array to grow (move) mid-run. */
     for (int i = 0; i < 5; i++)
-        shutdown_list_add(trace->list, record_c, trace);
+        dt_shutdown_list_add(trace->list, record_c, trace);
 }
 
 static void runs_in_registration_order(void **state)
@@ -47,13 +47,13 @@ static void runs_in_registration_order(void **state)
     struct shutdown_list list;
     struct trace trace = { &list, "", 0 };
 
-    shutdown_list_init(&list);
-    shutdown_list_add(&list, record_b, &trace);
-    shutdown_list_add(&list, record_a, &trace);
-    shutdown_list_add(&list, record_b, &trace);
-    shutdown_list_run(&list, NULL);
+    dt_shutdown_list_init(&list);
+    dt_shutdown_list_add(&list, record_b, &trace);
+    dt_shutdown_list_add(&list, record_a, &trace);
+    dt_shutdown_list_add(&list, record_b, &trace);
+    dt_shutdown_list_run(&list, NULL);
     assert_string_equal(trace.order, "bab");
-    shutdown_list_destroy(&list);
+    dt_shutdown_list_destroy(&list);
 }
 
 static void callback_registered_during_shutdown_runs(void **state)
@@ -61,13 +61,13 @@ static void callback_registered_during_shutdown_runs(void **state)
     struct shutdown_list list;
     struct trace trace = { &list, "", 0 };
 
-    shutdown_list_init(&list);
-    shutdown_list_add(&list, record_a, &trace);
-    shutdown_list_add(&list, record_and_register, &trace);
-    shutdown_list_add(&list, record_b, &trace);
-    shutdown_list_run(&list, NULL);
+    dt_shutdown_list_init(&list);
+    dt_shutdown_list_add(&list, record_a, &trace);
+    dt_shutdown_list_add(&list, record_and_register, &trace);
+    dt_shutdown_list_add(&list, record_b, &trace);
+    dt_shutdown_list_run(&list, NULL);
     assert_string_equal(trace.order, "arbccccc");
-    shutdown_list_destroy(&list);
+    dt_shutdown_list_destroy(&list);
 }
 
 static void each_runs_exactly_once(void **state)
@@ -75,24 +75,24 @@ static void each_runs_exactly_once(void **state)
     struct shutdown_list list;
     struct trace trace = { &list, "", 0 };
 
-    shutdown_list_init(&list);
-    shutdown_list_add(&list, record_a, &trace);
-    shutdown_list_run(&list, NULL);
-    shutdown_list_run(&list, NULL);
-    shutdown_list_add(&list, record_b, &trace);
-    shutdown_list_run(&list, NULL);
+    dt_shutdown_list_init(&list);
+    dt_shutdown_list_add(&list, record_a, &trace);
+    dt_shutdown_list_run(&list, NULL);
+    dt_shutdown_list_run(&list, NULL);
+    dt_shutdown_list_add(&list, record_b, &trace);
+    dt_shutdown_list_run(&list, NULL);
     assert_string_equal(trace.order, "ab");
-    shutdown_list_destroy(&list);
+    dt_shutdown_list_destroy(&list);
 }
 
 static void rejects_null_function(void **state)
 {
     struct shutdown_list list;
 
-    shutdown_list_init(&list);
-    assert_int_equal(shutdown_list_add(&list, NULL, NULL), -1);
+    dt_shutdown_list_init(&list);
+    assert_int_equal(dt_shutdown_list_add(&list, NULL, NULL), -1);
     assert_int_equal(list.count, 0);
-    shutdown_list_destroy(&list);
+    dt_shutdown_list_destroy(&list);
 }
 
 int main(void)

@@ -34,14 +34,14 @@ static void round_trip(void **state)
     uint8_t *data;
     size_t length;
 
-    assert_int_equal(spool_encode(&record, &data, &length), 0);
-    assert_int_equal(spool_decode(data, length, &decoded), 0);
+    assert_int_equal(dt_spool_encode(&record, &data, &length), 0);
+    assert_int_equal(dt_spool_decode(data, length, &decoded), 0);
     assert_string_equal(decoded.id, record.id);
     assert_string_equal(decoded.route, "/jobs/report");
     assert_memory_equal(decoded.params, params_block, sizeof(params_block));
     assert_int_equal(decoded.body_length, 10);
     assert_memory_equal(decoded.body, "x=1\0binary", 10);
-    spool_record_free(&decoded);
+    dt_spool_record_free(&decoded);
     free(data);
 }
 
@@ -58,8 +58,8 @@ static void a_param_that_is_not_name_value_is_refused(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         record.params = bad[i];
-        assert_int_equal(spool_encode(&record, &data, &length), 0);
-        assert_int_equal(spool_decode(data, length, &decoded), -1);
+        assert_int_equal(dt_spool_encode(&record, &data, &length), 0);
+        assert_int_equal(dt_spool_decode(data, length, &decoded), -1);
         assert_null(decoded.params);
         free(data);
     }
@@ -71,12 +71,12 @@ static void every_truncation_and_flip_is_refused(void **state)
     uint8_t *data;
     size_t length;
 
-    assert_int_equal(spool_encode(&record, &data, &length), 0);
+    assert_int_equal(dt_spool_encode(&record, &data, &length), 0);
     for (size_t cut = 0; cut < length; cut++)
-        assert_int_equal(spool_decode(data, cut, &decoded), -1);
+        assert_int_equal(dt_spool_decode(data, cut, &decoded), -1);
     for (size_t i = 0; i < length; i++) {
         data[i] ^= 0x20;
-        assert_int_equal(spool_decode(data, length, &decoded), -1);
+        assert_int_equal(dt_spool_decode(data, length, &decoded), -1);
         data[i] ^= 0x20;
     }
     free(data);
@@ -99,7 +99,7 @@ static void collect(void *context, struct spool_record *record)
 {
     struct found *found = context;
     snprintf(found->ids[found->count++], 64, "%s", record->id);
-    spool_record_free(record);
+    dt_spool_record_free(record);
 }
 
 static void write_remove_recover(void **state)
@@ -112,20 +112,20 @@ static void write_remove_recover(void **state)
     struct stat info;
 
     assert_non_null(mkdtemp(directory));
-    spool = spool_open(directory);
+    spool = dt_spool_open(directory);
     assert_non_null(spool);
-    assert_int_equal(spool_write(spool, &second), 0);
-    assert_int_equal(spool_write(spool, &first), 0);
-    assert_int_equal(spool_write(spool, &gone), 0);
-    assert_int_equal(spool_remove(spool, gone.id), 0);
-    assert_int_equal(spool_remove(spool, gone.id), 0);   /* twice is fine */
+    assert_int_equal(dt_spool_write(spool, &second), 0);
+    assert_int_equal(dt_spool_write(spool, &first), 0);
+    assert_int_equal(dt_spool_write(spool, &gone), 0);
+    assert_int_equal(dt_spool_remove(spool, gone.id), 0);
+    assert_int_equal(dt_spool_remove(spool, gone.id), 0);   /* twice is fine */
     /* A torn file, and a leftover temporary that was never acknowledged. */
     snprintf(path, sizeof(path), "%s/00000009torn0001.job", directory);
     assert_int_equal(write_file(path, "DSPOOL1\n\x10\0\0\0", 12), 0);
     snprintf(path, sizeof(path), "%s/tmp/00000008temp0001", directory);
     assert_int_equal(write_file(path, "partial", 7), 0);
 
-    assert_int_equal(spool_recover(spool, collect, &found), 2);
+    assert_int_equal(dt_spool_recover(spool, collect, &found), 2);
     assert_int_equal(found.count, 2);
     assert_string_equal(found.ids[0], first.id);   /* oldest id first */
     assert_string_equal(found.ids[1], second.id);
@@ -133,7 +133,7 @@ static void write_remove_recover(void **state)
     assert_int_equal(stat(path, &info), 0);
     snprintf(path, sizeof(path), "%s/tmp/00000008temp0001", directory);
     assert_int_equal(stat(path, &info), -1);
-    spool_close(spool);
+    dt_spool_close(spool);
 
     snprintf(path, sizeof(path), "rm -rf '%s'", directory);
     assert_int_equal(system(path), 0);
@@ -168,12 +168,12 @@ static void entries_that_are_not_regular_files_are_moved_aside(void **state)
 
     assert_non_null(mkdtemp(directory));
     assert_non_null(mkdtemp(outside));
-    spool = spool_open(directory);
-    elsewhere = spool_open(outside);
+    spool = dt_spool_open(directory);
+    elsewhere = dt_spool_open(outside);
     assert_non_null(spool);
     assert_non_null(elsewhere);
-    assert_int_equal(spool_write(spool, &good), 0);
-    assert_int_equal(spool_write(elsewhere, &lure), 0);
+    assert_int_equal(dt_spool_write(spool, &good), 0);
+    assert_int_equal(dt_spool_write(elsewhere, &lure), 0);
     snprintf(path, sizeof(path), "%s/%s", directory, odd[0].name);
     assert_int_equal(mkfifo(path, 0600), 0);
     snprintf(path, sizeof(path), "%s/%s", directory, odd[1].name);
@@ -183,7 +183,7 @@ static void entries_that_are_not_regular_files_are_moved_aside(void **state)
     assert_int_equal(mkdir(path, 0700), 0);
 
     alarm(10);
-    assert_int_equal(spool_recover(spool, collect, &found), 1);
+    assert_int_equal(dt_spool_recover(spool, collect, &found), 1);
     alarm(0);
     assert_int_equal(found.count, 1);
     assert_string_equal(found.ids[0], good.id);
@@ -195,8 +195,8 @@ static void entries_that_are_not_regular_files_are_moved_aside(void **state)
     }
     /* The link's target was left alone. */
     assert_true(has_type(target, S_IFREG));
-    spool_close(spool);
-    spool_close(elsewhere);
+    dt_spool_close(spool);
+    dt_spool_close(elsewhere);
     snprintf(path, sizeof(path), "rm -rf '%s' '%s'", directory, outside);
     assert_int_equal(system(path), 0);
 }
@@ -211,10 +211,10 @@ static void acceptance_time_round_trips(void **state)
 
     (void)state;
     record.accepted_unix_ms = 1795000000123ull;
-    assert_int_equal(spool_encode(&record, &data, &length), 0);
-    assert_int_equal(spool_decode(data, length, &decoded), 0);
+    assert_int_equal(dt_spool_encode(&record, &data, &length), 0);
+    assert_int_equal(dt_spool_decode(data, length, &decoded), 0);
     assert_true(decoded.accepted_unix_ms == 1795000000123ull);
-    spool_record_free(&decoded);
+    dt_spool_record_free(&decoded);
     free(data);
 }
 
@@ -253,12 +253,12 @@ static void a_version_1_file_still_decodes(void **state)
         hash *= 16777619u;
     }
     put_le32(file, &at, hash);
-    assert_int_equal(spool_decode(file, at, &decoded), 0);
+    assert_int_equal(dt_spool_decode(file, at, &decoded), 0);
     assert_string_equal(decoded.id, id);
     assert_string_equal(decoded.route, route);
     assert_string_equal(decoded.params, param);
     assert_true(decoded.accepted_unix_ms == 0);
-    spool_record_free(&decoded);
+    dt_spool_record_free(&decoded);
 }
 
 int main(void)

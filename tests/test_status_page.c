@@ -4,9 +4,9 @@
  * back as detach-trigger --wait-done reads it (job_status.c, json-c).
  *
  * Live registry entries point at real jobs, so the registry here holds
- * only snapshots: ended ones put in by registry_ended(), as a job thread
+ * only snapshots: ended ones put in by dt_registry_ended(), as a job thread
  * does, and running or queued ones written into the ring by hand, which
- * registry_copy() hands out the same way.
+ * dt_registry_copy() hands out the same way.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,10 +21,10 @@
 #include "sched/registry.h"
 #include "server/status_page.h"
 
-static struct job_snapshot snapshot(const char *id, const char *route, enum job_state state,
+static struct dt_job_snapshot snapshot(const char *id, const char *route, enum job_state state,
                                     int progress, const char *message)
 {
-    struct job_snapshot job;
+    struct dt_job_snapshot job;
 
     memset(&job, 0, sizeof(job));
     snprintf(job.id, sizeof(job.id), "%s", id);
@@ -39,16 +39,16 @@ static struct job_snapshot snapshot(const char *id, const char *route, enum job_
     return job;
 }
 
-/* Three ended jobs through registry_ended(), then a running and a queued
+/* Three ended jobs through dt_registry_ended(), then a running and a queued
  * one written straight into the ring. */
 static void fill(struct registry *registry)
 {
     struct registry_entry entry = { NULL, NULL, NULL, NULL };
-    struct job_snapshot ok = snapshot("a1", "/jobs/ok", JOB_ENDED, 100, "done");
-    struct job_snapshot bad = snapshot("b2", "/jobs/<bad>", JOB_ENDED, 40, "half \"way\" <b>&");
-    struct job_snapshot killed = snapshot("c3", "/jobs/slow", JOB_ENDED, -1, "");
+    struct dt_job_snapshot ok = snapshot("a1", "/jobs/ok", JOB_ENDED, 100, "done");
+    struct dt_job_snapshot bad = snapshot("b2", "/jobs/<bad>", JOB_ENDED, 40, "half \"way\" <b>&");
+    struct dt_job_snapshot killed = snapshot("c3", "/jobs/slow", JOB_ENDED, -1, "");
 
-    registry_init(registry);
+    dt_registry_init(registry);
     ok.exit_code = 0;
     ok.ended_unix_ms = ok.started_unix_ms + 20;
     bad.exit_code = 3;
@@ -60,15 +60,15 @@ static void fill(struct registry *registry)
 
     registry->counters.accepted = 6;
     registry->counters.running = 3;   /* the three about to end */
-    registry_ended(registry, &entry, &ok, 0.02, 0);
-    registry_ended(registry, &entry, &bad, 0.7, 1);
-    registry_ended(registry, &entry, &killed, 400.0, 1);
+    dt_registry_ended(registry, &entry, &ok, 0.02, 0);
+    dt_registry_ended(registry, &entry, &bad, 0.7, 1);
+    dt_registry_ended(registry, &entry, &killed, 400.0, 1);
     registry->counters.running = 1;
     registry->counters.queued = 1;
     registry->counters.rejected = 2;
 
-    struct job_snapshot running = snapshot("d4", "/jobs/report", JOB_RUNNING, 40, "halfway");
-    struct job_snapshot queued = snapshot("e5", "/jobs/report", JOB_QUEUED, -1, "");
+    struct dt_job_snapshot running = snapshot("d4", "/jobs/report", JOB_RUNNING, 40, "halfway");
+    struct dt_job_snapshot queued = snapshot("e5", "/jobs/report", JOB_QUEUED, -1, "");
     registry->recent[registry->recent_next++] = running;
     registry->recent[registry->recent_next++] = queued;
     registry->recent_count += 2;
@@ -80,7 +80,7 @@ static char *render(struct registry *registry, const char *subpath, const char *
     struct status_response response = { NULL, 0 };
     char head[256];
 
-    assert_int_equal(status_page_render(registry, subpath, query, &response), 0);
+    assert_int_equal(dt_status_page_render(registry, subpath, query, &response), 0);
     assert_non_null(response.text);
     assert_int_equal(strlen(response.text), response.length);
     snprintf(head, sizeof(head), "Status: %s\r\nContent-Type: %s\r\n", expected_status,
@@ -113,7 +113,7 @@ static void test_json_counters_unchanged(void **state)
     free(body);
     body = render(&registry, "", "format=xml", "400 Bad Request", "application/json");
     free(body);
-    registry_destroy(&registry);
+    dt_registry_destroy(&registry);
 }
 
 /* ---- Prometheus ---- */
@@ -198,7 +198,7 @@ static void test_prometheus(void **state)
         assert_true(strstr(body, type) < line);
     }
     free(body);
-    registry_destroy(&registry);
+    dt_registry_destroy(&registry);
 }
 
 /* ---- HTML ---- */
@@ -250,19 +250,19 @@ static void test_html(void **state)
     assert_non_null(strstr(body, "700 ms"));
     assert_non_null(strstr(body, "<li id=\"counter-accepted\"><b>6</b>"));
     free(body);
-    registry_destroy(&registry);
+    dt_registry_destroy(&registry);
 }
 
 static void test_html_escapes_ids(void **state)
 {
     struct registry registry;
     struct registry_entry entry = { NULL, NULL, NULL, NULL };
-    struct job_snapshot odd = snapshot("x\"><script>alert(1)</script>", "/r'&", JOB_ENDED, 5,
+    struct dt_job_snapshot odd = snapshot("x\"><script>alert(1)</script>", "/r'&", JOB_ENDED, 5,
                                        "line\nbreak\x01");
 
-    registry_init(&registry);
+    dt_registry_init(&registry);
     registry.counters.running = 1;
-    registry_ended(&registry, &entry, &odd, 1.0, 0);
+    dt_registry_ended(&registry, &entry, &odd, 1.0, 0);
     char *body = render(&registry, "", "format=html", "200 OK", "text/html; charset=utf-8");
     assert_null(strstr(body, "<script>"));
     assert_null(strstr(body, "alert(1)</script>"));
@@ -270,7 +270,7 @@ static void test_html_escapes_ids(void **state)
     assert_non_null(strstr(body, "/r&#39;&amp;"));
     assert_non_null(strstr(body, "line break "));
     free(body);
-    registry_destroy(&registry);
+    dt_registry_destroy(&registry);
 }
 
 /* A job that could not start: counted failed, its reason in the JSON (as
@@ -279,17 +279,17 @@ static void test_failed_start_shows_its_reason(void **state)
 {
     struct registry registry;
     struct registry_entry entry = { NULL, NULL, NULL, NULL };
-    struct job_snapshot job = snapshot("f6", "/jobs/report", JOB_ENDED, -1, "");
-    struct job_snapshot fine = snapshot("g7", "/jobs/report", JOB_ENDED, -1, "");
+    struct dt_job_snapshot job = snapshot("f6", "/jobs/report", JOB_ENDED, -1, "");
+    struct dt_job_snapshot fine = snapshot("g7", "/jobs/report", JOB_ENDED, -1, "");
     struct registry_counters counters;
 
     snprintf(job.error, sizeof(job.error), "cannot start: job log \"/x\": <No such file>");
     fine.exit_code = 0;
-    registry_init(&registry);
+    dt_registry_init(&registry);
     registry.counters.running = 2;
-    registry_ended(&registry, &entry, &job, 0.001, 1);
-    registry_ended(&registry, &entry, &fine, 0.001, 0);
-    registry_copy(&registry, &counters, NULL, 0);
+    dt_registry_ended(&registry, &entry, &job, 0.001, 1);
+    dt_registry_ended(&registry, &entry, &fine, 0.001, 0);
+    dt_registry_copy(&registry, &counters, NULL, 0);
     assert_int_equal(counters.failed, 1);
     assert_int_equal(counters.completed, 1);
 
@@ -304,7 +304,7 @@ static void test_failed_start_shows_its_reason(void **state)
     assert_non_null(strstr(body, "cannot start: job log &quot;/x&quot;: &lt;No such file&gt;"));
     assert_null(strstr(body, "<No such file>"));
     free(body);
-    registry_destroy(&registry);
+    dt_registry_destroy(&registry);
 }
 
 /* A run the drain cut short and the spool keeps: it leaves the live list,
@@ -314,32 +314,32 @@ static void test_interrupted_job_is_not_counted(void **state)
     struct registry registry;
     struct registry_entry entry;
     struct registry_counters counters;
-    struct job_snapshot copy;
+    struct dt_job_snapshot copy;
 
-    registry_init(&registry);
-    /* No snapshot callback: registry_interrupted() never reads the job. */
-    registry_add(&registry, &entry, "i1", NULL);
-    registry_started(&registry);
-    registry_interrupted(&registry, &entry);
-    assert_int_equal(registry_copy(&registry, &counters, &copy, 1), 0);
+    dt_registry_init(&registry);
+    /* No snapshot callback: dt_registry_interrupted() never reads the job. */
+    dt_registry_add(&registry, &entry, "i1", NULL);
+    dt_registry_started(&registry);
+    dt_registry_interrupted(&registry, &entry);
+    assert_int_equal(dt_registry_copy(&registry, &counters, &copy, 1), 0);
     assert_int_equal(counters.accepted, 1);
     assert_int_equal(counters.running, 0);
     assert_int_equal(counters.queued, 0);
     assert_int_equal(counters.completed, 0);
     assert_int_equal(counters.failed, 0);
-    registry_destroy(&registry);
+    dt_registry_destroy(&registry);
 }
 
 static void test_html_empty(void **state)
 {
     struct registry registry;
 
-    registry_init(&registry);
+    dt_registry_init(&registry);
     char *body = render(&registry, "", "format=html", "200 OK", "text/html; charset=utf-8");
     assert_null(strstr(body, "<progress"));
     assert_non_null(strstr(body, "<p class=\"none\">none</p>"));
     free(body);
-    registry_destroy(&registry);
+    dt_registry_destroy(&registry);
 }
 
 /* ---- one job, and reading it back as detach-trigger does ---- */
@@ -350,7 +350,7 @@ static void parse_rendered(struct registry *registry, const char *id, detach_job
 
     snprintf(subpath, sizeof(subpath), "/jobs/%s", id);
     char *body = render(registry, subpath, "format=html", "200 OK", "application/json");
-    assert_int_equal(job_status_parse(body, strlen(body), job), 0);
+    assert_int_equal(dt_job_status_parse(body, strlen(body), job), 0);
     free(body);
 }
 
@@ -389,9 +389,9 @@ static void test_job_json_round_trip(void **state)
     assert_int_equal(job.progress, 100);
 
     char *body = render(&registry, "/jobs/nope", "", "404 Not Found", "application/json");
-    assert_int_not_equal(job_status_parse(body, strlen(body), &job), 0);
+    assert_int_not_equal(dt_job_status_parse(body, strlen(body), &job), 0);
     free(body);
-    registry_destroy(&registry);
+    dt_registry_destroy(&registry);
 }
 
 static void test_job_status_parse(void **state)
@@ -411,15 +411,15 @@ static void test_job_status_parse(void **state)
     char deep[200];
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(job_status_parse(bad[i], strlen(bad[i]), &job), -1);
-    assert_int_equal(job_status_parse(NULL, 0, &job), -1);
+        assert_int_equal(dt_job_status_parse(bad[i], strlen(bad[i]), &job), -1);
+    assert_int_equal(dt_job_status_parse(NULL, 0, &job), -1);
 
     /* Nesting is bounded: 17 levels of arrays are refused, not recursed. */
     snprintf(deep, sizeof(deep), "{\"state\":\"x\",\"a\":%s1%s}",
              "[[[[[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]]]]]");
-    assert_int_equal(job_status_parse(deep, strlen(deep), &job), -1);
+    assert_int_equal(dt_job_status_parse(deep, strlen(deep), &job), -1);
     snprintf(deep, sizeof(deep), "{\"state\":\"x\",\"a\":%s1%s}", "[[[[", "]]]]");
-    assert_int_equal(job_status_parse(deep, strlen(deep), &job), 0);
+    assert_int_equal(dt_job_status_parse(deep, strlen(deep), &job), 0);
 
     /* Unknown keys of every kind are skipped; known ones picked out. */
     const char *full =
@@ -427,7 +427,7 @@ static void test_job_status_parse(void **state)
         "\"state\" : \"ended\", \"connection_status\":2,"
         "\"exit\":{\"signal\":15,\"core\":false},"
         "\"progress\":{\"message\":\"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\/ \\n\",\"percent\":250}} ";
-    assert_int_equal(job_status_parse(full, strlen(full), &job), 0);
+    assert_int_equal(dt_job_status_parse(full, strlen(full), &job), 0);
     assert_string_equal(job.state, "ended");
     assert_int_equal(job.connection_status, 2);
     assert_int_equal(job.exit_signal, 15);
@@ -441,13 +441,13 @@ static void test_job_status_parse(void **state)
     strcpy(long_message, "{\"state\":\"running\",\"progress\":{\"percent\":7,\"message\":\"");
     memset(long_message + strlen(long_message), 'm', 400);
     strcat(long_message, "\"}}garbage");
-    assert_int_equal(job_status_parse(long_message, strlen(long_message) - 7, &job), 0);
+    assert_int_equal(dt_job_status_parse(long_message, strlen(long_message) - 7, &job), 0);
     assert_int_equal(strlen(job.message), JOB_STATUS_MESSAGE_SIZE - 1);
     assert_int_equal(job.progress, 7);
-    assert_int_equal(job_status_parse(long_message, strlen(long_message) - 9, &job), -1);
+    assert_int_equal(dt_job_status_parse(long_message, strlen(long_message) - 9, &job), -1);
 
     const char *nulls = "{\"state\":\"ended\",\"exit\":null,\"progress\":null}";
-    assert_int_equal(job_status_parse(nulls, strlen(nulls), &job), 0);
+    assert_int_equal(dt_job_status_parse(nulls, strlen(nulls), &job), 0);
     assert_int_equal(job.exit_code, -1);
     assert_int_equal(job.progress, -1);
 }

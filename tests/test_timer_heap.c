@@ -21,22 +21,22 @@ static void pops_in_deadline_order(void **state)
     struct timer timers[200];
     uint64_t last = 0;
 
-    timer_heap_init(&heap);
+    dt_timer_heap_init(&heap);
     srand(7);
     for (int i = 0; i < 200; i++) {
-        timer_init(&timers[i], no_op);
-        assert_int_equal(timer_heap_arm(&heap, &timers[i], (uint64_t)(rand() % 1000)), 0);
+        dt_timer_init(&timers[i], no_op);
+        assert_int_equal(dt_timer_heap_arm(&heap, &timers[i], (uint64_t)(rand() % 1000)), 0);
     }
     for (int i = 0; i < 200; i++) {
-        struct timer *first = timer_heap_first(&heap);
+        struct timer *first = dt_timer_heap_first(&heap);
         assert_non_null(first);
         assert_true(first->deadline_ms >= last);
         last = first->deadline_ms;
-        timer_heap_disarm(&heap, first);
-        assert_false(timer_armed(first));
+        dt_timer_heap_disarm(&heap, first);
+        assert_false(dt_timer_armed(first));
     }
-    assert_null(timer_heap_first(&heap));
-    timer_heap_destroy(&heap);
+    assert_null(dt_timer_heap_first(&heap));
+    dt_timer_heap_destroy(&heap);
 }
 
 static void rearm_moves_the_deadline(void **state)
@@ -44,19 +44,19 @@ static void rearm_moves_the_deadline(void **state)
     struct timer_heap heap;
     struct timer a, b;
 
-    timer_heap_init(&heap);
-    timer_init(&a, no_op);
-    timer_init(&b, no_op);
-    timer_heap_arm(&heap, &a, 100);
-    timer_heap_arm(&heap, &b, 200);
-    assert_ptr_equal(timer_heap_first(&heap), &a);
+    dt_timer_heap_init(&heap);
+    dt_timer_init(&a, no_op);
+    dt_timer_init(&b, no_op);
+    dt_timer_heap_arm(&heap, &a, 100);
+    dt_timer_heap_arm(&heap, &b, 200);
+    assert_ptr_equal(dt_timer_heap_first(&heap), &a);
     /* A restarted time limit: the same timer, later. */
-    timer_heap_arm(&heap, &a, 300);
-    assert_ptr_equal(timer_heap_first(&heap), &b);
+    dt_timer_heap_arm(&heap, &a, 300);
+    assert_ptr_equal(dt_timer_heap_first(&heap), &b);
     assert_int_equal(heap.count, 2);
-    timer_heap_arm(&heap, &a, 50);
-    assert_ptr_equal(timer_heap_first(&heap), &a);
-    timer_heap_destroy(&heap);
+    dt_timer_heap_arm(&heap, &a, 50);
+    assert_ptr_equal(dt_timer_heap_first(&heap), &a);
+    dt_timer_heap_destroy(&heap);
 }
 
 static void disarm_from_the_middle(void **state)
@@ -64,22 +64,22 @@ static void disarm_from_the_middle(void **state)
     struct timer_heap heap;
     struct timer timers[10];
 
-    timer_heap_init(&heap);
+    dt_timer_heap_init(&heap);
     for (int i = 0; i < 10; i++) {
-        timer_init(&timers[i], no_op);
-        timer_heap_arm(&heap, &timers[i], (uint64_t)(10 - i) * 10);
+        dt_timer_init(&timers[i], no_op);
+        dt_timer_heap_arm(&heap, &timers[i], (uint64_t)(10 - i) * 10);
     }
-    timer_heap_disarm(&heap, &timers[4]);
-    timer_heap_disarm(&heap, &timers[4]);   /* twice is harmless */
+    dt_timer_heap_disarm(&heap, &timers[4]);
+    dt_timer_heap_disarm(&heap, &timers[4]);   /* twice is harmless */
     assert_int_equal(heap.count, 9);
-    for (uint64_t last = 0; timer_heap_first(&heap);) {
-        struct timer *first = timer_heap_first(&heap);
+    for (uint64_t last = 0; dt_timer_heap_first(&heap);) {
+        struct timer *first = dt_timer_heap_first(&heap);
         assert_ptr_not_equal(first, &timers[4]);
         assert_true(first->deadline_ms >= last);
         last = first->deadline_ms;
-        timer_heap_disarm(&heap, first);
+        dt_timer_heap_disarm(&heap, first);
     }
-    timer_heap_destroy(&heap);
+    dt_timer_heap_destroy(&heap);
 }
 
 int main(void)

@@ -149,7 +149,7 @@ static int teardown(void **state)
 static void options_for(struct served *served, detach_trigger_options *options, char *fcgi,
                         size_t size)
 {
-    memset(options, 0, sizeof *options);
+    detach_trigger_options_init(options);
     snprintf(fcgi, size, "unix:%s", served->path);
     options->fcgi = fcgi;
     options->timeout_ms = 10000;
@@ -236,6 +236,32 @@ static void no_wait_returns_once_sent(void **state)
     pthread_mutex_unlock(&seen.lock);
 }
 
+/* A program built against an older, smaller detach_trigger_options: no_wait
+ * lies past its size, so it is not the caller's and the call waits for the
+ * answer whatever the bytes there hold; a size of 0 is refused. */
+static void older_options_get_defaults_past_their_size(void **state)
+{
+    struct served *served = *state;
+    detach_trigger_options options;
+    detach_trigger_result result;
+    char fcgi[128];
+
+    options_for(served, &options, fcgi, sizeof fcgi);
+    options.no_wait = 1;
+    options.size = offsetof(detach_trigger_options, no_wait);
+    result.status = -1;
+    assert_int_equal(detach_trigger("/jobs/older?x=1", &options, &result), 0);
+    assert_int_equal(result.status, 200);
+    assert_true(strlen(result.job_id) > 0);
+    wait_seen(&seen.ran, 1);
+
+    options.size = 0;
+    errno = 0;
+    assert_int_equal(detach_trigger("/jobs/older", &options, &result), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_non_null(strstr(detach_last_error(), "detach_trigger_options_init"));
+}
+
 static void errors_are_minus_one_with_a_message(void **state)
 {
     struct served *served = *state;
@@ -290,6 +316,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_get_and_a_post_reach_the_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(a_404_is_a_status_not_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(no_wait_returns_once_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(older_options_get_defaults_past_their_size, setup, teardown),
         cmocka_unit_test_setup_teardown(errors_are_minus_one_with_a_message, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,7 @@
  * test_wakeup.c - the event count idle job threads and the spawner sleep
  * on: a waker wakes a sleeper, a bump between prepare and wait is never
  * slept through, a stale "wake-up on its way" left by a waiter that
- * never slept does not silence later wakers, and wakeup_all reaches all.
+ * never slept does not silence later wakers, and dt_wakeup_all reaches all.
  *
  * A waker must find its sleepers asleep in the futex, or a lost wake-up
  * goes unseen (the sleeper would find the bumped word before sleeping).
@@ -38,14 +38,14 @@ static void *sleep_once(void *arg)
 {
     struct sleeper *sleeper = arg;
     const struct timespec limit = { 4, 0 };
-    uint64_t start = monotonic_ms();
+    uint64_t start = dt_monotonic_ms();
 
     atomic_store(&sleeper->tid, (pid_t)syscall(SYS_gettid));
-    uint32_t seen = wakeup_prepare(sleeper->wakeup);
+    uint32_t seen = dt_wakeup_prepare(sleeper->wakeup);
 
-    sleeper->woken = wakeup_wait(sleeper->wakeup, seen, &limit);
-    wakeup_done(sleeper->wakeup, sleeper->woken);
-    sleeper->slept_ms = monotonic_ms() - start;
+    sleeper->woken = dt_wakeup_wait(sleeper->wakeup, seen, &limit);
+    dt_wakeup_done(sleeper->wakeup, sleeper->woken);
+    sleeper->slept_ms = dt_monotonic_ms() - start;
     return NULL;
 }
 
@@ -71,7 +71,7 @@ static int in_futex(pid_t tid)
 /* Until each sleeper has announced itself and sleeps in the futex (5 s). */
 static void wait_until_asleep(struct wakeup *wakeup, struct sleeper *sleepers, unsigned count)
 {
-    uint64_t deadline = monotonic_ms() + 5000;
+    uint64_t deadline = dt_monotonic_ms() + 5000;
     unsigned asleep;
 
     for (;;) {
@@ -80,7 +80,7 @@ static void wait_until_asleep(struct wakeup *wakeup, struct sleeper *sleepers, u
             asleep += in_futex(atomic_load(&sleepers[i].tid));
         if (asleep == count && atomic_load(&wakeup->waiters) >= count)
             return;
-        assert_true(monotonic_ms() < deadline);
+        assert_true(dt_monotonic_ms() < deadline);
         sched_yield();
     }
 }
@@ -91,16 +91,16 @@ static void one_waker_wakes_a_sleeper(void **state)
     struct sleeper sleeper = { .wakeup = &wakeup };
 
     (void)state;
-    wakeup_init(&wakeup);
-    assert_false(wakeup_has_waiters(&wakeup));
+    dt_wakeup_init(&wakeup);
+    assert_false(dt_wakeup_has_waiters(&wakeup));
     assert_int_equal(pthread_create(&sleeper.thread, NULL, sleep_once, &sleeper), 0);
     wait_until_asleep(&wakeup, &sleeper, 1);
-    assert_true(wakeup_has_waiters(&wakeup));
-    wakeup_one(&wakeup);
+    assert_true(dt_wakeup_has_waiters(&wakeup));
+    dt_wakeup_one(&wakeup);
     pthread_join(sleeper.thread, NULL);
     assert_int_equal(sleeper.woken, 1);
     assert_true(sleeper.slept_ms < 3000);
-    assert_false(wakeup_has_waiters(&wakeup));
+    assert_false(dt_wakeup_has_waiters(&wakeup));
 }
 
 /* A bump after prepare: the wait returns at once, woken. */
@@ -108,16 +108,16 @@ static void a_bump_before_the_wait_is_not_slept_through(void **state)
 {
     struct wakeup wakeup;
     const struct timespec limit = { 5, 0 };
-    uint64_t start = monotonic_ms();
+    uint64_t start = dt_monotonic_ms();
     uint32_t seen;
 
     (void)state;
-    wakeup_init(&wakeup);
-    seen = wakeup_prepare(&wakeup);
-    wakeup_one(&wakeup);
-    assert_int_equal(wakeup_wait(&wakeup, seen, &limit), 1);
-    wakeup_done(&wakeup, 1);
-    assert_true(monotonic_ms() - start < 4000);
+    dt_wakeup_init(&wakeup);
+    seen = dt_wakeup_prepare(&wakeup);
+    dt_wakeup_one(&wakeup);
+    assert_int_equal(dt_wakeup_wait(&wakeup, seen, &limit), 1);
+    dt_wakeup_done(&wakeup, 1);
+    assert_true(dt_monotonic_ms() - start < 4000);
 }
 
 /* A waker counted a waiter that then found work and left without
@@ -130,14 +130,14 @@ static void a_stale_pending_does_not_silence_wakers(void **state)
     uint32_t seen;
 
     (void)state;
-    wakeup_init(&wakeup);
-    seen = wakeup_prepare(&wakeup);        /* the waiter that will leave */
+    dt_wakeup_init(&wakeup);
+    seen = dt_wakeup_prepare(&wakeup);        /* the waiter that will leave */
     (void)seen;
     atomic_store(&wakeup.pending, 1);      /* the waker's mark, for it */
-    wakeup_done(&wakeup, 0);               /* it found work: never slept */
+    dt_wakeup_done(&wakeup, 0);               /* it found work: never slept */
     assert_int_equal(pthread_create(&sleeper.thread, NULL, sleep_once, &sleeper), 0);
     wait_until_asleep(&wakeup, &sleeper, 1);
-    wakeup_one(&wakeup);
+    dt_wakeup_one(&wakeup);
     pthread_join(sleeper.thread, NULL);
     assert_int_equal(sleeper.woken, 1);
     assert_true(sleeper.slept_ms < 3000);
@@ -150,13 +150,13 @@ static void wakeup_all_wakes_every_sleeper(void **state)
     struct sleeper sleepers[N];
 
     (void)state;
-    wakeup_init(&wakeup);
+    dt_wakeup_init(&wakeup);
     for (int i = 0; i < N; i++) {
         sleepers[i] = (struct sleeper){ .wakeup = &wakeup };
         assert_int_equal(pthread_create(&sleepers[i].thread, NULL, sleep_once, &sleepers[i]), 0);
     }
     wait_until_asleep(&wakeup, sleepers, N);
-    wakeup_all(&wakeup);
+    dt_wakeup_all(&wakeup);
     for (int i = 0; i < N; i++) {
         pthread_join(sleepers[i].thread, NULL);
         assert_int_equal(sleepers[i].woken, 1);

@@ -113,10 +113,10 @@ static int wait_count(const void *counter, int is_size, long target)
 
 static struct watcher *started(void)
 {
-    struct watcher *watcher = watcher_new();
+    struct watcher *watcher = dt_watcher_new();
 
     assert_non_null(watcher);
-    assert_int_equal(watcher_start(watcher), 0);
+    assert_int_equal(dt_watcher_start(watcher), 0);
     reset();
     return watcher;
 }
@@ -130,17 +130,17 @@ static void timers_fire_in_deadline_order(void **state)
 
     /* Armed under the lock all at once, so the deadlines' order is
      * the only thing that orders them. */
-    watcher_lock(watcher);
+    dt_watcher_lock(watcher);
     for (int i = 0; i < 3; i++) {
-        timer_init(&timers[i].timer, timer_fired);
-        watcher_arm_locked(watcher, &timers[i].timer, after[i]);
+        dt_timer_init(&timers[i].timer, timer_fired);
+        dt_watcher_arm_locked(watcher, &timers[i].timer, after[i]);
     }
-    watcher_unlock(watcher);
+    dt_watcher_unlock(watcher);
     assert_int_equal(wait_count(&fired, 1, 3), 3);
     assert_string_equal(order, "abc");
     for (int i = 0; i < 3; i++)
-        assert_false(timer_armed(&timers[i].timer));
-    watcher_free(watcher);
+        assert_false(dt_timer_armed(&timers[i].timer));
+    dt_watcher_free(watcher);
 }
 
 static void rearming_moves_and_disarming_cancels(void **state)
@@ -150,26 +150,26 @@ static void rearming_moves_and_disarming_cancels(void **state)
     struct tagged_timer moved = { .tag = 'm' }, early = { .tag = 'e' }, cancelled = { .tag = 'x' },
                         last = { .tag = 'l' };
 
-    timer_init(&moved.timer, timer_fired);
-    timer_init(&early.timer, timer_fired);
-    timer_init(&cancelled.timer, timer_fired);
-    timer_init(&last.timer, timer_fired);
-    watcher_lock(watcher);
-    watcher_arm_locked(watcher, &moved.timer, 20);        /* moved later, below */
-    watcher_arm_locked(watcher, &early.timer, 100);
-    watcher_arm_locked(watcher, &cancelled.timer, 30);    /* never fires */
-    watcher_arm_locked(watcher, &last.timer, 400);
+    dt_timer_init(&moved.timer, timer_fired);
+    dt_timer_init(&early.timer, timer_fired);
+    dt_timer_init(&cancelled.timer, timer_fired);
+    dt_timer_init(&last.timer, timer_fired);
+    dt_watcher_lock(watcher);
+    dt_watcher_arm_locked(watcher, &moved.timer, 20);        /* moved later, below */
+    dt_watcher_arm_locked(watcher, &early.timer, 100);
+    dt_watcher_arm_locked(watcher, &cancelled.timer, 30);    /* never fires */
+    dt_watcher_arm_locked(watcher, &last.timer, 400);
     /* Re-arming replaces the deadline: "m" now comes after "e". */
-    watcher_arm_locked(watcher, &moved.timer, 200);
-    watcher_unlock(watcher);
-    watcher_disarm(watcher, &cancelled.timer);
-    assert_false(timer_armed(&cancelled.timer));
+    dt_watcher_arm_locked(watcher, &moved.timer, 200);
+    dt_watcher_unlock(watcher);
+    dt_watcher_disarm(watcher, &cancelled.timer);
+    assert_false(dt_timer_armed(&cancelled.timer));
 
     /* "l" is the latest deadline: once it fired, a stale "x" or a second
      * "m" would have fired before it. */
     assert_int_equal(wait_count(&fired, 1, 3), 3);
     assert_string_equal(order, "eml");
-    watcher_free(watcher);
+    dt_watcher_free(watcher);
 }
 
 static void a_one_shot_watch_fires_once_until_rearmed(void **state)
@@ -181,30 +181,30 @@ static void a_one_shot_watch_fires_once_until_rearmed(void **state)
 
     assert_int_equal(pipe(one_shot), 0);
     assert_int_equal(pipe(level), 0);
-    watch_init(&a.watch, one_shot[0], watch_ready);
-    watch_init(&b.watch, level[0], watch_ready);
-    assert_int_equal(watcher_watch(watcher, &a.watch, EPOLLIN | EPOLLONESHOT), 0);
+    dt_watch_init(&a.watch, one_shot[0], watch_ready);
+    dt_watch_init(&b.watch, level[0], watch_ready);
+    assert_int_equal(dt_watcher_watch(watcher, &a.watch, EPOLLIN | EPOLLONESHOT), 0);
     assert_int_equal(write(one_shot[1], "1", 1), 1);
     assert_int_equal(wait_count(&watch_fired[0], 0, 1), 1);
 
     /* Still readable (nothing read it), but one-shot: it stays quiet.
      * A level-triggered watch made ready afterwards fires; epoll reports
      * every ready descriptor of a round, so "a" had its chance. */
-    assert_int_equal(watcher_watch(watcher, &b.watch, EPOLLIN), 0);
+    assert_int_equal(dt_watcher_watch(watcher, &b.watch, EPOLLIN), 0);
     assert_int_equal(write(level[1], "1", 1), 1);
     assert_true(wait_count(&watch_fired[1], 0, 1) >= 1);
     pthread_mutex_lock(&seen_lock);
     assert_int_equal(watch_fired[0], 1);
     pthread_mutex_unlock(&seen_lock);
-    watcher_unwatch(watcher, &b.watch);
+    dt_watcher_unwatch(watcher, &b.watch);
 
     /* Re-armed: the byte still there fires it again. */
-    assert_int_equal(watcher_watch(watcher, &a.watch, EPOLLIN | EPOLLONESHOT), 0);
+    assert_int_equal(dt_watcher_watch(watcher, &a.watch, EPOLLIN | EPOLLONESHOT), 0);
     assert_int_equal(wait_count(&watch_fired[0], 0, 2), 2);
-    watcher_unwatch(watcher, &a.watch);
+    dt_watcher_unwatch(watcher, &a.watch);
     assert_int_equal(a.watch.generation, 0);
 
-    watcher_free(watcher);
+    dt_watcher_free(watcher);
     close(one_shot[0]);
     close(one_shot[1]);
     close(level[0]);
@@ -219,31 +219,31 @@ static void an_earlier_deadline_from_another_thread_wakes_it(void **state)
     struct watcher *watcher = started();
     struct tagged_timer far = { .tag = 'f' }, near = { .tag = 'n' };
 
-    timer_init(&far.timer, timer_fired);
-    timer_init(&near.timer, timer_fired);
-    watcher_arm(watcher, &far.timer, 30000);
+    dt_timer_init(&far.timer, timer_fired);
+    dt_timer_init(&near.timer, timer_fired);
+    dt_watcher_arm(watcher, &far.timer, 30000);
     /* Let it reach epoll_wait with the far deadline: a round ends when a
      * watch fires, and the watch is registered after the far timer. */
     int pipe_fds[2];
     struct tagged_watch settle = { .index = 0 };
 
     assert_int_equal(pipe(pipe_fds), 0);
-    watch_init(&settle.watch, pipe_fds[0], watch_ready);
-    watcher_on_round_end(watcher, round_end, NULL);
-    assert_int_equal(watcher_watch(watcher, &settle.watch, EPOLLIN | EPOLLONESHOT), 0);
+    dt_watch_init(&settle.watch, pipe_fds[0], watch_ready);
+    dt_watcher_on_round_end(watcher, round_end, NULL);
+    assert_int_equal(dt_watcher_watch(watcher, &settle.watch, EPOLLIN | EPOLLONESHOT), 0);
     assert_int_equal(write(pipe_fds[1], "1", 1), 1);
     assert_int_equal(wait_count(&round_ends, 0, 1), 1);
 
-    uint64_t armed_at = monotonic_ms();
-    watcher_arm(watcher, &near.timer, 10);
+    uint64_t armed_at = dt_monotonic_ms();
+    dt_watcher_arm(watcher, &near.timer, 10);
     assert_int_equal(wait_count(&fired, 1, 1), 1);
-    assert_true(monotonic_ms() - armed_at < 5000);
+    assert_true(dt_monotonic_ms() - armed_at < 5000);
     assert_string_equal(order, "n");
-    assert_true(timer_armed(&far.timer));
-    watcher_disarm(watcher, &far.timer);
-    watcher_unwatch(watcher, &settle.watch);
-    watcher_on_round_end(watcher, NULL, NULL);
-    watcher_free(watcher);
+    assert_true(dt_timer_armed(&far.timer));
+    dt_watcher_disarm(watcher, &far.timer);
+    dt_watcher_unwatch(watcher, &settle.watch);
+    dt_watcher_on_round_end(watcher, NULL, NULL);
+    dt_watcher_free(watcher);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
 }
@@ -257,17 +257,17 @@ static void the_round_end_hook_follows_the_events(void **state)
     struct tagged_watch a = { .index = 0 };
 
     assert_int_equal(pipe(pipe_fds), 0);
-    watch_init(&a.watch, pipe_fds[0], watch_ready);
-    watcher_on_round_end(watcher, round_end, NULL);
-    assert_int_equal(watcher_watch(watcher, &a.watch, EPOLLIN | EPOLLONESHOT), 0);
+    dt_watch_init(&a.watch, pipe_fds[0], watch_ready);
+    dt_watcher_on_round_end(watcher, round_end, NULL);
+    assert_int_equal(dt_watcher_watch(watcher, &a.watch, EPOLLIN | EPOLLONESHOT), 0);
     assert_int_equal(write(pipe_fds[1], "1", 1), 1);
     assert_true(wait_count(&round_ends, 0, 1) >= 1);
     pthread_mutex_lock(&seen_lock);
     assert_int_equal(round_end_saw_watch, 1);
     pthread_mutex_unlock(&seen_lock);
-    watcher_unwatch(watcher, &a.watch);
-    watcher_on_round_end(watcher, NULL, NULL);
-    watcher_free(watcher);
+    dt_watcher_unwatch(watcher, &a.watch);
+    dt_watcher_on_round_end(watcher, NULL, NULL);
+    dt_watcher_free(watcher);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
 }
@@ -280,42 +280,42 @@ static uint64_t fake_clock(void *arg)
     return atomic_load(&fake_ms);
 }
 
-/* watcher_clock_moved() returns once what became due fired, and only
+/* dt_watcher_clock_moved() returns once what became due fired, and only
  * that: the assertions after it need no wait. */
 static void an_injected_clock_fires_what_is_due(void **state)
 {
     (void)state;
     for (int started_thread = 0; started_thread < 2; started_thread++) {
-        struct watcher *watcher = watcher_new();
+        struct watcher *watcher = dt_watcher_new();
         struct tagged_timer first = { .tag = '1' }, second = { .tag = '2' };
 
         assert_non_null(watcher);
         reset();
         atomic_store(&fake_ms, 5000);
-        watcher_set_clock(watcher, fake_clock, NULL);
+        dt_watcher_set_clock(watcher, fake_clock, NULL);
         if (started_thread)
-            assert_int_equal(watcher_start(watcher), 0);
-        timer_init(&first.timer, timer_fired);
-        timer_init(&second.timer, timer_fired);
-        watcher_arm(watcher, &first.timer, 100);
-        watcher_arm(watcher, &second.timer, 200);
+            assert_int_equal(dt_watcher_start(watcher), 0);
+        dt_timer_init(&first.timer, timer_fired);
+        dt_timer_init(&second.timer, timer_fired);
+        dt_watcher_arm(watcher, &first.timer, 100);
+        dt_watcher_arm(watcher, &second.timer, 200);
         atomic_fetch_add(&fake_ms, 99);
-        watcher_clock_moved(watcher);
+        dt_watcher_clock_moved(watcher);
         pthread_mutex_lock(&seen_lock);
         assert_int_equal(fired, 0);
         pthread_mutex_unlock(&seen_lock);
         atomic_fetch_add(&fake_ms, 1);
-        watcher_clock_moved(watcher);
+        dt_watcher_clock_moved(watcher);
         pthread_mutex_lock(&seen_lock);
         assert_int_equal(fired, 1);
         assert_string_equal(order, "1");
         pthread_mutex_unlock(&seen_lock);
         atomic_fetch_add(&fake_ms, 100);
-        watcher_clock_moved(watcher);
+        dt_watcher_clock_moved(watcher);
         pthread_mutex_lock(&seen_lock);
         assert_string_equal(order, "12");
         pthread_mutex_unlock(&seen_lock);
-        watcher_free(watcher);
+        dt_watcher_free(watcher);
     }
 }
 

@@ -5,7 +5,7 @@
  * errno stays the caller's to inspect.
  *
  * libdetach and libdetach-trigger both carry this file.  So that a program
- * linking both reads the message either one set, error_set() finds the
+ * linking both reads the message either one set, dt_error_set() finds the
  * buffer through the exported detach_last_error(), which the dynamic linker
  * binds to one definition for the whole program (a shared library's
  * default-visibility function is interposable: it is called through the
@@ -20,7 +20,7 @@
 
 static _Thread_local char last_error[512];
 
-int error_set(const char *fmt, ...)
+int dt_error_set(const char *fmt, ...)
 {
     int saved_errno = errno;
     va_list args;

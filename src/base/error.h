@@ -8,6 +8,6 @@
 #define DETACH_ERROR_H
 
 /* Formats the message, keeps errno as it was, and returns -1. */
-int error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int dt_error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -9,16 +9,16 @@
  * one write(2) of at most 4 KiB: on a pipe that is below PIPE_BUF, so it
  * is atomic, and on a file the kernel serialises writes to one open file
  * (and O_APPEND puts each at the end).  No lock, no buffer, no thread: a
- * line is on stderr when log_line() returns, so a crash loses none, and a
+ * line is on stderr when dt_log_line() returns, so a crash loses none, and a
  * caller preempted mid-line holds up nobody else.  (The lines used to be
  * gathered by a writer thread in a lock-free double buffer with a printf
  * of its own, for the request path's CPU; by hand the plain way costs no
  * ack a user would notice: see docs/architecture.md.)
  *
  * The journal: one sd_journal_sendv() entry per line, its fields made
- * from the formatted logfmt text, as JSON lines are (log_line_to_json()),
+ * from the formatted logfmt text, as JSON lines are (dt_log_line_to_json()),
  * so every format carries the same fields.  A log file is stderr pointed
- * at it: log_reopen() dup2()s a fresh descriptor over fd 2, which is
+ * at it: dt_log_reopen() dup2()s a fresh descriptor over fd 2, which is
  * atomic, so a concurrent write goes to the old file or the new, whole.
  */
 #include <errno.h>
@@ -57,7 +57,7 @@ static int log_output = LOG_LOGFMT;
 static char *log_file_path;   /* NULL: stderr is whatever we were given */
 static pthread_mutex_t reopen_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void log_set_syslog(int on)
+void dt_log_set_syslog(int on)
 {
     if (on && !log_to_syslog)
         openlog("detachd", LOG_PID, LOG_DAEMON);
@@ -75,7 +75,7 @@ static int syslog_priority(int level)
     }
 }
 
-void log_set_level(int level)
+void dt_log_set_level(int level)
 {
     log_threshold = level;
 }
@@ -172,7 +172,7 @@ static void journal_send_line(const char *line, size_t length)
     after_ts = after_ts ? after_ts + 1 : text;
     cursor = after_ts;
     while (count < JOURNAL_MAX_FIELDS &&
-           log_fields_next(&cursor, key, sizeof(key), value, sizeof(value))) {
+           dt_log_fields_next(&cursor, key, sizeof(key), value, sizeof(value))) {
         if (strcmp(key, "level") == 0) {
             level_priority = strcmp(value, "error") == 0   ? SYSLOG_ERR
                              : strcmp(value, "debug") == 0 ? SYSLOG_DEBUG
@@ -242,7 +242,7 @@ static void log_vline(int level, const char *event, const char *fields, va_list 
         char json[4096];
 
         line[used] = '\0';
-        used = log_line_to_json(line, json, sizeof(json) - 1);
+        used = dt_log_line_to_json(line, json, sizeof(json) - 1);
         json[used++] = '\n';
         emit(json, used);
         return;
@@ -251,7 +251,7 @@ static void log_vline(int level, const char *event, const char *fields, va_list 
     emit(line, used);
 }
 
-void log_line(int level, const char *event, const char *fields, ...)
+void dt_log_line(int level, const char *event, const char *fields, ...)
 {
     va_list args;
 
@@ -260,17 +260,17 @@ void log_line(int level, const char *event, const char *fields, ...)
     va_end(args);
 }
 
-void log_set_output_format(int format)
+void dt_log_set_output_format(int format)
 {
     log_output = format;
 }
 
-void log_set_journal(int on)
+void dt_log_set_journal(int on)
 {
     log_to_journal = on;
 }
 
-int log_stderr_is_journal(void)
+int dt_log_stderr_is_journal(void)
 {
     const char *stream = getenv("JOURNAL_STREAM");
     unsigned long long device, inode;
@@ -300,7 +300,7 @@ static int point_stderr_at(const char *path)
     return 0;
 }
 
-int log_set_file(const char *path)
+int dt_log_set_file(const char *path)
 {
     char *copy = strdup(path);
 
@@ -319,7 +319,7 @@ int log_set_file(const char *path)
     return 0;
 }
 
-int log_reopen(void)
+int dt_log_reopen(void)
 {
     int rc = 0;
 
@@ -330,7 +330,7 @@ int log_reopen(void)
     return rc;
 }
 
-int log_fields_next(const char **cursor, char *key, size_t key_size, char *value,
+int dt_log_fields_next(const char **cursor, char *key, size_t key_size, char *value,
                     size_t value_size)
 {
     const char *p = *cursor;
@@ -415,7 +415,7 @@ static size_t json_string(char *out, size_t room, const char *s)
     return used;
 }
 
-size_t log_line_to_json(const char *line, char *out, size_t size)
+size_t dt_log_line_to_json(const char *line, char *out, size_t size)
 {
     char key[128], value[2048], member[4400];
     const char *cursor = line;
@@ -428,7 +428,7 @@ size_t log_line_to_json(const char *line, char *out, size_t size)
         return 0;
     }
     out[used++] = '{';
-    while (log_fields_next(&cursor, key, sizeof(key), value, sizeof(value))) {
+    while (dt_log_fields_next(&cursor, key, sizeof(key), value, sizeof(value))) {
         size_t n = 0, part;
 
         if (!first)
@@ -457,7 +457,7 @@ size_t log_line_to_json(const char *line, char *out, size_t size)
     return used;
 }
 
-const char *log_quote(char *buf, size_t size, const char *s)
+const char *dt_log_quote(char *buf, size_t size, const char *s)
 {
     size_t out = 0;
     int needs_quotes = (*s == '\0');
@@ -505,35 +505,35 @@ void detach_log(int level, const char *event, const char *fields, ...)
 
 const char *detach_log_quote(char *buf, size_t size, const char *s)
 {
-    return log_quote(buf, size, s);
+    return dt_log_quote(buf, size, s);
 }
 
 void detach_log_set_json(int on)
 {
-    log_set_output_format(on ? LOG_JSON : LOG_LOGFMT);
+    dt_log_set_output_format(on ? LOG_JSON : LOG_LOGFMT);
 }
 
 void detach_log_set_syslog(int on)
 {
-    log_set_syslog(on);
+    dt_log_set_syslog(on);
 }
 
 void detach_log_set_journal(int on)
 {
-    log_set_journal(on);
+    dt_log_set_journal(on);
 }
 
 int detach_log_stderr_is_journal(void)
 {
-    return log_stderr_is_journal();
+    return dt_log_stderr_is_journal();
 }
 
 int detach_log_set_file(const char *path)
 {
-    return log_set_file(path);
+    return dt_log_set_file(path);
 }
 
 int detach_log_reopen(void)
 {
-    return log_reopen();
+    return dt_log_reopen();
 }

@@ -10,7 +10,7 @@
 #include "base/error.h"
 #include "base/shutdown.h"
 
-void shutdown_list_init(struct shutdown_list *list)
+void dt_shutdown_list_init(struct shutdown_list *list)
 {
     list->callbacks = NULL;
     list->count = 0;
@@ -18,24 +18,24 @@ void shutdown_list_init(struct shutdown_list *list)
     list->next = 0;
 }
 
-void shutdown_list_destroy(struct shutdown_list *list)
+void dt_shutdown_list_destroy(struct shutdown_list *list)
 {
     free(list->callbacks);
-    shutdown_list_init(list);
+    dt_shutdown_list_init(list);
 }
 
-int shutdown_list_add(struct shutdown_list *list, detach_shutdown_fn fn, void *arg)
+int dt_shutdown_list_add(struct shutdown_list *list, detach_shutdown_fn fn, void *arg)
 {
     if (!fn) {
         errno = EINVAL;
-        return error_set("detach_register_shutdown: no function given");
+        return dt_error_set("detach_register_shutdown: no function given");
     }
     if (list->count == list->capacity) {
         size_t capacity = list->capacity ? list->capacity * 2 : 4;
         struct shutdown_callback *callbacks =
             realloc(list->callbacks, capacity * sizeof(*callbacks));
         if (!callbacks)
-            return error_set("detach_register_shutdown: out of memory");
+            return dt_error_set("detach_register_shutdown: out of memory");
         list->callbacks = callbacks;
         list->capacity = capacity;
     }
@@ -45,7 +45,7 @@ int shutdown_list_add(struct shutdown_list *list, detach_shutdown_fn fn, void *a
     return 0;
 }
 
-void shutdown_list_run(struct shutdown_list *list, detach_job *job)
+void dt_shutdown_list_run(struct shutdown_list *list, detach_job *job)
 {
     while (list->next < list->count) {
         /* Copy first: the callback may grow (move) the array. */

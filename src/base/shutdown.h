@@ -23,10 +23,10 @@ struct shutdown_list {
     size_t next;       /* the first one not run yet */
 };
 
-void shutdown_list_init(struct shutdown_list *list);
-void shutdown_list_destroy(struct shutdown_list *list);
-int shutdown_list_add(struct shutdown_list *list, detach_shutdown_fn fn, void *arg);
+void dt_shutdown_list_init(struct shutdown_list *list);
+void dt_shutdown_list_destroy(struct shutdown_list *list);
+int dt_shutdown_list_add(struct shutdown_list *list, detach_shutdown_fn fn, void *arg);
 /* Runs every callback not run yet, in order, including ones added meanwhile. */
-void shutdown_list_run(struct shutdown_list *list, detach_job *job);
+void dt_shutdown_list_run(struct shutdown_list *list, detach_job *job);
 
 #endif

@@ -9,7 +9,7 @@
 
 #include "base/thread.h"
 
-int thread_start(pthread_t *id, void *(*start_routine)(void *), void *arg)
+int dt_thread_start(pthread_t *id, void *(*start_routine)(void *), void *arg)
 {
     sigset_t all, previous;
     int rc;

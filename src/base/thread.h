@@ -12,6 +12,6 @@
 
 /* pthread_create() with every signal blocked in the new thread; returns
  * 0 or pthread_create()'s error.  The caller's mask is left as it was. */
-int thread_start(pthread_t *id, void *(*start_routine)(void *), void *arg);
+int dt_thread_start(pthread_t *id, void *(*start_routine)(void *), void *arg);
 
 #endif

@@ -11,29 +11,29 @@
 
 #include "base/timer_heap.h"
 
-void timer_init(struct timer *timer, timer_fn fire)
+void dt_timer_init(struct timer *timer, timer_fn fire)
 {
     timer->deadline_ms = 0;
     timer->slot = SIZE_MAX;
     timer->fire = fire;
 }
 
-int timer_armed(const struct timer *timer)
+int dt_timer_armed(const struct timer *timer)
 {
     return timer->slot != SIZE_MAX;
 }
 
-void timer_heap_init(struct timer_heap *heap)
+void dt_timer_heap_init(struct timer_heap *heap)
 {
     heap->items = NULL;
     heap->count = 0;
     heap->capacity = 0;
 }
 
-void timer_heap_destroy(struct timer_heap *heap)
+void dt_timer_heap_destroy(struct timer_heap *heap)
 {
     free(heap->items);
-    timer_heap_init(heap);
+    dt_timer_heap_init(heap);
 }
 
 static void place(struct timer_heap *heap, size_t slot, struct timer *timer)
@@ -75,9 +75,9 @@ static void sift_down(struct timer_heap *heap, size_t slot)
     place(heap, slot, timer);
 }
 
-int timer_heap_arm(struct timer_heap *heap, struct timer *timer, uint64_t deadline_ms)
+int dt_timer_heap_arm(struct timer_heap *heap, struct timer *timer, uint64_t deadline_ms)
 {
-    if (timer_armed(timer)) {
+    if (dt_timer_armed(timer)) {
         uint64_t old = timer->deadline_ms;
         timer->deadline_ms = deadline_ms;
         if (deadline_ms < old)
@@ -100,12 +100,12 @@ int timer_heap_arm(struct timer_heap *heap, struct timer *timer, uint64_t deadli
     return 0;
 }
 
-void timer_heap_disarm(struct timer_heap *heap, struct timer *timer)
+void dt_timer_heap_disarm(struct timer_heap *heap, struct timer *timer)
 {
     size_t slot = timer->slot;
     struct timer *last;
 
-    if (!timer_armed(timer))
+    if (!dt_timer_armed(timer))
         return;
     timer->slot = SIZE_MAX;
     last = heap->items[--heap->count];
@@ -117,12 +117,12 @@ void timer_heap_disarm(struct timer_heap *heap, struct timer *timer)
     sift_down(heap, last->slot);
 }
 
-struct timer *timer_heap_first(const struct timer_heap *heap)
+struct timer *dt_timer_heap_first(const struct timer_heap *heap)
 {
     return heap->count ? heap->items[0] : NULL;
 }
 
-uint64_t monotonic_ms(void)
+uint64_t dt_monotonic_ms(void)
 {
     struct timespec now;
 

@@ -26,18 +26,18 @@ struct timer_heap {
     size_t capacity;
 };
 
-void timer_init(struct timer *timer, timer_fn fire);
-int timer_armed(const struct timer *timer);
+void dt_timer_init(struct timer *timer, timer_fn fire);
+int dt_timer_armed(const struct timer *timer);
 
-void timer_heap_init(struct timer_heap *heap);
-void timer_heap_destroy(struct timer_heap *heap);
+void dt_timer_heap_init(struct timer_heap *heap);
+void dt_timer_heap_destroy(struct timer_heap *heap);
 /* Arms or re-arms: a timer already in the heap moves to its new deadline. */
-int timer_heap_arm(struct timer_heap *heap, struct timer *timer, uint64_t deadline_ms);
-void timer_heap_disarm(struct timer_heap *heap, struct timer *timer);
+int dt_timer_heap_arm(struct timer_heap *heap, struct timer *timer, uint64_t deadline_ms);
+void dt_timer_heap_disarm(struct timer_heap *heap, struct timer *timer);
 /* The earliest timer, or NULL. */
-struct timer *timer_heap_first(const struct timer_heap *heap);
+struct timer *dt_timer_heap_first(const struct timer_heap *heap);
 
 /* Monotonic clock in milliseconds. */
-uint64_t monotonic_ms(void);
+uint64_t dt_monotonic_ms(void);
 
 #endif

@@ -20,7 +20,7 @@ static void futex(_Atomic uint32_t *word, int operation, uint32_t value,
     syscall(SYS_futex, (uint32_t *)word, operation, value, timeout, NULL, 0);
 }
 
-void wakeup_init(struct wakeup *wakeup)
+void dt_wakeup_init(struct wakeup *wakeup)
 {
     atomic_init(&wakeup->sequence, 0);
     atomic_init(&wakeup->waiters, 0);
@@ -36,7 +36,7 @@ void wakeup_init(struct wakeup *wakeup)
  * later waker would skip its wake-up.  Such a stale `pending` is cleared
  * by the next waiter's prepare, before it can sleep.
  */
-uint32_t wakeup_prepare(struct wakeup *wakeup)
+uint32_t dt_wakeup_prepare(struct wakeup *wakeup)
 {
     uint32_t seen;
 
@@ -46,21 +46,21 @@ uint32_t wakeup_prepare(struct wakeup *wakeup)
     return seen;
 }
 
-int wakeup_wait(struct wakeup *wakeup, uint32_t seen, const struct timespec *timeout)
+int dt_wakeup_wait(struct wakeup *wakeup, uint32_t seen, const struct timespec *timeout)
 {
     if (atomic_load(&wakeup->sequence) == seen)
         futex(&wakeup->sequence, FUTEX_WAIT_PRIVATE, seen, timeout);
     return atomic_load(&wakeup->sequence) != seen;
 }
 
-void wakeup_done(struct wakeup *wakeup, int woken)
+void dt_wakeup_done(struct wakeup *wakeup, int woken)
 {
     atomic_fetch_sub(&wakeup->waiters, 1);
     if (woken)
         atomic_store(&wakeup->pending, 0);   /* we look now: the next one may be woken */
 }
 
-void wakeup_one(struct wakeup *wakeup)
+void dt_wakeup_one(struct wakeup *wakeup)
 {
     if (!atomic_load(&wakeup->waiters) || atomic_exchange(&wakeup->pending, 1))
         return;
@@ -68,13 +68,13 @@ void wakeup_one(struct wakeup *wakeup)
     futex(&wakeup->sequence, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
-void wakeup_all(struct wakeup *wakeup)
+void dt_wakeup_all(struct wakeup *wakeup)
 {
     atomic_fetch_add(&wakeup->sequence, 1);
     futex(&wakeup->sequence, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
-int wakeup_has_waiters(struct wakeup *wakeup)
+int dt_wakeup_has_waiters(struct wakeup *wakeup)
 {
     return atomic_load(&wakeup->waiters) != 0;
 }

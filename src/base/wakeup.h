@@ -23,22 +23,22 @@ struct wakeup {
     _Atomic int pending;         /* a wake-up is on its way: no second one */
 };
 
-void wakeup_init(struct wakeup *wakeup);
+void dt_wakeup_init(struct wakeup *wakeup);
 
 /* Waiter: announce, look at the work again, then wait or not; always
- * wakeup_done() afterwards, with what wakeup_wait() returned (0 when it
- * did not wait).  timeout (relative) may be NULL; wakeup_wait() returns 1
- * when a waker bumped the word since wakeup_prepare(). */
-uint32_t wakeup_prepare(struct wakeup *wakeup);
-int wakeup_wait(struct wakeup *wakeup, uint32_t seen, const struct timespec *timeout);
-void wakeup_done(struct wakeup *wakeup, int woken);
+ * dt_wakeup_done() afterwards, with what dt_wakeup_wait() returned (0 when it
+ * did not wait).  timeout (relative) may be NULL; dt_wakeup_wait() returns 1
+ * when a waker bumped the word since dt_wakeup_prepare(). */
+uint32_t dt_wakeup_prepare(struct wakeup *wakeup);
+int dt_wakeup_wait(struct wakeup *wakeup, uint32_t seen, const struct timespec *timeout);
+void dt_wakeup_done(struct wakeup *wakeup, int woken);
 
 /* Waker, after adding work: one waiter, unless none is announced or a
  * wake-up is already on its way (the woken one passes it on). */
-void wakeup_one(struct wakeup *wakeup);
+void dt_wakeup_one(struct wakeup *wakeup);
 /* Every waiter (stopping). */
-void wakeup_all(struct wakeup *wakeup);
+void dt_wakeup_all(struct wakeup *wakeup);
 /* Some waiter is announced. */
-int wakeup_has_waiters(struct wakeup *wakeup);
+int dt_wakeup_has_waiters(struct wakeup *wakeup);
 
 #endif

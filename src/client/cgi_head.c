@@ -17,7 +17,7 @@
 #include "base/error.h"
 
 /* Sets errno for a caller that checks it, and records the message. */
-#define INVALID(...) (errno = EINVAL, error_set(__VA_ARGS__))
+#define INVALID(...) (errno = EINVAL, dt_error_set(__VA_ARGS__))
 
 static int is_digit(unsigned char c)
 {
@@ -32,7 +32,7 @@ static int is_token_char(unsigned char c)
 
 /* --- FastCGI addresses --- */
 
-int fcgi_address_parse(const char *address, struct fcgi_address *out)
+int dt_fcgi_address_parse(const char *address, struct fcgi_address *out)
 {
     const char *colon, *host = address;
     size_t host_length;
@@ -172,7 +172,7 @@ static int has_control_character(const char *line, size_t length)
  * Walks complete lines one at a time, so malformed input is refused as
  * soon as its first bad line is in, without waiting for the rest.
  */
-int cgi_response_parse(const char *buf, size_t len, struct cgi_head *out)
+int dt_cgi_response_parse(const char *buf, size_t len, struct cgi_head *out)
 {
     struct head_state state = {0};
     size_t offset = 0, line_number = 0;

@@ -27,7 +27,7 @@ struct fcgi_address {
 
 /* "host:port" or "[v6]:port", as in --fcgi; the port is required.  -1
  * with a message (EINVAL) for anything else. */
-int fcgi_address_parse(const char *address, struct fcgi_address *out);
+int dt_fcgi_address_parse(const char *address, struct fcgi_address *out);
 
 struct cgi_head {
     int status;                       /* 100..599 */
@@ -42,6 +42,6 @@ struct cgi_head {
  * are needed; -1 when it is malformed or longer than CGI_HEAD_MAX.  Lines
  * may end in CRLF or, leniently, a bare LF.
  */
-int cgi_response_parse(const char *buf, size_t len, struct cgi_head *out);
+int dt_cgi_response_parse(const char *buf, size_t len, struct cgi_head *out);
 
 #endif

@@ -134,7 +134,7 @@ static const char *offending_option(char **argv, char short_name[3])
 
 /* ---- --wait-done ---- */
 
-static uint64_t monotonic_ms(void)
+static uint64_t dt_monotonic_ms(void)
 {
     struct timespec now;
 
@@ -266,7 +266,7 @@ static int wait_done(const char *status_url, const detach_trigger_options *opts,
         unsigned request_timeout = POLL_REQUEST_TIMEOUT_MS;
 
         if (timeout_ms) {
-            uint64_t spent = monotonic_ms() - started_ms;
+            uint64_t spent = dt_monotonic_ms() - started_ms;
             if (spent >= timeout_ms) {
                 if (drawn)
                     fputc('\n', stderr);
@@ -281,7 +281,7 @@ static int wait_done(const char *status_url, const detach_trigger_options *opts,
         if (detach_trigger_job_status(status_url, opts, request_timeout, &status, &job) < 0) {
             if (drawn)
                 fputc('\n', stderr);
-            if (errno == ETIMEDOUT && timeout_ms && monotonic_ms() - started_ms >= timeout_ms) {
+            if (errno == ETIMEDOUT && timeout_ms && dt_monotonic_ms() - started_ms >= timeout_ms) {
                 fprintf(stderr, PROGRAM ": job %s has not ended after --timeout\n", job_id);
                 return EXIT_JOB_FAILED;
             }
@@ -320,12 +320,13 @@ static int wait_done(const char *status_url, const detach_trigger_options *opts,
 int main(int argc, char **argv)
 {
     char short_name[3];
-    detach_trigger_options opts = {0};
+    detach_trigger_options opts;
     detach_trigger_result result;
     int status = EXIT_USAGE, wait_for_end = 0, timeout_given = 0;
     const char *status_base = NULL;
-    uint64_t started_ms = monotonic_ms();
+    uint64_t started_ms = dt_monotonic_ms();
 
+    detach_trigger_options_init(&opts);
     /* No option can repeat more than argc times, so these never grow. */
     const char **fields = calloc((size_t)argc, sizeof *fields);
     const char **cookies = calloc((size_t)argc, sizeof *cookies);

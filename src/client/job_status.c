@@ -16,7 +16,7 @@
 #include "base/error.h"
 #include "client/job_status.h"
 
-#define INVALID(...) (errno = EPROTO, error_set(__VA_ARGS__))
+#define INVALID(...) (errno = EPROTO, dt_error_set(__VA_ARGS__))
 
 /* Copies s into out, cut to fit without splitting a UTF-8 character. */
 static void copy_utf8(char *out, size_t size, const char *s)
@@ -63,7 +63,7 @@ static int only_space(const char *text, size_t length)
     return 1;
 }
 
-int job_status_parse(const char *json, size_t length, detach_job_status *out)
+int dt_job_status_parse(const char *json, size_t length, detach_job_status *out)
 {
     struct json_tokener *tokener;
     struct json_object *root, *state, *progress, *message;
@@ -76,7 +76,7 @@ int job_status_parse(const char *json, size_t length, detach_job_status *out)
         return INVALID("empty job status");
     tokener = json_tokener_new_ex(JOB_STATUS_MAX_DEPTH + 1);
     if (tokener == NULL)
-        return error_set("out of memory reading the job status");
+        return dt_error_set("out of memory reading the job status");
     json_tokener_set_flags(tokener, JSON_TOKENER_STRICT);
     root = json_tokener_parse_ex(tokener, json, (int)length);
     used = json_tokener_get_parse_end(tokener);

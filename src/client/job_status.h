@@ -22,6 +22,6 @@
  * Strings are cut to fit, never inside a UTF-8 character.  0 on success;
  * -1 with a message otherwise.
  */
-int job_status_parse(const char *json, size_t length, detach_job_status *out);
+int dt_job_status_parse(const char *json, size_t length, detach_job_status *out);
 
 #endif

@@ -48,7 +48,7 @@
 #define MAX_REDIRECTS 10
 
 /* Sets errno for callers that check it, and records the message. */
-#define INVALID(...) (errno = EINVAL, error_set(__VA_ARGS__))
+#define INVALID(...) (errno = EINVAL, dt_error_set(__VA_ARGS__))
 
 _Static_assert(sizeof(((detach_trigger_result *)0)->job_id) == CGI_JOB_ID_SIZE,
                "the parsed job id must fit the result exactly");
@@ -101,7 +101,7 @@ static int remaining_ms(uint64_t deadline_ms)
 static int timed_out(const char *what)
 {
     errno = ETIMEDOUT;
-    return error_set("timed out %s", what);
+    return dt_error_set("timed out %s", what);
 }
 
 /* Waits until fd is ready for events, or fails at the deadline. */
@@ -119,7 +119,7 @@ static int wait_ready(int fd, short events, uint64_t deadline_ms, const char *wh
         if (ready == 0)
             return timed_out(what);
         if (errno != EINTR)
-            return error_set("poll failed %s: %s", what, strerror(errno));
+            return dt_error_set("poll failed %s: %s", what, strerror(errno));
     }
 }
 
@@ -193,7 +193,7 @@ static int connect_tcp(const struct fcgi_address *where, uint64_t deadline_ms)
     if (resolved != 0) {
         if (resolved != EAI_SYSTEM)
             errno = EHOSTUNREACH;
-        return error_set("cannot resolve %s: %s", where->host,
+        return dt_error_set("cannot resolve %s: %s", where->host,
                          resolved == EAI_SYSTEM ? strerror(errno) : gai_strerror(resolved));
     }
 
@@ -209,7 +209,7 @@ static int connect_tcp(const struct fcgi_address *where, uint64_t deadline_ms)
         int saved_errno = errno;
         freeaddrinfo(addresses);
         errno = saved_errno;
-        return error_set(where->is_ipv6 ? "cannot connect to [%s]:%u: %s"
+        return dt_error_set(where->is_ipv6 ? "cannot connect to [%s]:%u: %s"
                                         : "cannot connect to %s:%u: %s",
                          where->host, where->port, strerror(errno));
     }
@@ -224,12 +224,12 @@ static int connect_unix(const char *path, uint64_t deadline_ms)
     size_t path_length = strlen(path);
     if (path_length == 0 || path_length >= sizeof address.sun_path) {
         errno = EINVAL;
-        return error_set("bad unix socket path '%s'", path);
+        return dt_error_set("bad unix socket path '%s'", path);
     }
     memcpy(address.sun_path, path, path_length + 1);
     int fd = connect_address((const struct sockaddr *)&address, sizeof address, deadline_ms);
     if (fd < 0)
-        return error_set("cannot connect to unix:%s: %s", path, strerror(errno));
+        return dt_error_set("cannot connect to unix:%s: %s", path, strerror(errno));
     return fd;
 }
 
@@ -240,8 +240,8 @@ static int connect_fcgi(const char *address, uint64_t deadline_ms)
 
     if (strncmp(address, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
         return connect_unix(address + strlen(UNIX_PREFIX), deadline_ms);
-    if (fcgi_address_parse(address, &where) < 0)
-        return error_set("bad FastCGI address '%s' (want unix:/path or host:port)", address);
+    if (dt_fcgi_address_parse(address, &where) < 0)
+        return dt_error_set("bad FastCGI address '%s' (want unix:/path or host:port)", address);
     return connect_tcp(&where, deadline_ms);
 }
 
@@ -260,7 +260,7 @@ static int send_all(int fd, const void *data, size_t length, uint64_t deadline_m
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return error_set("sending the request failed: %s", strerror(errno));
+            return dt_error_set("sending the request failed: %s", strerror(errno));
         if (wait_ready(fd, POLLOUT, deadline_ms, "sending the request") < 0)
             return -1;
     }
@@ -270,8 +270,8 @@ static int send_all(int fd, const void *data, size_t length, uint64_t deadline_m
 /* Appends what one read brings; 0 at end of stream, -1 on error. */
 static ssize_t receive_some(int fd, struct fcgi_buffer *input, uint64_t deadline_ms)
 {
-    if (fcgi_buffer_reserve(input, READ_CHUNK) < 0)
-        return error_set("out of memory reading the response");
+    if (dt_fcgi_buffer_reserve(input, READ_CHUNK) < 0)
+        return dt_error_set("out of memory reading the response");
     for (;;) {
         ssize_t received = recv(fd, input->data + input->length, input->capacity - input->length, 0);
         if (received >= 0) {
@@ -281,7 +281,7 @@ static ssize_t receive_some(int fd, struct fcgi_buffer *input, uint64_t deadline
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return error_set("reading the response failed: %s", strerror(errno));
+            return dt_error_set("reading the response failed: %s", strerror(errno));
         if (wait_ready(fd, POLLIN, deadline_ms, "waiting for the response") < 0)
             return -1;
     }
@@ -384,7 +384,7 @@ static int add_param(struct param_list *list, const char *format, ...)
         size_t capacity = list->capacity > 0 ? list->capacity * 2 : 32;
         char **grown = reallocarray(list->items, capacity, sizeof *grown);
         if (grown == NULL)
-            return error_set("out of memory building FastCGI params");
+            return dt_error_set("out of memory building FastCGI params");
         list->items = grown;
         list->capacity = capacity;
     }
@@ -392,7 +392,7 @@ static int add_param(struct param_list *list, const char *format, ...)
     int rc = vasprintf(&param, format, args);
     va_end(args);
     if (rc < 0)
-        return error_set("out of memory building FastCGI params");
+        return dt_error_set("out of memory building FastCGI params");
     list->items[list->count++] = param;
     return 0;
 }
@@ -427,7 +427,7 @@ static char *decode_path(const char *path, size_t length)
     size_t used = 0;
 
     if (decoded == NULL) {
-        error_set("out of memory decoding the path");
+        dt_error_set("out of memory decoding the path");
         return NULL;
     }
     for (size_t i = 0; i < length; i++) {
@@ -438,7 +438,7 @@ static char *decode_path(const char *path, size_t length)
             if (c == '\0') {
                 free(decoded);
                 errno = EINVAL;
-                error_set("the path holds %%00");
+                dt_error_set("the path holds %%00");
                 return NULL;
             }
             decoded[used++] = c;
@@ -490,7 +490,7 @@ static char *joined_cookies(const detach_trigger_options *opts)
         length += strlen(opts->cookies[i]) + 2;
     joined = malloc(length);
     if (joined == NULL) {
-        error_set("out of memory joining the cookies");
+        dt_error_set("out of memory joining the cookies");
         return NULL;
     }
     cursor = joined;
@@ -567,9 +567,9 @@ static int build_fcgi_request(const struct trigger_request *request, struct fcgi
     if (build_fcgi_params(request, &params) < 0)
         goto fail;
     /* No keep-conn flag: the app closes the connection when it is done. */
-    if (fcgi_request_build(out, TRIGGER_REQUEST_ID, 0, (const char *const *)params.items,
+    if (dt_fcgi_request_build(out, TRIGGER_REQUEST_ID, 0, (const char *const *)params.items,
                            params.count, request->body, request->body_length) < 0) {
-        error_set("cannot encode the FastCGI request: %s", strerror(errno));
+        dt_error_set("cannot encode the FastCGI request: %s", strerror(errno));
         goto fail;
     }
     param_list_free(&params);
@@ -600,12 +600,12 @@ static int handle_fcgi_record(const struct fcgi_header *header, const uint8_t *c
     if (header->type == FCGI_TYPE_STDOUT) {
         if (header->content_length == 0)
             return 0;
-        if (fcgi_buffer_append(head, content, header->content_length) < 0)
-            return error_set("out of memory reading the response");
-        int parsed = cgi_response_parse((const char *)head->data, head->length, response);
+        if (dt_fcgi_buffer_append(head, content, header->content_length) < 0)
+            return dt_error_set("out of memory reading the response");
+        int parsed = dt_cgi_response_parse((const char *)head->data, head->length, response);
         if (parsed < 0) {
             errno = EPROTO;
-            return error_set("malformed CGI response head from the FastCGI app");
+            return dt_error_set("malformed CGI response head from the FastCGI app");
         }
         return parsed > 0;
     }
@@ -613,13 +613,13 @@ static int handle_fcgi_record(const struct fcgi_header *header, const uint8_t *c
         uint32_t app_status;
         uint8_t protocol_status;
         errno = EPROTO;
-        if (fcgi_end_request_decode(content, header->content_length, &app_status,
+        if (dt_fcgi_end_request_decode(content, header->content_length, &app_status,
                                     &protocol_status) < 0)
-            return error_set("malformed FastCGI END_REQUEST");
+            return dt_error_set("malformed FastCGI END_REQUEST");
         if (protocol_status != FCGI_PROTOCOL_STATUS_REQUEST_COMPLETE)
-            return error_set("the FastCGI app refused the request: %s",
+            return dt_error_set("the FastCGI app refused the request: %s",
                              protocol_status_name(protocol_status));
-        return error_set("the FastCGI app ended the request %s (app status %u)",
+        return dt_error_set("the FastCGI app ended the request %s (app status %u)",
                          head->length == 0 ? "without a response" : "inside its response head",
                          (unsigned)app_status);
     }
@@ -644,9 +644,9 @@ static int next_record(int fd, uint64_t deadline_ms, struct record_reader *reade
 
         if (available >= FCGI_RECORD_HEADER_SIZE) {
             const uint8_t *record = reader->input.data + reader->offset;
-            if (fcgi_header_decode(record, available, header) < 0) {
+            if (dt_fcgi_header_decode(record, available, header) < 0) {
                 errno = EPROTO;
-                return error_set("malformed FastCGI record from the app");
+                return dt_error_set("malformed FastCGI record from the app");
             }
             size_t record_length =
                 FCGI_RECORD_HEADER_SIZE + header->content_length + header->padding_length;
@@ -659,14 +659,14 @@ static int next_record(int fd, uint64_t deadline_ms, struct record_reader *reade
             }
         }
         /* Only a partial record is left: keep it, drop what was returned. */
-        fcgi_buffer_consume(&reader->input, reader->offset);
+        dt_fcgi_buffer_consume(&reader->input, reader->offset);
         reader->offset = 0;
         ssize_t received = receive_some(fd, &reader->input, deadline_ms);
         if (received < 0)
             return -1;
         if (received == 0) {
             errno = ECONNRESET;
-            return error_set("the FastCGI app closed the connection %s", closed);
+            return dt_error_set("the FastCGI app closed the connection %s", closed);
         }
     }
 }
@@ -687,8 +687,8 @@ static int read_fcgi_head(int fd, uint64_t deadline_ms, struct cgi_head *respons
         else
             handled = handle_fcgi_record(&header, content, &head, response);
     }
-    fcgi_buffer_free(&reader.input);
-    fcgi_buffer_free(&head);
+    dt_fcgi_buffer_free(&reader.input);
+    dt_fcgi_buffer_free(&head);
     return handled < 0 ? -1 : 0;
 }
 
@@ -711,43 +711,43 @@ static int fetch_fcgi(int fd, uint64_t deadline_ms, size_t max_body, int *status
         if (header.type == FCGI_TYPE_STDOUT) {
             if (output.length + header.content_length > max_body + CGI_HEAD_MAX) {
                 errno = EMSGSIZE;
-                error_set("the response is larger than %zu bytes", max_body);
+                dt_error_set("the response is larger than %zu bytes", max_body);
                 goto fail;
             }
-            if (fcgi_buffer_append(&output, content, header.content_length) < 0) {
-                error_set("out of memory reading the response");
+            if (dt_fcgi_buffer_append(&output, content, header.content_length) < 0) {
+                dt_error_set("out of memory reading the response");
                 goto fail;
             }
         } else if (header.type == FCGI_TYPE_END_REQUEST) {
             ended = 1;
         }
     }
-    head_length = cgi_response_parse((const char *)output.data, output.length, &head);
+    head_length = dt_cgi_response_parse((const char *)output.data, output.length, &head);
     if (head_length <= 0) {
         errno = EPROTO;
-        error_set("malformed CGI response from the FastCGI app");
+        dt_error_set("malformed CGI response from the FastCGI app");
         goto fail;
     }
     *body_length = output.length - (size_t)head_length;
     if (*body_length > max_body) {
         errno = EMSGSIZE;
-        error_set("the response is larger than %zu bytes", max_body);
+        dt_error_set("the response is larger than %zu bytes", max_body);
         goto fail;
     }
     *body = malloc(*body_length + 1);
     if (*body == NULL) {
-        error_set("out of memory reading the response");
+        dt_error_set("out of memory reading the response");
         goto fail;
     }
     memcpy(*body, output.data + head_length, *body_length);
     (*body)[*body_length] = '\0';
     *status = head.status;
-    fcgi_buffer_free(&reader.input);
-    fcgi_buffer_free(&output);
+    dt_fcgi_buffer_free(&reader.input);
+    dt_fcgi_buffer_free(&output);
     return 0;
 fail:
-    fcgi_buffer_free(&reader.input);
-    fcgi_buffer_free(&output);
+    dt_fcgi_buffer_free(&reader.input);
+    dt_fcgi_buffer_free(&output);
     return -1;
 }
 
@@ -766,7 +766,7 @@ static int curl_ready(void)
     pthread_once(&curl_once, curl_init);
     if (curl_init_result != CURLE_OK) {
         errno = ENOMEM;
-        return error_set("cannot initialise libcurl: %s", curl_easy_strerror(curl_init_result));
+        return dt_error_set("cannot initialise libcurl: %s", curl_easy_strerror(curl_init_result));
     }
     return 0;
 }
@@ -803,7 +803,7 @@ static int target_parse(const char *text, int path_only, struct target *out)
 
     memset(out, 0, sizeof *out);
     if (url == NULL)
-        return error_set("out of memory parsing the URL");
+        return dt_error_set("out of memory parsing the URL");
     if (path_only) {
         /* Resolved against a base: the path and query are all it gives. */
         rc = curl_url_set(url, CURLUPART_URL, "http://localhost/", 0);
@@ -828,7 +828,7 @@ static int target_parse(const char *text, int path_only, struct target *out)
     }
     if (out->scheme == NULL || out->host == NULL || out->path == NULL) {
         target_free(out);
-        return error_set("out of memory parsing the URL");
+        return dt_error_set("out of memory parsing the URL");
     }
     if (strcmp(out->scheme, "http") != 0 && strcmp(out->scheme, "https") != 0) {
         target_free(out);
@@ -857,7 +857,7 @@ char *detach_trigger_url_with_path(const char *trigger_url, const char *path)
         return NULL;
     url = curl_url();
     if (url == NULL) {
-        error_set("out of memory building the status URL");
+        dt_error_set("out of memory building the status URL");
         return NULL;
     }
     rc = curl_url_set(url, CURLUPART_URL, trigger_url, 0);
@@ -872,13 +872,13 @@ char *detach_trigger_url_with_path(const char *trigger_url, const char *path)
     curl_url_cleanup(url);
     if (rc != CURLUE_OK) {
         errno = EINVAL;
-        error_set("bad URL '%s': %s", trigger_url, curl_url_strerror(rc));
+        dt_error_set("bad URL '%s': %s", trigger_url, curl_url_strerror(rc));
         return NULL;
     }
     copy = strdup(joined);
     curl_free(joined);
     if (copy == NULL)
-        error_set("out of memory building the status URL");
+        dt_error_set("out of memory building the status URL");
     return copy;
 }
 
@@ -922,7 +922,7 @@ static char *form_encode(CURL *escaper, const char *const *fields, size_t count)
     return body;
 oom:
     free(body);
-    error_set("out of memory encoding the form");
+    dt_error_set("out of memory encoding the form");
     return NULL;
 }
 
@@ -1045,7 +1045,7 @@ static int http_exchange(const struct trigger_request *request, struct transfer 
     CURL *curl = curl_easy_init();
 
     if (curl == NULL)
-        return error_set("cannot start a libcurl transfer");
+        return dt_error_set("cannot start a libcurl transfer");
     SET(CURLOPT_ERRORBUFFER, errors);
     SET(CURLOPT_URL, request->url);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -1108,7 +1108,7 @@ static int http_exchange(const struct trigger_request *request, struct transfer 
     if (code != CURLE_OK && !transfer->stopped_on_purpose) {
         if (transfer->too_large) {
             errno = EMSGSIZE;
-            error_set("the response is larger than %zu bytes", transfer->max_body);
+            dt_error_set("the response is larger than %zu bytes", transfer->max_body);
             goto out;
         }
         goto curl_failed;
@@ -1120,7 +1120,7 @@ static int http_exchange(const struct trigger_request *request, struct transfer 
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     if (status < 100 || status > 599) {
         errno = EPROTO;
-        error_set("%s: no HTTP status in the answer", request->url);
+        dt_error_set("%s: no HTTP status in the answer", request->url);
         goto out;
     }
     result->status = (int)status;
@@ -1133,7 +1133,7 @@ static int http_exchange(const struct trigger_request *request, struct transfer 
             visible = (unsigned char)id[i] > ' ' && (unsigned char)id[i] < 0x7f;
         if (!visible) {
             errno = EPROTO;
-            error_set("%s: a malformed X-Detach-Job header", request->url);
+            dt_error_set("%s: a malformed X-Detach-Job header", request->url);
             goto out;
         }
         memcpy(result->job_id, id, length + 1);
@@ -1143,11 +1143,11 @@ static int http_exchange(const struct trigger_request *request, struct transfer 
 
 curl_failed:
     errno = curl_errno(code);
-    error_set("%s: %s", request->url, errors[0] ? errors : curl_easy_strerror(code));
+    dt_error_set("%s: %s", request->url, errors[0] ? errors : curl_easy_strerror(code));
     goto out;
 out_of_memory:
     errno = ENOMEM;
-    error_set("out of memory building the request");
+    dt_error_set("out of memory building the request");
 out:
     {
         int saved_errno = errno;
@@ -1172,7 +1172,7 @@ static int prepare(const char *url, const detach_trigger_options *opts,
         return -1;
     if (url == NULL) {
         errno = EINVAL;
-        return error_set("no URL given");
+        return dt_error_set("no URL given");
     }
     if (curl_ready() < 0)
         return -1;
@@ -1184,7 +1184,7 @@ static int prepare(const char *url, const detach_trigger_options *opts,
     if (opts->field_count > 0) {
         CURL *escaper = curl_easy_init();
         if (escaper == NULL)
-            return error_set("cannot start a libcurl transfer");
+            return dt_error_set("cannot start a libcurl transfer");
         request->body = form_encode(escaper, opts->fields, opts->field_count);
         curl_easy_cleanup(escaper);
         if (request->body == NULL)
@@ -1217,29 +1217,57 @@ static int fcgi_send(const struct trigger_request *request)
         goto fail;
     if (send_all(fd, message.data, message.length, request->deadline_ms) < 0)
         goto fail;
-    fcgi_buffer_free(&message);
+    dt_fcgi_buffer_free(&message);
     return fd;
 fail:
     {
         int saved_errno = errno;
         if (fd >= 0)
             close(fd);
-        fcgi_buffer_free(&message);
+        dt_fcgi_buffer_free(&message);
         errno = saved_errno;
     }
     return -1;
 }
 
-int detach_trigger(const char *url, const detach_trigger_options *opts,
+void detach_trigger_options_init_sized(detach_trigger_options *options, size_t size)
+{
+    if (options == NULL || size < sizeof(options->size))
+        return;
+    memset(options, 0, size);
+    options->size = size;
+}
+
+/* The caller's options in our layout: only the fields inside given->size
+ * are the caller's (an older program knows fewer), the rest are 0, every
+ * field's default.  NULL is all defaults. */
+static int resolve_options(const detach_trigger_options *given, detach_trigger_options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->size = sizeof *options;
+    if (given == NULL)
+        return 0;
+    if (given->size < sizeof(given->size)) {
+        errno = EINVAL;
+        return dt_error_set("detach_trigger_options.size is %zu: start from "
+                            "detach_trigger_options_init()", given->size);
+    }
+    memcpy(options, given, given->size < sizeof *options ? given->size : sizeof *options);
+    options->size = sizeof *options;
+    return 0;
+}
+
+int detach_trigger(const char *url, const detach_trigger_options *given,
                    detach_trigger_result *result)
 {
-    static const detach_trigger_options defaults;
+    detach_trigger_options resolved;
+    const detach_trigger_options *opts = &resolved;
     detach_trigger_result ignored;
     struct trigger_request request = {0};
     int rc = -1;
 
-    if (opts == NULL)
-        opts = &defaults;
+    if (resolve_options(given, &resolved) < 0)
+        return -1;
     if (result == NULL)
         result = &ignored;
     memset(result, 0, sizeof *result);
@@ -1283,8 +1311,8 @@ out:
 static int trigger_fetch(const char *url, const detach_trigger_options *like,
                          unsigned timeout_ms, size_t max_body, int *status, char **body, size_t *body_length)
 {
-    detach_trigger_options opts = {.method = "GET", .user = like->user, .ca_file = like->ca_file,
-                                   .insecure = like->insecure};
+    detach_trigger_options opts = {.size = sizeof opts, .method = "GET", .user = like->user,
+                                   .ca_file = like->ca_file, .insecure = like->insecure};
     struct trigger_request request = {0};
     int rc = -1;
 
@@ -1315,7 +1343,7 @@ static int trigger_fetch(const char *url, const detach_trigger_options *like,
             *body = transfer.body != NULL ? transfer.body : strdup("");
             *body_length = transfer.body_length;
             if (*body == NULL) {
-                rc = error_set("out of memory reading the response");
+                rc = dt_error_set("out of memory reading the response");
             }
         } else {
             free(transfer.body);
@@ -1329,17 +1357,20 @@ out:
 /* A job's status object is a few hundred bytes; this bounds a wrong URL. */
 #define JOB_STATUS_BODY_MAX 65536
 
-int detach_trigger_job_status(const char *url, const detach_trigger_options *opts,
+int detach_trigger_job_status(const char *url, const detach_trigger_options *given,
                               unsigned timeout_ms, int *http_status, detach_job_status *job)
 {
+    detach_trigger_options opts;
     char *body = NULL;
     size_t body_length = 0;
     int rc = 0;
 
-    if (trigger_fetch(url, opts, timeout_ms, JOB_STATUS_BODY_MAX, http_status, &body,
+    if (resolve_options(given, &opts) < 0)
+        return -1;
+    if (trigger_fetch(url, &opts, timeout_ms, JOB_STATUS_BODY_MAX, http_status, &body,
                       &body_length) < 0)
         return -1;   /* errno and the message set */
-    if (*http_status == 200 && job_status_parse(body, body_length, job) < 0) {
+    if (*http_status == 200 && dt_job_status_parse(body, body_length, job) < 0) {
         errno = EPROTO;
         rc = -1;
     }

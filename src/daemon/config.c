@@ -1153,8 +1153,8 @@ static void parent_of(const char *directory, char *parent, size_t size)
 }
 
 /*
- * What spool_open() and the spool's writes would fail on: the directory
- * (made by spool_open() when missing, one level), then its tmp/ and
+ * What dt_spool_open() and the spool's writes would fail on: the directory
+ * (made by dt_spool_open() when missing, one level), then its tmp/ and
  * corrupt/.  0, or -1 and why.
  */
 static int spool_problem(const char *directory, char *why, size_t why_size)

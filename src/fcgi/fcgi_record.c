@@ -40,7 +40,7 @@ static uint32_t get_uint32(const uint8_t *in)
     return ((uint32_t)in[0] << 24) | ((uint32_t)in[1] << 16) | ((uint32_t)in[2] << 8) | in[3];
 }
 
-void fcgi_header_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE], uint8_t type, uint16_t request_id,
+void dt_fcgi_header_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE], uint8_t type, uint16_t request_id,
                         uint16_t content_length, uint8_t padding_length)
 {
     out[0] = FCGI_RECORD_VERSION;
@@ -51,7 +51,7 @@ void fcgi_header_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE], uint8_t type, uint
     out[7] = 0;
 }
 
-int fcgi_header_decode(const uint8_t *in, size_t len, struct fcgi_header *out)
+int dt_fcgi_header_decode(const uint8_t *in, size_t len, struct fcgi_header *out)
 {
     if (len < FCGI_RECORD_HEADER_SIZE || in[0] != FCGI_RECORD_VERSION)
         return -1;
@@ -63,7 +63,7 @@ int fcgi_header_decode(const uint8_t *in, size_t len, struct fcgi_header *out)
     return 0;
 }
 
-uint8_t fcgi_padding_for(size_t content_length)
+uint8_t dt_fcgi_padding_for(size_t content_length)
 {
     return (uint8_t)((8 - content_length % 8) % 8);
 }
@@ -83,7 +83,7 @@ static uint8_t *put_length(uint8_t *out, size_t length)
     return out + 4;
 }
 
-size_t fcgi_param_encode(uint8_t *out, size_t capacity, const char *name, size_t name_len,
+size_t dt_fcgi_param_encode(uint8_t *out, size_t capacity, const char *name, size_t name_len,
                          const char *value, size_t value_len)
 {
     if (name_len > FCGI_RECORD_MAX_PARAM_LENGTH || value_len > FCGI_RECORD_MAX_PARAM_LENGTH)
@@ -124,7 +124,7 @@ static int get_length(const uint8_t *in, size_t len, size_t *offset, size_t *len
     return 0;
 }
 
-int fcgi_param_decode(const uint8_t *in, size_t len, size_t *consumed, const uint8_t **name,
+int dt_fcgi_param_decode(const uint8_t *in, size_t len, size_t *consumed, const uint8_t **name,
                       size_t *name_len, const uint8_t **value, size_t *value_len)
 {
     size_t offset = 0, announced_name, announced_value;
@@ -147,17 +147,17 @@ int fcgi_param_decode(const uint8_t *in, size_t len, size_t *consumed, const uin
     return 0;
 }
 
-void fcgi_begin_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_BEGIN_BODY_SIZE],
+void dt_fcgi_begin_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_BEGIN_BODY_SIZE],
                                uint16_t request_id, uint16_t role, uint8_t flags)
 {
-    fcgi_header_encode(out, FCGI_TYPE_BEGIN_REQUEST, request_id, FCGI_RECORD_BEGIN_BODY_SIZE, 0);
+    dt_fcgi_header_encode(out, FCGI_TYPE_BEGIN_REQUEST, request_id, FCGI_RECORD_BEGIN_BODY_SIZE, 0);
     uint8_t *body = out + FCGI_RECORD_HEADER_SIZE;
     put_uint16(body, role);
     body[2] = flags;
     memset(body + 3, 0, 5);
 }
 
-int fcgi_begin_request_decode(const uint8_t *body, size_t len, uint16_t *role, uint8_t *flags)
+int dt_fcgi_begin_request_decode(const uint8_t *body, size_t len, uint16_t *role, uint8_t *flags)
 {
     if (body == NULL || len < FCGI_RECORD_BEGIN_BODY_SIZE)
         return -1;
@@ -166,39 +166,39 @@ int fcgi_begin_request_decode(const uint8_t *body, size_t len, uint16_t *role, u
     return 0;
 }
 
-void fcgi_end_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_END_BODY_SIZE],
+void dt_fcgi_end_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_END_BODY_SIZE],
                              uint16_t request_id, uint32_t app_status, uint8_t protocol_status)
 {
-    fcgi_header_encode(out, FCGI_TYPE_END_REQUEST, request_id, FCGI_RECORD_END_BODY_SIZE, 0);
+    dt_fcgi_header_encode(out, FCGI_TYPE_END_REQUEST, request_id, FCGI_RECORD_END_BODY_SIZE, 0);
     uint8_t *body = out + FCGI_RECORD_HEADER_SIZE;
     put_uint32(body, app_status);
     body[4] = protocol_status;
     memset(body + 5, 0, 3);
 }
 
-size_t fcgi_short_response_encode(uint8_t *out, size_t capacity, uint16_t request_id,
+size_t dt_fcgi_short_response_encode(uint8_t *out, size_t capacity, uint16_t request_id,
                                   const void *content, uint16_t length)
 {
-    uint8_t padding = fcgi_padding_for(length);
+    uint8_t padding = dt_fcgi_padding_for(length);
     size_t needed = FCGI_RECORD_HEADER_SIZE + length + padding + FCGI_RECORD_HEADER_SIZE +
                     FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_END_BODY_SIZE;
     uint8_t *cursor = out;
 
     if (needed > capacity)
         return needed;
-    fcgi_header_encode(cursor, FCGI_TYPE_STDOUT, request_id, length, padding);
+    dt_fcgi_header_encode(cursor, FCGI_TYPE_STDOUT, request_id, length, padding);
     cursor += FCGI_RECORD_HEADER_SIZE;
     if (length)
         memcpy(cursor, content, length);
     memset(cursor + length, 0, padding);
     cursor += length + padding;
-    fcgi_header_encode(cursor, FCGI_TYPE_STDOUT, request_id, 0, 0);
+    dt_fcgi_header_encode(cursor, FCGI_TYPE_STDOUT, request_id, 0, 0);
     cursor += FCGI_RECORD_HEADER_SIZE;
-    fcgi_end_request_encode(cursor, request_id, 0, FCGI_PROTOCOL_STATUS_REQUEST_COMPLETE);
+    dt_fcgi_end_request_encode(cursor, request_id, 0, FCGI_PROTOCOL_STATUS_REQUEST_COMPLETE);
     return needed;
 }
 
-int fcgi_end_request_decode(const uint8_t *body, size_t len, uint32_t *app_status,
+int dt_fcgi_end_request_decode(const uint8_t *body, size_t len, uint32_t *app_status,
                             uint8_t *protocol_status)
 {
     if (body == NULL || len < FCGI_RECORD_END_BODY_SIZE)
@@ -208,7 +208,7 @@ int fcgi_end_request_decode(const uint8_t *body, size_t len, uint32_t *app_statu
     return 0;
 }
 
-int fcgi_buffer_reserve(struct fcgi_buffer *buffer, size_t extra)
+int dt_fcgi_buffer_reserve(struct fcgi_buffer *buffer, size_t extra)
 {
     if (extra <= buffer->capacity - buffer->length)
         return 0;
@@ -234,18 +234,18 @@ int fcgi_buffer_reserve(struct fcgi_buffer *buffer, size_t extra)
     return 0;
 }
 
-int fcgi_buffer_append(struct fcgi_buffer *buffer, const void *data, size_t length)
+int dt_fcgi_buffer_append(struct fcgi_buffer *buffer, const void *data, size_t length)
 {
     if (length == 0)
         return 0;
-    if (fcgi_buffer_reserve(buffer, length) < 0)
+    if (dt_fcgi_buffer_reserve(buffer, length) < 0)
         return -1;
     memcpy(buffer->data + buffer->length, data, length);
     buffer->length += length;
     return 0;
 }
 
-void fcgi_buffer_consume(struct fcgi_buffer *buffer, size_t length)
+void dt_fcgi_buffer_consume(struct fcgi_buffer *buffer, size_t length)
 {
     if (length >= buffer->length) {
         buffer->length = 0;
@@ -255,7 +255,7 @@ void fcgi_buffer_consume(struct fcgi_buffer *buffer, size_t length)
     buffer->length -= length;
 }
 
-void fcgi_buffer_free(struct fcgi_buffer *buffer)
+void dt_fcgi_buffer_free(struct fcgi_buffer *buffer)
 {
     free(buffer->data);
     buffer->data = NULL;
@@ -271,7 +271,7 @@ static size_t record_count(size_t length)
     return length / FCGI_RECORD_MAX_CONTENT + (length % FCGI_RECORD_MAX_CONTENT != 0);
 }
 
-int fcgi_record_append(struct fcgi_buffer *buffer, uint8_t type, uint16_t request_id,
+int dt_fcgi_record_append(struct fcgi_buffer *buffer, uint8_t type, uint16_t request_id,
                        const void *content, size_t length)
 {
     static const uint8_t zeros[8];
@@ -286,19 +286,19 @@ int fcgi_record_append(struct fcgi_buffer *buffer, uint8_t type, uint16_t reques
         errno = ENOMEM;
         return -1;
     }
-    if (fcgi_buffer_reserve(buffer, length + records * overhead_per_record) < 0)
+    if (dt_fcgi_buffer_reserve(buffer, length + records * overhead_per_record) < 0)
         return -1;
 
     do {
         size_t chunk = length < FCGI_RECORD_MAX_CONTENT ? length : FCGI_RECORD_MAX_CONTENT;
-        uint8_t padding = fcgi_padding_for(chunk);
+        uint8_t padding = dt_fcgi_padding_for(chunk);
         uint8_t header[FCGI_RECORD_HEADER_SIZE];
 
-        fcgi_header_encode(header, type, request_id, (uint16_t)chunk, padding);
+        dt_fcgi_header_encode(header, type, request_id, (uint16_t)chunk, padding);
         /* Cannot fail: the space was reserved above. */
-        fcgi_buffer_append(buffer, header, sizeof header);
-        fcgi_buffer_append(buffer, cursor, chunk);
-        fcgi_buffer_append(buffer, zeros, padding);
+        dt_fcgi_buffer_append(buffer, header, sizeof header);
+        dt_fcgi_buffer_append(buffer, cursor, chunk);
+        dt_fcgi_buffer_append(buffer, zeros, padding);
         if (chunk) /* an empty closing record may come with no content at all */
             cursor += chunk;
         length -= chunk;
@@ -314,19 +314,19 @@ static int append_param(struct fcgi_buffer *stream, const char *param)
     const char *value = equals != NULL ? equals + 1 : "";
     size_t value_len = strlen(value);
 
-    size_t needed = fcgi_param_encode(NULL, 0, param, name_len, value, value_len);
+    size_t needed = dt_fcgi_param_encode(NULL, 0, param, name_len, value, value_len);
     if (needed == 0) {
         errno = EINVAL;
         return -1;
     }
-    if (fcgi_buffer_reserve(stream, needed) < 0)
+    if (dt_fcgi_buffer_reserve(stream, needed) < 0)
         return -1;
-    fcgi_param_encode(stream->data + stream->length, needed, param, name_len, value, value_len);
+    dt_fcgi_param_encode(stream->data + stream->length, needed, param, name_len, value, value_len);
     stream->length += needed;
     return 0;
 }
 
-int fcgi_request_build(struct fcgi_buffer *out, uint16_t request_id, uint8_t flags,
+int dt_fcgi_request_build(struct fcgi_buffer *out, uint16_t request_id, uint8_t flags,
                        const char *const *params, size_t param_count, const void *body,
                        size_t body_length)
 {
@@ -340,27 +340,27 @@ int fcgi_request_build(struct fcgi_buffer *out, uint16_t request_id, uint8_t fla
         if (append_param(&stream, params[i]) < 0)
             goto fail;
 
-    fcgi_begin_request_encode(begin, request_id, FCGI_ROLE_RESPONDER, flags);
-    if (fcgi_buffer_append(out, begin, sizeof begin) < 0)
+    dt_fcgi_begin_request_encode(begin, request_id, FCGI_ROLE_RESPONDER, flags);
+    if (dt_fcgi_buffer_append(out, begin, sizeof begin) < 0)
         goto fail;
     if (stream.length > 0 &&
-        fcgi_record_append(out, FCGI_TYPE_PARAMS, request_id, stream.data, stream.length) < 0)
+        dt_fcgi_record_append(out, FCGI_TYPE_PARAMS, request_id, stream.data, stream.length) < 0)
         goto fail;
-    if (fcgi_record_append(out, FCGI_TYPE_PARAMS, request_id, NULL, 0) < 0)
+    if (dt_fcgi_record_append(out, FCGI_TYPE_PARAMS, request_id, NULL, 0) < 0)
         goto fail;
     if (body_length > 0 &&
-        fcgi_record_append(out, FCGI_TYPE_STDIN, request_id, body, body_length) < 0)
+        dt_fcgi_record_append(out, FCGI_TYPE_STDIN, request_id, body, body_length) < 0)
         goto fail;
-    if (fcgi_record_append(out, FCGI_TYPE_STDIN, request_id, NULL, 0) < 0)
+    if (dt_fcgi_record_append(out, FCGI_TYPE_STDIN, request_id, NULL, 0) < 0)
         goto fail;
 
-    fcgi_buffer_free(&stream);
+    dt_fcgi_buffer_free(&stream);
     return 0;
 
 fail:
     {
         int saved_errno = errno;
-        fcgi_buffer_free(&stream);
+        dt_fcgi_buffer_free(&stream);
         out->length = original_length;
         errno = saved_errno;
     }

@@ -62,14 +62,14 @@ struct fcgi_header {
     uint8_t padding_length;
 };
 
-void fcgi_header_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE], uint8_t type, uint16_t request_id,
+void dt_fcgi_header_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE], uint8_t type, uint16_t request_id,
                         uint16_t content_length, uint8_t padding_length);
 
 /* 0, or -1 when fewer than 8 bytes are given or the version is not 1. */
-int fcgi_header_decode(const uint8_t *in, size_t len, struct fcgi_header *out);
+int dt_fcgi_header_decode(const uint8_t *in, size_t len, struct fcgi_header *out);
 
 /* Padding that rounds content_length up to a multiple of 8. */
-uint8_t fcgi_padding_for(size_t content_length);
+uint8_t dt_fcgi_padding_for(size_t content_length);
 
 /*
  * Encodes one name-value pair into out when it fits in capacity, and
@@ -77,23 +77,23 @@ uint8_t fcgi_padding_for(size_t content_length);
  * size a buffer with a NULL, 0 first call.  Returns 0 when a length is
  * beyond FCGI_RECORD_MAX_PARAM_LENGTH and cannot be encoded at all.
  */
-size_t fcgi_param_encode(uint8_t *out, size_t capacity, const char *name, size_t name_len,
+size_t dt_fcgi_param_encode(uint8_t *out, size_t capacity, const char *name, size_t name_len,
                          const char *value, size_t value_len);
 
 /*
  * Decodes the pair at the start of in: name and value point into in.
  * 0, or -1 when the lengths or the bytes they announce are truncated.
  */
-int fcgi_param_decode(const uint8_t *in, size_t len, size_t *consumed, const uint8_t **name,
+int dt_fcgi_param_decode(const uint8_t *in, size_t len, size_t *consumed, const uint8_t **name,
                       size_t *name_len, const uint8_t **value, size_t *value_len);
 
 /* A whole BEGIN_REQUEST record: header and body. */
-void fcgi_begin_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_BEGIN_BODY_SIZE],
+void dt_fcgi_begin_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_BEGIN_BODY_SIZE],
                                uint16_t request_id, uint16_t role, uint8_t flags);
-int fcgi_begin_request_decode(const uint8_t *body, size_t len, uint16_t *role, uint8_t *flags);
+int dt_fcgi_begin_request_decode(const uint8_t *body, size_t len, uint16_t *role, uint8_t *flags);
 
 /* A whole END_REQUEST record: header and body. */
-void fcgi_end_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_END_BODY_SIZE],
+void dt_fcgi_end_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_END_BODY_SIZE],
                              uint16_t request_id, uint32_t app_status, uint8_t protocol_status);
 /*
  * A whole short response: content (the CGI-style head and any body) as
@@ -102,11 +102,11 @@ void fcgi_end_request_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_E
  * is on the wire, built at once so it costs one send().  Returns
  * the bytes it needs; writes them only when they fit in capacity.
  */
-size_t fcgi_short_response_encode(uint8_t *out, size_t capacity, uint16_t request_id,
+size_t dt_fcgi_short_response_encode(uint8_t *out, size_t capacity, uint16_t request_id,
                                   const void *content, uint16_t length);
 
 /* 0, or -1 when the body is shorter than 8 bytes. */
-int fcgi_end_request_decode(const uint8_t *body, size_t len, uint32_t *app_status,
+int dt_fcgi_end_request_decode(const uint8_t *body, size_t len, uint32_t *app_status,
                             uint8_t *protocol_status);
 
 /*
@@ -118,18 +118,18 @@ struct fcgi_buffer {
     size_t length, capacity;
 };
 
-int fcgi_buffer_reserve(struct fcgi_buffer *buffer, size_t extra);
-int fcgi_buffer_append(struct fcgi_buffer *buffer, const void *data, size_t length);
+int dt_fcgi_buffer_reserve(struct fcgi_buffer *buffer, size_t extra);
+int dt_fcgi_buffer_append(struct fcgi_buffer *buffer, const void *data, size_t length);
 /* Drops the first length bytes, as a reader does with what it has consumed. */
-void fcgi_buffer_consume(struct fcgi_buffer *buffer, size_t length);
-void fcgi_buffer_free(struct fcgi_buffer *buffer);
+void dt_fcgi_buffer_consume(struct fcgi_buffer *buffer, size_t length);
+void dt_fcgi_buffer_free(struct fcgi_buffer *buffer);
 
 /*
  * Appends content as records of the given type, each at most 65535 bytes
  * and padded to 8.  A length of 0 appends the one empty record that ends
  * a stream.
  */
-int fcgi_record_append(struct fcgi_buffer *buffer, uint8_t type, uint16_t request_id,
+int dt_fcgi_record_append(struct fcgi_buffer *buffer, uint8_t type, uint16_t request_id,
                        const void *content, size_t length);
 
 /*
@@ -139,7 +139,7 @@ int fcgi_record_append(struct fcgi_buffer *buffer, uint8_t type, uint16_t reques
  * is too long to encode, ENOMEM when memory runs out; the buffer then holds
  * what it held before.
  */
-int fcgi_request_build(struct fcgi_buffer *out, uint16_t request_id, uint8_t flags,
+int dt_fcgi_request_build(struct fcgi_buffer *out, uint16_t request_id, uint8_t flags,
                        const char *const *params, size_t param_count, const void *body,
                        size_t body_length);
 

@@ -20,25 +20,25 @@
 
 static const uint8_t zeros[8];
 
-size_t fcgi_stdout_header_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE], uint16_t request_id,
+size_t dt_fcgi_stdout_header_encode(uint8_t out[FCGI_RECORD_HEADER_SIZE], uint16_t request_id,
                                  size_t remaining, uint8_t *padding)
 {
     size_t length = remaining > FCGI_RECORD_MAX_CONTENT ? FCGI_RECORD_MAX_CONTENT : remaining;
 
-    *padding = fcgi_padding_for(length);
-    fcgi_header_encode(out, FCGI_TYPE_STDOUT, request_id, (uint16_t)length, *padding);
+    *padding = dt_fcgi_padding_for(length);
+    dt_fcgi_header_encode(out, FCGI_TYPE_STDOUT, request_id, (uint16_t)length, *padding);
     return length;
 }
 
-void fcgi_response_end_encode(uint8_t out[FCGI_RESPONSE_END_SIZE], uint16_t request_id,
+void dt_fcgi_response_end_encode(uint8_t out[FCGI_RESPONSE_END_SIZE], uint16_t request_id,
                               uint32_t app_status, uint8_t protocol_status)
 {
-    fcgi_header_encode(out, FCGI_TYPE_STDOUT, request_id, 0, 0);
-    fcgi_end_request_encode(out + FCGI_RECORD_HEADER_SIZE, request_id, app_status,
+    dt_fcgi_header_encode(out, FCGI_TYPE_STDOUT, request_id, 0, 0);
+    dt_fcgi_end_request_encode(out + FCGI_RECORD_HEADER_SIZE, request_id, app_status,
                             protocol_status);
 }
 
-void fcgi_response_begin(struct fcgi_response *response, int fd, uint16_t request_id,
+void dt_fcgi_response_begin(struct fcgi_response *response, int fd, uint16_t request_id,
                          int keep_connection)
 {
     response->fd = fd;
@@ -83,7 +83,7 @@ static int fail(struct fcgi_response *response)
     return -1;
 }
 
-int fcgi_response_writev(struct fcgi_response *response, const struct iovec *parts, size_t count,
+int dt_fcgi_response_writev(struct fcgi_response *response, const struct iovec *parts, size_t count,
                          int last)
 {
     uint8_t headers[BATCH_RECORDS][FCGI_RECORD_HEADER_SIZE];
@@ -103,7 +103,7 @@ int fcgi_response_writev(struct fcgi_response *response, const struct iovec *par
         while (remaining > 0 && records < BATCH_RECORDS) {
             uint8_t padding;
             size_t header_at = used++;
-            size_t length = fcgi_stdout_header_encode(headers[records], response->request_id,
+            size_t length = dt_fcgi_stdout_header_encode(headers[records], response->request_id,
                                                       remaining, &padding);
             size_t carried = 0;
 
@@ -124,7 +124,7 @@ int fcgi_response_writev(struct fcgi_response *response, const struct iovec *par
                 }
             }
             if (carried < length)   /* too many small parts: a shorter record */
-                length = fcgi_stdout_header_encode(headers[records], response->request_id,
+                length = dt_fcgi_stdout_header_encode(headers[records], response->request_id,
                                                    carried, &padding);
             iov[header_at].iov_base = headers[records++];
             iov[header_at].iov_len = FCGI_RECORD_HEADER_SIZE;
@@ -135,7 +135,7 @@ int fcgi_response_writev(struct fcgi_response *response, const struct iovec *par
             remaining -= length;
         }
         if (remaining == 0 && last) {
-            fcgi_response_end_encode(end, response->request_id, 0,
+            dt_fcgi_response_end_encode(end, response->request_id, 0,
                                      FCGI_PROTOCOL_STATUS_REQUEST_COMPLETE);
             iov[used].iov_base = end;
             iov[used++].iov_len = sizeof(end);
@@ -148,28 +148,28 @@ int fcgi_response_writev(struct fcgi_response *response, const struct iovec *par
     return 0;
 }
 
-int fcgi_response_write(struct fcgi_response *response, const void *data, size_t length)
+int dt_fcgi_response_write(struct fcgi_response *response, const void *data, size_t length)
 {
     struct iovec part = { (void *)data, length };
 
-    return fcgi_response_writev(response, &part, 1, 0);
+    return dt_fcgi_response_writev(response, &part, 1, 0);
 }
 
-int fcgi_response_send_whole(struct fcgi_response *response, const void *data, size_t length)
+int dt_fcgi_response_send_whole(struct fcgi_response *response, const void *data, size_t length)
 {
     struct iovec part = { (void *)data, length };
 
-    return fcgi_response_writev(response, &part, 1, 1);
+    return dt_fcgi_response_writev(response, &part, 1, 1);
 }
 
-void fcgi_response_forbid_keepalive(struct fcgi_response *response)
+void dt_fcgi_response_forbid_keepalive(struct fcgi_response *response)
 {
     response->keep_connection = 0;
 }
 
-int fcgi_response_end(struct fcgi_response *response)
+int dt_fcgi_response_end(struct fcgi_response *response)
 {
-    if (!response->ended && fcgi_response_writev(response, NULL, 0, 1) < 0)
+    if (!response->ended && dt_fcgi_response_writev(response, NULL, 0, 1) < 0)
         return 0;
     return response->keep_connection && !response->failed;
 }

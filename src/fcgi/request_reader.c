@@ -16,22 +16,22 @@
 
 enum { EXPECT_BEGIN, IN_PARAMS, IN_STDIN, DONE, FAILED };
 
-void request_reader_init(struct request_reader *reader, size_t max_body)
+void dt_request_reader_init(struct request_reader *reader, size_t max_body)
 {
     memset(reader, 0, sizeof(*reader));
     reader->max_body = max_body;
     reader->state = EXPECT_BEGIN;
 }
 
-void request_reader_free(struct request_reader *reader)
+void dt_request_reader_free(struct request_reader *reader)
 {
     free(reader->data);
     free(reader->params);
     free(reader->body);
-    request_reader_init(reader, reader->max_body);
+    dt_request_reader_init(reader, reader->max_body);
 }
 
-void request_reader_reset(struct request_reader *reader)
+void dt_request_reader_reset(struct request_reader *reader)
 {
     uint8_t *data = reader->data;
     size_t capacity = reader->capacity, kept = 0;
@@ -42,18 +42,18 @@ void request_reader_reset(struct request_reader *reader)
         kept = reader->trailing_length;
         memmove(data, data + reader->length - kept, kept);
     } else if (capacity > REQUEST_READER_KEPT_BUFFER) {
-        request_reader_free(reader);
+        dt_request_reader_free(reader);
         return;
     }
     free(reader->params);
     free(reader->body);
-    request_reader_init(reader, reader->max_body);
+    dt_request_reader_init(reader, reader->max_body);
     reader->data = data;
     reader->capacity = capacity;
     reader->length = kept;
 }
 
-int request_reader_next_is_request(const struct request_reader *reader)
+int dt_request_reader_next_is_request(const struct request_reader *reader)
 {
     const uint8_t *next;
 
@@ -65,7 +65,7 @@ int request_reader_next_is_request(const struct request_reader *reader)
            (reader->trailing_length < 2 || next[1] == FCGI_TYPE_BEGIN_REQUEST);
 }
 
-int request_reader_room(struct request_reader *reader, size_t at_least)
+int dt_request_reader_room(struct request_reader *reader, size_t at_least)
 {
     size_t capacity = reader->capacity ? reader->capacity : 4096;
     uint8_t *grown;
@@ -96,7 +96,7 @@ static enum request_verdict check_pairs(struct request_reader *reader)
         const uint8_t *name, *value;
         size_t consumed, name_length, value_length;
 
-        if (fcgi_param_decode(reader->params + position, reader->params_length - position,
+        if (dt_fcgi_param_decode(reader->params + position, reader->params_length - position,
                               &consumed, &name, &name_length, &value, &value_length) < 0)
             return invalid(reader, "a param's lengths run past the params stream");
         if (name_length == 0)
@@ -170,7 +170,7 @@ static enum request_verdict take_record(struct request_reader *reader,
         /* Padding is fine (parse() cuts it out); a body of another size
          * is not what the spec defines, and libfcgi refuses it too. */
         if (header->content_length != FCGI_RECORD_BEGIN_BODY_SIZE ||
-            fcgi_begin_request_decode(content, header->content_length, &role, &flags) < 0)
+            dt_fcgi_begin_request_decode(content, header->content_length, &role, &flags) < 0)
             return invalid(reader, "a BEGIN_REQUEST body other than 8 bytes");
         if (role != FCGI_ROLE_RESPONDER)
             return invalid(reader, "only the responder role is served");
@@ -250,7 +250,7 @@ static void drop_parsed_body(struct request_reader *reader)
     reader->dropped += parsed - reader->head_length;
 }
 
-enum request_verdict request_reader_parse(struct request_reader *reader)
+enum request_verdict dt_request_reader_parse(struct request_reader *reader)
 {
     enum request_verdict verdict;
 
@@ -272,7 +272,7 @@ enum request_verdict request_reader_parse(struct request_reader *reader)
             break;
         }
         record = reader->data + index;   /* data is not NULL: bytes are there */
-        if (fcgi_header_decode(record, available, &header) < 0) {
+        if (dt_fcgi_header_decode(record, available, &header) < 0) {
             verdict = invalid(reader, "not a FastCGI version 1 record");
             break;
         }
@@ -308,7 +308,7 @@ enum request_verdict request_reader_parse(struct request_reader *reader)
 
 /* "NAME=value" strings in one block, sized when the pairs were checked
  * (so decoding cannot fail here): one pass. */
-char *request_reader_params(const struct request_reader *reader)
+char *dt_request_reader_params(const struct request_reader *reader)
 {
     size_t position, consumed, name_length, value_length;
     const uint8_t *name, *value;
@@ -317,7 +317,7 @@ char *request_reader_params(const struct request_reader *reader)
     if (!params)
         return NULL;
     for (position = 0; position < reader->params_length; position += consumed) {
-        fcgi_param_decode(reader->params + position, reader->params_length - position, &consumed,
+        dt_fcgi_param_decode(reader->params + position, reader->params_length - position, &consumed,
                           &name, &name_length, &value, &value_length);
         /* httpoxy: a client's "Proxy:" header must never steer a job's
          * outgoing requests. */
@@ -334,7 +334,7 @@ char *request_reader_params(const struct request_reader *reader)
     return params;
 }
 
-const char *request_param(const char *params, const char *name)
+const char *dt_request_param(const char *params, const char *name)
 {
     size_t length = strlen(name);
 
@@ -344,7 +344,7 @@ const char *request_param(const char *params, const char *name)
     return NULL;
 }
 
-size_t request_params_size(const char *params)
+size_t dt_request_params_size(const char *params)
 {
     const char *entry = params;
 
@@ -353,7 +353,7 @@ size_t request_params_size(const char *params)
     return (size_t)(entry - params) + 1;
 }
 
-char *request_reader_take_body(struct request_reader *reader, size_t *length)
+char *dt_request_reader_take_body(struct request_reader *reader, size_t *length)
 {
     char *body = reader->body;
 

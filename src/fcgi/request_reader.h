@@ -33,7 +33,7 @@ enum request_verdict {
 struct request_reader {
     /*
      * The bytes read and not yet dropped; the caller appends to it
-     * (request_reader_room).  The head stays at the front;
+     * (dt_request_reader_room).  The head stays at the front;
      * body records are dropped once parsed (their content is in body), so
      * a body in tiny padded records cannot make us hold more than one
      * record beyond max_body.
@@ -67,24 +67,24 @@ struct request_reader {
 /* A read buffer up to this size is kept from one request to the next. */
 #define REQUEST_READER_KEPT_BUFFER (16u * 1024)
 
-void request_reader_init(struct request_reader *reader, size_t max_body);
-void request_reader_free(struct request_reader *reader);
+void dt_request_reader_init(struct request_reader *reader, size_t max_body);
+void dt_request_reader_free(struct request_reader *reader);
 /*
  * Ready for the connection's next request; keeps a small read buffer, and
  * the bytes read past a complete request (trailing_length of them), which
- * begin the next one: they are parsed at the next request_reader_parse().
+ * begin the next one: they are parsed at the next dt_request_reader_parse().
  */
-void request_reader_reset(struct request_reader *reader);
+void dt_request_reader_reset(struct request_reader *reader);
 /*
  * 1 when the bytes read past a complete request begin another request --
  * as far as they go, a version-1 BEGIN_REQUEST header: a pipelining client
  * -- rather than anything else (ABORT_REQUEST for this one, garbage).
  */
-int request_reader_next_is_request(const struct request_reader *reader);
+int dt_request_reader_next_is_request(const struct request_reader *reader);
 /* Makes room to read at least `at_least` more bytes; -1 when out of memory. */
-int request_reader_room(struct request_reader *reader, size_t at_least);
+int dt_request_reader_room(struct request_reader *reader, size_t at_least);
 /* Parses what arrived since the last call. */
-enum request_verdict request_reader_parse(struct request_reader *reader);
+enum request_verdict dt_request_reader_parse(struct request_reader *reader);
 /*
  * The params of a head that parsed whole, packed: "NAME=value\0" after
  * "NAME=value\0", then an empty string (the reader lets no pair have an
@@ -92,14 +92,14 @@ enum request_verdict request_reader_parse(struct request_reader *reader);
  * no pointer per pair, as a long queue holds every queued job's params.
  * HTTP_PROXY is left out (httpoxy).  NULL when out of memory.
  */
-char *request_reader_params(const struct request_reader *reader);
+char *dt_request_reader_params(const struct request_reader *reader);
 /* The value of name in packed params, or NULL.  Walking them:
  *     for (const char *entry = params; *entry; entry += strlen(entry) + 1) */
-const char *request_param(const char *params, const char *name);
+const char *dt_request_param(const char *params, const char *name);
 /* Bytes in packed params, the empty string after the last included. */
-size_t request_params_size(const char *params);
+size_t dt_request_params_size(const char *params);
 
 /* The body, now the caller's (freed by it); the reader forgets it. */
-char *request_reader_take_body(struct request_reader *reader, size_t *length);
+char *dt_request_reader_take_body(struct request_reader *reader, size_t *length);
 
 #endif

@@ -57,11 +57,11 @@ static void idle_list_remove_locked(struct connection *connection)
 
 static void free_locked(struct connection *connection)
 {
-    watcher_unwatch_locked(connection->io->watcher, &connection->watch);
-    watcher_disarm_locked(connection->io->watcher, &connection->deadline);
-    watcher_disarm_locked(connection->io->watcher, &connection->resume);
+    dt_watcher_unwatch_locked(connection->io->watcher, &connection->watch);
+    dt_watcher_disarm_locked(connection->io->watcher, &connection->deadline);
+    dt_watcher_disarm_locked(connection->io->watcher, &connection->resume);
     idle_list_remove_locked(connection);
-    request_reader_free(&connection->reader);
+    dt_request_reader_free(&connection->reader);
     close(connection->watch.fd);
     atomic_fetch_sub(&connection->io->connections, 1);   /* the listener's cap */
     free(connection);
@@ -71,7 +71,7 @@ static int wait_for_more_locked(struct connection *connection);
 
 /*
  * Reads what has arrived, without blocking, and parses it.  A whole
- * request is answered here when it can be (request_serve_at_once: a
+ * request is answered here when it can be (dt_request_serve_at_once: a
  * trigger's 200 costs no thread hand-over); anything else goes to a
  * worker.  A request still incomplete waits in epoll for the rest, under
  * its read deadline, so a slow peer holds no thread at all.
@@ -83,13 +83,13 @@ static void read_request(struct connection *connection)
     size_t read_now = 0;
 
     for (;;) {
-        enum request_verdict verdict = request_reader_parse(reader);
+        enum request_verdict verdict = dt_request_reader_parse(reader);
         ssize_t n;
 
         if (verdict == REQUEST_INVALID) {
-            log_line(LOG_INFO, "bad_request", "fd=%d reason=\"%s\"", connection->watch.fd,
+            dt_log_line(LOG_INFO, "bad_request", "fd=%d reason=\"%s\"", connection->watch.fd,
                      reader->why);
-            connection_close(connection);
+            dt_connection_close(connection);
             return;
         }
         if (verdict != REQUEST_NEED_MORE)
@@ -98,9 +98,9 @@ static void read_request(struct connection *connection)
          * waiting: back to epoll after this much, level-triggered. */
         if (read_now >= MAX_READ_PER_EVENT)
             goto wait;
-        if (request_reader_room(reader, 4096) < 0) {
-            log_line(LOG_ERROR, "request", "fd=%d error=\"out of memory\"", connection->watch.fd);
-            connection_close(connection);
+        if (dt_request_reader_room(reader, 4096) < 0) {
+            dt_log_line(LOG_ERROR, "request", "fd=%d error=\"out of memory\"", connection->watch.fd);
+            dt_connection_close(connection);
             return;
         }
         n = recv(connection->watch.fd, reader->data + reader->length,
@@ -113,25 +113,25 @@ static void read_request(struct connection *connection)
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             goto wait;
         } else {
-            connection_close(connection);   /* closed between requests, or reset */
+            dt_connection_close(connection);   /* closed between requests, or reset */
             return;
         }
     }
     if (io->answer_now(io->handler_arg, connection))
         return;
-    watcher_lock(io->watcher);
-    watcher_unwatch_locked(io->watcher, &connection->watch);
-    watcher_disarm_locked(io->watcher, &connection->deadline);
-    watcher_unlock(io->watcher);
-    fcgi_response_begin(&connection->response, connection->watch.fd, reader->request_id,
+    dt_watcher_lock(io->watcher);
+    dt_watcher_unwatch_locked(io->watcher, &connection->watch);
+    dt_watcher_disarm_locked(io->watcher, &connection->deadline);
+    dt_watcher_unlock(io->watcher);
+    dt_fcgi_response_begin(&connection->response, connection->watch.fd, reader->request_id,
                         reader->keep_connection);
     io->hand_off(io->handler_arg, connection);
     return;
 wait:
-    watcher_lock(io->watcher);
+    dt_watcher_lock(io->watcher);
     if (wait_for_more_locked(connection) < 0)
         free_locked(connection);
-    watcher_unlock(io->watcher);
+    dt_watcher_unlock(io->watcher);
 }
 
 /* Watcher thread: bytes (or an EOF) for an idle or half-read connection. */
@@ -141,7 +141,7 @@ static void readable(struct watch *watch, uint32_t events)
     struct io_context *io = connection->io;
 
     /* Bytes in the socket or bytes held, one read_request() takes both. */
-    watcher_disarm_locked(io->watcher, &connection->resume);
+    dt_watcher_disarm_locked(io->watcher, &connection->resume);
     if (connection->state == CONNECTION_IDLE) {
         if (!(events & EPOLLIN) || atomic_load(&io->stopping)) {
             free_locked(connection);   /* hung up with nothing to say */
@@ -150,7 +150,7 @@ static void readable(struct watch *watch, uint32_t events)
         connection->state = CONNECTION_READING;
         /* The whole request must arrive within the read deadline, however
          * it trickles. */
-        watcher_arm_locked(io->watcher, &connection->deadline, io->read_timeout_ms);
+        dt_watcher_arm_locked(io->watcher, &connection->deadline, io->read_timeout_ms);
     }
     idle_list_remove_locked(connection);
     /*
@@ -159,9 +159,9 @@ static void readable(struct watch *watch, uint32_t events)
      * no list, and its watch and deadline fire only on this thread, which
      * is busy here.
      */
-    watcher_unlock(io->watcher);
+    dt_watcher_unlock(io->watcher);
     read_request(connection);
-    watcher_lock(io->watcher);
+    dt_watcher_lock(io->watcher);
 }
 
 static void deadline_expired(struct timer *timer)
@@ -173,12 +173,12 @@ static void deadline_expired(struct timer *timer)
      * idle, waiting for the rest of a request, or lingering.  received=0:
      * a peer that connected and never said a word. */
     if (connection->state == CONNECTION_READING)
-        log_line(LOG_INFO, "request_read_timeout", "fd=%d received=%zu", connection->watch.fd,
+        dt_log_line(LOG_INFO, "request_read_timeout", "fd=%d received=%zu", connection->watch.fd,
                  reader->length + reader->dropped);
     else if (connection->state == CONNECTION_IDLE)
-        log_line(LOG_DEBUG, "connection_idle_timeout", "fd=%d", connection->watch.fd);
+        dt_log_line(LOG_DEBUG, "connection_idle_timeout", "fd=%d", connection->watch.fd);
     else
-        log_line(LOG_DEBUG, "connection_closed_by_deadline", "fd=%d", connection->watch.fd);
+        dt_log_line(LOG_DEBUG, "connection_closed_by_deadline", "fd=%d", connection->watch.fd);
     free_locked(connection);
 }
 
@@ -209,7 +209,7 @@ static int wait_for_more_locked(struct connection *connection)
     /* A stop closes every connection the watcher holds; none may come back. */
     if (atomic_load(&connection->io->stopping))
         return -1;
-    if (watcher_watch_locked(connection->io->watcher, &connection->watch, WAITING_EVENTS) < 0)
+    if (dt_watcher_watch_locked(connection->io->watcher, &connection->watch, WAITING_EVENTS) < 0)
         return -1;
     idle_list_add_locked(connection);
     return 0;
@@ -228,13 +228,13 @@ static int wait_for_request_locked(struct connection *connection)
         return -1;
     connection->state = CONNECTION_IDLE;
     connection->watch.ready = readable;
-    request_reader_reset(&connection->reader);
-    if (watcher_watch_locked(io->watcher, &connection->watch, WAITING_EVENTS) < 0)
+    dt_request_reader_reset(&connection->reader);
+    if (dt_watcher_watch_locked(io->watcher, &connection->watch, WAITING_EVENTS) < 0)
         return -1;
-    watcher_arm_locked(io->watcher, &connection->deadline, io->idle_timeout_ms);
+    dt_watcher_arm_locked(io->watcher, &connection->deadline, io->idle_timeout_ms);
     /* epoll will not say so: the bytes are out of the socket already. */
     if (connection->reader.length > 0)
-        watcher_arm_locked(io->watcher, &connection->resume, 0);
+        dt_watcher_arm_locked(io->watcher, &connection->resume, 0);
     idle_list_add_locked(connection);
     return 0;
 }
@@ -250,41 +250,41 @@ static int wait_for_first_request_locked(struct connection *connection)
     struct io_context *io = connection->io;
 
     connection->state = CONNECTION_READING;
-    if (watcher_watch_locked(io->watcher, &connection->watch, WAITING_EVENTS) < 0)
+    if (dt_watcher_watch_locked(io->watcher, &connection->watch, WAITING_EVENTS) < 0)
         return -1;
-    watcher_arm_locked(io->watcher, &connection->deadline, io->read_timeout_ms);
+    dt_watcher_arm_locked(io->watcher, &connection->deadline, io->read_timeout_ms);
     idle_list_add_locked(connection);
     return 0;
 }
 
-void connection_accepted_locked(struct io_context *io, int fd)
+void dt_connection_accepted_locked(struct io_context *io, int fd)
 {
     struct connection *connection = calloc(1, sizeof(*connection));
 
     if (!connection) {
-        log_line(LOG_ERROR, "accept", "error=\"out of memory\"");
+        dt_log_line(LOG_ERROR, "accept", "error=\"out of memory\"");
         atomic_fetch_sub(&io->connections, 1);   /* the listener counted it */
         close(fd);
         return;
     }
     connection->io = io;
-    request_reader_init(&connection->reader, io->max_body);
-    watch_init(&connection->watch, fd, readable);
-    timer_init(&connection->deadline, deadline_expired);
-    timer_init(&connection->resume, resume_due);
+    dt_request_reader_init(&connection->reader, io->max_body);
+    dt_watch_init(&connection->watch, fd, readable);
+    dt_timer_init(&connection->deadline, deadline_expired);
+    dt_timer_init(&connection->resume, resume_due);
     if (wait_for_first_request_locked(connection) < 0) {
-        log_line(LOG_ERROR, "accept", "error=\"%s\"", strerror(errno));
+        dt_log_line(LOG_ERROR, "accept", "error=\"%s\"", strerror(errno));
         free_locked(connection);
     }
 }
 
-void connection_close(struct connection *connection)
+void dt_connection_close(struct connection *connection)
 {
     struct watcher *watcher = connection->io->watcher;
 
-    watcher_lock(watcher);
+    dt_watcher_lock(watcher);
     free_locked(connection);
-    watcher_unlock(watcher);
+    dt_watcher_unlock(watcher);
 }
 
 #define LINGER_MS 2000
@@ -311,18 +311,18 @@ static int linger_locked(struct connection *connection)
     connection->state = CONNECTION_LINGERING;
     connection->watch.ready = lingering_ready;
     if (shutdown(connection->watch.fd, SHUT_WR) < 0 ||
-        watcher_watch_locked(connection->io->watcher, &connection->watch,
+        dt_watcher_watch_locked(connection->io->watcher, &connection->watch,
                              EPOLLIN | EPOLLRDHUP) < 0)
         return -1;
-    watcher_arm_locked(connection->io->watcher, &connection->deadline, LINGER_MS);
+    dt_watcher_arm_locked(connection->io->watcher, &connection->deadline, LINGER_MS);
     idle_list_add_locked(connection);
     return 0;
 }
 
-void connection_expect_unread(struct connection *connection)
+void dt_connection_expect_unread(struct connection *connection)
 {
     connection->unread_input = 1;
-    fcgi_response_forbid_keepalive(&connection->response);
+    dt_fcgi_response_forbid_keepalive(&connection->response);
 }
 
 /* A connection about to close holds the start of a pipelined request:
@@ -331,24 +331,24 @@ static void log_unserved(const struct connection *connection, struct io_context 
 {
     const struct request_reader *reader = &connection->reader;
 
-    if (!request_reader_next_is_request(reader))
+    if (!dt_request_reader_next_is_request(reader))
         return;
-    log_line(LOG_INFO, "pipelined_request_dropped", "fd=%d bytes=%zu reason=\"%s\"",
+    dt_log_line(LOG_INFO, "pipelined_request_dropped", "fd=%d bytes=%zu reason=\"%s\"",
              connection->watch.fd, reader->trailing_length,
              atomic_load(&io->stopping) ? "stopping"
              : !reader->keep_connection ? "the request before it did not ask to keep the connection"
                                         : "the answer before it could not be sent");
 }
 
-void connection_release(struct connection *connection)
+void dt_connection_release(struct connection *connection)
 {
     struct io_context *io = connection->io;
     int kept;
 
     if (atomic_load(&io->stopping))
-        fcgi_response_forbid_keepalive(&connection->response);
-    kept = fcgi_response_end(&connection->response);
-    watcher_lock(io->watcher);
+        dt_fcgi_response_forbid_keepalive(&connection->response);
+    kept = dt_fcgi_response_end(&connection->response);
+    dt_watcher_lock(io->watcher);
     if (kept) {
         if (wait_for_request_locked(connection) < 0)
             free_locked(connection);
@@ -357,14 +357,14 @@ void connection_release(struct connection *connection)
         if (!connection->unread_input || linger_locked(connection) < 0)
             free_locked(connection);
     }
-    watcher_unlock(io->watcher);
+    dt_watcher_unlock(io->watcher);
 }
 
-void connection_answer_now(struct connection *connection, const char *text, size_t length)
+void dt_connection_answer_now(struct connection *connection, const char *text, size_t length)
 {
     struct io_context *io = connection->io;
     uint8_t wire[1024];
-    size_t needed = fcgi_short_response_encode(wire, sizeof(wire), connection->reader.request_id,
+    size_t needed = dt_fcgi_short_response_encode(wire, sizeof(wire), connection->reader.request_id,
                                                text, (uint16_t)(length > 65535 ? 0 : length));
     ssize_t sent = -1;
     int kept;
@@ -377,11 +377,11 @@ void connection_answer_now(struct connection *connection, const char *text, size
      * so the socket buffer is empty here and one send() takes it all.  A
      * peer that lets it fill up is not a web server we can keep. */
     if (sent != (ssize_t)needed)
-        log_line(LOG_INFO, "answer_not_sent", "fd=%d error=\"%s\"", connection->watch.fd,
+        dt_log_line(LOG_INFO, "answer_not_sent", "fd=%d error=\"%s\"", connection->watch.fd,
                  sent < 0 ? strerror(errno) : "short write");
     kept = sent == (ssize_t)needed && connection->reader.keep_connection &&
            !atomic_load(&io->stopping);
-    watcher_lock(io->watcher);
+    dt_watcher_lock(io->watcher);
     if (kept) {
         if (wait_for_request_locked(connection) < 0)
             free_locked(connection);
@@ -393,7 +393,7 @@ void connection_answer_now(struct connection *connection, const char *text, size
             linger_locked(connection) < 0)
             free_locked(connection);
     }
-    watcher_unlock(io->watcher);
+    dt_watcher_unlock(io->watcher);
 }
 
 /* Watcher thread: readable while a job answers means the peer is gone:
@@ -403,71 +403,71 @@ static void responding_ready(struct watch *watch, uint32_t events)
 {
     struct connection *connection = container_of(watch, struct connection, watch);
 
-    watcher_unwatch_locked(connection->io->watcher, watch);
+    dt_watcher_unwatch_locked(connection->io->watcher, watch);
     if (connection->peer_left)
         connection->peer_left(connection->peer_left_arg);
 }
 
-int connection_watch_for_abort(struct connection *connection, void (*peer_left)(void *arg),
+int dt_connection_watch_for_abort(struct connection *connection, void (*peer_left)(void *arg),
                                void *arg)
 {
     struct watcher *watcher = connection->io->watcher;
     int rc;
 
-    watcher_lock(watcher);
+    dt_watcher_lock(watcher);
     connection->state = CONNECTION_RESPONDING;
     connection->peer_left = peer_left;
     connection->peer_left_arg = arg;
     connection->watch.ready = responding_ready;
-    rc = watcher_watch_locked(watcher, &connection->watch,
+    rc = dt_watcher_watch_locked(watcher, &connection->watch,
                               EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
-    watcher_unlock(watcher);
+    dt_watcher_unlock(watcher);
     return rc;
 }
 
-void connection_unwatch_abort(struct connection *connection)
+void dt_connection_unwatch_abort(struct connection *connection)
 {
     struct watcher *watcher = connection->io->watcher;
 
-    watcher_lock(watcher);
-    watcher_unwatch_locked(watcher, &connection->watch);
+    dt_watcher_lock(watcher);
+    dt_watcher_unwatch_locked(watcher, &connection->watch);
     connection->peer_left = NULL;
     connection->peer_left_arg = NULL;
-    watcher_unlock(watcher);
+    dt_watcher_unlock(watcher);
 }
 
-void connection_report_abort(struct connection *connection)
+void dt_connection_report_abort(struct connection *connection)
 {
     struct watcher *watcher = connection->io->watcher;
 
-    watcher_lock(watcher);
-    watcher_unwatch_locked(watcher, &connection->watch);
+    dt_watcher_lock(watcher);
+    dt_watcher_unwatch_locked(watcher, &connection->watch);
     if (connection->peer_left)
         connection->peer_left(connection->peer_left_arg);
-    watcher_unlock(watcher);
+    dt_watcher_unlock(watcher);
 }
 
-void connection_close_idle(struct io_context *io)
+void dt_connection_close_idle(struct io_context *io)
 {
-    watcher_lock(io->watcher);
+    dt_watcher_lock(io->watcher);
     while (io->idle_connections)
         free_locked(io->idle_connections);
-    watcher_unlock(io->watcher);
+    dt_watcher_unlock(io->watcher);
 }
 
-struct fcgi_response *connection_response(struct connection *connection)
+struct fcgi_response *dt_connection_response(struct connection *connection)
 {
     return &connection->response;
 }
 
-int connection_fd(const struct connection *connection)
+int dt_connection_fd(const struct connection *connection)
 {
     return connection->watch.fd;
 }
 
-void connection_forbid_keepalive(struct connection *connection)
+void dt_connection_forbid_keepalive(struct connection *connection)
 {
-    fcgi_response_forbid_keepalive(&connection->response);
+    dt_fcgi_response_forbid_keepalive(&connection->response);
 }
 
 /* "Status: 404 Not Found" and a one-line text body; -1 if it does not fit. */
@@ -481,19 +481,19 @@ static int format_short_answer(char *out, size_t size, const char *status, const
     return n < 0 || (size_t)n >= size ? -1 : n;
 }
 
-void connection_respond(struct connection *connection, const char *status, const char *extra)
+void dt_connection_respond(struct connection *connection, const char *status, const char *extra)
 {
     char head[512];
     int n = format_short_answer(head, sizeof(head), status, extra);
 
-    if (n < 0 || fcgi_response_send_whole(&connection->response, head, (size_t)n) < 0)
-        fcgi_response_forbid_keepalive(&connection->response);
+    if (n < 0 || dt_fcgi_response_send_whole(&connection->response, head, (size_t)n) < 0)
+        dt_fcgi_response_forbid_keepalive(&connection->response);
 }
 
-void connection_refuse_now(struct connection *connection, const char *status, const char *extra)
+void dt_connection_refuse_now(struct connection *connection, const char *status, const char *extra)
 {
     char head[512];
     int n = format_short_answer(head, sizeof(head), status, extra);
 
-    connection_answer_now(connection, head, n < 0 ? 0 : (size_t)n);
+    dt_connection_answer_now(connection, head, n < 0 ? 0 : (size_t)n);
 }

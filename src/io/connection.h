@@ -39,7 +39,7 @@ struct io_context {
     /*
      * A request read whole, on the watcher thread, no lock held.
      * answer_now: 1 when it answered (the connection is handed back with
-     * connection_answer_now() or the like), 0 to let hand_off have it;
+     * dt_connection_answer_now() or the like), 0 to let hand_off have it;
      * hand_off takes the connection (out of epoll, no deadline) and must
      * not block.  Both get handler_arg.
      */
@@ -69,41 +69,41 @@ struct connection {
 };
 
 /* From the listener, on the watcher thread (lock held): a new connection. */
-void connection_accepted_locked(struct io_context *io, int fd);
+void dt_connection_accepted_locked(struct io_context *io, int fd);
 
 /*
  * A worker is done with the request: the connection goes back to waiting
  * when the web server keeps it alive, else it is closed and freed.
  */
-void connection_release(struct connection *connection);
-void connection_close(struct connection *connection);
+void dt_connection_release(struct connection *connection);
+void dt_connection_close(struct connection *connection);
 
 /*
  * Watcher thread, for the request just read: text (a CGI-style head and
  * body, at most 65535 bytes) goes out as the whole response in one send(),
  * and the connection waits for the next request or closes.
  */
-void connection_answer_now(struct connection *connection, const char *text, size_t length);
-/* The same with a short text/plain refusal, as connection_respond(). */
-void connection_refuse_now(struct connection *connection, const char *status, const char *extra);
+void dt_connection_answer_now(struct connection *connection, const char *text, size_t length);
+/* The same with a short text/plain refusal, as dt_connection_respond(). */
+void dt_connection_refuse_now(struct connection *connection, const char *status, const char *extra);
 
 /*
  * Attached jobs: watch the connection for the peer leaving while the job
  * runs (within milliseconds, writes or not), and stop watching at the end.
  * peer_left(arg) runs on the watcher thread with the watcher lock held,
- * at most once per watch, never after connection_unwatch_abort() returns.
+ * at most once per watch, never after dt_connection_unwatch_abort() returns.
  */
-int connection_watch_for_abort(struct connection *connection, void (*peer_left)(void *arg),
+int dt_connection_watch_for_abort(struct connection *connection, void (*peer_left)(void *arg),
                                void *arg);
-void connection_unwatch_abort(struct connection *connection);
+void dt_connection_unwatch_abort(struct connection *connection);
 /* The peer spoke after its request (we read it along with the request):
  * for an attached job that is the peer leaving, as if the watcher saw it. */
-void connection_report_abort(struct connection *connection);
+void dt_connection_report_abort(struct connection *connection);
 
 /* The worker's or attached job's answer, begun when the request was handed off. */
-struct fcgi_response *connection_response(struct connection *connection);
-int connection_fd(const struct connection *connection);
-void connection_forbid_keepalive(struct connection *connection);
+struct fcgi_response *dt_connection_response(struct connection *connection);
+int dt_connection_fd(const struct connection *connection);
+void dt_connection_forbid_keepalive(struct connection *connection);
 /*
  * The peer sent bytes we will not read (a body over max_body, a request
  * sent before our answer).  Closing on unread bytes makes TCP send a reset,
@@ -111,12 +111,12 @@ void connection_forbid_keepalive(struct connection *connection);
  * the slow way: write side shut, the rest read and dropped by the watcher
  * for up to two seconds.  Implies no keep-alive.
  */
-void connection_expect_unread(struct connection *connection);
+void dt_connection_expect_unread(struct connection *connection);
 /* A short text/plain answer: status is "404 Not Found"; extra is more
  * header lines, each ending in CRLF, or NULL. */
-void connection_respond(struct connection *connection, const char *status, const char *extra);
+void dt_connection_respond(struct connection *connection, const char *status, const char *extra);
 
 /* Closes every idle connection; on stop, after the listener is closed. */
-void connection_close_idle(struct io_context *io);
+void dt_connection_close_idle(struct io_context *io);
 
 #endif

@@ -69,11 +69,11 @@ static int open_inherited(struct listener *listener)
         fd = 0;
     if (!is_listening_socket(fd)) {
         errno = ENOTSOCK;
-        return error_set("no listen address given and fd %d is not a listening socket "
+        return dt_error_set("no listen address given and fd %d is not a listening socket "
                          "(use --listen, spawn-fcgi or systemd socket activation)", fd);
     }
     if (set_nonblocking(fd) < 0)
-        return error_set("inherited socket fd %d: %s", fd, strerror(errno));
+        return dt_error_set("inherited socket fd %d: %s", fd, strerror(errno));
     /* Keep it out of job processes. */
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     listener->fd = fd;
@@ -87,22 +87,22 @@ static int remove_stale_socket(const char *path, const struct sockaddr_un *addre
     int probe, rc;
 
     if (lstat(path, &info) < 0)
-        return errno == ENOENT ? 0 : error_set("unix:%s: %s", path, strerror(errno));
+        return errno == ENOENT ? 0 : dt_error_set("unix:%s: %s", path, strerror(errno));
     if (!S_ISSOCK(info.st_mode)) {
         errno = EEXIST;
-        return error_set("unix:%s: exists and is not a socket", path);
+        return dt_error_set("unix:%s: exists and is not a socket", path);
     }
     probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (probe < 0)
-        return error_set("socket: %s", strerror(errno));
+        return dt_error_set("socket: %s", strerror(errno));
     rc = connect(probe, (const struct sockaddr *)address, sizeof(*address));
     close(probe);
     if (rc == 0) {
         errno = EADDRINUSE;
-        return error_set("unix:%s: another server is listening there", path);
+        return dt_error_set("unix:%s: another server is listening there", path);
     }
     if (unlink(path) < 0 && errno != ENOENT)
-        return error_set("unix:%s: removing stale socket: %s", path, strerror(errno));
+        return dt_error_set("unix:%s: removing stale socket: %s", path, strerror(errno));
     return 0;
 }
 
@@ -117,26 +117,26 @@ static int set_owner(const char *path, const char *owner)
 
     if (length >= sizeof(user)) {
         errno = EINVAL;
-        return error_set("unix:%s: socket owner \"%s\" is too long", path, owner);
+        return dt_error_set("unix:%s: socket owner \"%s\" is too long", path, owner);
     }
     memcpy(user, owner, length);
     user[length] = '\0';
     entry = getpwnam(user);
     if (!entry) {
         errno = ENOENT;
-        return error_set("unix:%s: socket owner: no user \"%s\"", path, user);
+        return dt_error_set("unix:%s: socket owner: no user \"%s\"", path, user);
     }
     group = entry->pw_gid;
     if (colon) {
         struct group *named = getgrnam(colon + 1);
         if (!named) {
             errno = ENOENT;
-            return error_set("unix:%s: socket owner: no group \"%s\"", path, colon + 1);
+            return dt_error_set("unix:%s: socket owner: no group \"%s\"", path, colon + 1);
         }
         group = named->gr_gid;
     }
     if (chown(path, entry->pw_uid, group) < 0)
-        return error_set("unix:%s: chown %s: %s", path, owner, strerror(errno));
+        return dt_error_set("unix:%s: chown %s: %s", path, owner, strerror(errno));
     return 0;
 }
 
@@ -148,7 +148,7 @@ static int open_unix(struct listener *listener, const char *path, unsigned socke
 
     if (path[0] != '/' || strlen(path) >= sizeof(address.sun_path)) {
         errno = EINVAL;
-        return error_set("unix:%s: the path must be absolute and under %zu bytes",
+        return dt_error_set("unix:%s: the path must be absolute and under %zu bytes",
                          path, sizeof(address.sun_path));
     }
     strcpy(address.sun_path, path);
@@ -156,24 +156,24 @@ static int open_unix(struct listener *listener, const char *path, unsigned socke
         return -1;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
-        return error_set("socket: %s", strerror(errno));
+        return dt_error_set("socket: %s", strerror(errno));
     if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
-        error_set("unix:%s: bind: %s", path, strerror(errno));
+        dt_error_set("unix:%s: bind: %s", path, strerror(errno));
         goto fail;
     }
     listener->unix_path = strdup(path);
     if (!listener->unix_path) {
-        error_set("out of memory");
+        dt_error_set("out of memory");
         goto fail_unlink;
     }
     if (chmod(path, socket_mode) < 0) {
-        error_set("unix:%s: chmod %o: %s", path, socket_mode, strerror(errno));
+        dt_error_set("unix:%s: chmod %o: %s", path, socket_mode, strerror(errno));
         goto fail_unlink;
     }
     if (socket_owner && set_owner(path, socket_owner) < 0)
         goto fail_unlink;
     if (listen(fd, BACKLOG) < 0) {
-        error_set("unix:%s: listen: %s", path, strerror(errno));
+        dt_error_set("unix:%s: listen: %s", path, strerror(errno));
         goto fail_unlink;
     }
     listener->fd = fd;
@@ -234,15 +234,15 @@ static int open_inet(struct listener *listener, const char *address)
     }
     fd = socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
-        return error_set("socket: %s", strerror(errno));
+        return dt_error_set("socket: %s", strerror(errno));
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&storage, length) < 0) {
-        error_set("%s: bind: %s", address, strerror(errno));
+        dt_error_set("%s: bind: %s", address, strerror(errno));
         close(fd);
         return -1;
     }
     if (listen(fd, BACKLOG) < 0) {
-        error_set("%s: listen: %s", address, strerror(errno));
+        dt_error_set("%s: listen: %s", address, strerror(errno));
         close(fd);
         return -1;
     }
@@ -250,11 +250,11 @@ static int open_inet(struct listener *listener, const char *address)
     return 0;
 bad:
     errno = EINVAL;
-    return error_set("listen address \"%s\": expected unix:/path, IPv4:port or [IPv6]:port",
+    return dt_error_set("listen address \"%s\": expected unix:/path, IPv4:port or [IPv6]:port",
                      address);
 }
 
-int listener_open(struct listener *listener, const char *address, unsigned socket_mode,
+int dt_listener_open(struct listener *listener, const char *address, unsigned socket_mode,
                   const char *socket_owner)
 {
     memset(listener, 0, sizeof(*listener));
@@ -272,8 +272,8 @@ static void pause_over(struct timer *timer)
 {
     struct listener *listener = container_of(timer, struct listener, pause);
 
-    if (watcher_watch_locked(listener->io->watcher, &listener->watch, EPOLLIN) < 0)
-        log_line(LOG_ERROR, "listen_resume", "error=\"%s\"", strerror(errno));
+    if (dt_watcher_watch_locked(listener->io->watcher, &listener->watch, EPOLLIN) < 0)
+        dt_log_line(LOG_ERROR, "listen_resume", "error=\"%s\"", strerror(errno));
 }
 
 /*
@@ -293,7 +293,7 @@ static int room_for_connection(struct listener *listener)
         return 1;
     if (open < listener->max_connections) {
         if (listener->capped && open < listener->max_connections / 4 * 3 + 1) {
-            log_line(LOG_INFO, "connections_below_cap", "open=%llu max_connections=%llu "
+            dt_log_line(LOG_INFO, "connections_below_cap", "open=%llu max_connections=%llu "
                      "closed_at_cap=%llu", open, listener->max_connections, listener->refused);
             listener->capped = 0;
             listener->refused = 0;
@@ -302,7 +302,7 @@ static int room_for_connection(struct listener *listener)
     }
     listener->refused++;
     if (!listener->capped) {
-        log_line(LOG_ERROR, "connections_capped", "open=%llu max_connections=%llu "
+        dt_log_line(LOG_ERROR, "connections_capped", "open=%llu max_connections=%llu "
                  "reason=\"the rest of the descriptors are kept for jobs; new connections "
                  "are closed at once\"", open, listener->max_connections);
         listener->capped = 1;
@@ -324,22 +324,22 @@ static void accept_ready(struct watch *watch, uint32_t events)
                 continue;
             }
             atomic_fetch_add(&io->connections, 1);   /* connection.c counts it down */
-            connection_accepted_locked(io, fd);
+            dt_connection_accepted_locked(io, fd);
             continue;
         }
         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
             return;
-        log_line(LOG_ERROR, "accept", "error=\"%s\"", strerror(errno));
+        dt_log_line(LOG_ERROR, "accept", "error=\"%s\"", strerror(errno));
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* The backlog keeps the clients; retrying at once would spin. */
-            watcher_unwatch_locked(io->watcher, &listener->watch);
-            watcher_arm_locked(io->watcher, &listener->pause, 100);
+            dt_watcher_unwatch_locked(io->watcher, &listener->watch);
+            dt_watcher_arm_locked(io->watcher, &listener->pause, 100);
         }
         return;
     }
 }
 
-int listener_start(struct listener *listener, struct io_context *io,
+int dt_listener_start(struct listener *listener, struct io_context *io,
                    unsigned long long max_connections)
 {
     int one = 1;
@@ -348,18 +348,18 @@ int listener_start(struct listener *listener, struct io_context *io,
     listener->max_connections = max_connections;
     /* Accepted TCP sockets inherit TCP_NODELAY on Linux: acks go out at once. */
     setsockopt(listener->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    watch_init(&listener->watch, listener->fd, accept_ready);
-    timer_init(&listener->pause, pause_over);
-    return watcher_watch(io->watcher, &listener->watch, EPOLLIN);
+    dt_watch_init(&listener->watch, listener->fd, accept_ready);
+    dt_timer_init(&listener->pause, pause_over);
+    return dt_watcher_watch(io->watcher, &listener->watch, EPOLLIN);
 }
 
-void listener_close(struct listener *listener)
+void dt_listener_close(struct listener *listener)
 {
     if (listener->io) {
-        watcher_lock(listener->io->watcher);
-        watcher_unwatch_locked(listener->io->watcher, &listener->watch);
-        watcher_disarm_locked(listener->io->watcher, &listener->pause);
-        watcher_unlock(listener->io->watcher);
+        dt_watcher_lock(listener->io->watcher);
+        dt_watcher_unwatch_locked(listener->io->watcher, &listener->watch);
+        dt_watcher_disarm_locked(listener->io->watcher, &listener->pause);
+        dt_watcher_unlock(listener->io->watcher);
     }
     if (listener->fd >= 0)
         close(listener->fd);

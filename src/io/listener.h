@@ -27,11 +27,11 @@ struct listener {
  * listening socket inherited on fd 0 (spawn-fcgi) or from systemd
  * (LISTEN_FDS).  A stale unix socket file is replaced; a live one is not.
  */
-int listener_open(struct listener *listener, const char *address, unsigned socket_mode,
+int dt_listener_open(struct listener *listener, const char *address, unsigned socket_mode,
                   const char *socket_owner);
 /* Starts accepting on the watcher thread; max_connections as above. */
-int listener_start(struct listener *listener, struct io_context *io,
+int dt_listener_start(struct listener *listener, struct io_context *io,
                    unsigned long long max_connections);
-void listener_close(struct listener *listener);
+void dt_listener_close(struct listener *listener);
 
 #endif

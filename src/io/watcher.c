@@ -6,7 +6,7 @@
  * event was dispatched.  Events here carry (generation, fd), not pointers;
  * dispatch looks the fd up in a table under the lock and skips any event
  * whose generation no longer matches.  So a watch can be freed as soon as
- * watcher_unwatch() returns, and a reused descriptor number is harmless.
+ * dt_watcher_unwatch() returns, and a reused descriptor number is harmless.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,9 +35,9 @@ struct watcher {
     int stopping;
     int started;
     pthread_t thread;
-    watcher_clock_fn clock;      /* NULL: monotonic_ms */
+    watcher_clock_fn clock;      /* NULL: dt_monotonic_ms */
     void *clock_arg;
-    /* watcher_clock_moved(): requests, and the last one whose due
+    /* dt_watcher_clock_moved(): requests, and the last one whose due
      * timers the thread ran; moved_cond signals that. */
     uint64_t clock_moves, clock_moves_served;
     pthread_cond_t moved_cond;
@@ -45,32 +45,32 @@ struct watcher {
 
 #define WAKE_TAG UINT64_MAX
 
-struct watcher *watcher_new(void)
+struct watcher *dt_watcher_new(void)
 {
     struct watcher *watcher = calloc(1, sizeof(*watcher));
     struct epoll_event event = { .events = EPOLLIN, .data.u64 = WAKE_TAG };
 
     if (!watcher) {
-        error_set("watcher: out of memory");
+        dt_error_set("watcher: out of memory");
         return NULL;
     }
     pthread_mutex_init(&watcher->lock, NULL);
     pthread_cond_init(&watcher->moved_cond, NULL);
-    timer_heap_init(&watcher->timers);
+    dt_timer_heap_init(&watcher->timers);
     watcher->wake_fd = -1;
     watcher->next_generation = 1;
     watcher->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (watcher->epoll_fd < 0) {
-        error_set("watcher: epoll_create1: %s", strerror(errno));
+        dt_error_set("watcher: epoll_create1: %s", strerror(errno));
         goto fail;
     }
     watcher->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (watcher->wake_fd < 0) {
-        error_set("watcher: eventfd: %s", strerror(errno));
+        dt_error_set("watcher: eventfd: %s", strerror(errno));
         goto fail;
     }
     if (epoll_ctl(watcher->epoll_fd, EPOLL_CTL_ADD, watcher->wake_fd, &event) < 0) {
-        error_set("watcher: epoll_ctl: %s", strerror(errno));
+        dt_error_set("watcher: epoll_ctl: %s", strerror(errno));
         goto fail;
     }
     return watcher;
@@ -79,7 +79,7 @@ fail:
         close(watcher->epoll_fd);
     if (watcher->wake_fd >= 0)
         close(watcher->wake_fd);
-    timer_heap_destroy(&watcher->timers);
+    dt_timer_heap_destroy(&watcher->timers);
     pthread_cond_destroy(&watcher->moved_cond);
     pthread_mutex_destroy(&watcher->lock);
     free(watcher);
@@ -88,7 +88,7 @@ fail:
 
 static uint64_t now_ms(const struct watcher *watcher)
 {
-    return watcher->clock ? watcher->clock(watcher->clock_arg) : monotonic_ms();
+    return watcher->clock ? watcher->clock(watcher->clock_arg) : dt_monotonic_ms();
 }
 
 static void wake(struct watcher *watcher)
@@ -97,20 +97,20 @@ static void wake(struct watcher *watcher)
 
     /* EAGAIN means a wake-up is already pending: as good as ours. */
     if (write(watcher->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        log_line(LOG_ERROR, "watcher_wake", "error=\"%s\"", strerror(errno));
+        dt_log_line(LOG_ERROR, "watcher_wake", "error=\"%s\"", strerror(errno));
 }
 
-void watcher_lock(struct watcher *watcher)
+void dt_watcher_lock(struct watcher *watcher)
 {
     pthread_mutex_lock(&watcher->lock);
 }
 
-void watcher_unlock(struct watcher *watcher)
+void dt_watcher_unlock(struct watcher *watcher)
 {
     pthread_mutex_unlock(&watcher->lock);
 }
 
-void watch_init(struct watch *watch, int fd, watch_fn ready)
+void dt_watch_init(struct watch *watch, int fd, watch_fn ready)
 {
     watch->fd = fd;
     watch->generation = 0;
@@ -136,7 +136,7 @@ static int ensure_slot(struct watcher *watcher, int fd)
     return 0;
 }
 
-int watcher_watch_locked(struct watcher *watcher, struct watch *watch, uint32_t events)
+int dt_watcher_watch_locked(struct watcher *watcher, struct watch *watch, uint32_t events)
 {
     struct epoll_event event;
     int op = watch->generation ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
@@ -147,7 +147,7 @@ int watcher_watch_locked(struct watcher *watcher, struct watch *watch, uint32_t 
     if (!watch->generation) {
         if (ensure_slot(watcher, watch->fd) < 0) {
             errno = ENOMEM;
-            return error_set("watcher: out of memory for fd %d", watch->fd);
+            return dt_error_set("watcher: out of memory for fd %d", watch->fd);
         }
         if (++watcher->next_generation == 0)
             watcher->next_generation = 1;
@@ -160,24 +160,24 @@ int watcher_watch_locked(struct watcher *watcher, struct watch *watch, uint32_t 
         if (op == EPOLL_CTL_ADD)
             watch->generation = 0;
         errno = saved;
-        return error_set("watcher: epoll_ctl fd %d: %s", watch->fd, strerror(errno));
+        return dt_error_set("watcher: epoll_ctl fd %d: %s", watch->fd, strerror(errno));
     }
     watcher->by_fd[watch->fd] = watch;
     watch->events = events;
     return 0;
 }
 
-int watcher_watch(struct watcher *watcher, struct watch *watch, uint32_t events)
+int dt_watcher_watch(struct watcher *watcher, struct watch *watch, uint32_t events)
 {
     int result;
 
     pthread_mutex_lock(&watcher->lock);
-    result = watcher_watch_locked(watcher, watch, events);
+    result = dt_watcher_watch_locked(watcher, watch, events);
     pthread_mutex_unlock(&watcher->lock);
     return result;
 }
 
-void watcher_unwatch_locked(struct watcher *watcher, struct watch *watch)
+void dt_watcher_unwatch_locked(struct watcher *watcher, struct watch *watch)
 {
     if (!watch->generation)
         return;
@@ -188,44 +188,44 @@ void watcher_unwatch_locked(struct watcher *watcher, struct watch *watch)
     watch->generation = 0;
 }
 
-void watcher_unwatch(struct watcher *watcher, struct watch *watch)
+void dt_watcher_unwatch(struct watcher *watcher, struct watch *watch)
 {
     pthread_mutex_lock(&watcher->lock);
-    watcher_unwatch_locked(watcher, watch);
+    dt_watcher_unwatch_locked(watcher, watch);
     pthread_mutex_unlock(&watcher->lock);
 }
 
-void watcher_arm_locked(struct watcher *watcher, struct timer *timer, uint64_t after_ms)
+void dt_watcher_arm_locked(struct watcher *watcher, struct timer *timer, uint64_t after_ms)
 {
-    struct timer *first = timer_heap_first(&watcher->timers);
+    struct timer *first = dt_timer_heap_first(&watcher->timers);
 
-    if (timer_heap_arm(&watcher->timers, timer, now_ms(watcher) + after_ms) < 0) {
+    if (dt_timer_heap_arm(&watcher->timers, timer, now_ms(watcher) + after_ms) < 0) {
         /* Cannot happen short of memory exhaustion; firing now is the safe side. */
-        log_line(LOG_ERROR, "watcher_arm", "error=\"out of memory\"");
+        dt_log_line(LOG_ERROR, "watcher_arm", "error=\"out of memory\"");
         return;
     }
     /* The watcher thread recomputes its timeout before it sleeps again. */
-    if (timer_heap_first(&watcher->timers) != first &&
+    if (dt_timer_heap_first(&watcher->timers) != first &&
         !(watcher->started && pthread_equal(pthread_self(), watcher->thread)))
         wake(watcher);
 }
 
-void watcher_arm(struct watcher *watcher, struct timer *timer, uint64_t after_ms)
+void dt_watcher_arm(struct watcher *watcher, struct timer *timer, uint64_t after_ms)
 {
     pthread_mutex_lock(&watcher->lock);
-    watcher_arm_locked(watcher, timer, after_ms);
+    dt_watcher_arm_locked(watcher, timer, after_ms);
     pthread_mutex_unlock(&watcher->lock);
 }
 
-void watcher_disarm_locked(struct watcher *watcher, struct timer *timer)
+void dt_watcher_disarm_locked(struct watcher *watcher, struct timer *timer)
 {
-    timer_heap_disarm(&watcher->timers, timer);
+    dt_timer_heap_disarm(&watcher->timers, timer);
 }
 
-void watcher_disarm(struct watcher *watcher, struct timer *timer)
+void dt_watcher_disarm(struct watcher *watcher, struct timer *timer)
 {
     pthread_mutex_lock(&watcher->lock);
-    watcher_disarm_locked(watcher, timer);
+    dt_watcher_disarm_locked(watcher, timer);
     pthread_mutex_unlock(&watcher->lock);
 }
 
@@ -234,7 +234,7 @@ void watcher_disarm(struct watcher *watcher, struct timer *timer)
 static int run_timers_locked(struct watcher *watcher, unsigned *fired)
 {
     for (;;) {
-        struct timer *first = timer_heap_first(&watcher->timers);
+        struct timer *first = dt_timer_heap_first(&watcher->timers);
         uint64_t now;
 
         if (!first)
@@ -244,7 +244,7 @@ static int run_timers_locked(struct watcher *watcher, unsigned *fired)
             uint64_t wait = first->deadline_ms - now;
             return wait > INT32_MAX ? INT32_MAX : (int)wait;
         }
-        timer_heap_disarm(&watcher->timers, first);
+        dt_timer_heap_disarm(&watcher->timers, first);
         first->fire(first);
         ++*fired;
     }
@@ -259,7 +259,7 @@ static void dispatch_locked(struct watcher *watcher, const struct epoll_event *e
     if (event->data.u64 == WAKE_TAG) {
         uint64_t count;
         if (read(watcher->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-            log_line(LOG_ERROR, "watcher_wake", "error=\"%s\"", strerror(errno));
+            dt_log_line(LOG_ERROR, "watcher_wake", "error=\"%s\"", strerror(errno));
         return;
     }
     if (fd >= watcher->by_fd_size)
@@ -297,7 +297,7 @@ static void *watcher_main(void *arg)
         pthread_mutex_lock(&watcher->lock);
         if (count < 0) {
             if (saved != EINTR)
-                log_line(LOG_ERROR, "watcher_epoll_wait", "error=\"%s\"", strerror(saved));
+                dt_log_line(LOG_ERROR, "watcher_epoll_wait", "error=\"%s\"", strerror(saved));
             continue;
         }
         for (int i = 0; i < count; i++)
@@ -309,7 +309,7 @@ static void *watcher_main(void *arg)
     return NULL;
 }
 
-void watcher_set_clock(struct watcher *watcher, watcher_clock_fn now, void *arg)
+void dt_watcher_set_clock(struct watcher *watcher, watcher_clock_fn now, void *arg)
 {
     pthread_mutex_lock(&watcher->lock);
     watcher->clock = now;
@@ -317,7 +317,7 @@ void watcher_set_clock(struct watcher *watcher, watcher_clock_fn now, void *arg)
     pthread_mutex_unlock(&watcher->lock);
 }
 
-void watcher_clock_moved(struct watcher *watcher)
+void dt_watcher_clock_moved(struct watcher *watcher)
 {
     unsigned fired = 0;
 
@@ -334,7 +334,7 @@ void watcher_clock_moved(struct watcher *watcher)
     pthread_mutex_unlock(&watcher->lock);
 }
 
-void watcher_on_round_end(struct watcher *watcher, watcher_round_fn fn, void *arg)
+void dt_watcher_on_round_end(struct watcher *watcher, watcher_round_fn fn, void *arg)
 {
     pthread_mutex_lock(&watcher->lock);
     watcher->round_end = fn;
@@ -342,19 +342,19 @@ void watcher_on_round_end(struct watcher *watcher, watcher_round_fn fn, void *ar
     pthread_mutex_unlock(&watcher->lock);
 }
 
-int watcher_start(struct watcher *watcher)
+int dt_watcher_start(struct watcher *watcher)
 {
-    int rc = thread_start(&watcher->thread, watcher_main, watcher);
+    int rc = dt_thread_start(&watcher->thread, watcher_main, watcher);
 
     if (rc != 0) {
         errno = rc;
-        return error_set("watcher: pthread_create: %s", strerror(rc));
+        return dt_error_set("watcher: pthread_create: %s", strerror(rc));
     }
     watcher->started = 1;
     return 0;
 }
 
-void watcher_free(struct watcher *watcher)
+void dt_watcher_free(struct watcher *watcher)
 {
     if (!watcher)
         return;
@@ -367,7 +367,7 @@ void watcher_free(struct watcher *watcher)
     }
     close(watcher->epoll_fd);
     close(watcher->wake_fd);
-    timer_heap_destroy(&watcher->timers);
+    dt_timer_heap_destroy(&watcher->timers);
     free(watcher->by_fd);
     pthread_cond_destroy(&watcher->moved_cond);
     pthread_mutex_destroy(&watcher->lock);

@@ -16,20 +16,20 @@ struct connection_status {
     _Atomic int stop_requested;
 };
 
-void connection_status_init(struct connection_status *status, int ignore_user_abort);
-int connection_status_bits(struct connection_status *status);
+void dt_connection_status_init(struct connection_status *status, int ignore_user_abort);
+int dt_connection_status_bits(struct connection_status *status);
 
 /* The peer went away: sets ABORTED; 1 when this must stop the job now. */
-int connection_status_abort(struct connection_status *status);
+int dt_connection_status_abort(struct connection_status *status);
 /* The time limit ran out: sets TIMEOUT; 1 when this must stop the job now. */
-int connection_status_timeout(struct connection_status *status);
+int dt_connection_status_timeout(struct connection_status *status);
 /*
  * on: 0/1 sets, -1 queries; returns the previous setting.  Turning it off
  * after an abort was ignored stops the job then: *stop_now says so.
  */
-int connection_status_ignore_user_abort(struct connection_status *status, int on, int *stop_now);
+int dt_connection_status_ignore_user_abort(struct connection_status *status, int on, int *stop_now);
 /* 1 for the first caller only. */
-int connection_status_request_stop(struct connection_status *status);
-int connection_status_should_stop(struct connection_status *status);
+int dt_connection_status_request_stop(struct connection_status *status);
+int dt_connection_status_should_stop(struct connection_status *status);
 
 #endif

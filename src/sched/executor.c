@@ -6,7 +6,7 @@
  * thread goes on with the next runnable job; at its deadline, or when it
  * must stop, the fiber joins its own thread's ready list and that thread
  * resumes it, so pthread_self() and thread-locals hold across the sleep.
- * Only with executor_set_migrate() does it join a shared list any job
+ * Only with dt_executor_set_migrate() does it join a shared list any job
  * thread resumes it from (sooner when its thread is busy, at that cost).
  * So a job costs a thread only while it computes or blocks, and ten
  * thousand sleeping jobs are ten thousand stacks, not threads or wake-ups.
@@ -25,8 +25,8 @@
  * a spawner thread creates them (pthread_create costs 100-190 us of CPU
  * on a small VM) when runnable jobs wait and the threads there are make
  * no progress, i.e. they are blocked in a handler or a script's wait.  No
- * job is stranded: executor_new() starts one job thread itself and fails
- * if it cannot, and job threads never exit before executor_free().
+ * job is stranded: dt_executor_new() starts one job thread itself and fails
+ * if it cannot, and job threads never exit before dt_executor_free().
  */
 #include <errno.h>
 #include <pthread.h>
@@ -79,7 +79,7 @@ struct executor {
     struct wakeup spawn;       /* the idle spawner sleeps here */
 
     pthread_mutex_t lock;
-    pthread_cond_t idle;       /* a job ended (executor_drain waits) */
+    pthread_cond_t idle;       /* a job ended (dt_executor_drain waits) */
     struct task_list queue;    /* admitted, not started, oldest first */
     struct task_list ready;    /* parked fibers due to go on, any thread
                                   (migrate) */
@@ -153,7 +153,7 @@ static void collect_inbox_locked(struct executor *executor)
 }
 
 /* Queued jobs that may start now: running ones leave room under max_jobs.
- * Exiting, none start (executor_free() discards them). */
+ * Exiting, none start (dt_executor_free() discards them). */
 static size_t startable_locked(const struct executor *executor)
 {
     size_t room = executor->running < executor->run_limit ?
@@ -196,7 +196,7 @@ static int wants_thread_locked(struct executor *executor, unsigned spare)
 static void lower_priority(int job_nice, const char *thread)
 {
     if (job_nice && setpriority(PRIO_PROCESS, (id_t)gettid(), job_nice) < 0)
-        log_line(LOG_ERROR, "job_thread", "thread=%s error=\"setpriority: %s\"", thread,
+        dt_log_line(LOG_ERROR, "job_thread", "thread=%s error=\"setpriority: %s\"", thread,
                  strerror(errno));
 }
 
@@ -205,9 +205,9 @@ static void lower_priority(int job_nice, const char *thread)
 static void wake_after_unlock(struct executor *executor, int runnable, int thread_missing)
 {
     if (runnable)
-        wakeup_one(&executor->work);
+        dt_wakeup_one(&executor->work);
     if (thread_missing)
-        wakeup_one(&executor->spawn);
+        dt_wakeup_one(&executor->spawn);
 }
 
 static void running_add_locked(struct executor *executor, struct executor_task *task)
@@ -265,15 +265,15 @@ static void task_fiber_main(void *task)
 static int run_task(struct executor *executor, struct executor_task *task)
 {
     if (!task->fiber) {
-        task->fiber = fiber_new(executor->fibers, task_fiber_main, task);
+        task->fiber = dt_fiber_new(executor->fibers, task_fiber_main, task);
         if (!task->fiber) {
-            log_line(LOG_ERROR, "job_fiber", "job=%s error=\"%s\" note=\"runs on its thread\"",
+            dt_log_line(LOG_ERROR, "job_fiber", "job=%s error=\"%s\" note=\"runs on its thread\"",
                      task->ops->name(task), detach_last_error());
             task->ops->run(task);
             return 1;
         }
     }
-    return fiber_resume(task->fiber);
+    return dt_fiber_resume(task->fiber);
 }
 
 /* Job threads leave once told to and no job is left to finish: a parked
@@ -295,15 +295,15 @@ static struct executor_task *next_task_locked(struct executor *executor, struct 
             return task;
         /* Announced first, then one more look at the inbox: a submit
          * after that look sees us and bumps the word. */
-        seen = wakeup_prepare(&executor->work);
+        seen = dt_wakeup_prepare(&executor->work);
         if (!atomic_load(&executor->inbox)) {
             self->waiting = 1;   /* a resume for us, from now on, wakes all */
             pthread_mutex_unlock(&executor->lock);
-            woken = wakeup_wait(&executor->work, seen, NULL);
+            woken = dt_wakeup_wait(&executor->work, seen, NULL);
             pthread_mutex_lock(&executor->lock);
             self->waiting = 0;
         }
-        wakeup_done(&executor->work, woken);
+        dt_wakeup_done(&executor->work, woken);
     }
 }
 
@@ -330,10 +330,10 @@ static void *job_thread_main(void *arg)
             pthread_mutex_lock(&executor->lock);
             continue;   /* parked: the parking thread hands it back */
         }
-        fiber_release(executor->fibers, task->fiber);
+        dt_fiber_release(executor->fibers, task->fiber);
         task->fiber = NULL;
         pthread_mutex_lock(&executor->lock);
-        /* Released under the lock, so executor_drain() never asks a
+        /* Released under the lock, so dt_executor_drain() never asks a
          * freed job to stop; one lock hold per job. */
         running_remove_locked(executor, task);
         executor->running--;
@@ -341,7 +341,7 @@ static void *job_thread_main(void *arg)
         task->ops->release(task);
         pthread_cond_broadcast(&executor->idle);
         if (may_leave_locked(executor))
-            wakeup_all(&executor->work);
+            dt_wakeup_all(&executor->work);
     }
     pthread_mutex_unlock(&executor->lock);
     return NULL;
@@ -374,7 +374,7 @@ static void resume_parked(struct parked *parked, void *arg)
     if (shared)
         wake_after_unlock(executor, 1, missing);
     else if (wake_home)
-        wakeup_all(&executor->work);
+        dt_wakeup_all(&executor->work);
 }
 
 static void *parker_main(void *arg)
@@ -383,7 +383,7 @@ static void *parker_main(void *arg)
 
     pthread_setname_np(pthread_self(), "detach-parking");   /* for top -H and perf */
     lower_priority(executor->job_nice, "parking");
-    parking_run(executor->parking);
+    dt_parking_run(executor->parking);
     return NULL;
 }
 
@@ -409,42 +409,42 @@ static void errno_write(int value)
 static int (*volatile errno_value)(void) = errno_read;
 static void (*volatile errno_set)(int) = errno_write;
 
-int executor_sleep(struct executor_task *task, uint64_t deadline_ms)
+int dt_executor_sleep(struct executor_task *task, uint64_t deadline_ms)
 {
     int rc, saved_errno = errno_value();
 
     if (!task->executor || task->executor->sleep_on_thread || !task->fiber ||
-        fiber_current() != task->fiber)
+        dt_fiber_current() != task->fiber)
         return -1;
-    rc = parking_park(task->executor->parking, &task->parked, deadline_ms, must_stop, task);
+    rc = dt_parking_park(task->executor->parking, &task->parked, deadline_ms, must_stop, task);
     /* Other jobs ran on the thread meanwhile and may have set errno. */
     if (rc == 0)
         errno_set(saved_errno);
     if (rc < 0)
-        log_line(LOG_ERROR, "parking", "job=%s error=\"%s\" note=\"sleeps on its thread\"",
+        dt_log_line(LOG_ERROR, "parking", "job=%s error=\"%s\" note=\"sleeps on its thread\"",
                  task->ops->name(task), detach_last_error());
     return rc;
 }
 
-void executor_wake(struct executor_task *task)
+void dt_executor_wake(struct executor_task *task)
 {
     if (task->executor)
-        parking_wake(task->executor->parking, &task->parked);
+        dt_parking_wake(task->executor->parking, &task->parked);
 }
 
-void executor_task_init(struct executor_task *task, const struct executor_ops *ops)
+void dt_executor_task_init(struct executor_task *task, const struct executor_ops *ops)
 {
     memset(task, 0, sizeof(*task));
     task->ops = ops;
-    parked_init(&task->parked);
+    dt_parked_init(&task->parked);
 }
 
 /*
  * Starts job thread number `threads`, with the lock dropped around
  * pthread_create() so no job thread waits on a creation.  Only one thread
- * at a time calls this (executor_new() before the spawner exists, then
+ * at a time calls this (dt_executor_new() before the spawner exists, then
  * the spawner), so the number cannot change meanwhile.  The thread is
- * counted in `threads` only once it exists, so executor_free() joins only
+ * counted in `threads` only once it exists, so dt_executor_free() joins only
  * real threads; until it reaches its loop it counts in `starting`, so the
  * spawner does not start a second one for the same job.  Returns 0 or
  * pthread_create()'s error, logged.
@@ -457,9 +457,9 @@ static int start_job_thread_locked(struct executor *executor)
 
     executor->starting++;
     pthread_mutex_unlock(&executor->lock);
-    rc = thread_start(&id, job_thread_main, executor);
+    rc = dt_thread_start(&id, job_thread_main, executor);
     if (rc != 0)
-        log_line(LOG_ERROR, "job_thread", "error=\"pthread_create: %s\"", strerror(rc));
+        dt_log_line(LOG_ERROR, "job_thread", "error=\"pthread_create: %s\"", strerror(rc));
     pthread_mutex_lock(&executor->lock);
     if (rc != 0) {
         executor->starting--;
@@ -489,8 +489,8 @@ static int threads_blocked_locked(struct executor *executor)
     if (executor->threads < 1 + SPARE_THREADS)
         return 1;
     pthread_mutex_unlock(&executor->lock);
-    /* Not announced: submits do not wake it; a stop does (wakeup_all). */
-    wakeup_wait(&executor->spawn, atomic_load(&executor->spawn.sequence), &grace);
+    /* Not announced: submits do not wake it; a stop does (dt_wakeup_all). */
+    dt_wakeup_wait(&executor->spawn, atomic_load(&executor->spawn.sequence), &grace);
     pthread_mutex_lock(&executor->lock);
     if (executor->taken != taken || executor->exiting)
         return 0;
@@ -525,13 +525,13 @@ static void *spawner_main(void *arg)
                 continue;
         }
         woken = 0;
-        seen = wakeup_prepare(&executor->spawn);
+        seen = dt_wakeup_prepare(&executor->spawn);
         if (!atomic_load(&executor->inbox) && !executor->exiting) {
             pthread_mutex_unlock(&executor->lock);
-            woken = wakeup_wait(&executor->spawn, seen, NULL);
+            woken = dt_wakeup_wait(&executor->spawn, seen, NULL);
             pthread_mutex_lock(&executor->lock);
         }
-        wakeup_done(&executor->spawn, woken);
+        dt_wakeup_done(&executor->spawn, woken);
     }
     pthread_mutex_unlock(&executor->lock);
     return NULL;
@@ -548,28 +548,28 @@ static int start_threads(struct executor *executor)
     rc = start_job_thread_locked(executor);
     pthread_mutex_unlock(&executor->lock);
     if (rc == 0) {
-        rc = thread_start(&executor->spawner, spawner_main, executor);
+        rc = dt_thread_start(&executor->spawner, spawner_main, executor);
         executor->has_spawner = rc == 0;
     }
     if (rc == 0) {
-        rc = thread_start(&executor->parker, parker_main, executor);
+        rc = dt_thread_start(&executor->parker, parker_main, executor);
         executor->has_parker = rc == 0;
     }
     if (rc != 0) {
         errno = rc;
-        return error_set("executor: pthread_create: %s", strerror(rc));
+        return dt_error_set("executor: pthread_create: %s", strerror(rc));
     }
     return 0;
 }
 
-struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice,
+struct executor *dt_executor_new(unsigned max_jobs, unsigned queue_limit, int job_nice,
                               int sleep_on_thread)
 {
     struct executor *executor;
 
     if (!max_jobs) {
         errno = EINVAL;
-        error_set("executor: max_jobs must be at least 1");
+        dt_error_set("executor: max_jobs must be at least 1");
         return NULL;
     }
     executor = calloc(1, sizeof(*executor));
@@ -583,50 +583,50 @@ struct executor *executor_new(unsigned max_jobs, unsigned queue_limit, int job_n
     executor->thread_ids = calloc(max_jobs, sizeof(*executor->thread_ids));
     if (!executor->thread_ids)
         goto out_of_memory;
-    executor->fibers = fiber_pool_new(0);
-    executor->parking = parking_new(resume_parked, executor);
+    executor->fibers = dt_fiber_pool_new(0);
+    executor->parking = dt_parking_new(resume_parked, executor);
     if (!executor->fibers || !executor->parking)
         goto fail;
     atomic_init(&executor->admitted, 0);
     atomic_init(&executor->queued_bytes, 0);
     atomic_init(&executor->closed, 0);
     atomic_init(&executor->inbox, NULL);
-    wakeup_init(&executor->work);
-    wakeup_init(&executor->spawn);
+    dt_wakeup_init(&executor->work);
+    dt_wakeup_init(&executor->spawn);
     pthread_mutex_init(&executor->lock, NULL);
     pthread_cond_init(&executor->idle, NULL);
     if (start_threads(executor) < 0) {
         int saved = errno;
 
-        executor_free(executor);
+        dt_executor_free(executor);
         errno = saved;
         return NULL;
     }
     return executor;
 out_of_memory:
     errno = ENOMEM;
-    error_set("executor: out of memory");
+    dt_error_set("executor: out of memory");
 fail:
     if (executor) {
-        parking_free(executor->parking);
-        fiber_pool_free(executor->fibers);
+        dt_parking_free(executor->parking);
+        dt_fiber_pool_free(executor->fibers);
         free(executor->thread_ids);
         free(executor);
     }
     return NULL;
 }
 
-void executor_set_migrate(struct executor *executor, int migrate)
+void dt_executor_set_migrate(struct executor *executor, int migrate)
 {
     executor->migrate = migrate;
 }
 
-void executor_set_queue_bytes(struct executor *executor, size_t queue_bytes)
+void dt_executor_set_queue_bytes(struct executor *executor, size_t queue_bytes)
 {
     executor->queue_bytes = queue_bytes;
 }
 
-void executor_limit_running(struct executor *executor, unsigned jobs_at_once)
+void dt_executor_limit_running(struct executor *executor, unsigned jobs_at_once)
 {
     pthread_mutex_lock(&executor->lock);
     executor->run_limit = jobs_at_once < 1 ? 1 :
@@ -642,7 +642,7 @@ static int bytes_fit(const struct executor *executor, size_t queued, size_t byte
            (bytes <= executor->queue_bytes && queued <= executor->queue_bytes - bytes);
 }
 
-int executor_has_room(struct executor *executor, size_t bytes)
+int dt_executor_has_room(struct executor *executor, size_t bytes)
 {
     if (atomic_load(&executor->closed) ||
         atomic_load(&executor->admitted) >= (size_t)executor->max_jobs + executor->queue_limit) {
@@ -715,15 +715,15 @@ static void wake_for_inbox(struct executor *executor)
      * inbox, so one of the two sees the other. */
     if (atomic_load(&executor->running) >= executor->run_limit)
         return;
-    if (wakeup_has_waiters(&executor->work))
-        wakeup_one(&executor->work);
+    if (dt_wakeup_has_waiters(&executor->work))
+        dt_wakeup_one(&executor->work);
     else
-        wakeup_one(&executor->spawn);
+        dt_wakeup_one(&executor->spawn);
 }
 
 /*
  * This is the ack's path: no lock.  The job goes onto the inbox; a job
- * thread is woken now, or, deferred, at the next executor_flush_wakeup().
+ * thread is woken now, or, deferred, at the next dt_executor_flush_wakeup().
  */
 static int submit(struct executor *executor, struct executor_task *task, int forced, int deferred)
 {
@@ -743,24 +743,24 @@ static int submit(struct executor *executor, struct executor_task *task, int for
     return 0;
 }
 
-int executor_submit(struct executor *executor, struct executor_task *task)
+int dt_executor_submit(struct executor *executor, struct executor_task *task)
 {
     return submit(executor, task, 0, 0);
 }
 
-int executor_submit_deferred(struct executor *executor, struct executor_task *task)
+int dt_executor_submit_deferred(struct executor *executor, struct executor_task *task)
 {
     return submit(executor, task, 0, 1);
 }
 
-void executor_flush_wakeup(struct executor *executor)
+void dt_executor_flush_wakeup(struct executor *executor)
 {
     if (atomic_load_explicit(&executor->wake_owed, memory_order_relaxed) &&
         atomic_exchange(&executor->wake_owed, 0))
         wake_for_inbox(executor);
 }
 
-int executor_submit_recovered(struct executor *executor, struct executor_task *task)
+int dt_executor_submit_recovered(struct executor *executor, struct executor_task *task)
 {
     return submit(executor, task, 1, 0);
 }
@@ -787,7 +787,7 @@ static void discard_queued_locked(struct executor *executor)
     }
 }
 
-void executor_drain(struct executor *executor, unsigned timeout_seconds, int keep_queued)
+void dt_executor_drain(struct executor *executor, unsigned timeout_seconds, int keep_queued)
 {
     struct timespec deadline;
 
@@ -798,7 +798,7 @@ void executor_drain(struct executor *executor, unsigned timeout_seconds, int kee
     if (keep_queued)
         discard_queued_locked(executor);
     if (wait_until_locked(executor, &deadline) < 0) {
-        log_line(LOG_INFO, "drain_timeout", "running=%u queued=%zu", executor->running,
+        dt_log_line(LOG_INFO, "drain_timeout", "running=%u queued=%zu", executor->running,
                  executor->queue.count);
         discard_queued_locked(executor);
         /* Parked ones too: the stop resumes them. */
@@ -810,7 +810,7 @@ void executor_drain(struct executor *executor, unsigned timeout_seconds, int kee
     pthread_mutex_unlock(&executor->lock);
 }
 
-void executor_free(struct executor *executor)
+void dt_executor_free(struct executor *executor)
 {
     if (!executor)
         return;
@@ -818,8 +818,8 @@ void executor_free(struct executor *executor)
     atomic_store(&executor->closed, 1);
     executor->exiting = 1;
     pthread_mutex_unlock(&executor->lock);
-    wakeup_all(&executor->work);
-    wakeup_all(&executor->spawn);
+    dt_wakeup_all(&executor->work);
+    dt_wakeup_all(&executor->spawn);
     /* The spawner first: once it is gone no creation is under way, and
      * thread_ids[0..threads) are all the job threads there are.  They
      * leave once every running job ended, parked ones included, so the
@@ -829,12 +829,12 @@ void executor_free(struct executor *executor)
     for (unsigned i = 0; i < executor->threads; i++)
         pthread_join(executor->thread_ids[i], NULL);
     if (executor->has_parker) {
-        parking_stop(executor->parking);
+        dt_parking_stop(executor->parking);
         pthread_join(executor->parker, NULL);
     }
     discard_queued_locked(executor);   /* alone now: no lock needed */
-    parking_free(executor->parking);
-    fiber_pool_free(executor->fibers);
+    dt_parking_free(executor->parking);
+    dt_fiber_pool_free(executor->fibers);
     pthread_cond_destroy(&executor->idle);
     pthread_mutex_destroy(&executor->lock);
     free(executor->thread_ids);

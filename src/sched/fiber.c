@@ -19,7 +19,7 @@
  * A fiber may resume on another thread than the one it left (the
  * executor keeps it on one unless asked to migrate it).  Nothing
  * here touches thread-local storage after a switch back into a fiber
- * except through fiber_current(), a call the compiler cannot fold.
+ * except through dt_fiber_current(), a call the compiler cannot fold.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -53,12 +53,12 @@ struct context {
 
 /* Pushes rbp, rbx, r12-r15 and the SSE and x87 control words, stores the
  * stack pointer in *save, loads `load` and pops the same from there. */
-void detach_fiber_switch(void **save, void *load);
+void dt_fiber_switch(void **save, void *load);
 __asm__(".text\n"
-        ".globl detach_fiber_switch\n"
-        ".hidden detach_fiber_switch\n"
-        ".type detach_fiber_switch,@function\n"
-        "detach_fiber_switch:\n"
+        ".globl dt_fiber_switch\n"
+        ".hidden dt_fiber_switch\n"
+        ".type dt_fiber_switch,@function\n"
+        "dt_fiber_switch:\n"
         "    pushq %rbp\n"
         "    pushq %rbx\n"
         "    pushq %r12\n"
@@ -80,9 +80,9 @@ __asm__(".text\n"
         "    popq %rbx\n"
         "    popq %rbp\n"
         "    ret\n"
-        ".size detach_fiber_switch, .-detach_fiber_switch\n");
+        ".size dt_fiber_switch, .-dt_fiber_switch\n");
 
-/* A fresh stack laid out as detach_fiber_switch() leaves one: control
+/* A fresh stack laid out as dt_fiber_switch() leaves one: control
  * words, six registers, then start() as the return address, placed so
  * that start() begins with the stack aligned as after a call. */
 static int context_make(struct context *context, char *stack, size_t size, void (*start)(void))
@@ -100,7 +100,7 @@ static int context_make(struct context *context, char *stack, size_t size, void 
 
 static void context_switch(struct context *save, struct context *load)
 {
-    detach_fiber_switch(&save->stack_pointer, load->stack_pointer);
+    dt_fiber_switch(&save->stack_pointer, load->stack_pointer);
 }
 #else
 struct context {
@@ -110,7 +110,7 @@ struct context {
 static int context_make(struct context *context, char *stack, size_t size, void (*start)(void))
 {
     if (getcontext(&context->ucontext) < 0)
-        return error_set("fiber: getcontext: %s", strerror(errno));
+        return dt_error_set("fiber: getcontext: %s", strerror(errno));
     context->ucontext.uc_stack.ss_sp = stack;
     context->ucontext.uc_stack.ss_size = size;
     context->ucontext.uc_link = NULL;   /* start() never returns */
@@ -157,7 +157,7 @@ static __thread struct fiber *running_fiber;
 
 /* Not inlined, so a caller on a fiber that moved threads reads this
  * thread's variable, not an address computed before the move. */
-__attribute__((noinline)) struct fiber *fiber_current(void)
+__attribute__((noinline)) struct fiber *dt_fiber_current(void)
 {
     struct fiber *fiber = running_fiber;
 
@@ -205,13 +205,13 @@ static size_t default_stack_size(void)
     return size ? size : (size_t)8 << 20;
 }
 
-struct fiber_pool *fiber_pool_new(size_t stack_size)
+struct fiber_pool *dt_fiber_pool_new(size_t stack_size)
 {
     struct fiber_pool *pool = calloc(1, sizeof(*pool));
     long page_size = sysconf(_SC_PAGESIZE);
 
     if (!pool) {
-        error_set("fiber: out of memory");
+        dt_error_set("fiber: out of memory");
         return NULL;
     }
     pool->page_size = page_size > 0 ? (size_t)page_size : 4096;
@@ -225,7 +225,7 @@ struct fiber_pool *fiber_pool_new(size_t stack_size)
     return pool;
 }
 
-size_t fiber_pool_stack_size(const struct fiber_pool *pool)
+size_t dt_fiber_pool_stack_size(const struct fiber_pool *pool)
 {
     return pool->stack_size;
 }
@@ -239,7 +239,7 @@ static void unmap(struct fiber *fiber)
     free(fiber);
 }
 
-void fiber_pool_free(struct fiber_pool *pool)
+void dt_fiber_pool_free(struct fiber_pool *pool)
 {
     if (!pool)
         return;
@@ -287,18 +287,18 @@ static struct fiber *map_fiber(struct fiber_pool *pool)
     void *mapping;
 
     if (!fiber) {
-        error_set("fiber: out of memory");
+        dt_error_set("fiber: out of memory");
         return NULL;
     }
     mapping = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (mapping == MAP_FAILED) {
-        error_set("fiber: mmap of a %zu-byte stack: %s", size, strerror(errno));
+        dt_error_set("fiber: mmap of a %zu-byte stack: %s", size, strerror(errno));
         free(fiber);
         return NULL;
     }
     if (install_guard(mapping, pool->page_size) < 0) {
-        error_set("fiber: guard page of a stack: %s", strerror(errno));
+        dt_error_set("fiber: guard page of a stack: %s", strerror(errno));
         munmap(mapping, size);
         free(fiber);
         return NULL;
@@ -317,7 +317,7 @@ static struct fiber *map_fiber(struct fiber_pool *pool)
 /* The first code on a fresh fiber: run the entry, then leave for good. */
 static void fiber_main(void)
 {
-    struct fiber *self = fiber_current();
+    struct fiber *self = dt_fiber_current();
 
     asan_arrived(NULL, &self->resumer_bottom, &self->resumer_size);
     self->entry(self->arg);
@@ -329,7 +329,7 @@ static void fiber_main(void)
     abort();   /* nothing switches back to an ended fiber */
 }
 
-struct fiber *fiber_new(struct fiber_pool *pool, void (*entry)(void *arg), void *arg)
+struct fiber *dt_fiber_new(struct fiber_pool *pool, void (*entry)(void *arg), void *arg)
 {
     struct fiber *fiber;
 
@@ -341,7 +341,7 @@ struct fiber *fiber_new(struct fiber_pool *pool, void (*entry)(void *arg), void 
     if (!fiber && !(fiber = map_fiber(pool)))
         return NULL;
     if (context_make(&fiber->context, fiber->stack, fiber->stack_size, fiber_main) < 0) {
-        fiber_release(pool, fiber);
+        dt_fiber_release(pool, fiber);
         return NULL;
     }
     fiber->entry = entry;
@@ -351,7 +351,7 @@ struct fiber *fiber_new(struct fiber_pool *pool, void (*entry)(void *arg), void 
     return fiber;
 }
 
-void fiber_release(struct fiber_pool *pool, struct fiber *fiber)
+void dt_fiber_release(struct fiber_pool *pool, struct fiber *fiber)
 {
     if (!fiber)
         return;
@@ -361,11 +361,11 @@ void fiber_release(struct fiber_pool *pool, struct fiber *fiber)
     pthread_mutex_unlock(&pool->lock);
 }
 
-int fiber_resume(struct fiber *fiber)
+int dt_fiber_resume(struct fiber *fiber)
 {
     struct context here;   /* this thread, while the fiber runs */
     void (*after)(void *);
-    struct fiber *previous = fiber_current();
+    struct fiber *previous = dt_fiber_current();
     void *fake_stack = NULL;
 
     fiber->resumer = &here;
@@ -382,9 +382,9 @@ int fiber_resume(struct fiber *fiber)
     return fiber->ended;
 }
 
-void fiber_yield(void (*after)(void *arg), void *arg)
+void dt_fiber_yield(void (*after)(void *arg), void *arg)
 {
-    struct fiber *self = fiber_current();
+    struct fiber *self = dt_fiber_current();
 
     self->after = after;
     self->after_arg = arg;

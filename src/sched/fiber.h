@@ -3,7 +3,7 @@
  * back.
  *
  * A fiber runs entry(arg) on a stack of its own.  A thread resumes it with
- * fiber_resume(), which returns when the fiber yields or ends; a fiber may
+ * dt_fiber_resume(), which returns when the fiber yields or ends; a fiber may
  * be resumed by a different thread each time.  Stacks come from a pool and
  * go back to it, so a burst of jobs maps each stack once.
  */
@@ -17,16 +17,16 @@ struct fiber_pool;
 
 /* stack_size 0: the size a new thread's stack would have (RLIMIT_STACK,
  * as glibc reads it).  NULL with detach_last_error() on failure. */
-struct fiber_pool *fiber_pool_new(size_t stack_size);
+struct fiber_pool *dt_fiber_pool_new(size_t stack_size);
 /* Every fiber must have been released first. */
-void fiber_pool_free(struct fiber_pool *pool);
-size_t fiber_pool_stack_size(const struct fiber_pool *pool);
+void dt_fiber_pool_free(struct fiber_pool *pool);
+size_t dt_fiber_pool_stack_size(const struct fiber_pool *pool);
 
 /* A fiber that will run entry(arg) when first resumed; NULL with
  * detach_last_error() when no stack can be mapped. */
-struct fiber *fiber_new(struct fiber_pool *pool, void (*entry)(void *arg), void *arg);
+struct fiber *dt_fiber_new(struct fiber_pool *pool, void (*entry)(void *arg), void *arg);
 /* An ended (or never resumed) fiber; its stack goes back to the pool. */
-void fiber_release(struct fiber_pool *pool, struct fiber *fiber);
+void dt_fiber_release(struct fiber_pool *pool, struct fiber *fiber);
 
 /*
  * Runs the fiber on this thread until it yields or ends.  After a yield,
@@ -35,13 +35,13 @@ void fiber_release(struct fiber_pool *pool, struct fiber *fiber);
  * fiber resumable by other threads (unlock what guards that).
  * Returns 1 once the fiber ended, 0 after a yield.
  */
-int fiber_resume(struct fiber *fiber);
+int dt_fiber_resume(struct fiber *fiber);
 
 /* On a fiber: back to the thread that resumed it, which then calls
  * after(arg).  Returns when some thread resumes the fiber again. */
-void fiber_yield(void (*after)(void *arg), void *arg);
+void dt_fiber_yield(void (*after)(void *arg), void *arg);
 
 /* The fiber running on this thread, or NULL on a plain thread. */
-struct fiber *fiber_current(void);
+struct fiber *dt_fiber_current(void);
 
 #endif

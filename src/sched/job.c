@@ -100,22 +100,22 @@ static detach_job *task_job(struct executor_task *task)
 
 static void task_run(struct executor_task *task)
 {
-    job_run(task_job(task));
+    dt_job_run(task_job(task));
 }
 
 static void task_release(struct executor_task *task)
 {
-    job_free(task_job(task));
+    dt_job_free(task_job(task));
 }
 
 static void task_discard(struct executor_task *task)
 {
-    job_discard(task_job(task));
+    dt_job_discard(task_job(task));
 }
 
 static void task_request_stop(struct executor_task *task)
 {
-    job_request_stop(task_job(task));
+    dt_job_request_stop(task_job(task));
 }
 
 static int task_should_stop(struct executor_task *task)
@@ -147,18 +147,18 @@ static void hex32(char *out, uint32_t value)
         out[i] = digits[value & 0xf];
 }
 
-detach_job *job_new(struct job_env *env, const struct job_kind *kind,
+detach_job *dt_job_new(struct job_env *env, const struct job_kind *kind,
                     const char *params, const char *body, size_t body_length,
                     struct connection *connection)
 {
-    size_t params_bytes = request_params_size(params);
+    size_t params_bytes = dt_request_params_size(params);
     /* One block: the job, its params, its body (NUL-terminated, as a
      * convenience to handlers that read text). */
     detach_job *job = malloc(sizeof(*job) + params_bytes + (body ? body_length + 1 : 0));
     uint32_t number;
 
     if (!job) {
-        error_set("job: out of memory");
+        dt_error_set("job: out of memory");
         return NULL;
     }
     memset(job, 0, sizeof(*job));
@@ -168,7 +168,7 @@ detach_job *job_new(struct job_env *env, const struct job_kind *kind,
         job->body[body_length] = '\0';
         job->body_length = body_length;
     }
-    executor_task_init(&job->task, &job_ops);
+    dt_executor_task_init(&job->task, &job_ops);
     job->task.bytes = params_bytes + (body ? body_length : 0);   /* the queue_bytes budget */
     job->env = env;
     job->kind = kind;
@@ -178,24 +178,24 @@ detach_job *job_new(struct job_env *env, const struct job_kind *kind,
     hex32(job->id, (uint32_t)time(NULL));
     hex32(job->id + 8, number);
     job->id[16] = '\0';
-    connection_status_init(&job->status, kind->ignore_user_abort);
-    shutdown_list_init(&job->shutdown);
-    timer_init(&job->time_limit, time_limit_expired);
-    job->accepted_ms = monotonic_ms();
+    dt_connection_status_init(&job->status, kind->ignore_user_abort);
+    dt_shutdown_list_init(&job->shutdown);
+    dt_timer_init(&job->time_limit, time_limit_expired);
+    job->accepted_ms = dt_monotonic_ms();
     job->accepted_unix_ms = wall_clock_ms();
     atomic_init(&job->state, JOB_QUEUED);
     job->exit_code = job->exit_signal = -1;
     pthread_mutex_init(&job->report_lock, NULL);
-    wakeup_init(&job->stopped);
+    dt_wakeup_init(&job->stopped);
     job->progress_percent = -1;
     return job;
 }
 
-void job_free(detach_job *job)
+void dt_job_free(detach_job *job)
 {
     if (!job)
         return;
-    shutdown_list_destroy(&job->shutdown);
+    dt_shutdown_list_destroy(&job->shutdown);
     pthread_mutex_destroy(&job->report_lock);
     free(job->headers);
     free(job->progress_message);
@@ -204,7 +204,7 @@ void job_free(detach_job *job)
     free(job);
 }
 
-struct executor_task *job_task(detach_job *job)
+struct executor_task *dt_job_task(detach_job *job)
 {
     return &job->task;
 }
@@ -215,9 +215,9 @@ struct executor_task *job_task(detach_job *job)
  * otherwise polls detach_should_stop().  Watcher lock held. */
 static void stop_locked(detach_job *job, const char *reason)
 {
-    log_line(LOG_INFO, "stopping", "job=%s reason=%s", job->id, reason);
-    executor_wake(&job->task);
-    wakeup_all(&job->stopped);
+    dt_log_line(LOG_INFO, "stopping", "job=%s reason=%s", job->id, reason);
+    dt_executor_wake(&job->task);
+    dt_wakeup_all(&job->stopped);
     if (!job->stop_announced && job->on_stop) {
         job->stop_announced = 1;
         job->on_stop(job, job->on_stop_arg);
@@ -228,45 +228,45 @@ static void time_limit_expired(struct timer *timer)
 {
     detach_job *job = container_of(timer, detach_job, time_limit);
 
-    log_line(LOG_INFO, "timeout", "job=%s", job->id);
-    if (connection_status_timeout(&job->status))
+    dt_log_line(LOG_INFO, "timeout", "job=%s", job->id);
+    if (dt_connection_status_timeout(&job->status))
         stop_locked(job, "timeout");
 }
 
-void job_abort_locked(detach_job *job)
+void dt_job_abort_locked(detach_job *job)
 {
-    log_line(LOG_INFO, "aborted", "job=%s ignored=%d", job->id,
-             connection_status_ignore_user_abort(&job->status, -1, &(int){0}));
-    if (connection_status_abort(&job->status))
+    dt_log_line(LOG_INFO, "aborted", "job=%s ignored=%d", job->id,
+             dt_connection_status_ignore_user_abort(&job->status, -1, &(int){0}));
+    if (dt_connection_status_abort(&job->status))
         stop_locked(job, "aborted");
 }
 
-void job_request_stop(detach_job *job)
+void dt_job_request_stop(detach_job *job)
 {
-    watcher_lock(job->env->watcher);
+    dt_watcher_lock(job->env->watcher);
     /* Stopped before its handler returned: the run did not finish, and
      * with a spool the job runs again at the next start. */
     if (!job->handler_done)
         job->cut_short = 1;
-    if (connection_status_request_stop(&job->status))
+    if (dt_connection_status_request_stop(&job->status))
         stop_locked(job, "server_stopping");
-    watcher_unlock(job->env->watcher);
+    dt_watcher_unlock(job->env->watcher);
 }
 
 int detach_on_stop(detach_job *job, detach_stop_fn fn, void *arg)
 {
     int stopped;
 
-    watcher_lock(job->env->watcher);
+    dt_watcher_lock(job->env->watcher);
     job->on_stop = fn;
     job->on_stop_arg = arg;
-    stopped = connection_status_should_stop(&job->status);
+    stopped = dt_connection_status_should_stop(&job->status);
     /* The stop came before the hook did: it runs now, as it would have. */
     if (fn && stopped && !job->stop_announced) {
         job->stop_announced = 1;
         fn(job, arg);
     }
-    watcher_unlock(job->env->watcher);
+    dt_watcher_unlock(job->env->watcher);
     return fn ? stopped : 0;
 }
 
@@ -276,45 +276,45 @@ const char *detach_params(detach_job *job)
 }
 
 /* The registry reads a listed job through this (registry lock held). */
-static void listing_snapshot(const struct registry_entry *entry, struct job_snapshot *snapshot)
+static void listing_snapshot(const struct registry_entry *entry, struct dt_job_snapshot *snapshot)
 {
-    job_snapshot(container_of(entry, detach_job, listing), snapshot);
+    dt_job_snapshot(container_of(entry, detach_job, listing), snapshot);
 }
 
-void job_list(detach_job *job)
+void dt_job_list(detach_job *job)
 {
-    registry_add(job->env->registry, &job->listing, job->id, listing_snapshot);
+    dt_registry_add(job->env->registry, &job->listing, job->id, listing_snapshot);
     job->listed = 1;
 }
 
-void job_unlist(detach_job *job, int rejected)
+void dt_job_unlist(detach_job *job, int rejected)
 {
     if (job->listed)
-        registry_remove(job->env->registry, &job->listing, rejected);
+        dt_registry_remove(job->env->registry, &job->listing, rejected);
     job->listed = 0;
 }
 
-void job_snapshot(detach_job *job, struct job_snapshot *snapshot)
+void dt_job_snapshot(detach_job *job, struct dt_job_snapshot *snapshot)
 {
     memset(snapshot, 0, sizeof(*snapshot));
     snprintf(snapshot->id, sizeof(snapshot->id), "%s", job->id);
     snprintf(snapshot->route, sizeof(snapshot->route), "%s", job->kind->path);
     snapshot->mode = job->kind->mode;
     snapshot->state = atomic_load(&job->state);
-    snapshot->connection_status = connection_status_bits(&job->status);
+    snapshot->connection_status = dt_connection_status_bits(&job->status);
     pthread_mutex_lock(&job->report_lock);
     snapshot->exit_code = job->exit_code;
     snapshot->exit_signal = job->exit_signal;
     if (job->error)
         snprintf(snapshot->error, sizeof(snapshot->error), "%s", job->error);
     pthread_mutex_unlock(&job->report_lock);
-    snapshot->progress = job_progress(job, snapshot->message, sizeof(snapshot->message));
+    snapshot->progress = dt_job_progress(job, snapshot->message, sizeof(snapshot->message));
     snapshot->accepted_unix_ms = job->accepted_unix_ms;
     snapshot->started_unix_ms = job->started_unix_ms;
     snapshot->retry = job->retry;
 }
 
-int job_spool(detach_job *job)
+int dt_job_spool(detach_job *job)
 {
     struct spool_record record = {
         .accepted_unix_ms = job->accepted_unix_ms,
@@ -325,13 +325,13 @@ int job_spool(detach_job *job)
     };
 
     snprintf(record.id, sizeof(record.id), "%s", job->id);
-    if (spool_write(job->env->spool, &record) < 0)
+    if (dt_spool_write(job->env->spool, &record) < 0)
         return -1;
     job->spooled = 1;
     return 0;
 }
 
-void job_restore(detach_job *job, const char *id, uint64_t accepted_unix_ms)
+void dt_job_restore(detach_job *job, const char *id, uint64_t accepted_unix_ms)
 {
     snprintf(job->id, sizeof(job->id), "%s", id);
     /* Its first acceptance, not this restart; 0 (an old spool file): the
@@ -344,7 +344,7 @@ void job_restore(detach_job *job, const char *id, uint64_t accepted_unix_ms)
 
 unsigned long long detach_job_elapsed_ms(detach_job *job)
 {
-    return job->started_ms ? monotonic_ms() - job->started_ms : 0;
+    return job->started_ms ? dt_monotonic_ms() - job->started_ms : 0;
 }
 
 void detach_job_set_exit(detach_job *job, int exit_code, int exit_signal)
@@ -355,7 +355,7 @@ void detach_job_set_exit(detach_job *job, int exit_code, int exit_signal)
     pthread_mutex_unlock(&job->report_lock);
 }
 
-int job_progress(detach_job *job, char *message, size_t size)
+int dt_job_progress(detach_job *job, char *message, size_t size)
 {
     int percent;
 
@@ -375,7 +375,7 @@ int job_progress(detach_job *job, char *message, size_t size)
 static int send_output(detach_job *job, const void *data, size_t length, int last)
 {
     static const char default_type[] = "Content-Type: text/plain; charset=utf-8\r\n";
-    struct fcgi_response *response = connection_response(job->connection);
+    struct fcgi_response *response = dt_connection_response(job->connection);
     struct iovec parts[4];
     size_t count = 0;
     int has_type = 0;
@@ -393,14 +393,14 @@ static int send_output(detach_job *job, const void *data, size_t length, int las
     }
     if (length)
         parts[count++] = (struct iovec){ (void *)data, length };
-    return fcgi_response_writev(response, parts, count, last);
+    return dt_fcgi_response_writev(response, parts, count, last);
 }
 
 static void output_failed(detach_job *job)
 {
-    watcher_lock(job->env->watcher);
-    job_abort_locked(job);
-    watcher_unlock(job->env->watcher);
+    dt_watcher_lock(job->env->watcher);
+    dt_job_abort_locked(job);
+    dt_watcher_unlock(job->env->watcher);
 }
 
 /* Ends an attached response and hands the connection back. */
@@ -410,34 +410,34 @@ static void end_response(detach_job *job)
 
     if (!connection)
         return;
-    connection_unwatch_abort(connection);
+    dt_connection_unwatch_abort(connection);
     job->connection = NULL;
-    if (connection_status_bits(&job->status) & DETACH_ABORTED) {
-        connection_forbid_keepalive(connection);
+    if (dt_connection_status_bits(&job->status) & DETACH_ABORTED) {
+        dt_connection_forbid_keepalive(connection);
     } else {
         job->connection = connection;   /* send_output writes through it */
         if (send_output(job, NULL, 0, 1) < 0)
-            connection_forbid_keepalive(connection);
+            dt_connection_forbid_keepalive(connection);
         job->connection = NULL;
     }
-    connection_release(connection);
+    dt_connection_release(connection);
 }
 
-void job_discard(detach_job *job)
+void dt_job_discard(detach_job *job)
 {
     struct connection *connection = job->connection;
 
-    job_unlist(job, 0);
+    dt_job_unlist(job, 0);
     if (job->spooled)
-        log_line(LOG_INFO, "kept_in_spool", "job=%s", job->id);
+        dt_log_line(LOG_INFO, "kept_in_spool", "job=%s", job->id);
     else
-        log_line(LOG_ERROR, "dropped", "job=%s reason=stopping", job->id);
+        dt_log_line(LOG_ERROR, "dropped", "job=%s reason=stopping", job->id);
     if (connection) {
-        connection_unwatch_abort(connection);
-        connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
-        connection_release(connection);
+        dt_connection_unwatch_abort(connection);
+        dt_connection_respond(connection, "503 Service Unavailable", "Retry-After: 1\r\n");
+        dt_connection_release(connection);
     }
-    job_free(job);
+    dt_job_free(job);
 }
 
 /* A non-zero exit, a signal, or detach_job_fail(). */
@@ -457,24 +457,24 @@ static int handler_returned(detach_job *job)
 {
     int kept;
 
-    watcher_lock(job->env->watcher);
+    dt_watcher_lock(job->env->watcher);
     job->handler_done = 1;
     kept = job->cut_short && job->spooled;
-    watcher_unlock(job->env->watcher);
+    dt_watcher_unlock(job->env->watcher);
     return kept;
 }
 
 /* Leaves the status page's live list with a last snapshot. */
 static void unlist_ended(detach_job *job)
 {
-    struct job_snapshot final;
+    struct dt_job_snapshot final;
 
     if (!job->listed)
         return;
     atomic_store(&job->state, JOB_ENDED);
-    job_snapshot(job, &final);
+    dt_job_snapshot(job, &final);
     final.ended_unix_ms = wall_clock_ms();
-    registry_ended(job->env->registry, &job->listing, &final,
+    dt_registry_ended(job->env->registry, &job->listing, &final,
                    (double)detach_job_elapsed_ms(job) / 1000.0, job_failed(job));
     job->listed = 0;
 }
@@ -485,7 +485,7 @@ static void unlist_interrupted(detach_job *job)
 {
     if (!job->listed)
         return;
-    registry_interrupted(job->env->registry, &job->listing);
+    dt_registry_interrupted(job->env->registry, &job->listing);
     job->listed = 0;
 }
 
@@ -501,39 +501,39 @@ static void log_end(detach_job *job, int kept)
     pthread_mutex_lock(&job->report_lock);
     if (job->error)
         snprintf(error_field, sizeof(error_field), " error=%s",
-                 log_quote(quoted, sizeof(quoted), job->error));
+                 dt_log_quote(quoted, sizeof(quoted), job->error));
     pthread_mutex_unlock(&job->report_lock);
     if (kept)
-        log_line(LOG_INFO, "interrupted", "job=%s route=%s reason=drain_timeout will_retry=1 "
+        dt_log_line(LOG_INFO, "interrupted", "job=%s route=%s reason=drain_timeout will_retry=1 "
                  "connection_status=%d elapsed_ms=%llu%s", job->id, job->kind->path,
-                 connection_status_bits(&job->status), detach_job_elapsed_ms(job),
+                 dt_connection_status_bits(&job->status), detach_job_elapsed_ms(job),
                  exit_field);
     else
-        log_line(LOG_INFO, "ended", "job=%s route=%s result=%s connection_status=%d "
+        dt_log_line(LOG_INFO, "ended", "job=%s route=%s result=%s connection_status=%d "
                  "elapsed_ms=%llu%s%s", job->id, job->kind->path,
-                 job_failed(job) ? "failed" : "ok", connection_status_bits(&job->status),
+                 job_failed(job) ? "failed" : "ok", dt_connection_status_bits(&job->status),
                  (unsigned long long)detach_job_elapsed_ms(job), exit_field, error_field);
 }
 
-void job_run(detach_job *job)
+void dt_job_run(detach_job *job)
 {
     int kept;
 
-    job->started_ms = monotonic_ms();
+    job->started_ms = dt_monotonic_ms();
     job->started_unix_ms = wall_clock_ms();
     atomic_store(&job->state, JOB_RUNNING);
     if (job->listed)
-        registry_started(job->env->registry);
-    log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu%s", job->id, job->kind->path,
+        dt_registry_started(job->env->registry);
+    dt_log_line(LOG_INFO, "started", "job=%s route=%s waited_ms=%llu%s", job->id, job->kind->path,
              (unsigned long long)(job->started_ms - job->accepted_ms), job->retry ? " retry=1" : "");
     job->kind->handler(job, job->kind->arg);
     kept = handler_returned(job);
-    shutdown_list_run(&job->shutdown, job);
-    watcher_lock(job->env->watcher);
-    watcher_disarm_locked(job->env->watcher, &job->time_limit);
+    dt_shutdown_list_run(&job->shutdown, job);
+    dt_watcher_lock(job->env->watcher);
+    dt_watcher_disarm_locked(job->env->watcher, &job->time_limit);
     job->on_stop = NULL;
     job->on_stop_arg = NULL;
-    watcher_unlock(job->env->watcher);
+    dt_watcher_unlock(job->env->watcher);
     end_response(job);
     if (kept) {
         /* As a crash would have left it: in the spool, for the next start. */
@@ -542,8 +542,8 @@ void job_run(detach_job *job)
         return;
     }
     /* Only now is the promise kept: the callbacks ran. */
-    if (job->spooled && spool_remove(job->env->spool, job->id) < 0)
-        log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job->id, detach_last_error());
+    if (job->spooled && dt_spool_remove(job->env->spool, job->id) < 0)
+        dt_log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job->id, detach_last_error());
     log_end(job, 0);
     unlist_ended(job);
 }
@@ -552,7 +552,7 @@ void job_run(detach_job *job)
 
 const char *detach_param(detach_job *job, const char *name)
 {
-    return request_param(job->params, name);
+    return dt_request_param(job->params, name);
 }
 
 const void *detach_body(detach_job *job, size_t *length)
@@ -608,8 +608,8 @@ void detach_job_fail(detach_job *job, const char *reason)
     }
     pthread_mutex_unlock(&job->report_lock);
     if (first)
-        log_line(LOG_ERROR, "job_failed", "job=%s error=%s", job->id,
-                 log_quote(quoted, sizeof(quoted), reason));
+        dt_log_line(LOG_ERROR, "job_failed", "job=%s error=%s", job->id,
+                 dt_log_quote(quoted, sizeof(quoted), reason));
 }
 
 const char *detach_job_result(detach_job *job)
@@ -621,32 +621,32 @@ int detach_job_will_retry(detach_job *job)
 {
     int will_retry;
 
-    watcher_lock(job->env->watcher);
+    dt_watcher_lock(job->env->watcher);
     /* Before the handler returned nothing is decided. */
     will_retry = job->handler_done && job->cut_short && job->spooled;
-    watcher_unlock(job->env->watcher);
+    dt_watcher_unlock(job->env->watcher);
     return will_retry;
 }
 
 int detach_connection_status(detach_job *job)
 {
-    return connection_status_bits(&job->status);
+    return dt_connection_status_bits(&job->status);
 }
 
 int detach_connection_aborted(detach_job *job)
 {
-    return (connection_status_bits(&job->status) & DETACH_ABORTED) != 0;
+    return (dt_connection_status_bits(&job->status) & DETACH_ABORTED) != 0;
 }
 
 int detach_ignore_user_abort(detach_job *job, int on)
 {
     int stop_now;
-    int previous = connection_status_ignore_user_abort(&job->status, on, &stop_now);
+    int previous = dt_connection_status_ignore_user_abort(&job->status, on, &stop_now);
 
     if (stop_now) {
-        watcher_lock(job->env->watcher);
+        dt_watcher_lock(job->env->watcher);
         stop_locked(job, "aborted");
-        watcher_unlock(job->env->watcher);
+        dt_watcher_unlock(job->env->watcher);
     }
     return previous;
 }
@@ -654,14 +654,14 @@ int detach_ignore_user_abort(detach_job *job, int on)
 void detach_set_time_limit(detach_job *job, unsigned seconds)
 {
     if (seconds == 0)
-        watcher_disarm(job->env->watcher, &job->time_limit);
+        dt_watcher_disarm(job->env->watcher, &job->time_limit);
     else
-        watcher_arm(job->env->watcher, &job->time_limit, (uint64_t)seconds * 1000);
+        dt_watcher_arm(job->env->watcher, &job->time_limit, (uint64_t)seconds * 1000);
 }
 
 int detach_should_stop(detach_job *job)
 {
-    return connection_status_should_stop(&job->status);
+    return dt_connection_status_should_stop(&job->status);
 }
 
 static uint64_t monotonic_ns(void)
@@ -679,17 +679,17 @@ static uint64_t monotonic_ns(void)
 static void sleep_blocking(detach_job *job, uint64_t deadline_ns)
 {
     for (;;) {
-        uint32_t seen = wakeup_prepare(&job->stopped);
+        uint32_t seen = dt_wakeup_prepare(&job->stopped);
         uint64_t now = monotonic_ns();
         struct timespec left;
 
-        if (connection_status_should_stop(&job->status) || now >= deadline_ns) {
-            wakeup_done(&job->stopped, 0);
+        if (dt_connection_status_should_stop(&job->status) || now >= deadline_ns) {
+            dt_wakeup_done(&job->stopped, 0);
             return;
         }
         left.tv_sec = (time_t)((deadline_ns - now) / 1000000000u);
         left.tv_nsec = (long)((deadline_ns - now) % 1000000000u);
-        wakeup_done(&job->stopped, wakeup_wait(&job->stopped, seen, &left));
+        dt_wakeup_done(&job->stopped, dt_wakeup_wait(&job->stopped, seen, &left));
     }
 }
 
@@ -700,9 +700,9 @@ int detach_sleep(detach_job *job, unsigned ms)
     /* On its fiber the job parks and its thread runs other jobs; parked
      * deadlines are whole milliseconds, rounded up so a sleep is never
      * short. */
-    if (executor_sleep(&job->task, (deadline_ns + 999999u) / 1000000u) < 0)
+    if (dt_executor_sleep(&job->task, (deadline_ns + 999999u) / 1000000u) < 0)
         sleep_blocking(job, deadline_ns);
-    if (connection_status_should_stop(&job->status)) {
+    if (dt_connection_status_should_stop(&job->status)) {
         errno = ECANCELED;
         return -1;
     }
@@ -711,7 +711,7 @@ int detach_sleep(detach_job *job, unsigned ms)
 
 int detach_register_shutdown(detach_job *job, detach_shutdown_fn fn, void *arg)
 {
-    return shutdown_list_add(&job->shutdown, fn, arg);
+    return dt_shutdown_list_add(&job->shutdown, fn, arg);
 }
 
 int detach_header(detach_job *job, const char *line)
@@ -721,19 +721,19 @@ int detach_header(detach_job *job, const char *line)
 
     if (!job->connection) {
         errno = ENOTCONN;
-        return error_set("detach_header: job %s has no response to write to", job->id);
+        return dt_error_set("detach_header: job %s has no response to write to", job->id);
     }
     if (job->headers_sent) {
         errno = EALREADY;
-        return error_set("detach_header: the response head was already sent");
+        return dt_error_set("detach_header: the response head was already sent");
     }
     if (!strchr(line, ':') || strpbrk(line, "\r\n") || line[0] == ':') {
         errno = EINVAL;
-        return error_set("detach_header: \"%s\" is not one \"Name: value\" line", line);
+        return dt_error_set("detach_header: \"%s\" is not one \"Name: value\" line", line);
     }
     grown = realloc(job->headers, job->headers_length + length + 3);
     if (!grown)
-        return error_set("detach_header: out of memory");
+        return dt_error_set("detach_header: out of memory");
     job->headers = grown;
     memcpy(job->headers + job->headers_length, line, length);
     memcpy(job->headers + job->headers_length + length, "\r\n", 3);
@@ -745,18 +745,18 @@ int detach_write(detach_job *job, const void *data, size_t length)
 {
     if (!job->connection) {
         errno = ENOTCONN;
-        return error_set("detach_write: job %s has no response to write to", job->id);
+        return dt_error_set("detach_write: job %s has no response to write to", job->id);
     }
-    if (connection_status_bits(&job->status) & DETACH_ABORTED) {
+    if (dt_connection_status_bits(&job->status) & DETACH_ABORTED) {
         errno = EPIPE;
-        return error_set("detach_write: the client of job %s went away", job->id);
+        return dt_error_set("detach_write: the client of job %s went away", job->id);
     }
     /* Flushed at once: an attached client sees output as it is made. */
     if (send_output(job, data, length, 0) < 0) {
         int saved = errno;
         output_failed(job);
         errno = saved;
-        return error_set("detach_write: job %s: %s", job->id, strerror(saved));
+        return dt_error_set("detach_write: job %s: %s", job->id, strerror(saved));
     }
     return 0;
 }
@@ -785,11 +785,11 @@ void detach_progress(detach_job *job, int percent, const char *message)
     dropped = !job->progress_message;
     if (!dropped)
         snprintf(job->progress_message, PROGRESS_MESSAGE_SIZE, "%s", message);
-    log_quote(quoted, sizeof(quoted), dropped ? "" : job->progress_message);
+    dt_log_quote(quoted, sizeof(quoted), dropped ? "" : job->progress_message);
     pthread_mutex_unlock(&job->report_lock);
     if (dropped && *message)
-        log_line(LOG_ERROR, "progress", "job=%s percent=%d error=\"message dropped: out of memory\"",
+        dt_log_line(LOG_ERROR, "progress", "job=%s percent=%d error=\"message dropped: out of memory\"",
                  job->id, percent);
     else
-        log_line(LOG_INFO, "progress", "job=%s percent=%d message=%s", job->id, percent, quoted);
+        dt_log_line(LOG_INFO, "progress", "job=%s percent=%d message=%s", job->id, percent, quoted);
 }

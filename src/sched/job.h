@@ -4,7 +4,7 @@
  *
  * A job is created from a request (by the watcher or a worker), queued by
  * the executor, run on a fiber of its own carried by job threads
- * (job_run), and freed by the executor once its shutdown callbacks ran.
+ * (dt_job_run), and freed by the executor once its shutdown callbacks ran.
  * The watcher touches it only through its timers and, in attached mode,
  * its connection's watch, always under the watcher lock.
  */
@@ -47,49 +47,49 @@ struct job_env {
 };
 
 /*
- * params: packed "NAME=value" strings (request_reader_params()); body:
+ * params: packed "NAME=value" strings (dt_request_reader_params()); body:
  * NULL when the request had none.  Both are copied into the job's one
  * malloc()ed block, the caller keeps its own.  connection: the one an
  * attached job answers on, NULL for a trigger job.
  */
-detach_job *job_new(struct job_env *env, const struct job_kind *kind,
+detach_job *dt_job_new(struct job_env *env, const struct job_kind *kind,
                     const char *params, const char *body, size_t body_length,
                     struct connection *connection);
-void job_free(detach_job *job);
+void dt_job_free(detach_job *job);
 /* A job that will never run (dropped at stop): answers an attached job's
  * client with 503 and frees. */
-void job_discard(detach_job *job);
+void dt_job_discard(detach_job *job);
 
 /* The executor's part of the job (executor.h). */
-struct executor_task *job_task(detach_job *job);
+struct executor_task *dt_job_task(detach_job *job);
 
 /* On the job's fiber: the handler, then shutdown callbacks, then the end. */
-void job_run(detach_job *job);
+void dt_job_run(detach_job *job);
 
 /*
- * Spool: job_spool() writes the job durably (before its 200); a job found
- * in the spool at start gets its old id back with job_restore().  Either
+ * Spool: dt_job_spool() writes the job durably (before its 200); a job found
+ * in the spool at start gets its old id back with dt_job_restore().  Either
  * way the spool file goes once the shutdown callbacks ran.
  */
-int job_spool(detach_job *job);
-void job_restore(detach_job *job, const char *id, uint64_t accepted_unix_ms);
+int dt_job_spool(detach_job *job);
+void dt_job_restore(detach_job *job, const char *id, uint64_t accepted_unix_ms);
 
 /* Called with the watcher lock held: the peer went away. */
-void job_abort_locked(detach_job *job);
+void dt_job_abort_locked(detach_job *job);
 
 /* Asks the job to stop (the server is stopping): as a timeout would,
  * without setting a status bit. */
-void job_request_stop(detach_job *job);
+void dt_job_request_stop(detach_job *job);
 
-struct job_snapshot;
+struct dt_job_snapshot;
 /* Admission: the job is listed as queued on the status page.  Undone with
- * job_unlist() when the executor refuses it after all. */
-void job_list(detach_job *job);
-void job_unlist(detach_job *job, int rejected);
+ * dt_job_unlist() when the executor refuses it after all. */
+void dt_job_list(detach_job *job);
+void dt_job_unlist(detach_job *job, int rejected);
 /* Copies what the status page shows; safe from any thread while listed. */
-void job_snapshot(detach_job *job, struct job_snapshot *snapshot);
+void dt_job_snapshot(detach_job *job, struct dt_job_snapshot *snapshot);
 
 /* Progress as last reported (percent -1 when none). */
-int job_progress(detach_job *job, char *message, size_t size);
+int dt_job_progress(detach_job *job, char *message, size_t size);
 
 #endif

@@ -36,25 +36,25 @@ static void no_fire(struct timer *timer)
     (void)timer;   /* parked deadlines are popped, never fired */
 }
 
-void parked_init(struct parked *parked)
+void dt_parked_init(struct parked *parked)
 {
-    timer_init(&parked->deadline, no_fire);
+    dt_timer_init(&parked->deadline, no_fire);
     parked->state = NOT_PARKED;
     parked->next_woken = NULL;
 }
 
-struct parking *parking_new(parking_resume_fn resume, void *arg)
+struct parking *dt_parking_new(parking_resume_fn resume, void *arg)
 {
     struct parking *parking = calloc(1, sizeof(*parking));
     pthread_condattr_t monotonic;
 
     if (!parking) {
-        error_set("parking: out of memory");
+        dt_error_set("parking: out of memory");
         return NULL;
     }
     parking->resume = resume;
     parking->resume_arg = arg;
-    timer_heap_init(&parking->deadlines);
+    dt_timer_heap_init(&parking->deadlines);
     pthread_mutex_init(&parking->lock, NULL);
     pthread_condattr_init(&monotonic);
     pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
@@ -63,11 +63,11 @@ struct parking *parking_new(parking_resume_fn resume, void *arg)
     return parking;
 }
 
-void parking_free(struct parking *parking)
+void dt_parking_free(struct parking *parking)
 {
     if (!parking)
         return;
-    timer_heap_destroy(&parking->deadlines);
+    dt_timer_heap_destroy(&parking->deadlines);
     pthread_cond_destroy(&parking->changed);
     pthread_mutex_destroy(&parking->lock);
     free(parking);
@@ -78,7 +78,7 @@ static void unlock(void *lock)
     pthread_mutex_unlock(lock);
 }
 
-int parking_park(struct parking *parking, struct parked *parked, uint64_t deadline_ms,
+int dt_parking_park(struct parking *parking, struct parked *parked, uint64_t deadline_ms,
                  int (*stopping)(void *arg), void *stopping_arg)
 {
     pthread_mutex_lock(&parking->lock);
@@ -86,26 +86,26 @@ int parking_park(struct parking *parking, struct parked *parked, uint64_t deadli
         pthread_mutex_unlock(&parking->lock);
         return 1;
     }
-    if (timer_heap_arm(&parking->deadlines, &parked->deadline, deadline_ms) < 0) {
+    if (dt_timer_heap_arm(&parking->deadlines, &parked->deadline, deadline_ms) < 0) {
         pthread_mutex_unlock(&parking->lock);
         errno = ENOMEM;
-        return error_set("parking: out of memory");
+        return dt_error_set("parking: out of memory");
     }
     parked->state = PARKED;
-    if (parking->waiting && timer_heap_first(&parking->deadlines) == &parked->deadline)
+    if (parking->waiting && dt_timer_heap_first(&parking->deadlines) == &parked->deadline)
         pthread_cond_signal(&parking->changed);
     /* The lock is released by the thread this fiber yields to, once the
      * fiber's stack is out of use: only then may the parking thread pop
      * it and another thread resume it. */
-    fiber_yield(unlock, &parking->lock);
+    dt_fiber_yield(unlock, &parking->lock);
     return 0;
 }
 
-void parking_wake(struct parking *parking, struct parked *parked)
+void dt_parking_wake(struct parking *parking, struct parked *parked)
 {
     pthread_mutex_lock(&parking->lock);
     if (parked->state == PARKED) {
-        timer_heap_disarm(&parking->deadlines, &parked->deadline);
+        dt_timer_heap_disarm(&parking->deadlines, &parked->deadline);
         parked->state = NOT_PARKED;
         parked->next_woken = parking->woken;
         parking->woken = parked;
@@ -121,10 +121,10 @@ static struct parked *take_due_locked(struct parking *parking, uint64_t now_ms)
     struct timer *first;
 
     parking->woken = NULL;
-    while ((first = timer_heap_first(&parking->deadlines)) && first->deadline_ms <= now_ms) {
+    while ((first = dt_timer_heap_first(&parking->deadlines)) && first->deadline_ms <= now_ms) {
         struct parked *parked = (struct parked *)((char *)first - offsetof(struct parked, deadline));
 
-        timer_heap_disarm(&parking->deadlines, first);
+        dt_timer_heap_disarm(&parking->deadlines, first);
         parked->state = NOT_PARKED;
         parked->next_woken = due;
         due = parked;
@@ -134,7 +134,7 @@ static struct parked *take_due_locked(struct parking *parking, uint64_t now_ms)
 
 static void wait_locked(struct parking *parking)
 {
-    struct timer *first = timer_heap_first(&parking->deadlines);
+    struct timer *first = dt_timer_heap_first(&parking->deadlines);
     struct timespec until;
 
     parking->waiting = 1;
@@ -148,11 +148,11 @@ static void wait_locked(struct parking *parking)
     parking->waiting = 0;
 }
 
-void parking_run(struct parking *parking)
+void dt_parking_run(struct parking *parking)
 {
     pthread_mutex_lock(&parking->lock);
     while (!parking->stopping) {
-        struct parked *due = take_due_locked(parking, monotonic_ms());
+        struct parked *due = take_due_locked(parking, dt_monotonic_ms());
 
         if (!due) {
             wait_locked(parking);
@@ -172,7 +172,7 @@ void parking_run(struct parking *parking)
     pthread_mutex_unlock(&parking->lock);
 }
 
-void parking_stop(struct parking *parking)
+void dt_parking_stop(struct parking *parking)
 {
     pthread_mutex_lock(&parking->lock);
     parking->stopping = 1;

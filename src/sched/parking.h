@@ -25,27 +25,27 @@ struct parked {
 typedef void (*parking_resume_fn)(struct parked *parked, void *arg);
 
 /* NULL with detach_last_error() when out of memory. */
-struct parking *parking_new(parking_resume_fn resume, void *arg);
+struct parking *dt_parking_new(parking_resume_fn resume, void *arg);
 /* The parking thread's body (its owner starts the thread): resumes
- * parked fibers until parking_stop(). */
-void parking_run(struct parking *parking);
-/* parking_run() returns; nothing may be parked any more. */
-void parking_stop(struct parking *parking);
-void parking_free(struct parking *parking);
+ * parked fibers until dt_parking_stop(). */
+void dt_parking_run(struct parking *parking);
+/* dt_parking_run() returns; nothing may be parked any more. */
+void dt_parking_stop(struct parking *parking);
+void dt_parking_free(struct parking *parking);
 
-void parked_init(struct parked *parked);
+void dt_parked_init(struct parked *parked);
 
 /*
- * On a fiber: parks it until deadline_ms (monotonic) or parking_wake(),
+ * On a fiber: parks it until deadline_ms (monotonic) or dt_parking_wake(),
  * unless stopping(stopping_arg) already holds (checked under the parking
  * lock, so a wake that follows the flag is never lost).  Returns 0 once
  * resumed, 1 at once when stopping, -1 when the heap cannot grow.
  */
-int parking_park(struct parking *parking, struct parked *parked, uint64_t deadline_ms,
+int dt_parking_park(struct parking *parking, struct parked *parked, uint64_t deadline_ms,
                  int (*stopping)(void *arg), void *stopping_arg);
 
 /* Resumes a parked fiber now (its stop was asked).  No effect on one not
  * parked: it sees the stop flag before it parks. */
-void parking_wake(struct parking *parking, struct parked *parked);
+void dt_parking_wake(struct parking *parking, struct parked *parked);
 
 #endif

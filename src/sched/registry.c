@@ -3,7 +3,7 @@
  *
  * The list of live jobs is intrusive (the entry lives in the job), so
  * admitting a job allocates nothing here.  A job is in the list from
- * admission until registry_ended(), which its job thread calls before it
+ * admission until dt_registry_ended(), which its job thread calls before it
  * frees the job: while a snapshot is copied under the lock, every listed
  * job is alive.  Jobs are read only through the entry's id and snapshot
  * callback, so this ledger sits below job.c and knows nothing of it.
@@ -13,24 +13,24 @@
 #include "base/timer_heap.h"
 #include "sched/registry.h"
 
-const double registry_bucket_bounds[REGISTRY_BUCKETS] = {
+const double dt_registry_bucket_bounds[REGISTRY_BUCKETS] = {
     0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1e300,
 };
 
-void registry_init(struct registry *registry)
+void dt_registry_init(struct registry *registry)
 {
     memset(registry, 0, sizeof(*registry));
     pthread_mutex_init(&registry->lock, NULL);
-    registry->started_ms = monotonic_ms();
+    registry->started_ms = dt_monotonic_ms();
 }
 
-void registry_destroy(struct registry *registry)
+void dt_registry_destroy(struct registry *registry)
 {
     pthread_mutex_destroy(&registry->lock);
 }
 
-void registry_add(struct registry *registry, struct registry_entry *entry, const char *id,
-                  void (*snapshot)(const struct registry_entry *, struct job_snapshot *))
+void dt_registry_add(struct registry *registry, struct registry_entry *entry, const char *id,
+                  void (*snapshot)(const struct registry_entry *, struct dt_job_snapshot *))
 {
     pthread_mutex_lock(&registry->lock);
     entry->id = id;
@@ -57,7 +57,7 @@ static void unlink_locked(struct registry *registry, struct registry_entry *entr
     entry->id = NULL;
 }
 
-void registry_remove(struct registry *registry, struct registry_entry *entry, int rejected)
+void dt_registry_remove(struct registry *registry, struct registry_entry *entry, int rejected)
 {
     pthread_mutex_lock(&registry->lock);
     if (entry->id) {
@@ -71,14 +71,14 @@ void registry_remove(struct registry *registry, struct registry_entry *entry, in
     pthread_mutex_unlock(&registry->lock);
 }
 
-void registry_rejected(struct registry *registry)
+void dt_registry_rejected(struct registry *registry)
 {
     pthread_mutex_lock(&registry->lock);
     registry->counters.rejected++;
     pthread_mutex_unlock(&registry->lock);
 }
 
-void registry_started(struct registry *registry)
+void dt_registry_started(struct registry *registry)
 {
     pthread_mutex_lock(&registry->lock);
     registry->counters.queued--;
@@ -86,8 +86,8 @@ void registry_started(struct registry *registry)
     pthread_mutex_unlock(&registry->lock);
 }
 
-void registry_ended(struct registry *registry, struct registry_entry *entry,
-                    const struct job_snapshot *final, double seconds, int failed)
+void dt_registry_ended(struct registry *registry, struct registry_entry *entry,
+                    const struct dt_job_snapshot *final, double seconds, int failed)
 {
     struct registry_counters *counters = &registry->counters;
 
@@ -103,7 +103,7 @@ void registry_ended(struct registry *registry, struct registry_entry *entry,
     if (final->connection_status & DETACH_TIMEOUT)
         counters->timed_out++;
     for (int i = 0; i < REGISTRY_BUCKETS; i++)
-        if (seconds <= registry_bucket_bounds[i])
+        if (seconds <= dt_registry_bucket_bounds[i])
             counters->duration_buckets[i]++;
     counters->duration_sum_seconds += seconds;
     registry->recent[registry->recent_next] = *final;
@@ -113,7 +113,7 @@ void registry_ended(struct registry *registry, struct registry_entry *entry,
     pthread_mutex_unlock(&registry->lock);
 }
 
-void registry_interrupted(struct registry *registry, struct registry_entry *entry)
+void dt_registry_interrupted(struct registry *registry, struct registry_entry *entry)
 {
     pthread_mutex_lock(&registry->lock);
     if (entry->id) {
@@ -123,14 +123,14 @@ void registry_interrupted(struct registry *registry, struct registry_entry *entr
     pthread_mutex_unlock(&registry->lock);
 }
 
-size_t registry_copy(struct registry *registry, struct registry_counters *counters,
-                     struct job_snapshot *snapshots, size_t capacity)
+size_t dt_registry_copy(struct registry *registry, struct registry_counters *counters,
+                     struct dt_job_snapshot *snapshots, size_t capacity)
 {
     size_t copied = 0;
 
     pthread_mutex_lock(&registry->lock);
     *counters = registry->counters;
-    counters->uptime_seconds = (monotonic_ms() - registry->started_ms) / 1000;
+    counters->uptime_seconds = (dt_monotonic_ms() - registry->started_ms) / 1000;
     for (struct registry_entry *entry = registry->live; entry && copied < capacity;
          entry = entry->next)
         entry->snapshot(entry, &snapshots[copied++]);
@@ -142,7 +142,7 @@ size_t registry_copy(struct registry *registry, struct registry_counters *counte
     return copied;
 }
 
-int registry_find(struct registry *registry, const char *id, struct job_snapshot *snapshot)
+int dt_registry_find(struct registry *registry, const char *id, struct dt_job_snapshot *snapshot)
 {
     int found = -1;
 

@@ -69,7 +69,7 @@ static void put_field(uint8_t **out, const void *data, size_t length)
     *out += length;
 }
 
-int spool_encode(const struct spool_record *record, uint8_t **data, size_t *length)
+int dt_spool_encode(const struct spool_record *record, uint8_t **data, size_t *length)
 {
     size_t id_length = strlen(record->id), route_length = strlen(record->route);
     size_t count = 0, size = MAGIC_LENGTH + 8 + 4 + id_length + 4 + route_length + 4 + 4 +
@@ -140,7 +140,7 @@ static char *get_field(struct reader *reader, size_t *length, int text)
     return copy;
 }
 
-void spool_record_free(struct spool_record *record)
+void dt_spool_record_free(struct spool_record *record)
 {
     free(record->route);
     free(record->params);
@@ -150,7 +150,7 @@ void spool_record_free(struct spool_record *record)
     record->body = NULL;
 }
 
-int spool_decode(const uint8_t *data, size_t length, struct spool_record *record)
+int dt_spool_decode(const uint8_t *data, size_t length, struct spool_record *record)
 {
     struct reader reader = { data, length, MAGIC_LENGTH };
     uint32_t count, checksum;
@@ -220,7 +220,7 @@ fail:
             free(strings[i]);
     free(strings);
     free(id);
-    spool_record_free(record);
+    dt_spool_record_free(record);
     return -1;
 }
 
@@ -229,17 +229,17 @@ fail:
 static int make_directory(const char *path)
 {
     if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        return error_set("spool %s: mkdir: %s", path, strerror(errno));
+        return dt_error_set("spool %s: mkdir: %s", path, strerror(errno));
     return 0;
 }
 
-struct spool *spool_open(const char *directory)
+struct spool *dt_spool_open(const char *directory)
 {
     struct spool *spool = calloc(1, sizeof(*spool));
     char path[4096];
 
     if (!spool) {
-        error_set("spool: out of memory");
+        dt_error_set("spool: out of memory");
         return NULL;
     }
     spool->directory_fd = -1;
@@ -254,16 +254,16 @@ struct spool *spool_open(const char *directory)
         goto fail;
     spool->directory_fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (spool->directory_fd < 0) {
-        error_set("spool %s: %s", directory, strerror(errno));
+        dt_error_set("spool %s: %s", directory, strerror(errno));
         goto fail;
     }
     return spool;
 fail:
-    spool_close(spool);
+    dt_spool_close(spool);
     return NULL;
 }
 
-void spool_close(struct spool *spool)
+void dt_spool_close(struct spool *spool)
 {
     if (!spool)
         return;
@@ -288,24 +288,24 @@ static int write_all(int fd, const uint8_t *data, size_t length)
     return 0;
 }
 
-int spool_write(struct spool *spool, const struct spool_record *record)
+int dt_spool_write(struct spool *spool, const struct spool_record *record)
 {
     char temporary[128], final[128];
     uint8_t *data = NULL;
     size_t length;
     int fd;
 
-    if (spool_encode(record, &data, &length) < 0)
-        return error_set("spool: encoding job %s: %s", record->id, strerror(errno));
+    if (dt_spool_encode(record, &data, &length) < 0)
+        return dt_error_set("spool: encoding job %s: %s", record->id, strerror(errno));
     snprintf(temporary, sizeof(temporary), "tmp/%s", record->id);
     snprintf(final, sizeof(final), "%s" SUFFIX, record->id);
     fd = openat(spool->directory_fd, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        error_set("spool %s/%s: %s", spool->directory, temporary, strerror(errno));
+        dt_error_set("spool %s/%s: %s", spool->directory, temporary, strerror(errno));
         goto fail;
     }
     if (write_all(fd, data, length) < 0 || fdatasync(fd) < 0) {
-        error_set("spool %s/%s: %s", spool->directory, temporary, strerror(errno));
+        dt_error_set("spool %s/%s: %s", spool->directory, temporary, strerror(errno));
         close(fd);
         unlinkat(spool->directory_fd, temporary, 0);
         goto fail;
@@ -313,7 +313,7 @@ int spool_write(struct spool *spool, const struct spool_record *record)
     close(fd);
     if (renameat(spool->directory_fd, temporary, spool->directory_fd, final) < 0 ||
         fsync(spool->directory_fd) < 0) {
-        error_set("spool %s/%s: %s", spool->directory, final, strerror(errno));
+        dt_error_set("spool %s/%s: %s", spool->directory, final, strerror(errno));
         unlinkat(spool->directory_fd, temporary, 0);
         goto fail;
     }
@@ -324,13 +324,13 @@ fail:
     return -1;
 }
 
-int spool_remove(struct spool *spool, const char *id)
+int dt_spool_remove(struct spool *spool, const char *id)
 {
     char name[128];
 
     snprintf(name, sizeof(name), "%s" SUFFIX, id);
     if (unlinkat(spool->directory_fd, name, 0) < 0 && errno != ENOENT)
-        return error_set("spool %s/%s: %s", spool->directory, name, strerror(errno));
+        return dt_error_set("spool %s/%s: %s", spool->directory, name, strerror(errno));
     /* No fsync: a removal lost in a crash only runs the job again, which
      * the at-least-once promise allows. */
     return 0;
@@ -448,10 +448,10 @@ static void move_aside(struct spool *spool, const char *name, const char *why, i
         snprintf(detail, sizeof(detail), " read_error=\"%s\"", strerror(error));
     snprintf(target, sizeof(target), "corrupt/%s", name);
     if (renameat(spool->directory_fd, name, spool->directory_fd, target) < 0)
-        log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s%s error=\"%s\"",
+        dt_log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s%s error=\"%s\"",
                  spool->directory, name, why, detail, strerror(errno));
     else
-        log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s%s moved_to=%s/%s",
+        dt_log_line(LOG_ERROR, "spool_corrupt", "file=%s/%s reason=%s%s moved_to=%s/%s",
                  spool->directory, name, why, detail, spool->directory, target);
 }
 
@@ -484,7 +484,7 @@ static void clear_temporary(struct spool *spool)
     closedir(directory);
 }
 
-int spool_recover(struct spool *spool, void (*found)(void *context, struct spool_record *record),
+int dt_spool_recover(struct spool *spool, void (*found)(void *context, struct spool_record *record),
                   void *context)
 {
     struct dirent **entries;
@@ -494,7 +494,7 @@ int spool_recover(struct spool *spool, void (*found)(void *context, struct spool
     count = scandir(spool->directory, &entries, is_job_file, by_name);
 
     if (count < 0)
-        return error_set("spool %s: %s", spool->directory, strerror(errno));
+        return dt_error_set("spool %s: %s", spool->directory, strerror(errno));
     for (int i = 0; i < count; i++) {
         const char *name = entries[i]->d_name;
         struct spool_record record;
@@ -509,13 +509,13 @@ int spool_recover(struct spool *spool, void (*found)(void *context, struct spool
         if (verdict == ENTRY_DAMAGED) {
             move_aside(spool, name, why, error);
         } else if (verdict == ENTRY_SKIPPED) {
-            log_line(LOG_ERROR, "spool_skipped", "file=%s/%s reason=%s error=\"%s\" "
+            dt_log_line(LOG_ERROR, "spool_skipped", "file=%s/%s reason=%s error=\"%s\" "
                      "note=\"left in place for the next start\"", spool->directory, name, why,
                      strerror(error));
-        } else if (spool_decode(data, length, &record) < 0 ||
+        } else if (dt_spool_decode(data, length, &record) < 0 ||
                    strncmp(name, record.id, strlen(record.id)) != 0) {
             if (record.route)
-                spool_record_free(&record);
+                dt_spool_record_free(&record);
             move_aside(spool, name, "malformed", 0);
         } else {
             found(context, &record);

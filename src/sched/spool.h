@@ -25,25 +25,25 @@ struct spool_record {
 };
 
 /* Creates the directory (and tmp/, corrupt/) when missing. */
-struct spool *spool_open(const char *directory);
-void spool_close(struct spool *spool);
+struct spool *dt_spool_open(const char *directory);
+void dt_spool_close(struct spool *spool);
 
 /* 0 once the record is on disk for good; -1 with a message otherwise. */
-int spool_write(struct spool *spool, const struct spool_record *record);
-int spool_remove(struct spool *spool, const char *id);
+int dt_spool_write(struct spool *spool, const struct spool_record *record);
+int dt_spool_remove(struct spool *spool, const char *id);
 
 /*
  * Calls found() for every stored record, oldest id first.  found() takes
  * ownership of params and body (and route).  Undecodable files go to
  * corrupt/.  Returns the number of records handed over, -1 on an error.
  */
-int spool_recover(struct spool *spool, void (*found)(void *context, struct spool_record *record),
+int dt_spool_recover(struct spool *spool, void (*found)(void *context, struct spool_record *record),
                   void *context);
 
 /* The file format, exposed for tests and fuzzing. */
-int spool_encode(const struct spool_record *record, uint8_t **data, size_t *length);
+int dt_spool_encode(const struct spool_record *record, uint8_t **data, size_t *length);
 /* 0 and a record owning fresh allocations, or -1 for anything malformed. */
-int spool_decode(const uint8_t *data, size_t length, struct spool_record *record);
-void spool_record_free(struct spool_record *record);
+int dt_spool_decode(const uint8_t *data, size_t length, struct spool_record *record);
+void dt_spool_record_free(struct spool_record *record);
 
 #endif

@@ -75,7 +75,7 @@ static int entry_matches(const char *entry, size_t length, const struct parsed *
     return 1;
 }
 
-int access_allowed(const char *list, const char *address)
+int dt_access_allowed(const char *list, const char *address)
 {
     struct parsed peer;
 
@@ -92,7 +92,7 @@ int access_allowed(const char *list, const char *address)
     return 0;
 }
 
-int access_list_valid(const char *list, const char **bad_start, int *bad_length)
+int dt_access_list_valid(const char *list, const char **bad_start, int *bad_length)
 {
     for (const char *p = list; *p;) {
         size_t length;
@@ -110,5 +110,5 @@ int access_list_valid(const char *list, const char **bad_start, int *bad_length)
 
 int detach_allow_list_valid(const char *list, const char **bad, int *bad_length)
 {
-    return access_list_valid(list, bad, bad_length);
+    return dt_access_list_valid(list, bad, bad_length);
 }

@@ -6,8 +6,8 @@
 #define DETACH_ACCESS_H
 
 /* 1 when address is in the list; 0 when not, or when either is malformed. */
-int access_allowed(const char *list, const char *address);
+int dt_access_allowed(const char *list, const char *address);
 /* 0 when every entry of list parses; -1 naming the bad one in *bad. */
-int access_list_valid(const char *list, const char **bad_start, int *bad_length);
+int dt_access_list_valid(const char *list, const char **bad_start, int *bad_length);
 
 #endif

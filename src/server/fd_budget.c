@@ -18,7 +18,7 @@ static unsigned long long floor_difference(unsigned long long a, unsigned long l
     return a > b ? a - b : 0;
 }
 
-void fd_budget_compute(struct fd_budget *budget, unsigned long long limit,
+void dt_fd_budget_compute(struct fd_budget *budget, unsigned long long limit,
                        unsigned long long own_in_use, unsigned workers, unsigned max_jobs,
                        unsigned job_descriptors)
 {
@@ -60,14 +60,14 @@ void fd_budget_compute(struct fd_budget *budget, unsigned long long limit,
         budget->jobs_at_once = 1;
 }
 
-void fd_budget_describe(const struct fd_budget *budget, char *buffer, size_t size)
+void dt_fd_budget_describe(const struct fd_budget *budget, char *buffer, size_t size)
 {
     snprintf(buffer, size, "limit=%llu needed=%llu own=%llu workers=%llu jobs=%llu "
              "max_connections=%llu jobs_at_once=%u", budget->limit, budget->needed, budget->own,
              budget->workers, budget->jobs, budget->connections, budget->jobs_at_once);
 }
 
-unsigned long long fd_budget_open_now(void)
+unsigned long long dt_fd_budget_open_now(void)
 {
     DIR *directory = opendir("/proc/self/fd");
     unsigned long long count = 0;
@@ -90,12 +90,12 @@ void detach_descriptor_budget_compute(detach_descriptor_budget *budget,
 {
     struct fd_budget figures;
 
-    fd_budget_compute(&figures, limit, 0, workers, max_jobs, job_descriptors);
+    dt_fd_budget_compute(&figures, limit, 0, workers, max_jobs, job_descriptors);
     budget->verdict = figures.verdict == FD_BUDGET_FITS    ? DETACH_BUDGET_FITS
                       : figures.verdict == FD_BUDGET_SHORT ? DETACH_BUDGET_SHORT
                                                            : DETACH_BUDGET_IMPOSSIBLE;
     budget->limit = figures.limit;
     budget->needed = figures.needed;
     budget->jobs_at_once = figures.jobs_at_once;
-    fd_budget_describe(&figures, budget->figures, sizeof(budget->figures));
+    dt_fd_budget_describe(&figures, budget->figures, sizeof(budget->figures));
 }

@@ -4,7 +4,7 @@
  * may be open at once so that idle connections never take the
  * descriptors the running jobs need.
  *
- * A pure computation (fd_budget_compute), tested directly, used at serve
+ * A pure computation (dt_fd_budget_compute), tested directly, used at serve
  * time by the library (the connection cap, a warning in the log) and by
  * detachd --check-config and its start (the warning or the refusal, with
  * the figures).
@@ -54,15 +54,15 @@ struct fd_budget {
  * many can run at once, and the others wait in the queue rather than
  * start without descriptors and fail.
  */
-void fd_budget_compute(struct fd_budget *budget, unsigned long long limit,
+void dt_fd_budget_compute(struct fd_budget *budget, unsigned long long limit,
                        unsigned long long own_in_use, unsigned workers, unsigned max_jobs,
                        unsigned job_descriptors);
 
 /* "limit=N needed=N own=N workers=N jobs=N max_connections=N", for logs
  * and messages. */
-void fd_budget_describe(const struct fd_budget *budget, char *buffer, size_t size);
+void dt_fd_budget_describe(const struct fd_budget *budget, char *buffer, size_t size);
 
 /* Descriptors open in this process now (/proc/self/fd); 0 when unknown. */
-unsigned long long fd_budget_open_now(void);
+unsigned long long dt_fd_budget_open_now(void);
 
 #endif

@@ -3,10 +3,10 @@
  *
  * The watcher has read the request, every record checked.  Find the
  * route, admit the job, answer.  A trigger with no spool is answered on
- * the watcher thread at once (request_serve_at_once): its 200 is three
+ * the watcher thread at once (dt_request_serve_at_once): its 200 is three
  * records in one send().  What may block -- a spool
  * write, the status page, a refusal, an attached job that answers on the
- * connection -- is a worker's (request_serve).  Nothing here waits for a
+ * connection -- is a worker's (dt_request_serve).  Nothing here waits for a
  * job.
  */
 #include <errno.h>
@@ -56,7 +56,7 @@ static void copy_job_id(char out[64], detach_job *job)
  * else SCRIPT_NAME + PATH_INFO (Apache), else REQUEST_URI without query. */
 static int request_path(const char *params, char *path, size_t size)
 {
-    const char *document_uri = request_param(params, "DOCUMENT_URI");
+    const char *document_uri = dt_request_param(params, "DOCUMENT_URI");
     const char *script_name, *request_uri;
     size_t used = 0;
 
@@ -64,14 +64,14 @@ static int request_path(const char *params, char *path, size_t size)
      * lookup walks the params. */
     if (document_uri && *document_uri)
         return append(path, size, &used, document_uri, strlen(document_uri));
-    script_name = request_param(params, "SCRIPT_NAME");
+    script_name = dt_request_param(params, "SCRIPT_NAME");
     if (script_name && *script_name) {
-        const char *path_info = request_param(params, "PATH_INFO");
+        const char *path_info = dt_request_param(params, "PATH_INFO");
         return append(path, size, &used, script_name, strlen(script_name)) < 0 ||
                append(path, size, &used, path_info ? path_info : "",
                       path_info ? strlen(path_info) : 0) < 0 ? -1 : 0;
     }
-    request_uri = request_param(params, "REQUEST_URI");
+    request_uri = dt_request_param(params, "REQUEST_URI");
     if (request_uri && *request_uri)
         return append(path, size, &used, request_uri, strcspn(request_uri, "?"));
     return -1;
@@ -96,16 +96,16 @@ static void acknowledge(struct connection *connection, const char *job_id)
     char head[256];
     int n = format_acknowledgement(head, sizeof(head), job_id);
 
-    if (n < 0 || fcgi_response_send_whole(connection_response(connection), head, (size_t)n) < 0)
-        connection_forbid_keepalive(connection);
+    if (n < 0 || dt_fcgi_response_send_whole(dt_connection_response(connection), head, (size_t)n) < 0)
+        dt_connection_forbid_keepalive(connection);
 }
 
 static void log_rejected(const char *path, const char *reason)
 {
     char quoted[256];
 
-    log_line(LOG_INFO, "rejected", "path=%s reason=%s",
-             log_quote(quoted, sizeof(quoted), path), reason);
+    dt_log_line(LOG_INFO, "rejected", "path=%s reason=%s",
+             dt_log_quote(quoted, sizeof(quoted), path), reason);
 }
 
 /* "<status_path>" or "<status_path>/jobs/<id>": *subpath is the rest. */
@@ -128,21 +128,21 @@ static int is_status_request(const char *status_path, const char *path, const ch
 static void serve_status(struct server_core *core, struct connection *connection,
                          const char *params, const char *subpath)
 {
-    const char *remote = request_param(params, "REMOTE_ADDR");
-    const char *query = request_param(params, "QUERY_STRING");
+    const char *remote = dt_request_param(params, "REMOTE_ADDR");
+    const char *query = dt_request_param(params, "QUERY_STRING");
     struct status_response response = { NULL, 0 };
 
-    if (!access_allowed(core->options.status_allow, remote)) {
-        connection_respond(connection, "403 Forbidden", NULL);
+    if (!dt_access_allowed(core->options.status_allow, remote)) {
+        dt_connection_respond(connection, "403 Forbidden", NULL);
         return;
     }
-    if (status_page_render(&core->registry, subpath, query ? query : "", &response) < 0) {
-        connection_respond(connection, "500 Internal Server Error", NULL);
+    if (dt_status_page_render(&core->registry, subpath, query ? query : "", &response) < 0) {
+        dt_connection_respond(connection, "500 Internal Server Error", NULL);
         return;
     }
-    if (fcgi_response_send_whole(connection_response(connection), response.text,
+    if (dt_fcgi_response_send_whole(dt_connection_response(connection), response.text,
                                  response.length) < 0)
-        connection_forbid_keepalive(connection);
+        dt_connection_forbid_keepalive(connection);
     free(response.text);
 }
 
@@ -176,10 +176,10 @@ static int queue_is_full(struct server_core *core, const char *path, const char 
 {
     int refused;
 
-    if (executor_has_room(core->executor, request_params_size(params) + body_length))
+    if (dt_executor_has_room(core->executor, dt_request_params_size(params) + body_length))
         return 0;
     refused = errno;   /* which limit */
-    registry_rejected(&core->registry);
+    dt_registry_rejected(&core->registry);
     log_rejected(path, refusal_reason(refused));
     return 1;
 }
@@ -187,13 +187,13 @@ static int queue_is_full(struct server_core *core, const char *path, const char 
 static void refuse_full(struct connection *connection, const char *path, int error)
 {
     log_rejected(path, refusal_reason(error));
-    connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
+    dt_connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
 }
 
 /* Watcher thread, watcher lock held: an attached job's peer went away. */
 static void peer_left(void *job)
 {
-    job_abort_locked(job);
+    dt_job_abort_locked(job);
 }
 
 /*
@@ -208,29 +208,29 @@ static int admit_attached(struct server_core *core, struct connection *connectio
     int refused;
 
     copy_job_id(job_id, job);
-    job_list(job);
-    if (connection_watch_for_abort(connection, peer_left, job) < 0)
+    dt_job_list(job);
+    if (dt_connection_watch_for_abort(connection, peer_left, job) < 0)
         goto refused;
     /* Before the submit: once submitted, the job may end and free the
      * connection at any moment. */
     if (peer_spoke)
-        connection_report_abort(connection);
+        dt_connection_report_abort(connection);
     /* Before the submit: once submitted, the job thread may log
      * "started" at once, and "accepted" must come first. */
-    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, path);
-    if (executor_submit(core->executor, job_task(job)) < 0) {
+    dt_log_line(LOG_INFO, "accepted", "job=%s route=%s mode=attached", job_id, path);
+    if (dt_executor_submit(core->executor, dt_job_task(job)) < 0) {
         int saved = errno;   /* says why, for refuse_full() */
 
-        log_line(LOG_INFO, "withdrawn", "job=%s reason=%s", job_id, refusal_reason(saved));
+        dt_log_line(LOG_INFO, "withdrawn", "job=%s reason=%s", job_id, refusal_reason(saved));
         errno = saved;
         goto refused;
     }
     return 1;
 refused:
     refused = errno;
-    connection_unwatch_abort(connection);
-    job_unlist(job, 1);
-    job_free(job);
+    dt_connection_unwatch_abort(connection);
+    dt_job_unlist(job, 1);
+    dt_job_free(job);
     refuse_full(connection, path, refused);
     return 0;
 }
@@ -249,25 +249,25 @@ static enum admission admit_trigger_job(struct server_core *core, detach_job *jo
     copy_job_id(job_id, job);
     /* The caller looked for room (queue_is_full()): nothing is written
      * for a request that would be refused anyway. */
-    if (core->spool && job_spool(job) < 0) {
-        log_line(LOG_ERROR, "spool_write", "job=%s error=\"%s\"", job_id, detach_last_error());
-        job_free(job);
+    if (core->spool && dt_job_spool(job) < 0) {
+        dt_log_line(LOG_ERROR, "spool_write", "job=%s error=\"%s\"", job_id, detach_last_error());
+        dt_job_free(job);
         return SPOOL_FAILED;
     }
-    job_list(job);
+    dt_job_list(job);
     /* Before the submit, so that "accepted" always precedes the job's
      * "started"; a submit that fails after all says "withdrawn". */
-    log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
-    submitted = on_watcher ? executor_submit_deferred(core->executor, job_task(job))
-                           : executor_submit(core->executor, job_task(job));
+    dt_log_line(LOG_INFO, "accepted", "job=%s route=%s mode=trigger", job_id, path);
+    submitted = on_watcher ? dt_executor_submit_deferred(core->executor, dt_job_task(job))
+                           : dt_executor_submit(core->executor, dt_job_task(job));
     if (submitted < 0) {
         int refused = errno;
 
-        log_line(LOG_INFO, "withdrawn", "job=%s reason=%s", job_id, refusal_reason(refused));
-        job_unlist(job, 1);
-        if (core->spool && spool_remove(core->spool, job_id) < 0)
-            log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
-        job_free(job);
+        dt_log_line(LOG_INFO, "withdrawn", "job=%s reason=%s", job_id, refusal_reason(refused));
+        dt_job_unlist(job, 1);
+        if (core->spool && dt_spool_remove(core->spool, job_id) < 0)
+            dt_log_line(LOG_ERROR, "spool_remove", "job=%s error=\"%s\"", job_id, detach_last_error());
+        dt_job_free(job);
         log_rejected(path, refusal_reason(refused));
         return QUEUE_FULL;
     }
@@ -284,7 +284,7 @@ static void admit_trigger(struct server_core *core, struct connection *connectio
     if (admission == ADMITTED)
         acknowledge(connection, job_id);
     else
-        connection_respond(connection, "503 Service Unavailable", retry_after(admission));
+        dt_connection_respond(connection, "503 Service Unavailable", retry_after(admission));
 }
 
 /*
@@ -294,7 +294,7 @@ static void admit_trigger(struct server_core *core, struct connection *connectio
  * server not stopping.  Admission never blocks: the executor only queues,
  * and its spawner starts threads.
  */
-int request_serve_at_once(struct server_core *core, struct connection *connection)
+int dt_request_serve_at_once(struct server_core *core, struct connection *connection)
 {
     struct request_reader *reader = &connection->reader;
     char path[MAX_PATH_LENGTH], head[256], job_id[64];
@@ -306,47 +306,47 @@ int request_serve_at_once(struct server_core *core, struct connection *connectio
     enum admission admission;
 
     if (core->spool || reader->request_length == 0 ||
-        (reader->trailing_length > 0 && !request_reader_next_is_request(reader)) ||
+        (reader->trailing_length > 0 && !dt_request_reader_next_is_request(reader)) ||
         atomic_load(&core->io.stopping))
         return 0;
-    params = request_reader_params(reader);
+    params = dt_request_reader_params(reader);
     if (!params)
         return 0;
     if (request_path(params, path, sizeof(path)) < 0 ||
         is_status_request(core->options.status_path, path, &subpath) ||
-        !(route = route_table_match(atomic_load(&core->routes), path)) ||
+        !(route = dt_route_table_match(atomic_load(&core->routes), path)) ||
         route->kind.mode != DETACH_TRIGGER) {
         free(params);
         return 0;
     }
-    body = request_reader_take_body(reader, &body_length);
+    body = dt_request_reader_take_body(reader, &body_length);
     if (queue_is_full(core, route->kind.path, params, body_length)) {
         free(params);
         free(body);
-        connection_refuse_now(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
+        dt_connection_refuse_now(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
         return 1;
     }
-    job = job_new(&core->jobs, &route->kind, params, body, body_length, NULL);
+    job = dt_job_new(&core->jobs, &route->kind, params, body, body_length, NULL);
     free(params);
     free(body);
     if (!job) {
-        connection_refuse_now(connection, "500 Internal Server Error", NULL);
+        dt_connection_refuse_now(connection, "500 Internal Server Error", NULL);
         return 1;
     }
     admission = admit_trigger_job(core, job, route->kind.path, job_id, 1);
     if (admission != ADMITTED) {
-        connection_refuse_now(connection, "503 Service Unavailable", retry_after(admission));
+        dt_connection_refuse_now(connection, "503 Service Unavailable", retry_after(admission));
         return 1;
     }
     /* A job id always fits: the head cannot come out short. */
-    connection_answer_now(connection, head, (size_t)format_acknowledgement(head, sizeof(head), job_id));
+    dt_connection_answer_now(connection, head, (size_t)format_acknowledgement(head, sizeof(head), job_id));
     return 1;
 }
 
-void request_serve(struct server_core *core, struct connection *connection)
+void dt_request_serve(struct server_core *core, struct connection *connection)
 {
     struct request_reader *reader = &connection->reader;
-    enum request_verdict verdict = request_reader_parse(reader);   /* final: read whole */
+    enum request_verdict verdict = dt_request_reader_parse(reader);   /* final: read whole */
     char path[MAX_PATH_LENGTH];
     const struct route *route;
     const char *subpath, *refusal;
@@ -361,62 +361,62 @@ void request_serve(struct server_core *core, struct connection *connection)
      * served after this one (connection.c), unless the connection closes
      * anyway: then the rest of it is read and dropped. */
     peer_spoke = verdict == REQUEST_COMPLETE && reader->trailing_length > 0 &&
-                 !request_reader_next_is_request(reader);
+                 !dt_request_reader_next_is_request(reader);
     if (peer_spoke || verdict == REQUEST_TOO_LARGE ||
         (reader->trailing_length > 0 && !reader->keep_connection))
-        connection_expect_unread(connection);
-    params = request_reader_params(reader);
-    body = request_reader_take_body(reader, &body_length);
+        dt_connection_expect_unread(connection);
+    params = dt_request_reader_params(reader);
+    body = dt_request_reader_take_body(reader, &body_length);
 
     if (!params) {
-        connection_respond(connection, "500 Internal Server Error", NULL);
+        dt_connection_respond(connection, "500 Internal Server Error", NULL);
         goto release;
     }
     if (request_path(params, path, sizeof(path)) < 0) {
-        connection_respond(connection, "400 Bad Request", NULL);
+        dt_connection_respond(connection, "400 Bad Request", NULL);
         goto release;
     }
     /* "/jobs/pre/../../etc" must not run the job of the prefix route
      * "/jobs/pre/", nor reach the status page: refused before anything
      * is matched, and logged as a rejection with its reason. */
-    if ((refusal = route_path_refusal(path))) {
+    if ((refusal = dt_route_path_refusal(path))) {
         log_rejected(path, refusal);
-        connection_respond(connection, "400 Bad Request", NULL);
+        dt_connection_respond(connection, "400 Bad Request", NULL);
         goto release;
     }
     if (verdict == REQUEST_TOO_LARGE) {
         /* The rest of the body is still on the wire: the connection cannot
          * carry another request. */
         log_rejected(path, "body_too_large");
-        connection_respond(connection, "413 Payload Too Large", NULL);
+        dt_connection_respond(connection, "413 Payload Too Large", NULL);
         goto release;
     }
     if (is_status_request(core->options.status_path, path, &subpath)) {
         serve_status(core, connection, params, subpath);
         goto release;
     }
-    route = route_table_match(atomic_load(&core->routes), path);
+    route = dt_route_table_match(atomic_load(&core->routes), path);
     if (!route) {
         log_rejected(path, "no_route");
-        connection_respond(connection, "404 Not Found", NULL);
+        dt_connection_respond(connection, "404 Not Found", NULL);
         goto release;
     }
     if (atomic_load(&core->io.stopping)) {
         log_rejected(path, "stopping");
-        connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
+        dt_connection_respond(connection, "503 Service Unavailable", "Retry-After: 5\r\n");
         goto release;
     }
     if (queue_is_full(core, route->kind.path, params, body_length)) {
-        connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
+        dt_connection_respond(connection, "503 Service Unavailable", retry_after(QUEUE_FULL));
         goto release;
     }
-    job = job_new(&core->jobs, &route->kind, params, body, body_length,
+    job = dt_job_new(&core->jobs, &route->kind, params, body, body_length,
                   route->kind.mode == DETACH_ATTACHED ? connection : NULL);
     free(params);   /* the job has its own copies */
     free(body);
     params = body = NULL;
     if (!job) {
-        connection_respond(connection, "500 Internal Server Error", NULL);
+        dt_connection_respond(connection, "500 Internal Server Error", NULL);
         goto release;
     }
     if (route->kind.mode == DETACH_ATTACHED) {
@@ -428,5 +428,5 @@ void request_serve(struct server_core *core, struct connection *connection)
 release:
     free(params);
     free(body);
-    connection_release(connection);
+    dt_connection_release(connection);
 }

@@ -17,9 +17,9 @@ struct connection;
  * that needs no waiting.  1: answered, the connection is
  * gone on (waiting for the next request, or closed); 0: a worker's.
  */
-int request_serve_at_once(struct server_core *core, struct connection *connection);
+int dt_request_serve_at_once(struct server_core *core, struct connection *connection);
 
 /* A worker: answers the request read whole, then releases the connection. */
-void request_serve(struct server_core *core, struct connection *connection);
+void dt_request_serve(struct server_core *core, struct connection *connection);
 
 #endif

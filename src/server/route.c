@@ -13,22 +13,22 @@
 #include "base/error.h"
 #include "server/route.h"
 
-void route_table_init(struct route_table *table)
+void dt_route_table_init(struct route_table *table)
 {
     table->routes = NULL;
     table->count = 0;
     table->retired = NULL;
 }
 
-void route_table_destroy(struct route_table *table)
+void dt_route_table_destroy(struct route_table *table)
 {
     for (size_t i = 0; i < table->count; i++)
         free(table->routes[i].kind.path);
     free(table->routes);
-    route_table_init(table);
+    dt_route_table_init(table);
 }
 
-int route_table_add(struct route_table *table, const char *path, detach_mode mode,
+int dt_route_table_add(struct route_table *table, const char *path, detach_mode mode,
                     detach_abort_policy on_abort, detach_handler handler, void *arg)
 {
     struct route *routes, *route;
@@ -36,33 +36,33 @@ int route_table_add(struct route_table *table, const char *path, detach_mode mod
 
     if (!path || path[0] != '/' || !handler) {
         errno = EINVAL;
-        return error_set("route \"%s\": a route is a path starting with '/' and a handler",
+        return dt_error_set("route \"%s\": a route is a path starting with '/' and a handler",
                          path ? path : "(null)");
     }
-    if (route_path_refusal(path)) {
+    if (dt_route_path_refusal(path)) {
         /* Such a route could never match: say so at start, not by 404s. */
         errno = EINVAL;
-        return error_set("route \"%s\": a route path cannot have a \".\" or \"..\" segment, "
-                         "a backslash or an encoded separator (%s)", path, route_path_refusal(path));
+        return dt_error_set("route \"%s\": a route path cannot have a \".\" or \"..\" segment, "
+                         "a backslash or an encoded separator (%s)", path, dt_route_path_refusal(path));
     }
     if (mode != DETACH_TRIGGER && mode != DETACH_ATTACHED) {
         errno = EINVAL;
-        return error_set("route \"%s\": unknown mode %d", path, (int)mode);
+        return dt_error_set("route \"%s\": unknown mode %d", path, (int)mode);
     }
     for (size_t i = 0; i < table->count; i++) {
         if (strcmp(table->routes[i].kind.path, path) == 0) {
             errno = EEXIST;
-            return error_set("route \"%s\" is defined twice", path);
+            return dt_error_set("route \"%s\" is defined twice", path);
         }
     }
     routes = realloc(table->routes, (table->count + 1) * sizeof(*routes));
     if (!routes)
-        return error_set("route \"%s\": out of memory", path);
+        return dt_error_set("route \"%s\": out of memory", path);
     table->routes = routes;
     route = &routes[table->count];
     route->kind.path = strdup(path);
     if (!route->kind.path)
-        return error_set("route \"%s\": out of memory", path);
+        return dt_error_set("route \"%s\": out of memory", path);
     length = strlen(path);
     route->is_prefix = length >= 2 && path[length - 1] == '*' && path[length - 2] == '/';
     route->match_length = route->is_prefix ? length - 1 : length;
@@ -109,7 +109,7 @@ static int is_dot_segment(const char *segment)
     return dots > 0;
 }
 
-const char *route_path_refusal(const char *path)
+const char *dt_route_path_refusal(const char *path)
 {
     for (const char *at = path; *at; at++) {
         if (*at == '\\')
@@ -122,14 +122,14 @@ const char *route_path_refusal(const char *path)
     return NULL;
 }
 
-const struct route *route_table_match(const struct route_table *table, const char *path)
+const struct route *dt_route_table_match(const struct route_table *table, const char *path)
 {
     const struct route *best = NULL;
 
     /* A path with dot segments would let a prefix route answer for what
      * lies outside its prefix; the caller answers 400 before it gets here,
      * this is the last line. */
-    if (!path || route_path_refusal(path))
+    if (!path || dt_route_path_refusal(path))
         return NULL;
     for (size_t i = 0; i < table->count; i++) {
         const struct route *route = &table->routes[i];
@@ -147,5 +147,5 @@ const struct route *route_table_match(const struct route_table *table, const cha
 
 const char *detach_route_path_refusal(const char *path)
 {
-    return route_path_refusal(path);
+    return dt_route_path_refusal(path);
 }

@@ -27,13 +27,13 @@ struct route_table {
     struct route_table *retired;   /* older tables, kept while jobs may use them */
 };
 
-void route_table_init(struct route_table *table);
-void route_table_destroy(struct route_table *table);
+void dt_route_table_init(struct route_table *table);
+void dt_route_table_destroy(struct route_table *table);
 /* -1 with a message for a path that does not start with '/' or a duplicate. */
-int route_table_add(struct route_table *table, const char *path, detach_mode mode,
+int dt_route_table_add(struct route_table *table, const char *path, detach_mode mode,
                     detach_abort_policy on_abort, detach_handler handler, void *arg);
-/* NULL as well for a path route_path_refusal() refuses. */
-const struct route *route_table_match(const struct route_table *table, const char *path);
+/* NULL as well for a path dt_route_path_refusal() refuses. */
+const struct route *dt_route_table_match(const struct route_table *table, const char *path);
 
 /*
  * Why a request path must not be matched at all, or NULL when it may be.
@@ -43,6 +43,6 @@ const struct route *route_table_match(const struct route_table *table, const cha
  * some later decoding would make a separator.  The reasons are short
  * words for the log: "dot_segment", "backslash", "encoded_separator".
  */
-const char *route_path_refusal(const char *path);
+const char *dt_route_path_refusal(const char *path);
 
 #endif

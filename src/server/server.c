@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -37,9 +38,11 @@ struct detach_server {
     int served;
 };
 
-void detach_options_init(detach_options *options)
+/* Every default, in the library's own (newest) layout. */
+static void options_defaults(detach_options *options)
 {
     memset(options, 0, sizeof(*options));
+    options->size = sizeof(*options);
     options->workers = 4;
     options->max_jobs = 64;
     options->queue = 1024;
@@ -54,18 +57,39 @@ void detach_options_init(detach_options *options)
     options->job_descriptors = 4;
 }
 
-/* queue and drain_timeout may be 0; the rest may not, and 0 there means
- * the caller forgot detach_options_init(): take the default. */
-static void resolve_options(detach_options *options, const detach_options *given)
+/* The caller's struct may be older and smaller than ours (or, built
+ * against a newer header, larger): write only the bytes it has, and only
+ * the fields we know. */
+void detach_options_init_sized(detach_options *options, size_t size)
 {
     detach_options defaults;
 
-    detach_options_init(&defaults);
-    if (!given) {
-        *options = defaults;
+    if (!options || size < sizeof(options->size))
         return;
+    options_defaults(&defaults);
+    memset(options, 0, size);
+    memcpy(options, &defaults, size < sizeof(defaults) ? size : sizeof(defaults));
+    options->size = size;
+}
+
+/* Only the fields inside given->size are the caller's; the rest keep
+ * their defaults.  queue and drain_timeout may be 0; the rest may not,
+ * and 0 there means the caller left the field unset: take the default. */
+static int resolve_options(detach_options *options, const detach_options *given)
+{
+    detach_options defaults;
+
+    options_defaults(&defaults);
+    *options = defaults;
+    if (!given)
+        return 0;
+    if (given->size < sizeof(given->size)) {
+        errno = EINVAL;
+        return dt_error_set("detach_options.size is %zu: start from detach_options_init()",
+                            given->size);
     }
-    *options = *given;
+    memcpy(options, given, given->size < sizeof(*options) ? given->size : sizeof(*options));
+    options->size = sizeof(*options);
     if (!options->workers)
         options->workers = defaults.workers;
     if (!options->max_jobs)
@@ -84,6 +108,7 @@ static void resolve_options(detach_options *options, const detach_options *given
         options->queue_bytes = defaults.queue_bytes;
     if (!options->job_descriptors)
         options->job_descriptors = defaults.job_descriptors;
+    return 0;
 }
 
 static int copy_option_strings(detach_server *server)
@@ -98,7 +123,7 @@ static int copy_option_strings(detach_server *server)
             continue;
         server->option_strings[i] = strdup(*fields[i]);
         if (!server->option_strings[i])
-            return error_set("out of memory");
+            return dt_error_set("out of memory");
         *fields[i] = server->option_strings[i];
     }
     return 0;
@@ -108,19 +133,19 @@ static int copy_option_strings(detach_server *server)
  * it can be (request.c), anything else goes to a worker. */
 static int answer_now(void *core, struct connection *connection)
 {
-    return request_serve_at_once(core, connection);
+    return dt_request_serve_at_once(core, connection);
 }
 
 static void hand_off(void *core, struct connection *connection)
 {
-    worker_pool_push(((struct server_core *)core)->workers, connection);
+    dt_worker_pool_push(((struct server_core *)core)->workers, connection);
 }
 
 /* The watcher's submits wake a job thread once per epoll round
- * (executor_submit_deferred()). */
+ * (dt_executor_submit_deferred()). */
 static void flush_job_wakeups(void *executor)
 {
-    executor_flush_wakeup(executor);
+    dt_executor_flush_wakeup(executor);
 }
 
 detach_server *detach_server_new(const char *listen_address, const detach_options *options)
@@ -129,39 +154,38 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     uint32_t seed = 0;
 
     if (!server) {
-        error_set("out of memory");
+        dt_error_set("out of memory");
         return NULL;
     }
     server->stop_pipe[0] = server->stop_pipe[1] = -1;
     server->listener.fd = -1;
-    resolve_options(&server->core.options, options);
-    if (copy_option_strings(server) < 0)
+    if (resolve_options(&server->core.options, options) < 0 || copy_option_strings(server) < 0)
         goto fail;
-    log_set_level(server->core.options.log_level);
+    dt_log_set_level(server->core.options.log_level);
     pthread_mutex_init(&server->reload_lock, NULL);
-    registry_init(&server->core.registry);
+    dt_registry_init(&server->core.registry);
     struct route_table *routes = malloc(sizeof(*routes));
     if (!routes) {
         free(server);
-        error_set("out of memory");
+        dt_error_set("out of memory");
         return NULL;
     }
-    route_table_init(routes);
+    dt_route_table_init(routes);
     atomic_init(&server->core.routes, routes);
     if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
         seed = (uint32_t)getpid() * 2654435761u;
     atomic_init(&server->core.jobs.next_job_number, seed);
     server->core.jobs.registry = &server->core.registry;
     if (pipe2(server->stop_pipe, O_CLOEXEC) < 0) {
-        error_set("pipe: %s", strerror(errno));
+        dt_error_set("pipe: %s", strerror(errno));
         goto fail;
     }
     /* A second stop request must never block a signal handler. */
     fcntl(server->stop_pipe[1], F_SETFL, O_NONBLOCK);
-    if (listener_open(&server->listener, listen_address, server->core.options.socket_mode,
+    if (dt_listener_open(&server->listener, listen_address, server->core.options.socket_mode,
                       server->core.options.socket_owner) < 0)
         goto fail;
-    server->core.watcher = watcher_new();
+    server->core.watcher = dt_watcher_new();
     if (!server->core.watcher)
         goto fail;
     server->core.io.watcher = server->core.watcher;
@@ -172,16 +196,16 @@ detach_server *detach_server_new(const char *listen_address, const detach_option
     server->core.io.answer_now = answer_now;
     server->core.io.hand_off = hand_off;
     server->core.io.handler_arg = &server->core;
-    server->core.executor = executor_new(server->core.options.max_jobs, server->core.options.queue,
+    server->core.executor = dt_executor_new(server->core.options.max_jobs, server->core.options.queue,
                                          server->core.options.job_nice,
                                          server->core.options.sleep_on_thread);
     if (!server->core.executor)
         goto fail;
-    executor_set_queue_bytes(server->core.executor, server->core.options.queue_bytes);
-    executor_set_migrate(server->core.executor, server->core.options.fiber_migrate);
-    watcher_on_round_end(server->core.watcher, flush_job_wakeups, server->core.executor);
+    dt_executor_set_queue_bytes(server->core.executor, server->core.options.queue_bytes);
+    dt_executor_set_migrate(server->core.executor, server->core.options.fiber_migrate);
+    dt_watcher_on_round_end(server->core.watcher, flush_job_wakeups, server->core.executor);
     if (server->core.options.spool) {
-        server->core.spool = spool_open(server->core.options.spool);
+        server->core.spool = dt_spool_open(server->core.options.spool);
         if (!server->core.spool)
             goto fail;
         server->core.jobs.spool = server->core.spool;
@@ -197,24 +221,38 @@ int detach_route(detach_server *server, const char *path, detach_mode mode,
 {
     if (server->served) {
         errno = EBUSY;
-        return error_set("detach_route: routes are fixed once detach_serve() started");
+        return dt_error_set("detach_route: routes are fixed once detach_serve() started");
     }
-    return route_table_add(atomic_load(&server->core.routes), path, mode, DETACH_ABORT_DEFAULT,
+    return dt_route_table_add(atomic_load(&server->core.routes), path, mode, DETACH_ABORT_DEFAULT,
                            handler, arg);
 }
 
-int detach_server_replace_routes(detach_server *server, const detach_route_spec *routes,
-                                 size_t count)
-{
-    struct route_table *fresh = malloc(sizeof(*fresh)), *old;
+/* The first published spec ended before on_abort: every caller has at
+ * least path, mode, handler and arg. */
+#define ROUTE_SPEC_MIN_SIZE offsetof(detach_route_spec, on_abort)
 
+int detach_server_replace_routes_sized(detach_server *server, const detach_route_spec *routes,
+                                       size_t count, size_t spec_size)
+{
+    struct route_table *fresh, *old;
+
+    if (count > 0 && spec_size < ROUTE_SPEC_MIN_SIZE) {
+        errno = EINVAL;
+        return dt_error_set("replacing routes: a detach_route_spec of %zu bytes, at least %zu",
+                            spec_size, (size_t)ROUTE_SPEC_MIN_SIZE);
+    }
+    fresh = malloc(sizeof(*fresh));
     if (!fresh)
-        return error_set("replacing routes: out of memory");
-    route_table_init(fresh);
+        return dt_error_set("replacing routes: out of memory");
+    dt_route_table_init(fresh);
     for (size_t i = 0; i < count; i++) {
-        if (route_table_add(fresh, routes[i].path, routes[i].mode, routes[i].on_abort,
-                            routes[i].handler, routes[i].arg) < 0) {
-            route_table_destroy(fresh);
+        /* The caller's layout: its stride, only the fields it has. */
+        detach_route_spec spec = {0};
+        memcpy(&spec, (const char *)routes + i * spec_size,
+               spec_size < sizeof(spec) ? spec_size : sizeof(spec));
+        if (dt_route_table_add(fresh, spec.path, spec.mode, spec.on_abort, spec.handler,
+                               spec.arg) < 0) {
+            dt_route_table_destroy(fresh);
             free(fresh);
             return -1;
         }
@@ -225,7 +263,7 @@ int detach_server_replace_routes(detach_server *server, const detach_route_spec 
      * the server is freed.  A reload costs its few hundred bytes. */
     fresh->retired = old;
     pthread_mutex_unlock(&server->reload_lock);
-    log_line(LOG_INFO, "routes_replaced", "routes=%zu", count);
+    dt_log_line(LOG_INFO, "routes_replaced", "routes=%zu", count);
     return 0;
 }
 
@@ -241,23 +279,23 @@ static void recovered(void *context, struct spool_record *record)
         if (strcmp(routes->routes[i].kind.path, record->route) == 0)
             route = &routes->routes[i];
     if (!route) {
-        log_line(LOG_ERROR, "spool_orphan", "job=%s route=%s reason=\"no such route now; left in the spool\"",
+        dt_log_line(LOG_ERROR, "spool_orphan", "job=%s route=%s reason=\"no such route now; left in the spool\"",
                  record->id, record->route);
-        spool_record_free(record);
+        dt_spool_record_free(record);
         return;
     }
-    job = job_new(&core->jobs, &route->kind, record->params, record->body, record->body_length, NULL);
-    spool_record_free(record);
+    job = dt_job_new(&core->jobs, &route->kind, record->params, record->body, record->body_length, NULL);
+    dt_spool_record_free(record);
     if (!job)
         return;
-    job_restore(job, record->id, record->accepted_unix_ms);
-    job_list(job);
-    if (executor_submit_recovered(core->executor, job_task(job)) < 0) {
-        log_line(LOG_ERROR, "spool_recover", "job=%s error=\"%s\"", record->id, strerror(errno));
-        job_discard(job);
+    dt_job_restore(job, record->id, record->accepted_unix_ms);
+    dt_job_list(job);
+    if (dt_executor_submit_recovered(core->executor, dt_job_task(job)) < 0) {
+        dt_log_line(LOG_ERROR, "spool_recover", "job=%s error=\"%s\"", record->id, strerror(errno));
+        dt_job_discard(job);
         return;
     }
-    log_line(LOG_INFO, "recovered", "job=%s route=%s", record->id, route->kind.path);
+    dt_log_line(LOG_INFO, "recovered", "job=%s route=%s", record->id, route->kind.path);
 }
 
 /*
@@ -276,23 +314,23 @@ static unsigned long long descriptor_budget(const struct server_core *core)
     char figures[256];
 
     if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
-        log_line(LOG_ERROR, "descriptors", "error=\"getrlimit: %s\" note=\"no connection cap\"",
+        dt_log_line(LOG_ERROR, "descriptors", "error=\"getrlimit: %s\" note=\"no connection cap\"",
                  strerror(errno));
         return 0;
     }
-    fd_budget_compute(&budget, limit.rlim_cur == RLIM_INFINITY ? ~0ULL : limit.rlim_cur,
-                      fd_budget_open_now(), core->options.workers, core->options.max_jobs,
+    dt_fd_budget_compute(&budget, limit.rlim_cur == RLIM_INFINITY ? ~0ULL : limit.rlim_cur,
+                      dt_fd_budget_open_now(), core->options.workers, core->options.max_jobs,
                       core->options.job_descriptors);
-    fd_budget_describe(&budget, figures, sizeof(figures));
+    dt_fd_budget_describe(&budget, figures, sizeof(figures));
     if (budget.verdict == FD_BUDGET_FITS)
-        log_line(LOG_INFO, "descriptors", "%s max_jobs=%u job_descriptors=%u", figures,
+        dt_log_line(LOG_INFO, "descriptors", "%s max_jobs=%u job_descriptors=%u", figures,
                  core->options.max_jobs, core->options.job_descriptors);
     else
-        log_line(LOG_ERROR, "descriptors", "%s max_jobs=%u job_descriptors=%u "
+        dt_log_line(LOG_ERROR, "descriptors", "%s max_jobs=%u job_descriptors=%u "
                  "error=\"RLIMIT_NOFILE %llu is short of the %llu descriptors max_jobs needs: "
                  "jobs beyond jobs_at_once wait queued\"", figures, core->options.max_jobs,
                  core->options.job_descriptors, budget.limit, budget.needed);
-    executor_limit_running(core->executor, budget.jobs_at_once);
+    dt_executor_limit_running(core->executor, budget.jobs_at_once);
     return budget.connections;
 }
 
@@ -311,34 +349,34 @@ int detach_serve(detach_server *server)
 
     if (server->served) {
         errno = EBUSY;
-        return error_set("detach_serve: a server serves once");
+        return dt_error_set("detach_serve: a server serves once");
     }
     server->served = 1;
-    if (watcher_start(core->watcher) < 0)
+    if (dt_watcher_start(core->watcher) < 0)
         return -1;
-    core->workers = worker_pool_new(core, core->options.workers);
+    core->workers = dt_worker_pool_new(core, core->options.workers);
     if (!core->workers)
         return -1;
     /* Before any job is submitted, recovered ones included. */
     max_connections = descriptor_budget(core);
-    if (core->spool && spool_recover(core->spool, recovered, core) < 0)
-        log_line(LOG_ERROR, "spool_recover", "error=\"%s\"", detach_last_error());
-    if (listener_start(&server->listener, &core->io, max_connections) < 0)
+    if (core->spool && dt_spool_recover(core->spool, recovered, core) < 0)
+        dt_log_line(LOG_ERROR, "spool_recover", "error=\"%s\"", detach_last_error());
+    if (dt_listener_start(&server->listener, &core->io, max_connections) < 0)
         return -1;
-    log_line(LOG_INFO, "serving", "workers=%u max_jobs=%u queue=%u routes=%zu",
+    dt_log_line(LOG_INFO, "serving", "workers=%u max_jobs=%u queue=%u routes=%zu",
              core->options.workers, core->options.max_jobs, core->options.queue,
              atomic_load(&core->routes)->count);
 
     wait_for_stop(server);
 
-    log_line(LOG_INFO, "stopping_server", "drain_timeout=%u", core->options.drain_timeout);
+    dt_log_line(LOG_INFO, "stopping_server", "drain_timeout=%u", core->options.drain_timeout);
     atomic_store(&core->io.stopping, 1);
-    listener_close(&server->listener);
-    worker_pool_stop(core->workers);
-    connection_close_idle(&core->io);
-    executor_drain(core->executor, core->options.drain_timeout, core->spool != NULL);
-    connection_close_idle(&core->io);
-    log_line(LOG_INFO, "stopped", "jobs_running=%d", 0);
+    dt_listener_close(&server->listener);
+    dt_worker_pool_stop(core->workers);
+    dt_connection_close_idle(&core->io);
+    dt_executor_drain(core->executor, core->options.drain_timeout, core->spool != NULL);
+    dt_connection_close_idle(&core->io);
+    dt_log_line(LOG_INFO, "stopped", "jobs_running=%d", 0);
     return 0;
 }
 
@@ -358,26 +396,26 @@ void detach_server_free(detach_server *server)
     if (!server)
         return;
     atomic_store(&server->core.io.stopping, 1);
-    listener_close(&server->listener);
-    worker_pool_stop(server->core.workers);
+    dt_listener_close(&server->listener);
+    dt_worker_pool_stop(server->core.workers);
     if (server->core.watcher && server->core.executor) {
-        connection_close_idle(&server->core.io);
+        dt_connection_close_idle(&server->core.io);
         /* The watcher outlives the executor (jobs ending use its
          * timers), its round hook must not.  The drain closed the
          * executor: no deferred submit is left to flush. */
-        watcher_on_round_end(server->core.watcher, NULL, NULL);
+        dt_watcher_on_round_end(server->core.watcher, NULL, NULL);
     }
-    executor_free(server->core.executor);
-    spool_close(server->core.spool);
-    watcher_free(server->core.watcher);
-    worker_pool_free(server->core.workers);   /* the watcher pushed to it */
+    dt_executor_free(server->core.executor);
+    dt_spool_close(server->core.spool);
+    dt_watcher_free(server->core.watcher);
+    dt_worker_pool_free(server->core.workers);   /* the watcher pushed to it */
     for (struct route_table *table = atomic_load(&server->core.routes), *older; table; table = older) {
         older = table->retired;
-        route_table_destroy(table);
+        dt_route_table_destroy(table);
         free(table);
     }
     pthread_mutex_destroy(&server->reload_lock);
-    registry_destroy(&server->core.registry);
+    dt_registry_destroy(&server->core.registry);
     for (size_t i = 0; i < sizeof(server->option_strings) / sizeof(server->option_strings[0]); i++)
         free(server->option_strings[i]);
     if (server->stop_pipe[0] >= 0)

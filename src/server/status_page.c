@@ -78,7 +78,7 @@ static const char *state_name(enum job_state state)
     }
 }
 
-static void append_job_json(struct text *text, const struct job_snapshot *job)
+static void append_job_json(struct text *text, const struct dt_job_snapshot *job)
 {
     append(text, "{\"id\":");
     append_json_string(text, job->id);
@@ -150,9 +150,9 @@ static int finish(struct text *body, const char *status, const char *type,
 static int render_job(struct registry *registry, const char *id, struct status_response *response)
 {
     struct text body = { NULL, 0, 0, 0 };
-    struct job_snapshot job;
+    struct dt_job_snapshot job;
 
-    if (registry_find(registry, id, &job) < 0) {
+    if (dt_registry_find(registry, id, &job) < 0) {
         append(&body, "{\"error\":\"no such job\",\"id\":");
         append_json_string(&body, id);
         append(&body, "}\n");
@@ -204,7 +204,7 @@ static void append_prometheus(struct text *text, const struct registry_counters 
             append(text, "%s_bucket{le=\"+Inf\"} %llu\n", histogram,
                    (unsigned long long)counters->duration_buckets[i]);
         else
-            append(text, "%s_bucket{le=\"%g\"} %llu\n", histogram, registry_bucket_bounds[i],
+            append(text, "%s_bucket{le=\"%g\"} %llu\n", histogram, dt_registry_bucket_bounds[i],
                    (unsigned long long)counters->duration_buckets[i]);
     }
     append(text, "%s_sum %.6f\n%s_count %llu\n", histogram, counters->duration_sum_seconds,
@@ -268,7 +268,7 @@ static uint64_t wall_clock_now_ms(void)
 }
 
 /* Queued: waiting so far; running: running so far; ended: how long it ran. */
-static uint64_t elapsed_ms(const struct job_snapshot *job, uint64_t now_ms)
+static uint64_t elapsed_ms(const struct dt_job_snapshot *job, uint64_t now_ms)
 {
     uint64_t from = job->started_unix_ms ? job->started_unix_ms : job->accepted_unix_ms;
     uint64_t to = job->state == JOB_ENDED && job->ended_unix_ms ? job->ended_unix_ms : now_ms;
@@ -292,7 +292,7 @@ static void append_time(struct text *text, uint64_t unix_ms)
     append(text, "<time datetime=\"%sZ\">%s</time>", stamp, stamp + 11);
 }
 
-static void append_job_row(struct text *text, const struct job_snapshot *job, uint64_t now_ms)
+static void append_job_row(struct text *text, const struct dt_job_snapshot *job, uint64_t now_ms)
 {
     const char *state = state_name(job->state);
 
@@ -355,7 +355,7 @@ static void append_job_row(struct text *text, const struct job_snapshot *job, ui
 }
 
 static void append_job_table(struct text *text, const char *title, const char *id,
-                             const struct job_snapshot *jobs, size_t count,
+                             const struct dt_job_snapshot *jobs, size_t count,
                              enum job_state state, uint64_t now_ms)
 {
     size_t shown = 0;
@@ -413,7 +413,7 @@ static const char page_style[] =
     "footer{color:var(--muted);margin-top:2rem;font-size:.8rem}";
 
 static void append_html_page(struct text *text, const struct registry_counters *counters,
-                             const struct job_snapshot *jobs, size_t count)
+                             const struct dt_job_snapshot *jobs, size_t count)
 {
     uint64_t now_ms = wall_clock_now_ms();
     const struct { const char *id, *name; uint64_t value; } shown[] = {
@@ -463,7 +463,7 @@ static const char *query_format(const char *query)
     return "json";
 }
 
-int status_page_render(struct registry *registry, const char *subpath, const char *query,
+int dt_status_page_render(struct registry *registry, const char *subpath, const char *query,
                        struct status_response *response)
 {
     struct registry_counters counters;
@@ -475,18 +475,18 @@ int status_page_render(struct registry *registry, const char *subpath, const cha
         return render_job(registry, subpath + 6, response);
     format = query_format(query);
     if (strcmp(format, "prometheus") == 0) {
-        registry_copy(registry, &counters, NULL, 0);
+        dt_registry_copy(registry, &counters, NULL, 0);
         append_prometheus(&body, &counters);
         return finish(&body, "200 OK", "text/plain; version=0.0.4; charset=utf-8", response);
     }
     if (strcmp(format, "html") == 0) {
         /* Heap: a thousand snapshots are too big for a worker's stack. */
-        struct job_snapshot *jobs = malloc(MAX_JOBS_SHOWN * sizeof(*jobs));
+        struct dt_job_snapshot *jobs = malloc(MAX_JOBS_SHOWN * sizeof(*jobs));
         size_t count;
 
         if (!jobs)
             return -1;
-        count = registry_copy(registry, &counters, jobs, MAX_JOBS_SHOWN);
+        count = dt_registry_copy(registry, &counters, jobs, MAX_JOBS_SHOWN);
         append_html_page(&body, &counters, jobs, count);
         free(jobs);
         return finish(&body, "200 OK", "text/html; charset=utf-8", response);
@@ -495,7 +495,7 @@ int status_page_render(struct registry *registry, const char *subpath, const cha
         append(&body, "{\"error\":\"unknown format; try json, prometheus or html\"}\n");
         return finish(&body, "400 Bad Request", "application/json", response);
     }
-    registry_copy(registry, &counters, NULL, 0);
+    dt_registry_copy(registry, &counters, NULL, 0);
     append_counters_json(&body, &counters);
     rc = finish(&body, "200 OK", "application/json", response);
     return rc;

@@ -25,7 +25,7 @@ struct status_response {
  * QUERY_STRING ("" when none).  Fills response (free response->text).
  * 0 on success, -1 when out of memory.
  */
-int status_page_render(struct registry *registry, const char *subpath, const char *query,
+int dt_status_page_render(struct registry *registry, const char *subpath, const char *query,
                        struct status_response *response);
 
 #endif

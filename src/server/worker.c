@@ -50,41 +50,41 @@ static void *worker_main(void *arg)
         connection->next_ready = NULL;
         pthread_mutex_unlock(&pool->lock);
 
-        request_serve(pool->core, connection);
+        dt_request_serve(pool->core, connection);
     }
 }
 
-struct worker_pool *worker_pool_new(struct server_core *core, unsigned count)
+struct worker_pool *dt_worker_pool_new(struct server_core *core, unsigned count)
 {
     struct worker_pool *pool = calloc(1, sizeof(*pool));
 
     if (!pool || !(pool->threads = calloc(count, sizeof(*pool->threads)))) {
         free(pool);
-        error_set("workers: out of memory");
+        dt_error_set("workers: out of memory");
         return NULL;
     }
     pool->core = core;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->ready, NULL);
     for (pool->count = 0; pool->count < count; pool->count++) {
-        int rc = thread_start(&pool->threads[pool->count], worker_main, pool);
+        int rc = dt_thread_start(&pool->threads[pool->count], worker_main, pool);
         if (rc != 0) {
             errno = rc;
-            error_set("workers: pthread_create: %s", strerror(rc));
-            worker_pool_free(pool);
+            dt_error_set("workers: pthread_create: %s", strerror(rc));
+            dt_worker_pool_free(pool);
             return NULL;
         }
     }
     return pool;
 }
 
-void worker_pool_push(struct worker_pool *pool, struct connection *connection)
+void dt_worker_pool_push(struct worker_pool *pool, struct connection *connection)
 {
     pthread_mutex_lock(&pool->lock);
     if (pool->stopping) {
         /* The watcher read it as the server stopped: nobody will answer. */
         pthread_mutex_unlock(&pool->lock);
-        connection_close(connection);
+        dt_connection_close(connection);
         return;
     }
     connection->next_ready = NULL;
@@ -97,7 +97,7 @@ void worker_pool_push(struct worker_pool *pool, struct connection *connection)
     pthread_mutex_unlock(&pool->lock);
 }
 
-void worker_pool_stop(struct worker_pool *pool)
+void dt_worker_pool_stop(struct worker_pool *pool)
 {
     struct connection *connection;
 
@@ -118,18 +118,18 @@ void worker_pool_stop(struct worker_pool *pool)
     while ((connection = pool->head)) {
         pool->head = connection->next_ready;
         pthread_mutex_unlock(&pool->lock);
-        connection_close(connection);
+        dt_connection_close(connection);
         pthread_mutex_lock(&pool->lock);
     }
     pool->tail = NULL;
     pthread_mutex_unlock(&pool->lock);
 }
 
-void worker_pool_free(struct worker_pool *pool)
+void dt_worker_pool_free(struct worker_pool *pool)
 {
     if (!pool)
         return;
-    worker_pool_stop(pool);
+    dt_worker_pool_stop(pool);
     pthread_cond_destroy(&pool->ready);
     pthread_mutex_destroy(&pool->lock);
     free(pool->threads);

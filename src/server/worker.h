@@ -12,15 +12,15 @@
 struct server_core;
 struct connection;
 
-struct worker_pool *worker_pool_new(struct server_core *core, unsigned count);
+struct worker_pool *dt_worker_pool_new(struct server_core *core, unsigned count);
 /* Hands a connection with a whole request to the next free worker; never blocks. */
-void worker_pool_push(struct worker_pool *pool, struct connection *connection);
+void dt_worker_pool_push(struct worker_pool *pool, struct connection *connection);
 /*
  * Finishes the requests in hand, closes the ones still queued, joins; a
  * connection pushed later is closed at once.  The pool is freed only
  * after the watcher thread, which pushes, is gone.
  */
-void worker_pool_stop(struct worker_pool *pool);
-void worker_pool_free(struct worker_pool *pool);
+void dt_worker_pool_stop(struct worker_pool *pool);
+void dt_worker_pool_free(struct worker_pool *pool);
 
 #endif

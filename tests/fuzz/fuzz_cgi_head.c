@@ -2,7 +2,7 @@
  * fuzz_cgi_head.c - what the trigger client parses itself, or through its
  * own wrapper, from the command line and the network: FastCGI addresses,
  * the CGI head of a FastCGI app's answer (cgi_head.h), and the status
- * page's job JSON through job_status_parse() (json-c).
+ * page's job JSON through dt_job_status_parse() (json-c).
  *
  * Checked beyond "no crash":
  *  - an address's host is short, printable, without brackets, and its port
@@ -10,7 +10,7 @@
  *  - a CGI head parse is incremental: a prefix never disagrees with the
  *    whole ("need more" or the same answer), and the head alone parses to
  *    the same result; a status is 100..599, a job id short visible ASCII;
- *  - job_status_parse() fills NUL-terminated fields inside their arrays,
+ *  - dt_job_status_parse() fills NUL-terminated fields inside their arrays,
  *    progress is -1..100, and a text it accepts re-parses the same after
  *    trailing whitespace.
  */
@@ -30,7 +30,7 @@ static void check_address(const char *text)
 {
     struct fcgi_address address;
 
-    if (fcgi_address_parse(text, &address) != 0)
+    if (dt_fcgi_address_parse(text, &address) != 0)
         return;
     size_t length = strnlen(address.host, sizeof(address.host));
     CHECK(length > 0 && length < sizeof(address.host));
@@ -53,18 +53,18 @@ static void check_job_id(const char *id)
 static void check_cgi_head(const char *data, size_t size)
 {
     struct cgi_head whole, part, alone;
-    int parsed = cgi_response_parse(data, size, &whole);
+    int parsed = dt_cgi_response_parse(data, size, &whole);
 
     CHECK(parsed >= -1 && parsed <= (int)size);
     if (parsed > 0) {
         CHECK(whole.status >= 100 && whole.status <= 599);
         check_job_id(whole.job_id);
-        CHECK(cgi_response_parse(data, (size_t)parsed, &alone) == parsed);
+        CHECK(dt_cgi_response_parse(data, (size_t)parsed, &alone) == parsed);
         CHECK(alone.status == whole.status && strcmp(alone.job_id, whole.job_id) == 0);
     }
     /* A prefix says "need more" or already what the whole says. */
     for (size_t cut = 0; cut < size; cut += 1 + cut / 8) {
-        int early = cgi_response_parse(data, cut, &part);
+        int early = dt_cgi_response_parse(data, cut, &part);
         if (early == 0)
             continue;
         CHECK(early == parsed);
@@ -78,7 +78,7 @@ static void check_job_status(const char *data, size_t size)
     detach_job_status job, again;
     char *padded;
 
-    if (job_status_parse(data, size, &job) != 0)
+    if (dt_job_status_parse(data, size, &job) != 0)
         return;
     CHECK(memchr(job.state, '\0', sizeof(job.state)) != NULL);
     CHECK(memchr(job.message, '\0', sizeof(job.message)) != NULL);
@@ -87,7 +87,7 @@ static void check_job_status(const char *data, size_t size)
     CHECK(padded);
     memcpy(padded, data, size);
     memcpy(padded + size, " \n", 2);
-    CHECK(job_status_parse(padded, size + 2, &again) == 0);
+    CHECK(dt_job_status_parse(padded, size + 2, &again) == 0);
     CHECK(strcmp(job.state, again.state) == 0 && strcmp(job.message, again.message) == 0);
     CHECK(job.progress == again.progress && job.exit_code == again.exit_code &&
           job.exit_signal == again.exit_signal && job.connection_status == again.connection_status);

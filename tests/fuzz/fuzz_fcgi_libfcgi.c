@@ -11,11 +11,11 @@
  * read() into a request_reader until its verdict is not NEED_MORE (as
  * read_request() does); INVALID or EOF drops the connection; otherwise an
  * answer (413 for TOO_LARGE, else 200 echoing the body) through
- * fcgi_response_writev() and fcgi_response_end(), as request.c and job.c
+ * dt_fcgi_response_writev() and dt_fcgi_response_end(), as request.c and job.c
  * write.
  *
  * Checked beyond "no crash":
- *  - the params a job gets (request_reader_params) are exactly the pairs
+ *  - the params a job gets (dt_request_reader_params) are exactly the pairs
  *    in the checked head, HTTP_PROXY left out;
  *  - libfcgi, given the same checked head on a connection of its own
  *    (public API only: FCGX_Accept_r on a listening socket), accepts it
@@ -111,10 +111,10 @@ static int read_request(int fd, struct request_reader *reader, enum request_verd
     for (;;) {
         ssize_t n;
 
-        *verdict = request_reader_parse(reader);
+        *verdict = dt_request_reader_parse(reader);
         if (*verdict != REQUEST_NEED_MORE)
             break;
-        CHECK(request_reader_room(reader, 4096) == 0);
+        CHECK(dt_request_reader_room(reader, 4096) == 0);
         n = read(fd, reader->data + reader->length, reader->capacity - reader->length);
         if (n < 0 && errno == EINTR)
             continue;
@@ -142,14 +142,14 @@ static void take_head_apart(const uint8_t *data, size_t length, struct head *out
     memset(out, 0, sizeof(*out));
     for (;;) {
         struct fcgi_header header;
-        CHECK(fcgi_header_decode(data + position, length - position, &header) == 0);
+        CHECK(dt_fcgi_header_decode(data + position, length - position, &header) == 0);
         const uint8_t *content = data + position + FCGI_RECORD_HEADER_SIZE;
         position += FCGI_RECORD_HEADER_SIZE + (size_t)header.content_length + header.padding_length;
         CHECK(position <= length);
         if (!begun) {
             uint16_t role;
             CHECK(header.type == FCGI_TYPE_BEGIN_REQUEST && header.request_id != 0);
-            CHECK(fcgi_begin_request_decode(content, header.content_length, &role, &out->flags) == 0);
+            CHECK(dt_fcgi_begin_request_decode(content, header.content_length, &role, &out->flags) == 0);
             CHECK(role == FCGI_ROLE_RESPONDER);
             out->request_id = header.request_id;
             out->begin_length = header.content_length;
@@ -193,7 +193,7 @@ static void check_with_libfcgi(const uint8_t *data, size_t length, const struct 
     while (position < head->params_length) {
         const uint8_t *name, *value;
         size_t consumed, name_length, value_length;
-        CHECK(fcgi_param_decode(head->params + position, head->params_length - position,
+        CHECK(dt_fcgi_param_decode(head->params + position, head->params_length - position,
                                 &consumed, &name, &name_length, &value, &value_length) == 0);
         position += consumed;
         CHECK(*entry != NULL);
@@ -209,7 +209,7 @@ static void check_with_libfcgi(const uint8_t *data, size_t length, const struct 
     FCGX_Free(&reference, 1);
 }
 
-/* request_reader_params(): every pair of the checked head, in order,
+/* dt_request_reader_params(): every pair of the checked head, in order,
  * but HTTP_PROXY (httpoxy). */
 static void compare_params(const char *params, const struct head *head)
 {
@@ -220,7 +220,7 @@ static void compare_params(const char *params, const struct head *head)
     while (position < head->params_length) {
         const uint8_t *name, *value;
         size_t consumed, name_length, value_length;
-        CHECK(fcgi_param_decode(head->params + position, head->params_length - position,
+        CHECK(dt_fcgi_param_decode(head->params + position, head->params_length - position,
                                 &consumed, &name, &name_length, &value, &value_length) == 0);
         position += consumed;
         if (name_length == 10 && memcmp(name, "HTTP_PROXY", 10) == 0)
@@ -273,7 +273,7 @@ static void check_answers(int peer, const struct answer *answers, size_t count,
 
         for (;;) {
             struct fcgi_header header;
-            CHECK(fcgi_header_decode(received + position, length - position, &header) == 0);
+            CHECK(dt_fcgi_header_decode(received + position, length - position, &header) == 0);
             size_t record_length =
                 FCGI_RECORD_HEADER_SIZE + (size_t)header.content_length + header.padding_length;
             CHECK(record_length <= length - position);
@@ -295,7 +295,7 @@ static void check_answers(int peer, const struct answer *answers, size_t count,
             uint8_t protocol_status;
             CHECK(header.type == FCGI_TYPE_END_REQUEST);
             CHECK(header.content_length == FCGI_RECORD_END_BODY_SIZE);
-            CHECK(fcgi_end_request_decode(content, header.content_length, &app_status,
+            CHECK(dt_fcgi_end_request_decode(content, header.content_length, &app_status,
                                           &protocol_status) == 0);
             CHECK(app_status == 0 && protocol_status == FCGI_PROTOCOL_STATUS_REQUEST_COMPLETE);
             break;
@@ -339,14 +339,14 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
     /* One reader for the connection, as connection.c keeps it: the reset
      * between requests keeps what was read past the last (pipelining). */
     struct request_reader reader;
-    request_reader_init(&reader, max_body);
+    dt_request_reader_init(&reader, max_body);
     for (int served = 0; open && served < MAX_REQUESTS; served++) {
         enum request_verdict verdict;
         struct head head;
         struct fcgi_response response;
 
         if (served > 0)
-            request_reader_reset(&reader);
+            dt_request_reader_reset(&reader);
         if (read_request(pair[1], &reader, &verdict) < 0)
             break;   /* dropped unanswered */
         CHECK(verdict == REQUEST_COMPLETE || verdict == REQUEST_TOO_LARGE);
@@ -355,27 +355,27 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
         size_t left_in_socket = unread_bytes(pair[1]);
         CHECK(head.begin_length == FCGI_RECORD_BEGIN_BODY_SIZE);
         check_with_libfcgi(reader.data, reader.head_length, &head);
-        fcgi_response_begin(&response, pair[1], reader.request_id, reader.keep_connection);
-        char *params = request_reader_params(&reader);
+        dt_fcgi_response_begin(&response, pair[1], reader.request_id, reader.keep_connection);
+        char *params = dt_request_reader_params(&reader);
         compare_params(params, &head);
         /* The lookups request_path() makes. */
-        (void)request_param(params, "DOCUMENT_URI");
-        (void)request_param(params, "SCRIPT_NAME");
-        (void)request_param(params, "PATH_INFO");
-        (void)request_param(params, "REQUEST_URI");
+        (void)dt_request_param(params, "DOCUMENT_URI");
+        (void)dt_request_param(params, "SCRIPT_NAME");
+        (void)dt_request_param(params, "PATH_INFO");
+        (void)dt_request_param(params, "REQUEST_URI");
         free(params);
 
-        /* As request_serve(): a body left on the wire, or bytes past the
+        /* As dt_request_serve(): a body left on the wire, or bytes past the
          * request that are not the next request of a kept connection, end
          * the connection after this answer. */
         int trailing = verdict == REQUEST_COMPLETE && reader.trailing_length > 0;
         int forbidden = verdict == REQUEST_TOO_LARGE ||
-                        (trailing && (!request_reader_next_is_request(&reader) ||
+                        (trailing && (!dt_request_reader_next_is_request(&reader) ||
                                       !(head.flags & FCGI_RECORD_FLAG_KEEP_CONN)));
         if (forbidden)
-            fcgi_response_forbid_keepalive(&response);
+            dt_fcgi_response_forbid_keepalive(&response);
         size_t body_length;
-        char *body = request_reader_take_body(&reader, &body_length);
+        char *body = dt_request_reader_take_body(&reader, &body_length);
 
         /* The answer: 413, or 200 echoing the body (any bytes, any length). */
         char head_text[128];
@@ -394,11 +394,11 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
         free(body);
         /* As job.c: the head and the body as parts of one write. */
         struct iovec parts[2] = { { answer, (size_t)n }, { answer + n, answer_length - (size_t)n } };
-        int write_failed = fcgi_response_writev(&response, parts, 2, 0) < 0;
+        int write_failed = dt_fcgi_response_writev(&response, parts, 2, 0) < 0;
         if (write_failed)
-            fcgi_response_forbid_keepalive(&response);
+            dt_fcgi_response_forbid_keepalive(&response);
 
-        int kept = fcgi_response_end(&response);
+        int kept = dt_fcgi_response_end(&response);
         CHECK(kept == 0 || kept == 1);
         /* The writer reads nothing from the socket. */
         CHECK(unread_bytes(pair[1]) == left_in_socket);
@@ -416,7 +416,7 @@ static void serve(const uint8_t *data, size_t size, int peer_stays, size_t max_b
         free(head.params);
         open = kept;
     }
-    request_reader_free(&reader);
+    dt_request_reader_free(&reader);
     size_t left_unread = unread_bytes(pair[1]);
     close(pair[1]);
 

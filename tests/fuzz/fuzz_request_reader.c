@@ -24,7 +24,7 @@
  *    out (the head libfcgi gets opens with a plain 16-byte record);
  *  - after a complete request, the reset keeps exactly the bytes read past
  *    it, and they parse as the model says they would alone (pipelining);
- *  - what our own fcgi_request_build() emits is COMPLETE with the same
+ *  - what our own dt_fcgi_request_build() emits is COMPLETE with the same
  *    params and body (and TOO_LARGE one byte under its body);
  * and that what the decoders take apart, the encoders put back together.
  */
@@ -261,7 +261,7 @@ static uint8_t held_byte(const uint8_t *data, size_t strip, size_t i)
  * left out), each with a non-empty name, packed. */
 static void check_params(const struct request_reader *reader)
 {
-    char *params = request_reader_params(reader);
+    char *params = dt_request_reader_params(reader);
     size_t count = 0;
 
     CHECK(params != NULL);
@@ -275,7 +275,7 @@ static void check_params(const struct request_reader *reader)
         if (name_length < sizeof(name)) {
             memcpy(name, p, name_length);
             name[name_length] = '\0';
-            CHECK(request_param(params, name) != NULL);
+            CHECK(dt_request_param(params, name) != NULL);
         }
     }
     CHECK(count <= REQUEST_MAX_PARAMS);
@@ -290,13 +290,13 @@ static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum s
     uint64_t state = seed ? seed : 1;
 
     memset(out, 0, sizeof(*out));
-    request_reader_init(&reader, max_body);
+    dt_request_reader_init(&reader, max_body);
     for (;;) {
-        out->verdict = request_reader_parse(&reader);
+        out->verdict = dt_request_reader_parse(&reader);
         if (out->verdict != REQUEST_NEED_MORE || offset == size)
             break;
         size_t piece = next_piece(split, &state, size - offset);
-        CHECK(request_reader_room(&reader, piece) == 0);
+        CHECK(dt_request_reader_room(&reader, piece) == 0);
         CHECK(reader.capacity - reader.length >= piece);
         memcpy(reader.data + reader.length, data + offset, piece);
         reader.length += piece;
@@ -338,7 +338,7 @@ static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum s
         CHECK(reader.request_length <= reader.length + reader.dropped);
         CHECK(reader.trailing_length == reader.length + reader.dropped - reader.request_length);
         /* Asked again, it says the same. */
-        CHECK(request_reader_parse(&reader) == REQUEST_COMPLETE);
+        CHECK(dt_request_reader_parse(&reader) == REQUEST_COMPLETE);
         check_params(&reader);
         break;
     case REQUEST_TOO_LARGE:
@@ -352,7 +352,7 @@ static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum s
     default:
         CHECK(!"unknown verdict");
     }
-    out->body = request_reader_take_body(&reader, &out->body_length);
+    out->body = dt_request_reader_take_body(&reader, &out->body_length);
     CHECK(out->body_length <= max_body);
     if (out->verdict == REQUEST_COMPLETE)
         CHECK(out->body != NULL);
@@ -362,7 +362,7 @@ static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum s
         CHECK(out->body_length == 0);
     /* Taken: the reader forgets it. */
     size_t again_length = 1;
-    CHECK(request_reader_take_body(&reader, &again_length) == NULL && again_length == 0);
+    CHECK(dt_request_reader_take_body(&reader, &again_length) == NULL && again_length == 0);
     /* Reset for a kept-alive connection's next request: a clean start,
      * but for the bytes read past a complete request, which are the next
      * one's (pipelining) and parse as they would alone. */
@@ -370,15 +370,15 @@ static void run_reader(const uint8_t *data, size_t size, size_t max_body, enum s
     struct model next;
     model_run(data + offset - trailing, trailing, max_body, &next);
     if (next.verdict == REQUEST_COMPLETE || next.verdict == REQUEST_TOO_LARGE)
-        CHECK(request_reader_next_is_request(&reader));
+        CHECK(dt_request_reader_next_is_request(&reader));
     if (trailing == 0)
-        CHECK(!request_reader_next_is_request(&reader));
-    request_reader_reset(&reader);
+        CHECK(!dt_request_reader_next_is_request(&reader));
+    dt_request_reader_reset(&reader);
     CHECK(reader.length == trailing && reader.position == 0 && reader.params_length == 0);
     CHECK(trailing == 0 || memcmp(reader.data, data + offset - trailing, trailing) == 0);
-    CHECK(request_reader_parse(&reader) == next.verdict);
+    CHECK(dt_request_reader_parse(&reader) == next.verdict);
     model_free(&next);
-    request_reader_free(&reader);
+    dt_request_reader_free(&reader);
 }
 
 static void same_outcome(const struct outcome *a, const struct outcome *b)
@@ -484,7 +484,7 @@ static void check_pairs_round_trip(const uint8_t *stream, size_t length)
         const uint8_t *name, *value;
         size_t consumed, name_length, value_length;
 
-        if (fcgi_param_decode(stream + position, length - position, &consumed, &name,
+        if (dt_fcgi_param_decode(stream + position, length - position, &consumed, &name,
                               &name_length, &value, &value_length) < 0)
             return;
         CHECK(consumed >= 2 && consumed <= length - position);
@@ -493,16 +493,16 @@ static void check_pairs_round_trip(const uint8_t *stream, size_t length)
 
         /* Re-encode; a length may have been sent in the long form, so the
          * canonical encoding can be shorter, never longer. */
-        size_t needed = fcgi_param_encode(NULL, 0, (const char *)name, name_length,
+        size_t needed = dt_fcgi_param_encode(NULL, 0, (const char *)name, name_length,
                                           (const char *)value, value_length);
         CHECK(needed > 0 && needed <= consumed);
         uint8_t *again = malloc(needed);
         CHECK(again);
-        CHECK(fcgi_param_encode(again, needed, (const char *)name, name_length,
+        CHECK(dt_fcgi_param_encode(again, needed, (const char *)name, name_length,
                                 (const char *)value, value_length) == needed);
         const uint8_t *name2, *value2;
         size_t consumed2, name_length2, value_length2;
-        CHECK(fcgi_param_decode(again, needed, &consumed2, &name2, &name_length2, &value2,
+        CHECK(dt_fcgi_param_decode(again, needed, &consumed2, &name2, &name_length2, &value2,
                                 &value_length2) == 0);
         CHECK(consumed2 == needed && name_length2 == name_length && value_length2 == value_length);
         CHECK(memcmp(name2, name, name_length) == 0 && memcmp(value2, value, value_length) == 0);
@@ -520,11 +520,11 @@ static void walk_records(const uint8_t *data, size_t size)
         struct fcgi_header header;
         uint8_t encoded[FCGI_RECORD_HEADER_SIZE];
 
-        if (fcgi_header_decode(data + position, size - position, &header) < 0) {
+        if (dt_fcgi_header_decode(data + position, size - position, &header) < 0) {
             CHECK(data[position] != FCGI_RECORD_VERSION);
             return;
         }
-        fcgi_header_encode(encoded, header.type, header.request_id, header.content_length,
+        dt_fcgi_header_encode(encoded, header.type, header.request_id, header.content_length,
                            header.padding_length);
         CHECK(memcmp(encoded, data + position, 7) == 0);
 
@@ -536,10 +536,10 @@ static void walk_records(const uint8_t *data, size_t size)
         case FCGI_TYPE_BEGIN_REQUEST: {
             uint16_t role;
             uint8_t flags;
-            if (fcgi_begin_request_decode(content, content_length, &role, &flags) == 0) {
+            if (dt_fcgi_begin_request_decode(content, content_length, &role, &flags) == 0) {
                 uint8_t record[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_BEGIN_BODY_SIZE];
                 CHECK(content_length >= FCGI_RECORD_BEGIN_BODY_SIZE);
-                fcgi_begin_request_encode(record, header.request_id, role, flags);
+                dt_fcgi_begin_request_encode(record, header.request_id, role, flags);
                 CHECK(memcmp(record + FCGI_RECORD_HEADER_SIZE, content, 3) == 0);
             } else {
                 CHECK(content_length < FCGI_RECORD_BEGIN_BODY_SIZE);
@@ -549,11 +549,11 @@ static void walk_records(const uint8_t *data, size_t size)
         case FCGI_TYPE_END_REQUEST: {
             uint32_t app_status;
             uint8_t protocol_status;
-            if (fcgi_end_request_decode(content, content_length, &app_status,
+            if (dt_fcgi_end_request_decode(content, content_length, &app_status,
                                         &protocol_status) == 0) {
                 uint8_t record[FCGI_RECORD_HEADER_SIZE + FCGI_RECORD_END_BODY_SIZE];
                 CHECK(content_length >= FCGI_RECORD_END_BODY_SIZE);
-                fcgi_end_request_encode(record, header.request_id, app_status, protocol_status);
+                dt_fcgi_end_request_encode(record, header.request_id, app_status, protocol_status);
                 CHECK(memcmp(record + FCGI_RECORD_HEADER_SIZE, content, 5) == 0);
             } else {
                 CHECK(content_length < FCGI_RECORD_END_BODY_SIZE);
@@ -577,7 +577,7 @@ static void walk_records(const uint8_t *data, size_t size)
 /* ---- our own encoder's output passes ---- */
 
 /*
- * The "NAME=value" params a C caller can give fcgi_request_build(): the
+ * The "NAME=value" params a C caller can give dt_fcgi_request_build(): the
  * pairs of the input's first PARAMS record that such a string can carry.
  * The body is the whole input.
  */
@@ -588,7 +588,7 @@ static void builder_passes(const uint8_t *data, size_t size)
     size_t position = 0, count = 0, content_length = 0;
     char *params[64];
 
-    while (fcgi_header_decode(data + position, size - position, &header) == 0) {
+    while (dt_fcgi_header_decode(data + position, size - position, &header) == 0) {
         size_t record_length =
             FCGI_RECORD_HEADER_SIZE + (size_t)header.content_length + header.padding_length;
         if (record_length > size - position)
@@ -603,7 +603,7 @@ static void builder_passes(const uint8_t *data, size_t size)
     for (size_t at = 0; at < content_length && count < 64;) {
         const uint8_t *name, *value;
         size_t consumed, name_length, value_length;
-        if (fcgi_param_decode(content + at, content_length - at, &consumed, &name, &name_length,
+        if (dt_fcgi_param_decode(content + at, content_length - at, &consumed, &name, &name_length,
                               &value, &value_length) < 0)
             break;
         at += consumed;
@@ -622,7 +622,7 @@ static void builder_passes(const uint8_t *data, size_t size)
     struct fcgi_buffer built = {0};
     uint16_t request_id = (uint16_t)(1 + size % 65535);
     uint8_t flags = size & 1 ? FCGI_RECORD_FLAG_KEEP_CONN : 0;
-    CHECK(fcgi_request_build(&built, request_id, flags, (const char *const *)params, count, data,
+    CHECK(dt_fcgi_request_build(&built, request_id, flags, (const char *const *)params, count, data,
                              size) == 0);
 
     struct model m;
@@ -635,7 +635,7 @@ static void builder_passes(const uint8_t *data, size_t size)
     for (size_t i = 0; i < count; i++) {
         const uint8_t *name, *value;
         size_t consumed, name_length, value_length;
-        CHECK(fcgi_param_decode(m.params + at, m.params_length - at, &consumed, &name,
+        CHECK(dt_fcgi_param_decode(m.params + at, m.params_length - at, &consumed, &name,
                                 &name_length, &value, &value_length) == 0);
         at += consumed;
         CHECK(name_length + 1 + value_length == strlen(params[i]));
@@ -660,7 +660,7 @@ static void builder_passes(const uint8_t *data, size_t size)
         free(tight.body);
     }
     model_free(&m);
-    fcgi_buffer_free(&built);
+    dt_fcgi_buffer_free(&built);
     for (size_t i = 0; i < count; i++)
         free(params[i]);
 }

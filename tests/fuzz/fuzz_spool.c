@@ -1,5 +1,5 @@
 /*
- * fuzz_spool.c - spool_decode() on arbitrary file contents, and the round
+ * fuzz_spool.c - dt_spool_decode() on arbitrary file contents, and the round
  * trip: whatever decodes re-encodes to the very same bytes (the format has
  * one encoding per record) and decodes to the same record again.
  *
@@ -53,8 +53,8 @@ static void same_record(const struct spool_record *a, const struct spool_record 
 {
     CHECK(strcmp(a->id, b->id) == 0);
     CHECK(strcmp(a->route, b->route) == 0);
-    CHECK(request_params_size(a->params) == request_params_size(b->params));
-    CHECK(memcmp(a->params, b->params, request_params_size(a->params)) == 0);
+    CHECK(dt_request_params_size(a->params) == dt_request_params_size(b->params));
+    CHECK(memcmp(a->params, b->params, dt_request_params_size(a->params)) == 0);
     CHECK(a->accepted_unix_ms == b->accepted_unix_ms);
     CHECK(a->body_length == b->body_length);
     CHECK(memcmp(a->body, b->body, a->body_length) == 0);
@@ -66,12 +66,12 @@ static void decode_and_round_trip(const uint8_t *data, size_t size)
     uint8_t *encoded = NULL;
     size_t length = 0;
 
-    if (spool_decode(data, size, &record) < 0) {
+    if (dt_spool_decode(data, size, &record) < 0) {
         CHECK(record.route == NULL && record.params == NULL && record.body == NULL);
         return;
     }
     check_record(&record);
-    CHECK(spool_encode(&record, &encoded, &length) == 0);
+    CHECK(dt_spool_encode(&record, &encoded, &length) == 0);
     if (size >= MAGIC_LENGTH && memcmp(data, MAGIC_V1, MAGIC_LENGTH) == 0) {
         /* An old file: same fields after the 8-byte time, new magic and sum. */
         CHECK(record.accepted_unix_ms == 0);
@@ -80,11 +80,11 @@ static void decode_and_round_trip(const uint8_t *data, size_t size)
     } else {
         CHECK(length == size && memcmp(encoded, data, size) == 0);
     }
-    CHECK(spool_decode(encoded, length, &again) == 0);
+    CHECK(dt_spool_decode(encoded, length, &again) == 0);
     same_record(&record, &again);
-    spool_record_free(&again);
-    spool_record_free(&record);
-    spool_record_free(&record);   /* leaves NULLs: harmless twice */
+    dt_spool_record_free(&again);
+    dt_spool_record_free(&record);
+    dt_spool_record_free(&record);   /* leaves NULLs: harmless twice */
     free(encoded);
 }
 

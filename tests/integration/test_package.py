@@ -24,7 +24,7 @@ import time
 import harness
 
 ROOT = os.path.abspath(os.path.join(harness.HERE, "..", ".."))
-PACKAGES = ["detach", "libdetach0", "libdetach-trigger0", "libdetach-dev"]
+PACKAGES = ["detach", "libdetach1", "libdetach-trigger1", "libdetach-dev"]
 STATUS = "/detach-status"
 
 
@@ -95,7 +95,7 @@ def check_installed_layout():
                  "/usr/share/doc/detach/examples/detachd.conf.example"):
         assert os.path.isfile(path), path
     multiarch = run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"]).stdout.strip()
-    for name in ("libdetach.so.0", "libdetach-trigger.so.0", "libdetach.so", "libdetach.a",
+    for name in ("libdetach.so.1", "libdetach-trigger.so.1", "libdetach.so", "libdetach.a",
                  "pkgconfig/detach.pc", "pkgconfig/detach-trigger.pc"):
         assert os.path.exists(f"/usr/lib/{multiarch}/{name}"), name
     conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", "detach"]).stdout
@@ -141,7 +141,8 @@ int main(void)
 {
     detach_options options;
     detach_options_init(&options);
-    detach_trigger_options trigger = {0};
+    detach_trigger_options trigger;
+    detach_trigger_options_init(&trigger);
     (void)trigger;
     puts(DETACH_VERSION);
     return 0;

@@ -310,8 +310,9 @@ def test_libdetach_does_not_load_libcurl_and_errors_are_shared():
 #include <detach_trigger.h>
 int main(void)
 {
-    detach_trigger_options opts = {0};
+    detach_trigger_options opts;
     detach_options server_options;
+    detach_trigger_options_init(&opts);
     detach_options_init(&server_options);
     opts.fcgi = "unix:/nonexistent/detach.sock";
     if (detach_trigger("/x", &opts, NULL) == 0)
