@@ -28,81 +28,9 @@
 #include <cmocka.h>
 
 #include "detach.h"
+#include "served_app.h"
 
 enum { FCGI_BEGIN = 1, FCGI_END = 3, FCGI_PARAMS = 4, FCGI_STDIN = 5, FCGI_STDOUT = 6 };
-
-/* What the handlers saw; the test waits on `changed`. */
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
-    int ran;
-    int hold;                   /* blocking_handler waits while set */
-    int holding;
-    char query[128];
-    char body[128];
-} seen = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, "", "" };
-
-struct served {
-    char dir[48];
-    char path[96];
-    detach_server *server;
-    pthread_t thread;
-    int rc;
-};
-
-static void recording_handler(detach_job *job, void *arg)
-{
-    size_t length = 0;
-    const char *body = detach_body(job, &length);
-    const char *query = detach_param(job, "QUERY_STRING");
-
-    (void)arg;
-    pthread_mutex_lock(&seen.lock);
-    snprintf(seen.query, sizeof seen.query, "%s", query ? query : "");
-    snprintf(seen.body, sizeof seen.body, "%.*s", (int)length, body ? body : "");
-    seen.ran++;
-    pthread_cond_broadcast(&seen.changed);
-    pthread_mutex_unlock(&seen.lock);
-}
-
-static void blocking_handler(detach_job *job, void *arg)
-{
-    (void)job;
-    (void)arg;
-    pthread_mutex_lock(&seen.lock);
-    seen.holding++;
-    pthread_cond_broadcast(&seen.changed);
-    while (seen.hold)
-        pthread_cond_wait(&seen.changed, &seen.lock);
-    seen.holding--;
-    seen.ran++;
-    pthread_cond_broadcast(&seen.changed);
-    pthread_mutex_unlock(&seen.lock);
-}
-
-/* Until *counter reaches target (5 s at most). */
-static void wait_seen(const int *counter, int target)
-{
-    struct timespec deadline;
-
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 5;
-    pthread_mutex_lock(&seen.lock);
-    while (*counter < target)
-        if (pthread_cond_timedwait(&seen.changed, &seen.lock, &deadline) != 0)
-            break;
-    int reached = *counter >= target;
-    pthread_mutex_unlock(&seen.lock);
-    assert_true(reached);
-}
-
-static void *serve_main(void *arg)
-{
-    struct served *served = arg;
-
-    served->rc = detach_serve(served->server);
-    return NULL;
-}
 
 /* When not 0, setup() cuts options.size there: the server of a program
  * built against an older, smaller detach_options. */
